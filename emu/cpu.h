@@ -1,0 +1,130 @@
+/* emu/: architectural state of one virtual x86-64 CPU.
+ *
+ * CONTRACT shared by emu/ (owner), msr/ (reads/writes MSR-backed state) and
+ * abi/ (GET/SET_REGS, SREGS, FPU, XSAVE, ...). Fields may be added; existing
+ * ones keep their meaning.
+ */
+#ifndef SOFTKVM_EMU_CPU_H
+#define SOFTKVM_EMU_CPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum emu_gpr {
+    EMU_RAX, EMU_RCX, EMU_RDX, EMU_RBX, EMU_RSP, EMU_RBP, EMU_RSI, EMU_RDI,
+    EMU_R8, EMU_R9, EMU_R10, EMU_R11, EMU_R12, EMU_R13, EMU_R14, EMU_R15,
+};
+enum emu_sreg { EMU_ES, EMU_CS, EMU_SS, EMU_DS, EMU_FS, EMU_GS, EMU_TR, EMU_LDTR, EMU_NSEGS };
+
+/* RFLAGS bits (SDM vol.1 3.4.3) */
+#define EMU_FL_CF (1u << 0)
+#define EMU_FL_FIXED1 (1u << 1)
+#define EMU_FL_PF (1u << 2)
+#define EMU_FL_AF (1u << 4)
+#define EMU_FL_ZF (1u << 6)
+#define EMU_FL_SF (1u << 7)
+#define EMU_FL_TF (1u << 8)
+#define EMU_FL_IF (1u << 9)
+#define EMU_FL_DF (1u << 10)
+#define EMU_FL_OF (1u << 11)
+#define EMU_FL_IOPL (3u << 12)
+#define EMU_FL_NT (1u << 14)
+#define EMU_FL_RF (1u << 16)
+#define EMU_FL_VM (1u << 17)
+#define EMU_FL_AC (1u << 18)
+#define EMU_FL_VIF (1u << 19)
+#define EMU_FL_VIP (1u << 20)
+#define EMU_FL_ID (1u << 21)
+
+/* A segment register with its hidden part; same meaning as struct kvm_segment. */
+struct emu_segment {
+    uint64_t base;
+    uint32_t limit; /* byte-granular (already expanded by G) */
+    uint16_t selector;
+    uint8_t type, present, dpl, db, s, l, g, avl;
+    uint8_t unusable;
+};
+
+struct emu_dtable {
+    uint64_t base;
+    uint16_t limit;
+};
+
+/* Exception/interrupt event state (mirrors struct kvm_vcpu_events). */
+struct emu_events {
+    /* exception pending (not yet delivered) or injected (being delivered) */
+    bool exc_pending, exc_injected;
+    uint8_t exc_vector;
+    bool exc_has_error_code;
+    uint32_t exc_error_code;
+    bool exc_has_payload;
+    uint64_t exc_payload; /* CR2 for #PF, DR6 bits for #DB (KVM_CAP_EXCEPTION_PAYLOAD) */
+    /* external interrupt queued by the VMM (KVM_INTERRUPT) */
+    bool irq_injected;
+    uint8_t irq_vector;
+    bool irq_soft;
+    /* NMI */
+    bool nmi_pending, nmi_injected, nmi_masked;
+    /* interrupt shadow after MOV SS / POP SS / STI (SDM vol.3 6.8.3) */
+    uint8_t int_shadow; /* KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI */
+    bool smi_pending;
+    bool triple_fault_pending;
+};
+
+/* Legacy x87/SSE area in FXSAVE layout plus AVX upper halves. */
+struct emu_fpu {
+    uint16_t fcw, fsw;
+    uint8_t ftw; /* abridged tag word as in FXSAVE */
+    uint16_t fop;
+    uint64_t fip, fdp;
+    uint32_t mxcsr, mxcsr_mask;
+    uint8_t st[8][16];                       /* ST0-7 / MM0-7, 80-bit values in 16-byte slots */
+    uint8_t xmm[16][16] __attribute__((aligned(16)));
+    uint8_t ymmh[16][16] __attribute__((aligned(16))); /* upper 128 bits of YMM0-15 */
+};
+
+#define EMU_MSR_STATE_SLOTS 64
+
+struct cpu {
+    /* --- general purpose --- */
+    uint64_t gpr[16];
+    uint64_t rip;
+    uint64_t rflags; /* authoritative value is produced by emu_get_rflags() (lazy flags) */
+
+    /* --- segmentation / descriptor tables --- */
+    struct emu_segment seg[EMU_NSEGS];
+    struct emu_dtable gdtr, idtr;
+
+    /* --- control --- */
+    uint64_t cr0, cr2, cr3, cr4, cr8;
+    uint64_t efer;
+    uint64_t xcr0;
+    uint64_t dr[8]; /* dr[4],dr[5] unused (aliases) */
+    uint64_t apic_base;
+    uint64_t pdptrs[4]; /* PAE PDPTEs loaded at CR3 write (SDM vol.3 4.4.1) */
+
+    /* --- MSR-backed state used by instructions (msr/ reads and writes these) --- */
+    uint64_t star, lstar, cstar, sfmask;
+    uint64_t kernel_gs_base;
+    uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+    uint64_t tsc_offset; /* guest TSC = host-ish monotonic counter + tsc_offset */
+    uint64_t tsc_aux;
+    uint64_t pat;
+    uint64_t spec_ctrl;
+    uint64_t xss;
+
+    /* --- FPU / SIMD --- */
+    struct emu_fpu fpu;
+
+    /* --- events --- */
+    struct emu_events ev;
+    bool halted;         /* in HLT (KVM_MP_STATE_HALTED) */
+    bool shutdown;       /* triple fault happened */
+
+    int cpl; /* cached from CS.DPL / SS.DPL per SDM rules; kept coherent by emu */
+
+    /* Opaque back pointers for the layers above (abi's vcpu, msr state). */
+    void *owner;
+};
+
+#endif

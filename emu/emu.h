@@ -1,0 +1,156 @@
+/* emu/: the interpreter's public interface.
+ *
+ * CONTRACT between emu/ (owner) and abi/ + msr/ (users). abi/ owns the VM and
+ * fills in guest physical memory and the MSR callbacks; emu/ runs guest code
+ * until something needs the layers above, and says so in struct emu_exit.
+ * Fields/functions may be added; existing ones keep their meaning.
+ */
+#ifndef SOFTKVM_EMU_EMU_H
+#define SOFTKVM_EMU_EMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emu/cpu.h"
+
+/* ---------------- guest physical memory ---------------- */
+
+#define EMU_MAX_SLOTS 512
+
+struct emu_slot {
+    uint64_t gpa;        /* page aligned */
+    uint64_t size;       /* bytes, page multiple; 0 = slot unused */
+    uint8_t *host;       /* host mapping of gpa */
+    bool readonly;       /* KVM_MEM_READONLY: guest writes become MMIO exits */
+    uint64_t *dirty_bitmap; /* non-NULL when KVM_MEM_LOG_DIRTY_PAGES: bit per 4K page */
+};
+
+/* The VM-wide physical memory map. abi/ updates it (under its lock) and then
+ * bumps `generation`; every vCPU flushes its TLB and decode cache when it sees
+ * a new generation before its next instruction. */
+struct emu_physmem {
+    struct emu_slot slots[EMU_MAX_SLOTS];
+    unsigned nslots;
+    volatile uint64_t generation;
+};
+
+/* Returns the host pointer for [gpa, gpa+len) if it lies inside one slot, else NULL. */
+uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write);
+
+/* ---------------- MSR hooks (implemented by msr/, wired by abi/) ---------------- */
+
+enum emu_msr_result {
+    EMU_MSR_OK = 0,   /* access done (value filled for reads) */
+    EMU_MSR_GP,       /* inject #GP(0) */
+    EMU_MSR_EXIT,     /* stop KVM_RUN: user-space exit (see emu_exit.msr) */
+};
+
+struct emu_msr_ops {
+    /* Guest-initiated (RDMSR/WRMSR, and MSR reads emu performs for the guest).
+     * `reason` is set for EMU_MSR_EXIT (KVM_MSR_EXIT_REASON_*). */
+    enum emu_msr_result (*rdmsr)(void *ctx, struct cpu *cpu, uint32_t index, uint64_t *value,
+                                 uint32_t *reason);
+    enum emu_msr_result (*wrmsr)(void *ctx, struct cpu *cpu, uint32_t index, uint64_t value,
+                                 uint32_t *reason);
+    void *ctx;
+};
+
+/* ---------------- exits ---------------- */
+
+enum emu_exit_reason {
+    EMU_EXIT_NONE = 0,
+    EMU_EXIT_IO,         /* port I/O: see io */
+    EMU_EXIT_MMIO,       /* access to a gpa with no slot (or write to readonly slot) */
+    EMU_EXIT_HLT,
+    EMU_EXIT_SHUTDOWN,   /* triple fault */
+    EMU_EXIT_MSR,        /* user-space MSR exit: see msr */
+    EMU_EXIT_INTERNAL,   /* unimplemented instruction / emulation failure: see internal */
+    EMU_EXIT_DEBUG,      /* guest debug (KVM_SET_GUEST_DEBUG single-step / breakpoints) */
+    EMU_EXIT_INTERRUPTED,/* emu_request_stop() was called (signal, immediate_exit) */
+    EMU_EXIT_HYPERCALL,  /* VMCALL/VMMCALL that the layer above must handle */
+    EMU_EXIT_FAIL_ENTRY, /* invalid guest state at entry */
+};
+
+struct emu_exit {
+    enum emu_exit_reason reason;
+    union {
+        struct {
+            uint16_t port;
+            uint8_t size;   /* 1, 2, 4 */
+            bool in;        /* direction: true = IN (guest reads) */
+            uint32_t count; /* >1 for REP INS/OUTS */
+            uint8_t data[4096]; /* OUT: data written by the guest; IN: filled by caller, then emu_complete_io() */
+        } io;
+        struct {
+            uint64_t gpa;
+            uint8_t len;
+            bool is_write;
+            uint8_t data[8]; /* write: data; read: caller fills then emu_complete_mmio() */
+        } mmio;
+        struct {
+            bool is_write;
+            uint32_t index;
+            uint32_t reason;  /* KVM_MSR_EXIT_REASON_* */
+            uint64_t data;    /* value for writes */
+        } msr;
+        struct {
+            uint32_t suberror; /* KVM_INTERNAL_ERROR_EMULATION etc. */
+            uint8_t insn_len;
+            uint8_t insn_bytes[15];
+        } internal;
+        struct {
+            uint32_t exception; /* 1 = #DB, 3 = #BP */
+            uint64_t pc;
+            uint64_t dr6, dr7;
+        } debug;
+        struct {
+            uint64_t hardware_entry_failure_reason;
+        } fail_entry;
+    };
+};
+
+/* ---------------- vCPU lifecycle and running ---------------- */
+
+struct emu_vcpu; /* opaque: struct cpu + TLB + decode cache + pending completion */
+
+struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm);
+void emu_vcpu_destroy(struct emu_vcpu *v);
+struct cpu *emu_cpu(struct emu_vcpu *v);
+void emu_set_msr_ops(struct emu_vcpu *v, const struct emu_msr_ops *ops);
+
+/* Architectural reset (power-on state, SDM vol.3 9.1.1), as KVM's vCPU creation does. */
+void emu_reset(struct emu_vcpu *v);
+
+/* Run guest code until an exit. Completes any pending IO/MMIO/MSR first
+ * (the caller must have called the matching emu_complete_* for IN/MMIO-read/MSR). */
+void emu_run(struct emu_vcpu *v, struct emu_exit *exit);
+
+/* Ask a running emu_run (possibly from another thread/signal handler) to return
+ * EMU_EXIT_INTERRUPTED at the next instruction boundary. Async-signal-safe. */
+void emu_request_stop(struct emu_vcpu *v);
+
+/* Completions for the exit just returned. */
+void emu_complete_io(struct emu_vcpu *v, const void *in_data);
+void emu_complete_mmio(struct emu_vcpu *v, const void *read_data);
+/* error != 0: #GP(0) at the RDMSR/WRMSR; else RDMSR loads EDX:EAX = data and RIP advances. */
+void emu_complete_msr(struct emu_vcpu *v, bool error, uint64_t data);
+
+/* State accessors that must go through emu (lazy flags, mode caches, TLB flushes). */
+uint64_t emu_get_rflags(struct emu_vcpu *v);
+void emu_set_rflags(struct emu_vcpu *v, uint64_t rflags);
+/* After abi/ changes CR0/CR3/CR4/EFER/segments directly (SET_SREGS): recompute caches, flush TLB. */
+void emu_state_changed(struct emu_vcpu *v);
+/* Queue an exception (with optional error code) for delivery before the next instruction. */
+void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_t error_code);
+/* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
+bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
+
+/* CPUID table consulted by the CPUID instruction (set by abi/ from KVM_SET_CPUID2). */
+struct emu_cpuid_entry {
+    uint32_t function, index, flags; /* flags: KVM_CPUID_FLAG_SIGNIFCANT_INDEX */
+    uint32_t eax, ebx, ecx, edx;
+};
+void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n);
+
+#endif

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point for the two README commands.
+#   scripts/bootstrap.sh run   install what is needed, build, run the main job
+#   scripts/bootstrap.sh test  install what is needed, build (plain + ASan/UBSan), run all tests
+# Idempotent: packages already present are not reinstalled, builds are incremental.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+pkgs=(build-essential cmake pkg-config libcapstone-dev libunicorn-dev check libfuse3-dev
+      libseccomp-dev xz-utils)
+install_deps() {
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+case "${1:-}" in
+  run)
+    install_deps
+    build build
+    ./build/tools/softkvm --version
+    ;;
+  test)
+    install_deps
+    build build
+    build build-san -DSOFTKVM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    rc=0
+    echo "== tests (release build) =="
+    (cd build && ctest --output-on-failure -j"$jobs") || rc=1
+    echo "== tests (ASan+UBSan build) =="
+    (cd build-san && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+       ctest --output-on-failure -j"$jobs") || rc=1
+    exit $rc
+    ;;
+  *)
+    echo "usage: $0 run|test" >&2
+    exit 2
+    ;;
+esac
