@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "softkvm_version.h"
+#include "commands.h"
 
 struct subcommand {
     const char *name;
@@ -24,6 +25,8 @@ static int cmd_help(int argc, char **argv);
 static const struct subcommand subcommands[] = {
     {"--version", "print the version", cmd_version},
     {"version", "print the version", cmd_version},
+    {"run", "run -- CMD ARGS: run CMD with softkvm serving /dev/kvm", softkvm_cmd_run},
+    {"selftests", "build and run the Linux KVM selftests under softkvm", softkvm_cmd_selftests},
     {"help", "list subcommands", cmd_help},
 };
 
