@@ -146,6 +146,24 @@ void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uin
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
 
+/* ---------------- interrupt controller hooks (in-kernel LAPIC, wired by abi/) ---------------- */
+
+struct emu_irq_ops {
+    /* Highest-priority interrupt the local APIC would deliver now (IRR vs PPR), or -1.
+     * Consulted at instruction boundaries when RFLAGS.IF=1 and no interrupt shadow,
+     * and to wake a halted vCPU. */
+    int (*pending)(void *ctx, struct cpu *cpu);
+    /* The CPU accepted `vector` (INTA): the APIC moves it from IRR to ISR. */
+    void (*ack)(void *ctx, struct cpu *cpu, int vector);
+    /* NMI pending from the APIC (LINT1/ICR NMI); cleared when taken. */
+    bool (*nmi_pending)(void *ctx, struct cpu *cpu);
+    void *ctx;
+};
+void emu_set_irq_ops(struct emu_vcpu *v, const struct emu_irq_ops *ops);
+/* Another thread made an interrupt pending for this vCPU: make a running emu_run look at
+ * the irq hooks at the next instruction boundary. Async-signal-safe. */
+void emu_kick(struct emu_vcpu *v);
+
 /* CPUID table consulted by the CPUID instruction (set by abi/ from KVM_SET_CPUID2). */
 struct emu_cpuid_entry {
     uint32_t function, index, flags; /* flags: KVM_CPUID_FLAG_SIGNIFCANT_INDEX */
