@@ -1,0 +1,306 @@
+/* emu/: internals shared by the interpreter core and the instruction handlers.
+ *
+ * CONTRACT between the emu core (emu/*.c) and every semantic file, including the
+ * simd helper's emu/simd_*.c, emu/x87*.c, emu/xsave*.c. Fields/functions may be
+ * added; existing ones keep their meaning.
+ *
+ * How an instruction runs (emu/run.c):
+ *   1. fetch + decode (or hit the decode cache), v->insn_rip = RIP,
+ *      v->next_rip = RIP + length;
+ *   2. the handler registered for insn->op runs;
+ *   3. handler returns EMU_H_NEXT: RIP = v->next_rip (branches just set next_rip);
+ *      handler returns EMU_H_EXIT: v->exit was filled, RIP = v->next_rip, emu_run returns.
+ *   Faults: any helper (or the handler) calls emu_raise(); it never returns: control
+ *   goes back to the run loop (longjmp), RIP stays at the faulting instruction and
+ *   the exception is delivered through the IDT. Handlers must therefore read every
+ *   operand (and check every fault condition) before writing any architectural state.
+ *
+ * Registration: each semantic file exports a list terminated by {0, NULL}:
+ *     const struct emu_handler_entry emu_alu_handlers[] = { {DOP_ADD, h_add}, ..., {0, NULL} };
+ * and emu/dispatch.c merges all lists into a DOP-indexed table once. An op without
+ * a handler exits with EMU_EXIT_INTERNAL (KVM_INTERNAL_ERROR_EMULATION).
+ */
+#ifndef SOFTKVM_EMU_INTERNAL_H
+#define SOFTKVM_EMU_INTERNAL_H
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decoder/decoder.h"
+#include "emu/cpu.h"
+#include "emu/emu.h"
+
+/* ---------------- handler registration ---------------- */
+
+enum emu_hret {
+    EMU_H_NEXT = 0, /* instruction done: commit next_rip, continue */
+    EMU_H_EXIT = 1, /* instruction done (or suspended, see next_rip) and v->exit filled: return to caller */
+};
+
+struct emu_vcpu;
+typedef int emu_handler_fn(struct emu_vcpu *v, const struct decoded_insn *d);
+
+struct emu_handler_entry {
+    uint16_t op; /* enum decoder_op; 0 terminates the list */
+    emu_handler_fn *fn;
+};
+
+/* Lists merged by emu/dispatch.c (only lists that exist in git are referenced there). */
+extern const struct emu_handler_entry emu_alu_handlers[];
+extern const struct emu_handler_entry emu_mov_handlers[];
+extern const struct emu_handler_entry emu_branch_handlers[];
+extern const struct emu_handler_entry emu_string_handlers[];
+extern const struct emu_handler_entry emu_system_handlers[];
+extern const struct emu_handler_entry emu_io_handlers[];
+
+emu_handler_fn *emu_handler_for(uint16_t op);
+
+/* ---------------- exceptions ---------------- */
+
+enum emu_vector {
+    EMU_DE = 0, EMU_DB = 1, EMU_NMI = 2, EMU_BP = 3, EMU_OF = 4, EMU_BR = 5, EMU_UD = 6,
+    EMU_NM = 7, EMU_DF = 8, EMU_TS = 10, EMU_NP = 11, EMU_SS = 12, EMU_GP = 13, EMU_PF = 14,
+    EMU_MF = 16, EMU_AC = 17, EMU_MC = 18, EMU_XM = 19, EMU_VE = 20, EMU_CP = 21,
+};
+#define EMU_NO_ERRCODE 0xffffffffu
+
+/* #PF error code bits (SDM vol.3 4.7) */
+#define EMU_PFERR_P (1u << 0)
+#define EMU_PFERR_W (1u << 1)
+#define EMU_PFERR_U (1u << 2)
+#define EMU_PFERR_RSVD (1u << 3)
+#define EMU_PFERR_I (1u << 4)
+#define EMU_PFERR_PK (1u << 5)
+
+/* THE fault mechanism: abandon the current instruction and deliver `vector`
+ * (error_code = EMU_NO_ERRCODE for vectors without one). Never returns. */
+_Noreturn void emu_raise(struct emu_vcpu *v, uint8_t vector, uint32_t error_code);
+/* #PF with CR2 = lin. */
+_Noreturn void emu_raise_pf(struct emu_vcpu *v, uint64_t lin, uint32_t error_code);
+/* Abandon the instruction and exit with EMU_EXIT_INTERNAL/KVM_INTERNAL_ERROR_EMULATION
+ * (unimplemented form, unsupported combination). Never returns. */
+_Noreturn void emu_unimplemented(struct emu_vcpu *v);
+/* Abandon the instruction without side effects and return v->exit to the caller; the
+ * instruction restarts on the next emu_run (used for MMIO reads). Never returns. */
+_Noreturn void emu_suspend(struct emu_vcpu *v);
+
+/* Deliver an event through the IDT now (real, protected, long mode). `soft` =
+ * INT n / INT3 / INTO (DPL check, RIP after the instruction). Used by the run loop
+ * and INT handlers. Double/triple-fault escalation lives here. */
+void emu_deliver_event(struct emu_vcpu *v, uint8_t vector, uint32_t error_code, bool soft,
+                       uint64_t return_rip);
+
+/* ---------------- memory access ---------------- */
+
+enum emu_access {
+    EMU_ACC_READ = 0,
+    EMU_ACC_WRITE = 1,
+    EMU_ACC_FETCH = 2,
+    EMU_ACC_KIND = 3,
+    /* implicit supervisor access (GDT/IDT/TSS/LDT), SDM vol.3 4.6: checked as CPL 0 */
+    EMU_ACC_SYS = 4,
+};
+
+/* Linear-address access through the TLB / page walk; faults via emu_raise.
+ * size 1,2,4,8; page-crossing handled. */
+uint64_t emu_lin_read(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc);
+void emu_lin_write(struct emu_vcpu *v, uint64_t lin, unsigned size, uint64_t val, unsigned acc);
+void emu_lin_read_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc);
+void emu_lin_write_buf(struct emu_vcpu *v, uint64_t lin, const void *buf, unsigned len,
+                       unsigned acc);
+/* Host pointer for [lin, lin+size) when it lies in one page of RAM (not MMIO / readonly
+ * for writes), after all permission checks (faults raised). NULL when the access
+ * must go through the slow path (MMIO, page crossing). Used for LOCK atomics. */
+void *emu_lin_ptr(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc);
+
+/* Segmented (logical) access: seg 0-5 + offset -> linear with limit/type checks
+ * (#GP(0) / #SS(0) per SDM vol.3 5.3; canonical check in 64-bit mode). */
+uint64_t emu_seg_lin(struct emu_vcpu *v, unsigned seg, uint64_t off, unsigned size, unsigned acc);
+uint64_t emu_mem_read(struct emu_vcpu *v, unsigned seg, uint64_t off, unsigned size);
+void emu_mem_write(struct emu_vcpu *v, unsigned seg, uint64_t off, unsigned size, uint64_t val);
+void emu_mem_read_buf(struct emu_vcpu *v, unsigned seg, uint64_t off, void *buf, unsigned len);
+void emu_mem_write_buf(struct emu_vcpu *v, unsigned seg, uint64_t off, const void *buf,
+                       unsigned len);
+
+/* Page walk without side effects on failure. Returns 0 and fills *gpa on success,
+ * else the #PF error code (with P/W/U/I bits) and does not touch A/D bits. */
+uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, uint64_t *gpa,
+                  bool *writable, bool *user);
+void emu_tlb_flush(struct emu_vcpu *v);
+void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin);
+
+/* ---------------- operands ---------------- */
+
+/* Effective address (offset within the segment) of memory operand i, wrapped to addrsize. */
+uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
+/* Value of operand i (reg/mem/imm/rel), zero-extended from its size (<= 8 bytes). */
+uint64_t emu_opnd_read(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
+/* Write operand i (reg/mem, <= 8 bytes). 32-bit GPR writes zero bits 63:32. */
+void emu_opnd_write(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, uint64_t val);
+/* Host pointer for a memory operand when it can be accessed atomically (NULL: use
+ * read/write). Performs the write-permission checks. */
+void *emu_opnd_ptr(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
+
+uint64_t emu_gpr_read(struct emu_vcpu *v, unsigned reg, unsigned size);
+void emu_gpr_write(struct emu_vcpu *v, unsigned reg, unsigned size, uint64_t val);
+
+static inline uint64_t emu_mask(unsigned size)
+{
+    return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+static inline int64_t emu_sext(uint64_t v, unsigned size)
+{
+    unsigned sh = 64 - size * 8;
+    return size >= 8 ? (int64_t)v : (int64_t)(v << sh) >> sh;
+}
+
+/* Stack (SS, size 2/4/8, address size from SS.B / 64-bit mode). */
+void emu_push(struct emu_vcpu *v, uint64_t val, unsigned size);
+uint64_t emu_pop(struct emu_vcpu *v, unsigned size);
+unsigned emu_stack_addrsize(struct emu_vcpu *v);
+
+/* ---------------- lazy flags ---------------- */
+
+/* Arithmetic kinds whose flags are computed on demand (SDM vol.1 appendix A). */
+enum emu_lf_op {
+    EMU_LF_NONE = 0, /* flags are all in cpu.rflags */
+    EMU_LF_ADD, EMU_LF_ADC, EMU_LF_SUB, EMU_LF_SBB, EMU_LF_LOGIC, EMU_LF_INC, EMU_LF_DEC,
+    EMU_LF_NEG,
+};
+
+struct emu_lazy {
+    uint8_t op;   /* enum emu_lf_op */
+    uint8_t size; /* 1,2,4,8 */
+    uint8_t cf_in; /* ADC/SBB carry-in; INC/DEC preserved CF */
+    uint64_t res, a, b; /* result and operands, masked to size */
+};
+
+/* Record the flags of an arithmetic result (OF SF ZF AF PF CF) lazily. */
+static inline void emu_lf_set(struct emu_vcpu *v, unsigned op, unsigned size, uint64_t res,
+                              uint64_t a, uint64_t b);
+/* Materialized RFLAGS / write of the arithmetic bits. */
+uint64_t emu_flags(struct emu_vcpu *v);
+void emu_flags_set(struct emu_vcpu *v, uint64_t rflags); /* whole RFLAGS (status bits + system) */
+/* Replace only the status flags selected by mask (OF SF ZF AF PF CF subset). */
+void emu_flags_update(struct emu_vcpu *v, uint64_t mask, uint64_t values);
+bool emu_cf(struct emu_vcpu *v);
+/* Jcc/SETcc/CMOVcc condition 0-15 (SDM vol.1 appendix B). */
+bool emu_cond(struct emu_vcpu *v, unsigned cc);
+uint8_t emu_parity(uint8_t b);
+
+/* ---------------- decode cache ---------------- */
+
+/* Direct-mapped cache of decoded instructions keyed by guest-physical address +
+ * decoder mode. An entry also keeps the instruction's raw bytes and is valid only
+ * while guest memory still holds exactly those bytes: self-modifying code, writes
+ * by other vCPUs and by the host are all caught at fetch time. */
+#define EMU_DCACHE_SIZE 8192
+struct emu_dcache_entry {
+    uint64_t tag; /* gpa << 2 | mode, ~0 = invalid */
+    uint8_t bytes[16];
+    emu_handler_fn *fn;
+    struct decoded_insn d;
+};
+
+/* ---------------- TLB ---------------- */
+
+#define EMU_TLB_SIZE 256
+struct emu_tlb_entry {
+    uint64_t tag;   /* linear page number | 1 (valid); 0 = invalid */
+    uint8_t *host;  /* host address of the page */
+    uint64_t gpa;   /* guest-physical page address */
+};
+/* One array per access kind and privilege (read/write/fetch x supervisor/user): an entry
+ * exists only after a full walk for exactly that access succeeded (A/D already set). */
+enum { EMU_TLB_KINDS = 6 };
+
+/* ---------------- the vCPU ---------------- */
+
+enum emu_pending {
+    EMU_PEND_NONE = 0,
+    EMU_PEND_IO_IN,      /* IN/INS waiting for emu_complete_io */
+    EMU_PEND_MMIO_READ,  /* instruction restarts; the read returns mmio_data */
+    EMU_PEND_MSR_READ,   /* RDMSR waiting for emu_complete_msr */
+    EMU_PEND_MSR_WRITE,
+};
+
+struct emu_vcpu {
+    struct cpu cpu;
+    struct emu_physmem *pm;
+    uint64_t pm_gen;
+
+    struct emu_msr_ops msr_ops;
+    bool has_msr_ops;
+    struct emu_irq_ops irq_ops;
+    bool has_irq_ops;
+    struct emu_cpuid_entry *cpuid;
+    unsigned ncpuid;
+
+    struct emu_lazy lf;
+
+    /* current instruction */
+    uint64_t insn_rip;
+    uint64_t next_rip;
+    const struct decoded_insn *insn;
+    uint8_t insn_bytes[16];
+    uint8_t insn_len;
+    enum decoder_mode mode; /* decoder mode of CS */
+    bool long_mode;         /* EFER.LMA */
+
+    /* fault transport */
+    jmp_buf jb;
+    uint8_t fault_vector;
+    uint32_t fault_error;
+    uint8_t fault_kind; /* 0 exception, 1 internal error, 2 suspend-with-exit */
+    bool delivering;    /* inside event delivery: nested fault -> #DF / triple fault */
+    uint8_t delivering_vector;
+
+    /* exit in progress */
+    struct emu_exit *exit;
+    bool exit_ready;
+    enum emu_pending pending;
+    uint8_t io_in_reg_size;
+    uint32_t io_count;
+    uint64_t mmio_gpa;
+    uint8_t mmio_len;
+    uint8_t mmio_data[8];
+    bool mmio_valid;   /* mmio_data holds the answer to the restarted read */
+    bool mmio_write_pending; /* a write exit was recorded by this instruction */
+    uint8_t io_data[4096];
+
+    volatile int stop_req;
+    volatile int kick;
+
+    struct emu_tlb_entry tlb[EMU_TLB_KINDS][EMU_TLB_SIZE];
+    struct emu_dcache_entry *dcache;
+
+    uint64_t tsc_base_ns; /* RDTSC = (now_ns - tsc_base_ns) * tsc_mult + tsc_offset */
+    uint64_t icount;      /* instructions retired (bench/statistics) */
+};
+
+/* Recompute mode caches (decoder mode, CPL, long mode) after CR0/EFER/CS changes. */
+void emu_update_mode(struct emu_vcpu *v);
+/* Load a segment register in the current mode (real: base = sel<<4; protected: from
+ * GDT/LDT with checks, SDM vol.3 5.4-5.6). Faults via emu_raise. */
+void emu_load_seg(struct emu_vcpu *v, unsigned seg, uint16_t sel);
+/* Read the 8-byte (or 16 for system descriptors in long mode) descriptor of sel. */
+bool emu_read_desc(struct emu_vcpu *v, uint16_t sel, uint64_t desc[2], bool sys16);
+void emu_desc_to_seg(const uint64_t desc, uint16_t sel, struct emu_segment *s);
+
+/* CR writes with all their consequences (TLB flushes, mode). Faults via emu_raise. */
+void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val);
+uint64_t emu_read_tsc(struct emu_vcpu *v);
+
+/* ---------------- inline lazy-flag recording ---------------- */
+static inline void emu_lf_set(struct emu_vcpu *v, unsigned op, unsigned size, uint64_t res,
+                              uint64_t a, uint64_t b)
+{
+    v->lf.op = (uint8_t)op;
+    v->lf.size = (uint8_t)size;
+    v->lf.res = res & emu_mask(size);
+    v->lf.a = a & emu_mask(size);
+    v->lf.b = b & emu_mask(size);
+}
+
+#endif
