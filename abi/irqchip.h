@@ -1,0 +1,140 @@
+/* abi/irqchip.h: the in-kernel interrupt controllers (KVM_CREATE_IRQCHIP).
+ *
+ * CONTRACT between the irqchip code (abi/lapic*.c, abi/ioapic*.c, abi/pic*.c,
+ * abi/irqchip*.c; owner) and the rest of abi/ + msr/ (users). Functions may be
+ * added; existing ones keep their meaning.
+ *
+ * Object model mirrors KVM: one struct abi_irqchip per VM (dual 8259 PIC,
+ * IOAPIC, GSI routing table, VM-wide APIC settings) and one struct abi_lapic
+ * per vCPU, created after the irqchip. Behaviour follows Linux 6.12
+ * arch/x86/kvm/{lapic,ioapic,i8259,irq_comm}.c.
+ *
+ * Threading: every vCPU runs in its own thread. A LAPIC's registers are
+ * changed by its own vCPU thread (MMIO/MSR/ioctls on that vCPU); other threads
+ * (IPIs, KVM_IRQ_LINE, MSI, the VM's timer thread) only set IRR/TMR bits with
+ * atomics, queue NMI/INIT/SIPI, and then call emu_kick() + abi_lapic_kick().
+ * VM-level state (PIC/IOAPIC/routing) is under the irqchip's own lock.
+ *
+ * Errors are returned as negative errno values mirroring KVM's (ioctl
+ * handlers can return them as-is); guest-visible faults as ABI_IRQCHIP_GP.
+ */
+#ifndef SOFTKVM_ABI_IRQCHIP_H
+#define SOFTKVM_ABI_IRQCHIP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "emu/emu.h"
+
+struct abi_irqchip;
+struct abi_lapic;
+
+#define ABI_IRQCHIP_GP 1          /* guest access faults: inject #GP(0) */
+#define ABI_APIC_DEFAULT_BASE 0xfee00000ull
+#define ABI_APIC_MSR_FIRST 0x800u /* x2APIC MSR range (SDM vol.3 10.12.1.2) */
+#define ABI_APIC_MSR_LAST 0x8ffu
+#define ABI_MSR_TSC_DEADLINE 0x6e0u
+#define ABI_IRQCHIP_NR_GSIS 24    /* default routing: GSI 0-15 PIC+IOAPIC, 16-23 IOAPIC */
+
+/* ---------------- VM level ---------------- */
+
+/* KVM_CREATE_IRQCHIP: PIC + IOAPIC + default GSI routing; starts the VM's
+ * APIC timer thread. NULL on allocation/thread failure. */
+struct abi_irqchip *abi_irqchip_create(void);
+/* Destroy after every LAPIC of the VM has been destroyed. */
+void abi_irqchip_destroy(struct abi_irqchip *chip);
+
+/* TSC frequency of the CPU model (kHz), used for TSC-deadline mode; default
+ * 1000000 (1 GHz). */
+void abi_irqchip_set_tsc_khz(struct abi_irqchip *chip, uint32_t khz);
+uint32_t abi_irqchip_tsc_khz(const struct abi_irqchip *chip);
+/* KVM_CAP_X86_APIC_BUS_CYCLES_NS (default 1 ns, KVM's APIC_BUS_CYCLE_NS_DEFAULT).
+ * -EINVAL for 0, -EBUSY once a LAPIC exists (KVM: after vCPUs are created). */
+int abi_irqchip_set_bus_cycle_ns(struct abi_irqchip *chip, uint64_t ns);
+uint64_t abi_irqchip_bus_cycle_ns(const struct abi_irqchip *chip);
+/* KVM_CAP_X2APIC_API flags (KVM_X2APIC_API_USE_32BIT_IDS,
+ * KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK). -EINVAL on unknown flags. */
+int abi_irqchip_set_x2apic_api(struct abi_irqchip *chip, uint64_t flags);
+
+/* KVM_IRQ_LINE / KVM_IRQ_LINE_STATUS: drive GSI `irq` (through the routing
+ * table) to `level`. Returns KVM's status: >0 delivered to that many
+ * destinations, 0 coalesced, -1 masked or no route (kvm_set_irq). */
+int abi_irqchip_set_irq(struct abi_irqchip *chip, uint32_t irq, int level);
+/* KVM_SIGNAL_MSI: 1 delivered, 0 no destination, -EINVAL bad flags. */
+int abi_irqchip_signal_msi(struct abi_irqchip *chip, const struct kvm_msi *msi);
+/* KVM_SET_GSI_ROUTING (replaces the table). -EINVAL on bad entries. */
+int abi_irqchip_set_gsi_routing(struct abi_irqchip *chip, const struct kvm_irq_routing *r);
+/* KVM_GET_IRQCHIP / KVM_SET_IRQCHIP (chip_id PIC_MASTER/PIC_SLAVE/IOAPIC). */
+int abi_irqchip_get(struct abi_irqchip *chip, struct kvm_irqchip *s);
+int abi_irqchip_set(struct abi_irqchip *chip, const struct kvm_irqchip *s);
+
+/* ---------------- per vCPU ---------------- */
+
+/* KVM_CREATE_VCPU with an in-kernel irqchip: creates the LAPIC, resets it
+ * (bsp = vcpu_id == boot cpu id, KVM_SET_BOOT_CPU_ID) and installs the emu
+ * irq hooks on `v` (emu_set_irq_ops). NULL on allocation failure or a
+ * duplicate vcpu_id. */
+struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v,
+                                   uint32_t vcpu_id, bool bsp);
+void abi_lapic_destroy(struct abi_lapic *l);
+/* Power-on RESET (init_event = false) or INIT (true) per kvm_lapic_reset. */
+void abi_lapic_reset(struct abi_lapic *l, bool init_event);
+
+/* Guest CPU capabilities that change APIC behaviour (from KVM_SET_CPUID2):
+ * CPUID.1:ECX.x2APIC and MAXPHYADDR (APIC_BASE reserved bits). Defaults: true, 46. */
+void abi_lapic_set_cpu_caps(struct abi_lapic *l, bool x2apic, unsigned maxphyaddr);
+
+/* Guest TSC reader used by TSC-deadline mode. Default: host CLOCK_MONOTONIC
+ * scaled to the chip's TSC kHz plus cpu->tsc_offset. abi/ should install the
+ * same function the emulator's RDTSC uses. */
+void abi_lapic_set_tsc_reader(struct abi_lapic *l, uint64_t (*read_tsc)(void *ctx), void *ctx);
+
+/* IA32_APIC_BASE (MSR 0x1b). set: 0 or ABI_IRQCHIP_GP (reserved bits, invalid
+ * mode, and for guests the x2APIC->xAPIC / disabled->x2APIC transitions,
+ * SDM vol.3 10.12.5). Mirrors the value into cpu->apic_base. */
+uint64_t abi_lapic_get_base(const struct abi_lapic *l);
+int abi_lapic_set_base(struct abi_lapic *l, uint64_t value, bool host_initiated);
+
+/* xAPIC MMIO. Returns true if `gpa` falls in this LAPIC's enabled xAPIC page
+ * (then the access is done; reads fill `data`), false to leave it to user space. */
+bool abi_lapic_mmio(struct abi_lapic *l, uint64_t gpa, bool write, void *data, unsigned len);
+
+/* x2APIC MSRs 0x800-0x8ff (msr/ hook). 0 or ABI_IRQCHIP_GP (not in x2APIC
+ * mode, unknown/read-only register, reserved bits). */
+int abi_lapic_rdmsr(struct abi_lapic *l, uint32_t index, uint64_t *value);
+int abi_lapic_wrmsr(struct abi_lapic *l, uint32_t index, uint64_t value);
+/* IA32_TSC_DEADLINE (0x6e0): reads 0 unless the timer is in TSC-deadline mode. */
+uint64_t abi_lapic_get_tsc_deadline(struct abi_lapic *l);
+void abi_lapic_set_tsc_deadline(struct abi_lapic *l, uint64_t tsc);
+
+/* KVM_GET_LAPIC / KVM_SET_LAPIC (x2APIC ID/LDR/ICR rules per KVM_CAP_X2APIC_API). */
+int abi_lapic_get_state(struct abi_lapic *l, struct kvm_lapic_state *s);
+int abi_lapic_set_state(struct abi_lapic *l, const struct kvm_lapic_state *s);
+
+/* Pending INIT / SIPI received by IPI (the abi run loop turns them into
+ * mp_state changes: INIT -> KVM_MP_STATE_INIT_RECEIVED, SIPI -> CS:IP = vector<<8).
+ * Each call consumes the event. */
+bool abi_lapic_take_init(struct abi_lapic *l);
+bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector);
+
+/* HLT support. abi_lapic_wait blocks the calling (owner vCPU) thread until
+ * there is an event: a deliverable interrupt (only if `irq_allowed`, i.e.
+ * RFLAGS.IF=1), an NMI, INIT/SIPI, a timer expiry (which makes an interrupt
+ * pending), abi_lapic_kick(), or a signal handler ran in this thread. */
+enum abi_lapic_wake {
+    ABI_LAPIC_WAKE_IRQ = 0,   /* an interrupt/NMI is deliverable: resume guest */
+    ABI_LAPIC_WAKE_EVENT,     /* INIT or SIPI pending */
+    ABI_LAPIC_WAKE_KICK,      /* abi_lapic_kick() (e.g. immediate_exit, destroy) */
+    ABI_LAPIC_WAKE_SIGNAL,    /* interrupted by a signal: KVM_RUN returns -EINTR */
+};
+enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed);
+/* Wake abi_lapic_wait. Async-signal-safe (futex); callable from any thread. */
+void abi_lapic_kick(struct abi_lapic *l);
+
+/* Whether the LAPIC has an interrupt/NMI/event that makes a halted vCPU
+ * runnable (KVM_GET_MP_STATE). */
+bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed);
+
+#endif
