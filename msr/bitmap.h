@@ -1,0 +1,182 @@
+/* msr/: the hardware MSR-bitmap gate (VMX 4 KiB bitmap, SVM 8 KiB MSRPM) and the
+ * pass-through fast path. Header-only so emu/ can use it without linking msr/.
+ *
+ * emu/ on a guest RDMSR/WRMSR (after its own CPL check):
+ *   struct msr_vcpu *mv = ops->ctx;
+ *   if (!msr_bitmap_intercepted(mv, index, is_write))
+ *       r = is_write ? msr_passthrough_write(mv, cpu, index, val)
+ *                    : msr_passthrough_read(mv, cpu, index, &val);
+ *   else
+ *       r = is_write ? ops->wrmsr(...) : ops->rdmsr(...);
+ *
+ * Layouts (SDM vol.3 25.6.9 "MSR-Bitmap Address"; APM vol.2 15.11 "MSR Intercepts"):
+ *  VMX: 0x000 read-low (0-0x1fff), 0x400 read-high (0xc0000000-0xc0001fff),
+ *       0x800 write-low, 0xc00 write-high; 1 bit per MSR; set = intercept.
+ *  SVM: 2 bits per MSR (even = read, odd = write); 0x000: 0-0x1fff, 0x800: 0xc0000000-
+ *       0xc0001fff, 0x1000: 0xc0010000-0xc0011fff; set = intercept.
+ *  MSRs outside those ranges are always intercepted.
+ */
+#ifndef SOFTKVM_MSR_BITMAP_H
+#define SOFTKVM_MSR_BITMAP_H
+
+#include "msr/msr.h"
+#include "msr/msr_index.h"
+
+/* Position of an MSR's bit in a bitmap: byte offset and bit number. */
+struct msr_bitpos {
+    uint32_t byte;
+    uint8_t bit;
+};
+
+/* VMX: false when the MSR is outside the bitmap (always intercepted). */
+static inline bool msr_vmx_bitpos(uint32_t index, bool write, struct msr_bitpos *p)
+{
+    uint32_t base;
+    if (index <= 0x1fff)
+        base = write ? 0x800 : 0x000;
+    else if (index >= 0xc0000000u && index <= 0xc0001fffu)
+        base = write ? 0xc00 : 0x400;
+    else
+        return false;
+    uint32_t off = index & 0x1fff;
+    p->byte = base + off / 8;
+    p->bit = (uint8_t)(off % 8);
+    return true;
+}
+
+/* SVM MSRPM: false when the MSR is outside the three ranges (always intercepted). */
+static inline bool msr_svm_bitpos(uint32_t index, bool write, struct msr_bitpos *p)
+{
+    uint32_t base;
+    if (index <= 0x1fff)
+        base = 0x0000;
+    else if (index >= 0xc0000000u && index <= 0xc0001fffu)
+        base = 0x0800;
+    else if (index >= 0xc0010000u && index <= 0xc0011fffu)
+        base = 0x1000;
+    else
+        return false;
+    uint32_t bitno = (index & 0x1fff) * 2 + (write ? 1 : 0);
+    p->byte = base + bitno / 8;
+    p->bit = (uint8_t)(bitno % 8);
+    return true;
+}
+
+/* Does the vCPU's "hardware" bitmap intercept this access? A vCPU that has not yet seen
+ * the latest filter generation intercepts everything: the intercept side then resyncs,
+ * so a freshly denied MSR can never slip through the fast path. */
+static inline bool msr_bitmap_intercepted(const struct msr_vcpu *v, uint32_t index, bool write)
+{
+    struct msr_bitpos p;
+    if (atomic_load_explicit(&v->vm->filter_gen, memory_order_acquire) != v->filter_gen)
+        return true;
+    if (v->vm->vendor == MSR_VENDOR_AMD) {
+        if (!msr_svm_bitpos(index, write, &p))
+            return true;
+        return (v->svm_msrpm[p.byte] >> p.bit) & 1;
+    }
+    if (!msr_vmx_bitpos(index, write, &p))
+        return true;
+    return (v->vmx_bitmap[p.byte] >> p.bit) & 1;
+}
+
+/* Canonical for the current paging mode: 57 bits with CR4.LA57 (bit 12), else 48. */
+static inline bool msr_is_canonical(const struct cpu *cpu, uint64_t addr)
+{
+    unsigned bits = (cpu->cr4 & (1ull << 12)) ? 57 : 48;
+    return (uint64_t)((int64_t)(addr << (64 - bits)) >> (64 - bits)) == addr;
+}
+
+/* Guest TSC as the CPU sees it: host TSC plus the vCPU's offset (SDM vol.3 26.3 "TSC offsetting"). */
+static inline uint64_t msr_guest_tsc(const struct cpu *cpu)
+{
+    return __builtin_ia32_rdtsc() + cpu->tsc_offset;
+}
+
+/* SPEC_CTRL bits the guest may set (KVM's kvm_spec_ctrl_valid_bits for the guest CPUID). */
+static inline uint64_t msr_spec_ctrl_valid_bits(const struct msr_vcpu *v)
+{
+    uint64_t bits = 0;
+    if (v->feat.spec_ctrl || v->feat.amd_ibrs)
+        bits |= 1ull << 0; /* IBRS */
+    if (v->feat.stibp || v->feat.amd_stibp)
+        bits |= 1ull << 1; /* STIBP */
+    if (v->feat.ssbd || v->feat.amd_ssbd)
+        bits |= 1ull << 2; /* SSBD */
+    return bits;
+}
+
+/* The fast path: what the CPU does for a passed-through MSR with guest state loaded.
+ * Only MSRs that appear in a vendor's pass-through list are handled; anything else
+ * (which a correct bitmap never passes) reports #GP so a bitmap bug is visible. */
+static inline enum emu_msr_result msr_passthrough_read(struct msr_vcpu *v, struct cpu *cpu,
+                                                        uint32_t index, uint64_t *value)
+{
+    v->stats.passthrough_hits++;
+    switch (index) {
+    case MSR_FS_BASE: *value = cpu->seg[EMU_FS].base; return EMU_MSR_OK;
+    case MSR_GS_BASE: *value = cpu->seg[EMU_GS].base; return EMU_MSR_OK;
+    case MSR_KERNEL_GS_BASE: *value = cpu->kernel_gs_base; return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_CS: *value = cpu->sysenter_cs; return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_ESP: *value = cpu->sysenter_esp; return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_EIP: *value = cpu->sysenter_eip; return EMU_MSR_OK;
+    case MSR_STAR: *value = cpu->star; return EMU_MSR_OK;
+    case MSR_LSTAR: *value = cpu->lstar; return EMU_MSR_OK;
+    case MSR_CSTAR: *value = cpu->cstar; return EMU_MSR_OK;
+    case MSR_SYSCALL_MASK: *value = cpu->sfmask; return EMU_MSR_OK;
+    case MSR_IA32_TSC: *value = msr_guest_tsc(cpu); return EMU_MSR_OK;
+    case MSR_IA32_SPEC_CTRL: *value = cpu->spec_ctrl; return EMU_MSR_OK;
+    case MSR_IA32_XFD: *value = v->k.xfd; return EMU_MSR_OK;
+    case MSR_IA32_XFD_ERR: *value = v->k.xfd_err; return EMU_MSR_OK;
+    case MSR_AMD64_SEV_ES_GHCB: *value = v->k.ghcb; return EMU_MSR_OK;
+    default: *value = 0; return EMU_MSR_GP; /* PRED_CMD/FLUSH_CMD are write-only */
+    }
+}
+
+static inline enum emu_msr_result msr_passthrough_write(struct msr_vcpu *v, struct cpu *cpu,
+                                                         uint32_t index, uint64_t value)
+{
+    v->stats.passthrough_hits++;
+    switch (index) {
+    case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KERNEL_GS_BASE:
+    case MSR_LSTAR: case MSR_CSTAR:
+    case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
+        /* WRMSR #GP on a non-canonical address (SDM vol.2 WRMSR) */
+        if (!msr_is_canonical(cpu, value))
+            return EMU_MSR_GP;
+        break;
+    default:
+        break;
+    }
+    switch (index) {
+    case MSR_FS_BASE: cpu->seg[EMU_FS].base = value; return EMU_MSR_OK;
+    case MSR_GS_BASE: cpu->seg[EMU_GS].base = value; return EMU_MSR_OK;
+    case MSR_KERNEL_GS_BASE: cpu->kernel_gs_base = value; return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_CS: cpu->sysenter_cs = (uint32_t)value; return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_ESP: cpu->sysenter_esp = value; return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_EIP: cpu->sysenter_eip = value; return EMU_MSR_OK;
+    case MSR_STAR: cpu->star = value; return EMU_MSR_OK;
+    case MSR_LSTAR: cpu->lstar = value; return EMU_MSR_OK;
+    case MSR_CSTAR: cpu->cstar = value; return EMU_MSR_OK;
+    case MSR_SYSCALL_MASK:
+        if (value >> 32) /* bits 63:32 reserved (SDM vol.4 IA32_FMASK) */
+            return EMU_MSR_GP;
+        cpu->sfmask = value;
+        return EMU_MSR_OK;
+    case MSR_IA32_SPEC_CTRL:
+        if (value & ~msr_spec_ctrl_valid_bits(v))
+            return EMU_MSR_GP;
+        cpu->spec_ctrl = value;
+        return EMU_MSR_OK;
+    case MSR_IA32_PRED_CMD: /* only IBPB (bit 0) is defined */
+        return (value & ~1ull) ? EMU_MSR_GP : EMU_MSR_OK;
+    case MSR_IA32_FLUSH_CMD: /* only L1D_FLUSH (bit 0) is defined */
+        return (value & ~1ull) ? EMU_MSR_GP : EMU_MSR_OK;
+    case MSR_IA32_XFD: v->k.xfd = value; return EMU_MSR_OK;
+    case MSR_IA32_XFD_ERR: v->k.xfd_err = value; return EMU_MSR_OK;
+    case MSR_AMD64_SEV_ES_GHCB: v->k.ghcb = value; return EMU_MSR_OK;
+    default: return EMU_MSR_GP; /* TSC is read-only pass-through */
+    }
+}
+
+#endif

@@ -1,0 +1,202 @@
+/* msr/: MSR semantics of Linux KVM (6.12): MSR filter, user-space deflection, VMX/SVM
+ * MSR bitmaps and the MSRs KVM emulates in the kernel.
+ *
+ * CONTRACT between msr/ (owner) and abi/ + emu/ (users). Fields/functions may be added;
+ * existing ones keep their meaning.
+ *
+ * Threading: one msr_vm per VM, one msr_vcpu per vCPU. msr_vm_set_filter() may run
+ * concurrently with guest execution on any vCPU: it publishes a new immutable filter and
+ * bumps vm->filter_gen; each vCPU notices the new generation on its next MSR access or
+ * on msr_vcpu_sync() (abi calls it at KVM_RUN entry), recomputes its bitmaps and uses the
+ * new filter from then on (KVM's KVM_REQ_MSR_FILTER_CHANGED). No locks on the hot path.
+ * Host-initiated calls on a vCPU (msr_vcpu_get/set/set_cpuid) are made by abi with the
+ * vCPU not running (KVM takes vcpu->mutex for vCPU ioctls).
+ */
+#ifndef SOFTKVM_MSR_MSR_H
+#define SOFTKVM_MSR_MSR_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <linux/kvm.h>
+
+#include "emu/cpu.h"
+#include "emu/emu.h"
+
+/* ---------------- per-VM state ---------------- */
+
+/* Which hardware flavour the VM mirrors: selects the bitmap model (VMX 4 KiB bitmap vs SVM
+ * 8 KiB MSRPM), the default pass-through list and the vendor-specific in-kernel MSRs. */
+enum msr_vendor { MSR_VENDOR_INTEL = 0, MSR_VENDOR_AMD = 1 };
+
+/* One validated filter range (ranges with nmsrs == 0 are dropped, as KVM does). */
+struct msr_filter_range {
+    uint32_t flags; /* KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE */
+    uint32_t nmsrs;
+    uint32_t base;
+    uint64_t *bitmap; /* set bit = allowed */
+};
+
+/* An installed filter; immutable once published. */
+struct msr_filter {
+    bool default_allow;
+    unsigned count;
+    struct msr_filter_range ranges[KVM_MSR_FILTER_MAX_RANGES];
+    struct msr_filter *retired_next; /* old filters are freed at VM destroy (no RCU) */
+};
+
+/* Guest-memory access for MSRs that write guest memory (kvmclock, wall clock, steal time).
+ * Returns 0, or -EFAULT when [gpa, gpa+len) is not inside one memslot: never writes outside. */
+typedef int (*msr_guest_write_fn)(void *ctx, uint64_t gpa, const void *src, size_t len);
+typedef int (*msr_guest_read_fn)(void *ctx, uint64_t gpa, void *dst, size_t len);
+
+struct msr_vm {
+    enum msr_vendor vendor;
+    _Atomic(struct msr_filter *) filter; /* NULL = no filter (everything allowed) */
+    _Atomic uint64_t filter_gen;          /* bumped after each successful set_filter */
+    struct msr_filter *retired;           /* superseded filters, freed by msr_vm_destroy */
+    pthread_mutex_t lock;                 /* serialises set_filter writers (KVM's kvm->lock) */
+    _Atomic uint32_t user_space_msr_mask; /* KVM_MSR_EXIT_REASON_* (KVM_CAP_X86_USER_SPACE_MSR) */
+    bool platform_info_readable;          /* KVM_CAP_MSR_PLATFORM_INFO, default true as in KVM */
+    /* guest memory (set by abi) */
+    msr_guest_write_fn guest_write;
+    msr_guest_read_fn guest_read;
+    void *guest_mem_ctx;
+    /* KVM_HC/PV wall clock base: host realtime at VM creation, ns (kvm->arch.kvmclock_offset) */
+    uint64_t kvmclock_offset_ns;
+};
+
+int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor);
+void msr_vm_destroy(struct msr_vm *vm);
+void msr_vm_set_guest_memory(struct msr_vm *vm, msr_guest_write_fn w, msr_guest_read_fn r,
+                             void *ctx);
+
+/* KVM_X86_SET_MSR_FILTER. `copy_from_user` copies n bytes from the user pointer usrc and
+ * returns 0, or -EFAULT when usrc is unreadable. Returns 0 or -errno (EINVAL/EFAULT/ENOMEM)
+ * in KVM's validation order; on error the old filter stays. */
+int msr_vm_set_filter(struct msr_vm *vm, const struct kvm_msr_filter *filter,
+                      int (*copy_from_user)(void *dst, const void *usrc, size_t n));
+/* KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR): 0, or -EINVAL for unknown mask bits. */
+int msr_vm_enable_user_space_msr(struct msr_vm *vm, uint64_t mask);
+/* KVM_ENABLE_CAP(KVM_CAP_MSR_PLATFORM_INFO): args[0] != 0 lets the guest read PLATFORM_INFO. */
+int msr_vm_enable_platform_info(struct msr_vm *vm, uint64_t enable);
+/* Filter decision for a guest access (kind = KVM_MSR_FILTER_READ or _WRITE), KVM's
+ * kvm_msr_allowed(): x2APIC range always allowed, first matching range decides. */
+bool msr_filter_allows(const struct msr_filter *f, uint32_t index, uint32_t kind);
+
+/* ---------------- per-vCPU state ---------------- */
+
+#define MSR_VMX_BITMAP_SIZE 4096
+#define MSR_SVM_MSRPM_SIZE 8192
+#define MSR_MAX_CPUID 256
+#define MSR_MCE_BANKS 32          /* KVM_MAX_MCE_BANKS */
+#define MSR_MTRR_VAR 8            /* KVM_NR_VAR_MTRR */
+
+/* x2APIC range 0x800-0x8ff goes to the local APIC (abi sets it). Return 0 = done,
+ * nonzero = fault (#GP / INVAL). With no hook the MSRs behave as KVM without an in-kernel
+ * APIC (UNKNOWN). */
+struct msr_apic_ops {
+    int (*read)(void *ctx, uint32_t index, uint64_t *value);
+    int (*write)(void *ctx, uint32_t index, uint64_t value);
+    /* APIC_BASE was written (value already stored in cpu->apic_base); host = host-initiated */
+    void (*base_changed)(void *ctx, uint64_t old_value, uint64_t new_value, bool host);
+    void *ctx;
+};
+
+/* Counters exposed through the stats fd. */
+struct msr_stats {
+    uint64_t exits[3];          /* user-space exits: [0]=INVAL [1]=UNKNOWN [2]=FILTER */
+    uint64_t rdmsr_intercepts;  /* guest RDMSR that reached the intercept side */
+    uint64_t wrmsr_intercepts;
+    uint64_t passthrough_hits;  /* guest accesses served by the bitmap fast path */
+    uint64_t gp_injected;       /* guest accesses that ended in #GP */
+    uint64_t filter_denials;    /* guest accesses denied by the filter */
+    uint64_t bitmap_recomputes; /* filter-change / CPUID-change recomputations */
+};
+
+/* Guest features msr/ gates on, derived from the vCPU's CPUID (msr_vcpu_set_cpuid). */
+struct msr_guest_features {
+    bool lm, nx, syscall, svm, vmx, smx, sgx, sgx_lc, lmce, mce, mca, mtrr, pat, tsc_adjust,
+        tsc_deadline, rdtscp, rdpid, spec_ctrl, ibpb, ibrs, stibp, ssbd, amd_ibpb, amd_ibrs,
+        amd_stibp, amd_ssbd, virt_ssbd, flush_l1d, arch_capabilities, pdcm, xsaves, waitpkg,
+        xfd, ffxsr, lmsle, x2apic, tsc_aux_any, intel, amd, pmu, perf_cap;
+    uint32_t kvm_features; /* CPUID 0x40000001.EAX (KVM_FEATURE_*) */
+    bool kvm_leaf_present;
+    uint8_t maxphyaddr;
+};
+
+/* MSR values KVM keeps in the kernel and that do not live in struct cpu. */
+struct msr_kernel_state {
+    uint64_t tsc_adjust, tsc_deadline, misc_enable, feature_control, platform_info;
+    uint64_t arch_capabilities, perf_capabilities, umwait_control, virt_spec_ctrl;
+    uint64_t mtrr_deftype, mtrr_fixed[11], mtrr_var[MSR_MTRR_VAR * 2];
+    uint64_t mcg_cap, mcg_status, mcg_ctl, mcg_ext_ctl;
+    uint64_t mce_banks[MSR_MCE_BANKS * 4]; /* CTL, STATUS, ADDR, MISC per bank */
+    uint64_t mci_ctl2[MSR_MCE_BANKS];
+    uint64_t pv_system_time, pv_wall_clock, pv_async_pf_en, pv_async_pf_int, pv_steal_time,
+        pv_eoi_en, pv_poll_control;
+    uint64_t hwcr, vm_cr, vm_hsave_pa, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
+    uint64_t xfd, xfd_err, efer_shadow_unused;
+    uint64_t ia32_tsc_last_host_write;
+};
+
+struct msr_vcpu {
+    struct msr_vm *vm;
+    struct cpu *cpu;
+    /* Bitmaps: the effective ones (what "hardware" checks) and the intent KVM keeps in
+     * vmx->shadow_msr_intercept / svm direct-access state, re-applied through the filter. */
+    uint8_t vmx_bitmap[MSR_VMX_BITMAP_SIZE];
+    uint8_t svm_msrpm[MSR_SVM_MSRPM_SIZE];
+    uint64_t passthrough_rd, passthrough_wr; /* bit i = entry i of the vendor list wants pass-through */
+    /* filter snapshot used by this vCPU; refreshed when vm->filter_gen changes */
+    const struct msr_filter *filter;
+    uint64_t filter_gen;
+    /* guest CPUID copy and derived gates */
+    struct kvm_cpuid_entry2 cpuid[MSR_MAX_CPUID];
+    unsigned ncpuid;
+    struct msr_guest_features feat;
+    bool enforce_pv_cpuid; /* KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
+    bool in_vmx_operation; /* cleared by a host FEATURE_CONTROL write of 0 */
+    struct msr_kernel_state k;
+    struct msr_apic_ops apic;
+    struct msr_stats stats;
+};
+
+/* Create/destroy. The vCPU starts with KVM's reset values, default pass-through lists and
+ * an empty CPUID (so CPUID-gated MSRs fault for the guest until SET_CPUID2). */
+struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu);
+void msr_vcpu_destroy(struct msr_vcpu *v);
+/* vCPU reset (KVM_CREATE_VCPU / INIT): reset MSR values (init_event = INIT keeps some). */
+void msr_vcpu_reset(struct msr_vcpu *v, bool init_event);
+/* KVM_SET_CPUID2: copy, derive gates, recompute bitmaps. */
+void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, unsigned n);
+/* KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU fd. */
+int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable);
+/* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry). */
+void msr_vcpu_sync(struct msr_vcpu *v);
+
+/* Host-initiated KVM_GET_MSRS / KVM_SET_MSRS for one MSR: 0 = ok, nonzero = failed (the
+ * caller stops and returns the number processed). Never filtered, never exits. */
+int msr_vcpu_get(struct msr_vcpu *v, uint32_t index, uint64_t *value);
+int msr_vcpu_set(struct msr_vcpu *v, uint32_t index, uint64_t value);
+
+/* Guest-initiated accesses that reached the intercept side (what emu calls through
+ * msr_emu_ops with ctx = struct msr_vcpu *). abi copies this and sets .ctx per vCPU. */
+extern const struct emu_msr_ops msr_emu_ops;
+
+/* ---------------- system fd ---------------- */
+
+/* KVM_GET_MSR_INDEX_LIST / KVM_GET_MSR_FEATURE_INDEX_LIST: write up to `cap` indices to
+ * `out` (may be NULL when cap == 0) and return the total count (abi returns E2BIG with
+ * that count when the caller's nmsrs is too small). */
+unsigned msr_index_list(enum msr_vendor vendor, uint32_t *out, unsigned cap);
+unsigned msr_feature_index_list(enum msr_vendor vendor, uint32_t *out, unsigned cap);
+/* KVM_GET_MSRS on the system fd: 0 = ok, nonzero = not a feature MSR. */
+int msr_feature_get(enum msr_vendor vendor, uint32_t index, uint64_t *value);
+
+/* Human-readable name of an MSR KVM knows ("IA32_EFER"), or NULL. */
+const char *msr_name(uint32_t index);
+
+#endif
