@@ -1,0 +1,591 @@
+/* decoder/: instruction decoding driven by the generated tables.
+ *
+ * Order of work follows SDM vol.2 ch.2: legacy prefixes / REX (2.1, 2.2.1),
+ * VEX/EVEX (2.3, 2.7), opcode map escape, ModRM/SIB/displacement (2.1.5),
+ * immediates. The decode table (decoder/opcodes.tbl) lists candidate
+ * encodings per opcode byte, most specific first; the first whose constraints
+ * hold wins. No allocation, no string work. */
+#include <string.h>
+
+#include "decoder/decoder.h"
+#include "decoder/decoder_tables.h"
+#include "decoder/operand_types.h"
+
+/* decoding state that does not belong in the output struct */
+struct dstate {
+    const uint8_t *b;
+    size_t len;
+    unsigned i;     /* next byte */
+    int status;     /* first failure, DECODER_OK if none */
+    uint8_t mode;
+    uint8_t has66, has67, lastrep; /* lastrep: 0, 0xF2 or 0xF3 */
+    uint8_t mp;                    /* mandatory prefix code: 1 none 2 66 3 F3 4 F2 */
+    uint8_t rex_w, rex_r, rex_x, rex_b;
+    uint8_t vex, vex_l;
+    uint8_t mod, regf, rmf;
+};
+
+static int need(struct dstate *s, unsigned n)
+{
+    if (s->i + n > DECODER_MAX_LEN) {
+        if (!s->status)
+            s->status = DECODER_TOO_LONG;
+        return 0;
+    }
+    if (s->i + n > s->len) {
+        if (!s->status)
+            s->status = DECODER_TRUNCATED;
+        return 0;
+    }
+    return 1;
+}
+
+static uint64_t read_le(struct dstate *s, unsigned n)
+{
+    uint64_t v = 0;
+    if (!need(s, n))
+        return 0;
+    for (unsigned k = 0; k < n; k++)
+        v |= (uint64_t)s->b[s->i + k] << (8 * k);
+    s->i += n;
+    return v;
+}
+
+static int64_t sext(uint64_t v, unsigned bytes)
+{
+    if (bytes >= 8)
+        return (int64_t)v;
+    unsigned sh = 64 - 8 * bytes;
+    return (int64_t)(v << sh) >> sh;
+}
+
+static unsigned size_of(unsigned code, const struct decoded_insn *d, const struct dstate *s)
+{
+    switch (code) {
+    case SZ_V: return d->opsize;
+    case SZ_Z: return d->opsize == 2 ? 2 : 4;
+    case SZ_Y: return d->opsize == 8 ? 8 : 4;
+    case SZ_X: return s->vex_l ? 32 : 16;
+    case SZ_P: return d->opsize + 2u;
+    case SZ_S: return s->mode == DECODER_MODE_64 ? 10 : 6;
+    case SZ_A: return 2u * d->opsize;
+    case SZ_ENV: return d->opsize == 2 ? 14 : 28;
+    case SZ_FST: return d->opsize == 2 ? 94 : 108;
+    default: return code;
+    }
+}
+
+/* Default segment when none is overridden: SS for rBP/rSP-based addresses,
+ * DS otherwise (SDM vol.1 3.7.4). In 64-bit mode only FS/GS overrides have an
+ * effect (SDM vol.1 3.3.7.1), so others are dropped there. */
+static uint8_t effective_seg(const struct decoded_insn *d, const struct dstate *s, uint8_t base)
+{
+    if (d->prefixes & DPFX_SEG) {
+        if (s->mode != DECODER_MODE_64 || d->seg_override >= 4)
+            return d->seg_override;
+    }
+    return (base == 4 || base == 5) ? 2 : 3;
+}
+
+/* 16-bit ModRM addressing (SDM vol.2 table 2-1) */
+static const uint8_t modrm16_base[8] = {3, 3, 5, 5, 6, 7, 5, 3};
+static const uint8_t modrm16_index[8] = {6, 7, 6, 7, DECODER_NO_REG, DECODER_NO_REG,
+                                         DECODER_NO_REG, DECODER_NO_REG};
+
+static void decode_mem(struct dstate *s, struct decoded_insn *d, struct decoder_operand *o)
+{
+    o->kind = DOPND_MEM;
+    o->scale = 1;
+    o->index = DECODER_NO_REG;
+    unsigned mod = s->mod, rm = s->rmf;
+    if (d->addrsize == 2) {
+        o->base = modrm16_base[rm];
+        o->index = modrm16_index[rm];
+        if (mod == 0 && rm == 6) {
+            o->base = DECODER_NO_REG;
+            o->disp = sext(read_le(s, 2), 2);
+        } else if (mod == 1) {
+            o->disp = sext(read_le(s, 1), 1);
+        } else if (mod == 2) {
+            o->disp = sext(read_le(s, 2), 2);
+        }
+        /* BP-based forms default to SS */
+        uint8_t segbase = (o->base == 5) ? 5 : 3;
+        o->seg = effective_seg(d, s, segbase);
+        return;
+    }
+    uint8_t basereg;
+    if (rm == 4) {
+        if (!need(s, 1))
+            return;
+        uint8_t sib = s->b[s->i++];
+        d->sib = sib;
+        unsigned ss = sib >> 6, idx = ((sib >> 3) & 7) | (s->rex_x << 3), base = sib & 7;
+        o->scale = (uint8_t)(1u << ss);
+        o->index = idx == 4 ? DECODER_NO_REG : (uint8_t)idx; /* SIB index 100b = none, SDM table 2-3 */
+        if (base == 5 && mod == 0) {
+            o->base = DECODER_NO_REG;
+            o->disp = sext(read_le(s, 4), 4);
+            basereg = DECODER_NO_REG;
+        } else {
+            o->base = (uint8_t)(base | (s->rex_b << 3));
+            basereg = (uint8_t)base;
+        }
+    } else if (rm == 5 && mod == 0) {
+        /* disp32: RIP-relative in 64-bit mode (SDM 2.2.1.6) */
+        o->base = s->mode == DECODER_MODE_64 ? DECODER_BASE_RIP : DECODER_NO_REG;
+        o->disp = sext(read_le(s, 4), 4);
+        basereg = DECODER_NO_REG;
+    } else {
+        o->base = (uint8_t)(rm | (s->rex_b << 3));
+        basereg = (uint8_t)rm;
+    }
+    if (mod == 1)
+        o->disp = sext(read_le(s, 1), 1);
+    else if (mod == 2)
+        o->disp = sext(read_le(s, 4), 4);
+    o->seg = effective_seg(d, s, basereg);
+}
+
+/* GPR in a byte slot: without REX, 4-7 are AH..BH (SDM 3.4.1.1 of vol.1) */
+static void set_gpr(struct decoder_operand *o, const struct dstate *s, unsigned reg, unsigned size,
+                    int has_rex)
+{
+    o->kind = DOPND_REG;
+    o->size = (uint8_t)size;
+    if (size == 1 && !has_rex && reg >= 4 && reg < 8) {
+        o->reg_class = DREG_GPR8H;
+        o->reg = (uint8_t)(reg - 4);
+    } else {
+        o->reg_class = DREG_GPR;
+        o->reg = (uint8_t)reg;
+    }
+    (void)s;
+}
+
+/* Decode one operand. Returns 0 if the encoding is invalid (#UD). */
+static int decode_operand(struct dstate *s, struct decoded_insn *d, struct decoder_operand *o,
+                          unsigned type)
+{
+    const struct dec_opnd_desc *t = &dec_opnd_desc[type];
+    unsigned size = size_of(t->size, d, s);
+    int has_rex = d->rex != 0 || s->vex;
+    o->size = (uint8_t)size;
+    switch (t->src) {
+    case S_E:
+        if (s->mod != 3) {
+            decode_mem(s, d, o);
+            return 1;
+        }
+        __attribute__((fallthrough)); /* register form */
+    case S_R: {
+        unsigned reg = s->rmf | (t->cls == DREG_MMX || t->cls == DREG_ST ? 0 : s->rex_b << 3);
+        if (t->cls == DREG_GPR) {
+            set_gpr(o, s, reg, size, has_rex);
+        } else {
+            o->kind = DOPND_REG;
+            o->reg_class = t->cls;
+            o->reg = (uint8_t)reg;
+            if (t->fix)
+                o->size = t->fix; /* the whole register when not memory */
+        }
+        return 1;
+    }
+    case S_M:
+        decode_mem(s, d, o);
+        return 1;
+    case S_G: {
+        unsigned reg = s->regf;
+        if (t->cls != DREG_MMX && t->cls != DREG_SEG)
+            reg |= s->rex_r << 3;
+        if (t->cls == DREG_GPR) {
+            set_gpr(o, s, reg, size, has_rex);
+            return 1;
+        }
+        o->kind = DOPND_REG;
+        o->reg_class = t->cls;
+        o->reg = (uint8_t)reg;
+        if (t->cls == DREG_SEG)
+            return reg < 6;
+        if (t->cls == DREG_CR) /* CR0,2,3,4,8 exist (SDM vol.3 2.5); others #UD */
+            return reg == 0 || reg == 2 || reg == 3 || reg == 4 || reg == 8;
+        if (t->cls == DREG_DR) /* DR8-15 #UD (SDM vol.3 18.2) */
+            return reg < 8;
+        return 1;
+    }
+    case S_H:
+        o->kind = DOPND_REG;
+        o->reg_class = t->cls;
+        o->reg = s->mode == DECODER_MODE_64 ? d->vex_vvvv : (d->vex_vvvv & 7);
+        return 1;
+    case S_Z:
+        set_gpr(o, s, (d->opcode & 7) | (s->rex_b << 3), size, has_rex);
+        return 1;
+    case S_FIX:
+        o->kind = DOPND_REG;
+        o->reg_class = t->cls;
+        o->reg = t->fix;
+        return 1;
+    case S_IMM: {
+        unsigned n = size_of(t->nbytes, d, s);
+        if (n > 4 && t->nbytes != SZ_V)
+            n = 4;
+        uint64_t v = read_le(s, n);
+        o->kind = DOPND_IMM;
+        o->disp = t->sext ? sext(v, n) : (int64_t)v;
+        return 1;
+    }
+    case S_I1:
+        o->kind = DOPND_IMM;
+        o->disp = 1;
+        return 1;
+    case S_J: {
+        unsigned n = size_of(t->nbytes, d, s);
+        o->kind = DOPND_REL;
+        o->disp = sext(read_le(s, n), n);
+        return 1;
+    }
+    case S_AP: {
+        unsigned n = d->opsize == 2 ? 2 : 4;
+        o->kind = DOPND_FAR;
+        o->disp = (int64_t)read_le(s, n);
+        o->far_seg = (uint16_t)read_le(s, 2);
+        return 1;
+    }
+    case S_O:
+        o->kind = DOPND_MEM;
+        o->base = DECODER_NO_REG;
+        o->index = DECODER_NO_REG;
+        o->scale = 1;
+        o->disp = (int64_t)read_le(s, d->addrsize);
+        o->seg = effective_seg(d, s, DECODER_NO_REG);
+        return 1;
+    case S_X:
+        o->kind = DOPND_MEM;
+        o->base = 6; /* rSI */
+        o->index = DECODER_NO_REG;
+        o->scale = 1;
+        o->seg = effective_seg(d, s, DECODER_NO_REG);
+        return 1;
+    case S_Y:
+        o->kind = DOPND_MEM;
+        o->base = 7; /* rDI */
+        o->index = DECODER_NO_REG;
+        o->scale = 1;
+        o->seg = 0; /* ES, not overridable (SDM vol.2 MOVS) */
+        return 1;
+    case S_L: {
+        uint64_t v = read_le(s, 1);
+        o->kind = DOPND_REG;
+        o->reg_class = DREG_XMM;
+        o->reg = (uint8_t)((v >> 4) & (s->mode == DECODER_MODE_64 ? 15 : 7));
+        return 1;
+    }
+    }
+    return 0;
+}
+
+static int fail(struct decoded_insn *d, const struct dstate *s, int st)
+{
+    d->status = (uint8_t)st;
+    d->length = (uint8_t)(s->i > DECODER_MAX_LEN ? DECODER_MAX_LEN : s->i);
+    d->op = DOP_INVALID;
+    return st;
+}
+
+/* operand size for a candidate entry (SDM vol.2 2.2.1.2, table 2-4; vol.1 3.6) */
+static uint8_t entry_opsize(const struct dstate *s, const struct dec_entry *e)
+{
+    int use66 = s->has66 && e->pfx != 2;
+    uint8_t sz = s->mode == DECODER_MODE_16 ? 2 : 4;
+    if (use66)
+        sz = sz == 2 ? 4 : 2;
+    if (s->mode == DECODER_MODE_64) {
+        if (s->rex_w)
+            sz = 8;
+        else if (e->d64 && !use66)
+            sz = 8;
+        if (e->f64)
+            sz = 8;
+    }
+    return sz;
+}
+
+static int entry_matches(const struct dstate *s, const struct decoded_insn *d,
+                         const struct dec_entry *e)
+{
+    if (!(e->modes & (1u << s->mode)))
+        return 0;
+    if (e->reg != 0xff && e->reg != s->regf)
+        return 0;
+    if (e->mod == 1 && s->mod == 3)
+        return 0;
+    if (e->mod == 2 && s->mod != 3)
+        return 0;
+    if (e->rm != 0xff && e->rm != s->rmf)
+        return 0;
+    if (e->pfx && e->pfx != s->mp)
+        return 0;
+    if (e->osz && e->osz != entry_opsize(s, e))
+        return 0;
+    if (e->asz && e->asz != d->addrsize)
+        return 0;
+    if (e->w && e->w != 1u + s->rex_w)
+        return 0;
+    if (e->b0 && s->rex_b)
+        return 0;
+    if (e->l && e->l != 1u + s->vex_l)
+        return 0;
+    if (e->vexnovvvv && d->vex_vvvv != 0)
+        return 0;
+    return 1;
+}
+
+static int is_legacy_prefix(uint8_t c)
+{
+    switch (c) {
+    case 0xf0: case 0xf2: case 0xf3: case 0x2e: case 0x36: case 0x3e: case 0x26:
+    case 0x64: case 0x65: case 0x66: case 0x67:
+        return 1;
+    }
+    return 0;
+}
+
+static const uint8_t seg_of_prefix[8] = {0 /*26 ES*/, 1 /*2E CS*/, 2 /*36 SS*/, 3 /*3E DS*/};
+
+/* VEX (SDM 2.3.5) or EVEX (SDM 2.7.1) prefix at s->i. Returns the opcode map
+ * (table index) or -1 on #UD. */
+static int decode_vex(struct dstate *s, struct decoded_insn *d, uint8_t first)
+{
+    /* VEX/EVEX after 66/F2/F3/REX/LOCK is #UD (SDM 2.3.2) */
+    int bad = s->has66 || s->lastrep || d->rex || (d->prefixes & DPFX_LOCK);
+    unsigned mmmmm, pp;
+    if (first == 0xc5) {
+        if (!need(s, 2))
+            return -2;
+        uint8_t p = s->b[s->i + 1];
+        s->i += 2;
+        s->rex_r = s->mode == DECODER_MODE_64 ? !(p >> 7) : 0;
+        d->vex_vvvv = (uint8_t)((~p >> 3) & 15);
+        s->vex_l = (p >> 2) & 1;
+        pp = p & 3;
+        mmmmm = 1;
+        d->prefixes |= DPFX_VEX;
+    } else if (first == 0xc4) {
+        if (!need(s, 3))
+            return -2;
+        uint8_t p0 = s->b[s->i + 1], p1 = s->b[s->i + 2];
+        s->i += 3;
+        if (s->mode == DECODER_MODE_64) {
+            s->rex_r = !(p0 >> 7);
+            s->rex_x = !((p0 >> 6) & 1);
+            s->rex_b = !((p0 >> 5) & 1);
+        }
+        mmmmm = p0 & 31;
+        s->rex_w = p1 >> 7;
+        d->vex_w = s->rex_w;
+        d->vex_vvvv = (uint8_t)((~p1 >> 3) & 15);
+        s->vex_l = (p1 >> 2) & 1;
+        pp = p1 & 3;
+        d->prefixes |= DPFX_VEX;
+        if (s->mode != DECODER_MODE_64)
+            s->rex_w = d->vex_w; /* W still selects forms outside 64-bit mode */
+    } else { /* 0x62 EVEX */
+        if (!need(s, 4))
+            return -2;
+        uint8_t p0 = s->b[s->i + 1], p1 = s->b[s->i + 2], p2 = s->b[s->i + 3];
+        s->i += 4;
+        if (s->mode == DECODER_MODE_64) {
+            s->rex_r = !(p0 >> 7);
+            s->rex_x = !((p0 >> 6) & 1);
+            s->rex_b = !((p0 >> 5) & 1);
+        }
+        mmmmm = p0 & 3;
+        if (p0 & 0x0c) /* reserved bits must be 0 */
+            bad = 1;
+        if (!(p1 & 4)) /* fixed 1 bit */
+            bad = 1;
+        s->rex_w = p1 >> 7;
+        d->vex_w = s->rex_w;
+        d->vex_vvvv = (uint8_t)((~p1 >> 3) & 15);
+        s->vex_l = (p2 >> 5) & 3;
+        pp = p1 & 3;
+        d->prefixes |= DPFX_EVEX;
+    }
+    d->vex_l = s->vex_l;
+    s->vex = 1;
+    static const uint8_t pp_to_mp[4] = {1, 2, 3, 4};
+    s->mp = pp_to_mp[pp];
+    if (bad || mmmmm < 1 || mmmmm > 3)
+        return -1;
+    return (int)(3 + mmmmm);
+}
+
+enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decoder_mode mode,
+                                   struct decoded_insn *d)
+{
+    struct dstate s;
+    memset(&s, 0, sizeof s);
+    memset(d, 0, sizeof *d);
+    s.b = bytes;
+    s.len = len;
+    s.mode = (uint8_t)mode;
+    d->mode = (uint8_t)mode;
+
+    /* 1. legacy prefixes and REX (a REX not immediately before the opcode is ignored, SDM 2.2.1) */
+    for (;;) {
+        if (!need(&s, 1))
+            return fail(d, &s, s.status);
+        uint8_t c = bytes[s.i];
+        if (is_legacy_prefix(c)) {
+            d->rex = 0;
+            switch (c) {
+            case 0xf0: d->prefixes |= DPFX_LOCK; break;
+            case 0xf2: s.lastrep = 0xf2; break;
+            case 0xf3: s.lastrep = 0xf3; break;
+            case 0x66: s.has66 = 1; d->prefixes |= DPFX_OPSIZE; break;
+            case 0x67: s.has67 = 1; d->prefixes |= DPFX_ADDRSIZE; break;
+            case 0x64: d->prefixes |= DPFX_SEG; d->seg_override = 4; break;
+            case 0x65: d->prefixes |= DPFX_SEG; d->seg_override = 5; break;
+            default: d->prefixes |= DPFX_SEG; d->seg_override = seg_of_prefix[(c >> 3) & 3]; break;
+            }
+            s.i++;
+            continue;
+        }
+        if (mode == DECODER_MODE_64 && (c & 0xf0) == 0x40) {
+            d->rex = c;
+            s.i++;
+            continue;
+        }
+        break;
+    }
+    if (s.lastrep == 0xf3)
+        d->prefixes |= DPFX_REP;
+    else if (s.lastrep == 0xf2)
+        d->prefixes |= DPFX_REPNE;
+    if (d->rex) {
+        d->prefixes |= DPFX_REX;
+        s.rex_w = (d->rex >> 3) & 1;
+        s.rex_r = (d->rex >> 2) & 1;
+        s.rex_x = (d->rex >> 1) & 1;
+        s.rex_b = d->rex & 1;
+    }
+    s.mp = s.lastrep == 0xf3 ? 3 : s.lastrep == 0xf2 ? 4 : s.has66 ? 2 : 1;
+    if (mode == DECODER_MODE_64)
+        d->addrsize = s.has67 ? 4 : 8;
+    else if (mode == DECODER_MODE_32)
+        d->addrsize = s.has67 ? 2 : 4;
+    else
+        d->addrsize = s.has67 ? 4 : 2;
+
+    /* 2. opcode map: escape bytes or VEX/EVEX */
+    int map = 0;
+    uint8_t c = bytes[s.i];
+    if (c == 0xc4 || c == 0xc5 || c == 0x62) {
+        /* Outside 64-bit mode these are LES/LDS/BOUND unless the next byte has mod=11 (SDM 2.3.5) */
+        int isvex = mode == DECODER_MODE_64;
+        if (!isvex) {
+            if (!need(&s, 2))
+                return fail(d, &s, s.status);
+            isvex = (bytes[s.i + 1] & 0xc0) == 0xc0;
+        }
+        if (isvex) {
+            map = decode_vex(&s, d, c);
+            if (map == -2)
+                return fail(d, &s, s.status);
+            if (map < 0) {
+                /* still consume opcode + ModRM so the reported length is useful */
+                return fail(d, &s, DECODER_UD);
+            }
+        }
+    }
+    if (map == 0 && c == 0x0f) {
+        s.i++;
+        if (!need(&s, 1))
+            return fail(d, &s, s.status);
+        c = bytes[s.i];
+        map = 1;
+        if (c == 0x38 || c == 0x3a) {
+            map = c == 0x38 ? 2 : 3;
+            s.i++;
+        }
+    }
+    if (!need(&s, 1))
+        return fail(d, &s, s.status);
+    d->opcode = bytes[s.i++];
+    d->opcode_map = (uint8_t)(map > 3 ? map - 3 : map);
+    const struct dec_slot *slot = &dec_slots[map][d->opcode];
+    if (slot->modrm) {
+        if (!need(&s, 1))
+            return fail(d, &s, s.status);
+        d->modrm = bytes[s.i++];
+        d->flags |= DFLAG_MODRM;
+        s.mod = d->modrm >> 6;
+        s.regf = (d->modrm >> 3) & 7;
+        s.rmf = d->modrm & 7;
+    }
+    if (slot->count == 0)
+        return fail(d, &s, DECODER_UD);
+
+    /* 3. pick the candidate encoding */
+    const struct dec_entry *e = NULL;
+    for (unsigned k = 0; k < slot->count; k++) {
+        const struct dec_entry *x = &dec_entries[slot->first + k];
+        if (entry_matches(&s, d, x)) {
+            e = x;
+            break;
+        }
+    }
+    if (!e)
+        return fail(d, &s, DECODER_UD);
+    d->op = e->op;
+    d->cond = e->cond;
+    d->opsize = entry_opsize(&s, e);
+    if (e->opnd[0] == OT_Eb || e->opnd[0] == OT_Gb || e->opnd[0] == OT_AL || e->opnd[0] == OT_Zb ||
+        e->opnd[0] == OT_Ob || e->opnd[0] == OT_Xb || e->opnd[0] == OT_Yb)
+        d->opsize = 1;
+    d->flags |= decoder_op_info[e->op].flags;
+
+    /* 4. LOCK only on the listed read-modify-write forms with a memory destination (SDM LOCK) */
+    if (e->lock && s.mod != 3)
+        d->flags |= DFLAG_LOCK_OK;
+    int ud = 0;
+    if ((d->prefixes & DPFX_LOCK) && !(d->flags & DFLAG_LOCK_OK))
+        ud = 1;
+    /* VEX.vvvv must be 1111b when no operand uses it (SDM 2.3.6) */
+    if (s.vex) {
+        int uses_vvvv = 0;
+        for (unsigned k = 0; k < 4; k++)
+            if (dec_opnd_desc[e->opnd[k]].src == S_H)
+                uses_vvvv = 1;
+        if (!uses_vvvv && d->vex_vvvv != 0)
+            ud = 1;
+    }
+
+    /* 5. operands: ModRM memory, then immediates, in table order (Intel order).
+     * Byte-size GPR operands must see the real operand size, so decode with the
+     * entry's size and let the table's per-operand size rule finish it. */
+    uint8_t opsz = d->opsize;
+    d->opsize = entry_opsize(&s, e);
+    unsigned n = 0;
+    for (; n < DECODER_MAX_OPERANDS && e->opnd[n]; n++) {
+        if (!decode_operand(&s, d, &d->ops[n], e->opnd[n]))
+            ud = 1;
+        if (s.status)
+            return fail(d, &s, s.status);
+    }
+    d->opsize = opsz;
+    d->nops = (uint8_t)n;
+    d->length = (uint8_t)s.i;
+    if (ud)
+        return fail(d, &s, DECODER_UD);
+    d->status = DECODER_OK;
+    return DECODER_OK;
+}
+
+const char *decoder_op_name(uint16_t op)
+{
+    if (op >= DOP_COUNT)
+        return "(bad)";
+    return decoder_op_info[op].name;
+}

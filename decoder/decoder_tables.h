@@ -1,0 +1,43 @@
+/* decoder/: layout of the generated decode tables (decoder_tables.c, made by
+ * decoder/gen/opgen.c from decoder/opcodes.tbl). Private to decoder/. */
+#ifndef SOFTKVM_DECODER_TABLES_H
+#define SOFTKVM_DECODER_TABLES_H
+#include <stdint.h>
+
+#include "decoder/decoder_opnd.h"
+
+/* maps: 0 one-byte, 1 0F, 2 0F38, 3 0F3A, 4..6 the same three under VEX */
+#define DEC_NMAPS 7
+
+/* One candidate encoding of an opcode byte. Constraint fields use 0 = "any". */
+struct dec_entry {
+    uint16_t op;
+    uint8_t reg;   /* ModRM.reg required, 0xff any */
+    uint8_t mod;   /* 1 memory only, 2 register only */
+    uint8_t rm;    /* ModRM.rm required (with mod 3), 0xff any */
+    uint8_t pfx;   /* mandatory prefix: 1 none, 2 66, 3 F3, 4 F2 */
+    uint8_t osz;   /* required effective operand size in bytes */
+    uint8_t asz;   /* required effective address size */
+    uint8_t w;     /* 1 W0, 2 W1 */
+    uint8_t b0;    /* REX.B must be 0 */
+    uint8_t l;     /* 1 L0, 2 L1 */
+    uint8_t modes; /* bit per enum decoder_mode */
+    uint8_t d64;   /* default 64-bit operand size in long mode (SDM 2.2.1.5) */
+    uint8_t f64;   /* operand size forced to 64 in long mode */
+    uint8_t lock;  /* LOCK allowed when the destination is memory */
+    uint8_t cond;
+    uint8_t vexnovvvv; /* VEX.vvvv must be 1111b */
+    uint8_t opnd[4];   /* enum dec_opnd_type, Intel order */
+};
+
+struct dec_slot {
+    uint16_t first;
+    uint8_t count;
+    uint8_t modrm;
+};
+
+extern const struct dec_entry dec_entries[];
+extern const struct dec_slot dec_slots[DEC_NMAPS][256];
+extern const unsigned dec_nentries;
+
+#endif
