@@ -70,6 +70,13 @@ int abi_irqchip_set_gsi_routing(struct abi_irqchip *chip, const struct kvm_irq_r
 int abi_irqchip_get(struct abi_irqchip *chip, struct kvm_irqchip *s);
 int abi_irqchip_set(struct abi_irqchip *chip, const struct kvm_irqchip *s);
 
+/* Guest port I/O to the PIC (0x20/0x21, 0xa0/0xa1) and ELCR (0x4d0/0x4d1):
+ * true if handled (IN fills `data`); the abi KVM_RUN loop offers every
+ * EMU_EXIT_IO to this first, once per element of a string I/O. */
+bool abi_irqchip_pio(struct abi_irqchip *chip, uint16_t port, bool in, void *data, unsigned size);
+/* Guest MMIO to the IOAPIC window (default 0xfec00000, 0x100 bytes): true if handled. */
+bool abi_irqchip_mmio(struct abi_irqchip *chip, uint64_t gpa, bool write, void *data, unsigned len);
+
 /* ---------------- per vCPU ---------------- */
 
 /* KVM_CREATE_VCPU with an in-kernel irqchip: creates the LAPIC, resets it
