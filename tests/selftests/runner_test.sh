@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Checks the `softkvm selftests` runner itself, without a kernel tree: fake kselftests that
+# pass, skip, fail, crash, hang (with a child that must die with them) are run directly
+# (--real-only), and the TSV, JUnit XML, timeout, filter and expectations logic are verified.
+# usage: runner_test.sh SOFTKVM_BINARY
+set -u
+softkvm=$1
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fails=0
+check() { # check DESCRIPTION COMMAND...
+  if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
+}
+
+mkdir -p "$t/kvm/x86_64" "$t/build"
+mk() { printf '#!/bin/sh\n%s\n' "$2" > "$t/kvm/$1"; chmod +x "$t/kvm/$1"; }
+mk x86_64/pass_test 'echo hello from pass; exit 0'
+mk x86_64/skip_test 'echo "1..0 # SKIP no kvm"; exit 4'
+mk x86_64/fail_test 'echo "==== Test Assertion Failure ===="; echo "<&>"; exit 254'
+mk x86_64/crash_test 'kill -SEGV $$'
+mk hang_test "sleep 300 & echo \$! > '$t/child.pid'; wait"
+printf '%s\n' x86_64/pass_test x86_64/skip_test x86_64/fail_test x86_64/crash_test hang_test \
+  > "$t/list"
+run() {
+  "$softkvm" selftests --real-only --no-build --build-dir "$t/build" --tests-dir "$t/kvm" \
+    --list "$t/list" --timeout 1 --jobs 2 "$@"
+}
+
+start=$(date +%s)
+run --tsv "$t/out.tsv" --junit "$t/out.xml" > "$t/out.txt" 2>&1
+rc=$?
+took=$(( $(date +%s) - start ))
+cat "$t/out.txt"
+row() { grep -P "^$1\t" "$t/out.tsv" | cut -f2-3; }
+check "exit 1 when something fails and no expectations" test $rc -eq 1
+check "pass -> PASS 0" test "$(row x86_64/pass_test)" = "$(printf 'PASS\t0')"
+check "exit 4 -> SKIP 4" test "$(row x86_64/skip_test)" = "$(printf 'SKIP\t4')"
+check "exit 254 -> FAIL 254" test "$(row x86_64/fail_test)" = "$(printf 'FAIL\t254')"
+check "SIGSEGV -> FAIL 139" test "$(row x86_64/crash_test)" = "$(printf 'FAIL\t139')"
+check "hang -> TIMEOUT 124" test "$(row hang_test)" = "$(printf 'TIMEOUT\t124')"
+check "timeout enforced quickly (${took}s)" test "$took" -le 8
+child_dead() { # gone, or a zombie waiting for init to reap it
+  local pid; pid=$(cat "$t/child.pid")
+  for _ in $(seq 20); do
+    [ -e /proc/$pid ] || return 0
+    [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" = Z ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "child of a timed-out test is killed" child_dead
+check "progress shows n/N" grep -q '^\[  5/5\]' "$t/out.txt"
+check "counts line" grep -q 'real   : 5 tests, 1 pass, 2 fail, 1 skip, 1 timeout' "$t/out.txt"
+check "junit counts" grep -q 'tests="5" failures="3" errors="0" skipped="1"' "$t/out.xml"
+check "junit escapes the log" grep -q '&lt;&amp;&gt;' "$t/out.xml"
+check "junit carries the log" grep -q 'hello from pass' "$t/out.xml"
+if command -v python3 >/dev/null; then
+  check "junit is well-formed XML" python3 -c "import sys,xml.etree.ElementTree as E; E.parse(sys.argv[1])" "$t/out.xml"
+fi
+
+run --filter 'pass|skip' --tsv "$t/f.tsv" > /dev/null 2>&1
+check "exit 0 when all pass or skip" test $? -eq 0
+check "--filter keeps 2 tests" test "$(grep -vc '^#' "$t/f.tsv")" -eq 2
+
+# Expectations: a test expected to PASS that does not is a regression (exit 1); one doing
+# better than expected is announced; malformed lines are errors.
+printf '# comment\nx86_64/pass_test\tPASS\t\nx86_64/fail_test\tFAIL\tlacks X\n' > "$t/exp.tsv"
+run --expect "$t/exp.tsv" --filter 'pass|fail' > "$t/e1.txt" 2>&1
+check "--expect met: exit 0" test $? -eq 0
+printf 'x86_64/pass_test\tFAIL\tlacks Y\nx86_64/fail_test\tPASS\t\n' > "$t/exp.tsv"
+run --expect "$t/exp.tsv" --filter 'pass|fail' > "$t/e2.txt" 2>&1
+check "--expect regression: exit 1" test $? -eq 1
+check "regression named" grep -q 'REGRESSION  x86_64/fail_test' "$t/e2.txt"
+check "better than expected announced" grep -q 'BETTER THAN EXPECTED.*pass_test' "$t/e2.txt"
+printf 'x86_64/pass_test\tPASS\t\n' > "$t/exp.tsv"
+run --expect "$t/exp.tsv" --filter 'pass|skip' > "$t/e3.txt" 2>&1
+check "unlisted test reported" grep -q 'no expectation for x86_64/skip_test' "$t/e3.txt"
+printf 'x86_64/pass_test\tGREAT\t\n' > "$t/exp.tsv"
+run --expect "$t/exp.tsv" --filter pass > /dev/null 2>&1
+check "malformed expectation line fails" test $? -eq 1
+
+rm -rf "$t/build/logs"
+check "bad --filter is a usage error" bash -c "'$softkvm' selftests --real-only --no-build --build-dir '$t/build' --tests-dir '$t/kvm' --list '$t/list' --filter '(' >/dev/null 2>&1; test \$? -eq 2"
+check "bad --timeout is a usage error" bash -c "'$softkvm' selftests --timeout 0 >/dev/null 2>&1; test \$? -eq 2"
+echo "$fails failure(s)"
+exit $((fails > 0))
