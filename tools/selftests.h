@@ -77,8 +77,8 @@ void st_print_progress(size_t done, size_t total, const struct st_test *t, enum 
 void st_print_table(const struct st_suite *s, const bool modes[ST_NMODES]);
 int st_write_tsv(const char *path, const struct st_suite *s, const bool modes[ST_NMODES]);
 int st_write_junit(const char *path, const struct st_suite *s, const bool modes[ST_NMODES]);
-/* Compares the softkvm column with the expectations: returns the number of
- * regressions (expected PASS, did not pass), -1 if the file cannot be read. */
-int st_check_expectations(const char *path, const struct st_suite *s);
+/* Compares mode m's results with the expectations: returns the number of regressions
+ * (expected PASS, did not pass) plus malformed lines, -1 if the file cannot be read. */
+int st_check_expectations(const char *path, const struct st_suite *s, enum st_mode m);
 
 #endif

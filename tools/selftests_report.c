@@ -206,11 +206,11 @@ static const struct st_test *find_test(const struct st_suite *s, const char *nam
     return NULL;
 }
 
-/* Expectations file: "name<TAB>RESULT<TAB>reason", '#' starts a comment. A regression is a
+/* Expectations file (judged against mode m's results): "name<TAB>RESULT<TAB>reason", '#' starts a comment. A regression is a
  * test expected to PASS that did not; a test doing better than expected is announced loudly
  * so the file gets updated; other changes (e.g. FAIL -> SKIP) are listed. Tests filtered out
  * of this run are not judged. */
-int st_check_expectations(const char *path, const struct st_suite *s)
+int st_check_expectations(const char *path, const struct st_suite *s, enum st_mode m)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -220,7 +220,7 @@ int st_check_expectations(const char *path, const struct st_suite *s)
     char line[4096];
     int regressions = 0, better = 0, changed = 0, lineno = 0, bad = 0;
     size_t judged = 0;
-    printf("\nexpectations (%s):\n", path);
+    printf("\nexpectations (%s) vs the %s results:\n", path, mode_names[m]);
     while (fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\r\n")] = '\0';
@@ -237,15 +237,15 @@ int st_check_expectations(const char *path, const struct st_suite *s)
             continue;
         }
         const struct st_test *t = find_test(s, name);
-        if (!t || t->out[ST_SOFTKVM].result == ST_NOTRUN)
+        if (!t || t->out[m].result == ST_NOTRUN)
             continue;
         judged++;
-        enum st_result got = t->out[ST_SOFTKVM].result;
+        enum st_result got = t->out[m].result;
         if (got == want)
             continue;
         if (want == ST_PASS) {
             printf("  REGRESSION  %-*s expected PASS, got %s (log: %s)\n", NAME_W, name,
-                   result_names[got], t->out[ST_SOFTKVM].log);
+                   result_names[got], t->out[m].log);
             regressions++;
         } else if (got == ST_PASS) {
             printf("  *** BETTER THAN EXPECTED *** %s now PASSES (expected %s: %s)"
@@ -268,9 +268,9 @@ int st_check_expectations(const char *path, const struct st_suite *s)
             found = strncmp(line, s->tests[i].name, nl) == 0 && line[nl] == '\t';
         if (g)
             fclose(g);
-        if (!found && s->tests[i].out[ST_SOFTKVM].result != ST_NOTRUN)
+        if (!found && s->tests[i].out[m].result != ST_NOTRUN)
             printf("  no expectation for %s (got %s)\n", s->tests[i].name,
-                   result_names[s->tests[i].out[ST_SOFTKVM].result]);
+                   result_names[s->tests[i].out[m].result]);
     }
     printf("  %zu judged: %d regression(s), %d better than expected, %d other change(s)\n", judged,
            regressions, better, changed);
