@@ -93,17 +93,13 @@ static inline uint64_t msr_guest_tsc(const struct cpu *cpu)
     return __builtin_ia32_rdtsc() + cpu->tsc_offset;
 }
 
-/* SPEC_CTRL bits the guest may set (KVM's kvm_spec_ctrl_valid_bits for the guest CPUID). */
+/* SPEC_CTRL bits the (virtual) hardware accepts: IBRS | STIBP | SSBD. KVM checks a guest
+ * value by trying it on the host (kvm_spec_ctrl_test_value), and a passed-through WRMSR is
+ * checked by the CPU, so both paths use the hardware's set. */
 static inline uint64_t msr_spec_ctrl_valid_bits(const struct msr_vcpu *v)
 {
-    uint64_t bits = 0;
-    if (v->feat.spec_ctrl || v->feat.amd_ibrs)
-        bits |= 1ull << 0; /* IBRS */
-    if (v->feat.stibp || v->feat.amd_stibp)
-        bits |= 1ull << 1; /* STIBP */
-    if (v->feat.ssbd || v->feat.amd_ssbd)
-        bits |= 1ull << 2; /* SSBD */
-    return bits;
+    (void)v;
+    return 0x7;
 }
 
 /* The fast path: what the CPU does for a passed-through MSR with guest state loaded.
@@ -140,9 +136,13 @@ static inline enum emu_msr_result msr_passthrough_write(struct msr_vcpu *v, stru
     switch (index) {
     case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KERNEL_GS_BASE:
     case MSR_LSTAR: case MSR_CSTAR:
-    case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
         /* WRMSR #GP on a non-canonical address (SDM vol.2 WRMSR) */
         if (!msr_is_canonical(cpu, value))
+            return EMU_MSR_GP;
+        break;
+    case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
+        /* Intel checks canonicality; AMD keeps only bits 31:0 meaningful and does not fault */
+        if (v->vm->vendor == MSR_VENDOR_INTEL && !msr_is_canonical(cpu, value))
             return EMU_MSR_GP;
         break;
     default:

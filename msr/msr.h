@@ -64,8 +64,10 @@ struct msr_vm {
     msr_guest_write_fn guest_write;
     msr_guest_read_fn guest_read;
     void *guest_mem_ctx;
-    /* KVM_HC/PV wall clock base: host realtime at VM creation, ns (kvm->arch.kvmclock_offset) */
-    uint64_t kvmclock_offset_ns;
+    /* kvmclock: guest clock = host CLOCK_BOOTTIME ns - boot_ns_at_create (kvmclock_offset) */
+    uint64_t boot_ns_at_create;
+    uint64_t tsc_khz;                    /* host TSC frequency, calibrated at msr_vm_init */
+    _Atomic uint64_t pv_wall_clock;      /* MSR_KVM_WALL_CLOCK(_NEW) value (VM-wide in KVM) */
 };
 
 int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor);
@@ -102,6 +104,10 @@ struct msr_apic_ops {
     int (*write)(void *ctx, uint32_t index, uint64_t value);
     /* APIC_BASE was written (value already stored in cpu->apic_base); host = host-initiated */
     void (*base_changed)(void *ctx, uint64_t old_value, uint64_t new_value, bool host);
+    /* IA32_TSC_DEADLINE lives in the LAPIC timer: KVM reads 0 and drops writes unless the
+     * LVT timer is in TSC-deadline mode. Absent -> reads 0, writes ignored (no LAPIC). */
+    uint64_t (*tscdeadline_get)(void *ctx);
+    void (*tscdeadline_set)(void *ctx, uint64_t value);
     void *ctx;
 };
 
@@ -121,7 +127,7 @@ struct msr_guest_features {
     bool lm, nx, syscall, svm, vmx, smx, sgx, sgx_lc, lmce, mce, mca, mtrr, pat, tsc_adjust,
         tsc_deadline, rdtscp, rdpid, spec_ctrl, ibpb, ibrs, stibp, ssbd, amd_ibpb, amd_ibrs,
         amd_stibp, amd_ssbd, virt_ssbd, flush_l1d, arch_capabilities, pdcm, xsaves, waitpkg,
-        xfd, ffxsr, lmsle, x2apic, tsc_aux_any, intel, amd, pmu, perf_cap;
+        xfd, ffxsr, x2apic, intel, amd, autoibrs, osvw, mpx, la57, sse3, sbpb;
     uint32_t kvm_features; /* CPUID 0x40000001.EAX (KVM_FEATURE_*) */
     bool kvm_leaf_present;
     uint8_t maxphyaddr;
@@ -138,8 +144,9 @@ struct msr_kernel_state {
     uint64_t pv_system_time, pv_wall_clock, pv_async_pf_en, pv_async_pf_int, pv_steal_time,
         pv_eoi_en, pv_poll_control;
     uint64_t hwcr, vm_cr, vm_hsave_pa, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
-    uint64_t xfd, xfd_err, efer_shadow_unused;
-    uint64_t ia32_tsc_last_host_write;
+    uint64_t xfd, xfd_err;
+    uint64_t misc_features_enables, smi_count, power_ctl, osvw_length, osvw_status, de_cfg;
+    uint64_t pv_async_pf_ack_pending;
 };
 
 struct msr_vcpu {
@@ -149,7 +156,8 @@ struct msr_vcpu {
      * vmx->shadow_msr_intercept / svm direct-access state, re-applied through the filter. */
     uint8_t vmx_bitmap[MSR_VMX_BITMAP_SIZE];
     uint8_t svm_msrpm[MSR_SVM_MSRPM_SIZE];
-    uint64_t passthrough_rd, passthrough_wr; /* bit i = entry i of the vendor list wants pass-through */
+    uint64_t passthrough_rd, passthrough_wr; /* run-time pass-through intent, bit i = entry i of
+                                                the pass-through list (bitmap.c) */
     /* filter snapshot used by this vCPU; refreshed when vm->filter_gen changes */
     const struct msr_filter *filter;
     uint64_t filter_gen;
@@ -174,6 +182,11 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event);
 void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, unsigned n);
 /* KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU fd. */
 int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable);
+/* KVM_X86_SETUP_MCE: 0 or -EINVAL (bank count 1..32, only supported capability bits). */
+int msr_vcpu_setup_mce(struct msr_vcpu *v, uint64_t mcg_cap);
+/* Write the kvmclock page (pvclock_vcpu_time_info) if the guest enabled it; abi calls this
+ * at KVM_RUN entry (KVM_REQ_CLOCK_UPDATE). */
+void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
 /* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry). */
 void msr_vcpu_sync(struct msr_vcpu *v);
 

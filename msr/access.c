@@ -1,0 +1,113 @@
+/* msr/: the access paths. Host-initiated (KVM_GET/SET_MSRS) and guest-initiated
+ * (intercepted RDMSR/WRMSR: filter -> in-kernel handler -> user-space deflection or #GP),
+ * mirroring KVM's kvm_do_msr_access, kvm_{get,set}_msr_with_filter, kvm_msr_user_space
+ * and kvm_emulate_{rd,wr}msr (arch/x86/kvm/x86.c). */
+#include "msr/internal.h"
+#include "msr/bitmap.h"
+
+int msr_do_access(struct msr_vcpu *v, uint32_t index, uint64_t *data, bool write, bool host)
+{
+    const struct msr_entry *e = msr_table_lookup(v->vm->vendor, index);
+    int r;
+    if (!e) {
+        r = MSR_RET_UNSUPPORTED;
+    } else {
+        r = msr_gate_check(v, e->gate, host);
+        if (r == MSR_RET_OK) {
+            if (write)
+                r = e->set ? e->set(v, index, *data, host) : MSR_RET_UNSUPPORTED;
+            else
+                r = e->get ? e->get(v, index, data, host) : MSR_RET_UNSUPPORTED;
+        }
+    }
+    /* a failed read never leaks anything */
+    if (r && !write)
+        *data = 0;
+    if (r != MSR_RET_UNSUPPORTED)
+        return r;
+    /* Userspace may read, and write 0 to, any MSR KVM advertises even if not fully
+     * supported (for reads *data was zeroed above). */
+    if (host && *data == 0 && msr_is_advertised(v->vm->vendor, index))
+        return MSR_RET_OK;
+    return r;
+}
+
+int msr_vcpu_get(struct msr_vcpu *v, uint32_t index, uint64_t *value)
+{
+    return msr_do_access(v, index, value, false, true);
+}
+
+int msr_vcpu_set(struct msr_vcpu *v, uint32_t index, uint64_t value)
+{
+    return msr_do_access(v, index, &value, true, true);
+}
+
+/* KVM's kvm_msr_reason(): the exit reason for a failed guest access. */
+static uint32_t exit_reason_of(int r)
+{
+    switch (r) {
+    case MSR_RET_UNSUPPORTED: return KVM_MSR_EXIT_REASON_UNKNOWN;
+    case MSR_RET_FILTERED: return KVM_MSR_EXIT_REASON_FILTER;
+    default: return KVM_MSR_EXIT_REASON_INVAL;
+    }
+}
+
+static unsigned reason_slot(uint32_t reason)
+{
+    return reason == KVM_MSR_EXIT_REASON_INVAL ? 0 : reason == KVM_MSR_EXIT_REASON_UNKNOWN ? 1 : 2;
+}
+
+/* Common tail: a failure either deflects to user space (reason in the VM's mask) or #GP. */
+static enum emu_msr_result guest_result(struct msr_vcpu *v, int r, uint32_t *reason)
+{
+    if (r == MSR_RET_OK)
+        return EMU_MSR_OK;
+    uint32_t why = exit_reason_of(r);
+    if (r == MSR_RET_FILTERED)
+        v->stats.filter_denials++;
+    if (atomic_load_explicit(&v->vm->user_space_msr_mask, memory_order_relaxed) & why) {
+        *reason = why;
+        v->stats.exits[reason_slot(why)]++;
+        return EMU_MSR_EXIT;
+    }
+    v->stats.gp_injected++;
+    return EMU_MSR_GP;
+}
+
+static enum emu_msr_result guest_rdmsr(void *ctx, struct cpu *cpu, uint32_t index,
+                                       uint64_t *value, uint32_t *reason)
+{
+    struct msr_vcpu *v = ctx;
+    (void)cpu;
+    msr_vcpu_sync(v);
+    v->stats.rdmsr_intercepts++;
+    int r;
+    if (!msr_filter_allows(v->filter, index, KVM_MSR_FILTER_READ)) {
+        *value = 0;
+        r = MSR_RET_FILTERED;
+    } else {
+        r = msr_do_access(v, index, value, false, false);
+    }
+    return guest_result(v, r, reason);
+}
+
+static enum emu_msr_result guest_wrmsr(void *ctx, struct cpu *cpu, uint32_t index,
+                                       uint64_t value, uint32_t *reason)
+{
+    struct msr_vcpu *v = ctx;
+    (void)cpu;
+    msr_vcpu_sync(v);
+    v->stats.wrmsr_intercepts++;
+    int r;
+    if (!msr_filter_allows(v->filter, index, KVM_MSR_FILTER_WRITE))
+        r = MSR_RET_FILTERED;
+    else
+        r = msr_do_access(v, index, &value, true, false);
+    return guest_result(v, r, reason);
+}
+
+const struct emu_msr_ops msr_emu_ops = {
+    .rdmsr = guest_rdmsr,
+    .wrmsr = guest_wrmsr,
+    .ctx = NULL,
+};

@@ -1,0 +1,230 @@
+/* msr/: KVM paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst; x86.c kvm_write_wall_clock,
+ * kvm_write_system_time, kvm_pv_enable_async_pf(_int); lapic.c kvm_lapic_set_pv_eoi).
+ * The feature gate (KVM_CPUID_FEATURES, enforced with KVM_CAP_ENFORCE_PV_FEATURE_CPUID) is
+ * applied by the dispatcher and yields "unsupported" (exit reason UNKNOWN), as in 6.12. */
+#include <string.h>
+#include <time.h>
+
+#include "msr/internal.h"
+#include "msr/bitmap.h"
+
+#define KVM_MSR_ENABLED 1ull
+#define ASYNC_PF_DELIVERY_AS_PF_VMEXIT (1ull << 2)
+#define ASYNC_PF_DELIVERY_AS_INT (1ull << 3)
+#define KVM_FEATURE_ASYNC_PF_VMEXIT 10
+#define KVM_FEATURE_ASYNC_PF_INT 14
+#define STEAL_RESERVED_MASK (((1ull << 6) - 1) << 1) /* 64-byte aligned, bit 0 = enable */
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool pv_has(const struct msr_vcpu *v, unsigned bit)
+{
+    return !v->enforce_pv_cpuid || (v->feat.kvm_features & (1u << bit));
+}
+
+static bool lapic_in_kernel(const struct msr_vcpu *v)
+{
+    return v->apic.read != NULL;
+}
+
+/* Guest memory helpers: failures are silent, as kvm_write_guest failures are in KVM. */
+static int gwrite(struct msr_vcpu *v, uint64_t gpa, const void *src, size_t n)
+{
+    return v->vm->guest_write ? v->vm->guest_write(v->vm->guest_mem_ctx, gpa, src, n) : -1;
+}
+static int gread(struct msr_vcpu *v, uint64_t gpa, void *dst, size_t n)
+{
+    return v->vm->guest_read ? v->vm->guest_read(v->vm->guest_mem_ctx, gpa, dst, n) : -1;
+}
+
+/* struct pvclock_wall_clock { u32 version, sec, nsec; } — version odd while updating. */
+static void write_wall_clock(struct msr_vcpu *v, uint64_t gpa)
+{
+    uint32_t version;
+    if (gread(v, gpa, &version, 4))
+        return;
+    if (version & 1)
+        version++;
+    version++;
+    if (gwrite(v, gpa, &version, 4))
+        return;
+    /* wall time at which kvmclock read 0 */
+    uint64_t kvmclock = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
+    uint64_t epoch = clock_ns(CLOCK_REALTIME) - kvmclock;
+    uint32_t wc[3] = {version, (uint32_t)(epoch / 1000000000ull), (uint32_t)(epoch % 1000000000ull)};
+    gwrite(v, gpa, wc, sizeof(wc));
+    version++;
+    gwrite(v, gpa, &version, 4);
+}
+
+int msr_get_pv_wall_clock(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)i; (void)host;
+    *val = atomic_load(&v->vm->pv_wall_clock);
+    return MSR_RET_OK;
+}
+
+int msr_set_pv_wall_clock(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)i; (void)host;
+    atomic_store(&v->vm->pv_wall_clock, val);
+    write_wall_clock(v, val);
+    return MSR_RET_OK;
+}
+
+/* struct pvclock_vcpu_time_info (32 bytes): version, pad, tsc_timestamp, system_time,
+ * tsc_to_system_mul, tsc_shift, flags, pad[2]. */
+struct pvclock_time {
+    uint32_t version, pad0;
+    uint64_t tsc_timestamp, system_time;
+    uint32_t mul;
+    int8_t shift;
+    uint8_t flags, pad[2];
+};
+_Static_assert(sizeof(struct pvclock_time) == 32, "pvclock_vcpu_time_info is 32 bytes");
+
+void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
+{
+    uint64_t msr = v->k.pv_system_time;
+    if (!(msr & KVM_MSR_ENABLED) || !v->vm->tsc_khz)
+        return;
+    uint64_t gpa = msr & ~1ull;
+    struct pvclock_time t;
+    if (gread(v, gpa, &t, sizeof(t)))
+        return;
+    /* ns = ((tsc_delta << shift) * mul) >> 32 ; pick shift so mul fits in 32 bits */
+    uint64_t khz = v->vm->tsc_khz;
+    int shift = 0;
+    uint64_t mul = (1000000ull << 32) / khz; /* 2^32 * ns per tick */
+    while (mul >= (1ull << 32)) { mul >>= 1; shift++; }
+    while (mul < (1ull << 31) && shift > -31) { mul <<= 1; shift--; }
+    uint32_t version = (t.version + 1) | 1; /* odd: update in progress */
+    t.version = version;
+    if (gwrite(v, gpa, &t, 4))
+        return;
+    t.tsc_timestamp = msr_guest_tsc(v->cpu);
+    t.system_time = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
+    t.mul = (uint32_t)mul;
+    t.shift = (int8_t)shift;
+    t.flags = 0;
+    gwrite(v, gpa, &t, sizeof(t));
+    version++;
+    gwrite(v, gpa, &version, 4);
+}
+
+int msr_get_pv_system_time(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)i; (void)host;
+    *val = v->k.pv_system_time;
+    return MSR_RET_OK;
+}
+
+int msr_set_pv_system_time(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)i; (void)host;
+    v->k.pv_system_time = val;
+    msr_vcpu_update_kvmclock(v);
+    return MSR_RET_OK;
+}
+
+int msr_get_pv_async_pf(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)host;
+    switch (i) {
+    case MSR_KVM_ASYNC_PF_EN: *val = v->k.pv_async_pf_en; break;
+    case MSR_KVM_ASYNC_PF_INT: *val = v->k.pv_async_pf_int; break;
+    default: *val = 0; break; /* ACK reads 0 */
+    }
+    return MSR_RET_OK;
+}
+
+int msr_set_pv_async_pf(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)host;
+    if (i == MSR_KVM_ASYNC_PF_ACK) {
+        if (val & 1)
+            v->k.pv_async_pf_ack_pending = 0;
+        return MSR_RET_OK;
+    }
+    if (i == MSR_KVM_ASYNC_PF_INT) {
+        if ((val >> 8) || !lapic_in_kernel(v))
+            return MSR_RET_INVAL;
+        v->k.pv_async_pf_int = val;
+        return MSR_RET_OK;
+    }
+    /* ASYNC_PF_EN: bits 5:4 reserved; delivery modes need their feature bits */
+    if (val & 0x30)
+        return MSR_RET_INVAL;
+    if (!pv_has(v, KVM_FEATURE_ASYNC_PF_VMEXIT) && (val & ASYNC_PF_DELIVERY_AS_PF_VMEXIT))
+        return MSR_RET_INVAL;
+    if (!pv_has(v, KVM_FEATURE_ASYNC_PF_INT) && (val & ASYNC_PF_DELIVERY_AS_INT))
+        return MSR_RET_INVAL;
+    if (!lapic_in_kernel(v))
+        return val ? MSR_RET_INVAL : MSR_RET_OK;
+    if ((val & KVM_MSR_ENABLED) && (val & ASYNC_PF_DELIVERY_AS_INT)) {
+        uint64_t probe;
+        if (gread(v, val & ~0x3full, &probe, sizeof(probe))) /* gfn_to_hva_cache_init */
+            return MSR_RET_INVAL;
+    }
+    v->k.pv_async_pf_en = val;
+    return MSR_RET_OK;
+}
+
+int msr_get_pv_steal_time(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)i; (void)host;
+    *val = v->k.pv_steal_time;
+    return MSR_RET_OK;
+}
+
+int msr_set_pv_steal_time(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)i; (void)host;
+    if (val & STEAL_RESERVED_MASK)
+        return MSR_RET_INVAL;
+    v->k.pv_steal_time = val;
+    return MSR_RET_OK;
+}
+
+int msr_get_pv_eoi(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)i; (void)host;
+    *val = v->k.pv_eoi_en;
+    return MSR_RET_OK;
+}
+
+int msr_set_pv_eoi(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)i; (void)host;
+    uint64_t addr = val & ~KVM_MSR_ENABLED;
+    if (addr & 3)
+        return MSR_RET_INVAL;
+    if (val & KVM_MSR_ENABLED) {
+        uint8_t probe;
+        if (gread(v, addr, &probe, 1))
+            return MSR_RET_INVAL;
+    }
+    v->k.pv_eoi_en = val;
+    return MSR_RET_OK;
+}
+
+int msr_get_pv_poll(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)i; (void)host;
+    *val = v->k.pv_poll_control;
+    return MSR_RET_OK;
+}
+
+int msr_set_pv_poll(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)i; (void)host;
+    if (val & ~1ull) /* only the enable bit */
+        return MSR_RET_INVAL;
+    v->k.pv_poll_control = val;
+    return MSR_RET_OK;
+}

@@ -1,0 +1,92 @@
+/* msr/: in-kernel MSR handlers referenced by the table (table.c). Each returns MSR_RET_*. */
+#ifndef SOFTKVM_MSR_HANDLERS_H
+#define SOFTKVM_MSR_HANDLERS_H
+
+#include "msr/internal.h"
+
+int msr_get_apic_base(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_arch_cap(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_de_cfg(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_efer(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_feature_control(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_fixed(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_hsave(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_hwcr(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_mce(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_mcg_ext_ctl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_misc_enable(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_misc_features(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_mtrr(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_osvw(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pat(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_perf_cap(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_platform_info(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_power_ctl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pv_async_pf(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pv_eoi(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pv_poll(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pv_steal_time(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pv_system_time(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_pv_wall_clock(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_smbase(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_smi_count(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_spec_ctrl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_syscall(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_tsc(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_tsc_adjust(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_tsc_aux(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_tsc_deadline(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_ucode_rev(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_umwait(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_virt_spec_ctrl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_vm_cr(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_x2apic(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_xfd(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_xss(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_set_apic_base(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_arch_cap(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_de_cfg(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_efer(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_feature_control(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_flush_cmd(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_hsave(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_hwcr(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_ignore(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_mce(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_mcg_ext_ctl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_misc_enable(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_misc_features(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_mtrr(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_osvw(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pat(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_perf_cap(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_platform_info(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_power_ctl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pred_cmd(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pv_async_pf(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pv_eoi(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pv_poll(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pv_steal_time(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pv_system_time(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_pv_wall_clock(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_smbase(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_smi_count(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_spec_ctrl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_syscall(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_tsc(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_tsc_adjust(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_tsc_aux(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_tsc_deadline(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_ucode_rev(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_umwait(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_virt_spec_ctrl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_vm_cr(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_x2apic(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_xfd(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_xss(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_zero_only(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_debugctl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_get_debugctl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+bool msr_pat_valid(uint64_t val);
+
+#endif

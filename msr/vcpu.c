@@ -1,0 +1,177 @@
+/* msr/: per-vCPU MSR state: creation, reset values (KVM kvm_arch_vcpu_create /
+ * kvm_vcpu_reset), guest CPUID gates (kvm_vcpu_after_set_cpuid), filter-generation sync. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msr/internal.h"
+#include "msr/bitmap.h"
+
+struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
+{
+    struct msr_vcpu *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    v->vm = vm;
+    v->cpu = cpu;
+    v->k.mcg_cap = MSR_MCG_CAP_DEFAULT;
+    v->k.arch_capabilities = MSR_ARCH_CAP_DEFAULT;
+    v->k.perf_capabilities = 0;
+    v->k.ucode_rev = MSR_UCODE_REV_DEFAULT;
+    v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
+    v->k.smbase = 0x30000;
+    msr_vcpu_reset(v, false);
+    /* pick up the current filter, then derive gates and bitmaps from the (empty) CPUID */
+    v->filter_gen = UINT64_MAX;
+    v->filter = atomic_load_explicit(&vm->filter, memory_order_acquire);
+    v->filter_gen = atomic_load_explicit(&vm->filter_gen, memory_order_acquire);
+    msr_vcpu_set_cpuid(v, NULL, 0);
+    return v;
+}
+
+void msr_vcpu_destroy(struct msr_vcpu *v)
+{
+    free(v);
+}
+
+void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
+{
+    /* kvm_vcpu_reset(): these survive INIT; power-on resets them */
+    if (!init_event) {
+        v->k.misc_enable = MSR_MISC_ENABLE_DEFAULT;
+        v->cpu->pat = MSR_PAT_DEFAULT;
+        v->k.tsc_adjust = 0;
+        v->k.pv_system_time = 0;
+        v->k.pv_async_pf_en = v->k.pv_async_pf_int = 0;
+        v->k.pv_steal_time = 0;
+        v->k.pv_eoi_en = 0;
+        v->k.pv_poll_control = 1; /* KVM: poll control enabled at reset */
+        v->k.smbase = 0x30000;
+        v->k.xfd = v->k.xfd_err = 0;
+        v->cpu->xss = 0;
+        v->cpu->spec_ctrl = 0;
+        v->k.feature_control = 0;
+        v->k.mtrr_deftype = 0;
+        memset(v->k.mtrr_fixed, 0, sizeof(v->k.mtrr_fixed));
+        memset(v->k.mtrr_var, 0, sizeof(v->k.mtrr_var));
+    }
+    v->k.hwcr = 0;
+    v->k.vm_cr = 0;
+    v->k.smi_count = 0;
+}
+
+int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable)
+{
+    v->enforce_pv_cpuid = enable != 0;
+    return 0;
+}
+
+void msr_vcpu_sync(struct msr_vcpu *v)
+{
+    uint64_t gen = atomic_load_explicit(&v->vm->filter_gen, memory_order_acquire);
+    if (gen == v->filter_gen)
+        return;
+    v->filter = atomic_load_explicit(&v->vm->filter, memory_order_acquire);
+    v->filter_gen = gen;
+    msr_bitmaps_recompute(v);
+}
+
+/* ---------------- CPUID -> gates ---------------- */
+
+static const struct kvm_cpuid_entry2 *find_leaf(const struct msr_vcpu *v, uint32_t fn, uint32_t idx)
+{
+    for (unsigned i = 0; i < v->ncpuid; i++) {
+        const struct kvm_cpuid_entry2 *e = &v->cpuid[i];
+        if (e->function == fn && (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == idx))
+            return e;
+    }
+    return NULL;
+}
+
+enum reg { EAX, EBX, ECX, EDX };
+static bool bit(const struct msr_vcpu *v, uint32_t fn, uint32_t idx, enum reg r, unsigned b)
+{
+    const struct kvm_cpuid_entry2 *e = find_leaf(v, fn, idx);
+    if (!e)
+        return false;
+    uint32_t val = r == EAX ? e->eax : r == EBX ? e->ebx : r == ECX ? e->ecx : e->edx;
+    return (val >> b) & 1;
+}
+
+/* KVM finds its leaves by the "KVMKVMKVM\0\0\0" signature in 0x40000000..0x4000ff00. */
+static void find_kvm_leaf(struct msr_vcpu *v)
+{
+    v->feat.kvm_leaf_present = false;
+    v->feat.kvm_features = 0;
+    for (uint32_t base = 0x40000000; base < 0x40010000; base += 0x100) {
+        const struct kvm_cpuid_entry2 *e = find_leaf(v, base, 0);
+        if (!e)
+            continue;
+        if (e->ebx == 0x4b4d564b && e->ecx == 0x564b4d56 && e->edx == 0x4d) {
+            const struct kvm_cpuid_entry2 *f = find_leaf(v, base + 1, 0);
+            v->feat.kvm_leaf_present = true;
+            v->feat.kvm_features = f ? f->eax : 0;
+            return;
+        }
+    }
+}
+
+void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, unsigned n)
+{
+    if (n > MSR_MAX_CPUID)
+        n = MSR_MAX_CPUID;
+    if (n)
+        memcpy(v->cpuid, e, n * sizeof(*e));
+    v->ncpuid = n;
+    struct msr_guest_features *f = &v->feat;
+    memset(f, 0, sizeof(*f));
+    const struct kvm_cpuid_entry2 *l0 = find_leaf(v, 0, 0);
+    /* GenuineIntel / CentaurHauls / "  Shanghai  " count as Intel-compatible */
+    f->intel = l0 && ((l0->ebx == 0x756e6547 && l0->edx == 0x49656e69 && l0->ecx == 0x6c65746e) ||
+                      (l0->ebx == 0x746e6543) || (l0->ebx == 0x68532020));
+    f->amd = l0 && ((l0->ebx == 0x68747541) || (l0->ebx == 0x6f677948)); /* Auth / Hygo */
+    f->sse3 = bit(v, 1, 0, ECX, 0);
+    f->vmx = bit(v, 1, 0, ECX, 5);
+    f->smx = bit(v, 1, 0, ECX, 6);
+    f->pdcm = bit(v, 1, 0, ECX, 15);
+    f->x2apic = bit(v, 1, 0, ECX, 21);
+    f->tsc_deadline = bit(v, 1, 0, ECX, 24);
+    f->mce = bit(v, 1, 0, EDX, 7);
+    f->mtrr = bit(v, 1, 0, EDX, 12);
+    f->mca = bit(v, 1, 0, EDX, 14);
+    f->pat = bit(v, 1, 0, EDX, 16);
+    f->tsc_adjust = bit(v, 7, 0, EBX, 1);
+    f->sgx = bit(v, 7, 0, EBX, 2);
+    f->mpx = bit(v, 7, 0, EBX, 14);
+    f->waitpkg = bit(v, 7, 0, ECX, 5);
+    f->la57 = bit(v, 7, 0, ECX, 16);
+    f->rdpid = bit(v, 7, 0, ECX, 22);
+    f->sgx_lc = bit(v, 7, 0, ECX, 30);
+    f->spec_ctrl = bit(v, 7, 0, EDX, 26);
+    f->ibpb = f->ibrs = f->spec_ctrl;
+    f->stibp = bit(v, 7, 0, EDX, 27);
+    f->flush_l1d = bit(v, 7, 0, EDX, 28);
+    f->arch_capabilities = bit(v, 7, 0, EDX, 29);
+    f->ssbd = bit(v, 7, 0, EDX, 31);
+    f->xsaves = bit(v, 0xd, 1, EAX, 3);
+    f->xfd = bit(v, 0xd, 1, EAX, 4);
+    f->svm = bit(v, 0x80000001, 0, ECX, 2);
+    f->osvw = bit(v, 0x80000001, 0, ECX, 9);
+    f->syscall = bit(v, 0x80000001, 0, EDX, 11);
+    f->nx = bit(v, 0x80000001, 0, EDX, 20);
+    f->ffxsr = bit(v, 0x80000001, 0, EDX, 25);
+    f->rdtscp = bit(v, 0x80000001, 0, EDX, 27);
+    f->lm = bit(v, 0x80000001, 0, EDX, 29);
+    f->amd_ibpb = bit(v, 0x80000008, 0, EBX, 12);
+    f->amd_ibrs = bit(v, 0x80000008, 0, EBX, 14);
+    f->amd_stibp = bit(v, 0x80000008, 0, EBX, 15);
+    f->amd_ssbd = bit(v, 0x80000008, 0, EBX, 24);
+    f->virt_ssbd = bit(v, 0x80000008, 0, EBX, 25);
+    f->autoibrs = bit(v, 0x80000021, 0, EAX, 8);
+    f->sbpb = bit(v, 0x80000021, 0, EAX, 27);
+    const struct kvm_cpuid_entry2 *l88 = find_leaf(v, 0x80000008, 0);
+    f->maxphyaddr = l88 ? (uint8_t)(l88->eax & 0xff) : 36;
+    find_kvm_leaf(v);
+    /* CPUID-dependent pass-through (PRED_CMD, FLUSH_CMD, XFD_ERR) and the filter */
+    msr_bitmaps_recompute(v);
+}

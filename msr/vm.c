@@ -1,0 +1,69 @@
+/* msr/: per-VM MSR state: creation, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_MSR_PLATFORM_INFO. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "msr/internal.h"
+
+#define USER_SPACE_MSR_VALID \
+    (KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER)
+
+static uint64_t now_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Host TSC frequency (kHz) for kvmclock: measured over ~2 ms against CLOCK_MONOTONIC_RAW. */
+static uint64_t calibrate_tsc_khz(void)
+{
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC_RAW), c0 = __builtin_ia32_rdtsc();
+    uint64_t t1;
+    do
+        t1 = now_ns(CLOCK_MONOTONIC_RAW);
+    while (t1 - t0 < 2000000);
+    uint64_t c1 = __builtin_ia32_rdtsc();
+    return (c1 - c0) * 1000000ull / (t1 - t0) / 1000ull;
+}
+
+int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->vendor = vendor;
+    atomic_init(&vm->filter, NULL);
+    atomic_init(&vm->filter_gen, 0);
+    atomic_init(&vm->user_space_msr_mask, 0);
+    atomic_init(&vm->pv_wall_clock, 0);
+    vm->platform_info_readable = true; /* kvm_arch_init_vm: guest_can_read_msr_platform_info */
+    vm->boot_ns_at_create = now_ns(CLOCK_BOOTTIME);
+    vm->tsc_khz = calibrate_tsc_khz();
+    return pthread_mutex_init(&vm->lock, NULL) ? -ENOMEM : 0;
+}
+
+void msr_vm_destroy(struct msr_vm *vm)
+{
+    msr_filter_free_all(vm);
+    pthread_mutex_destroy(&vm->lock);
+}
+
+void msr_vm_set_guest_memory(struct msr_vm *vm, msr_guest_write_fn w, msr_guest_read_fn r, void *ctx)
+{
+    vm->guest_write = w;
+    vm->guest_read = r;
+    vm->guest_mem_ctx = ctx;
+}
+
+int msr_vm_enable_user_space_msr(struct msr_vm *vm, uint64_t mask)
+{
+    if (mask & ~(uint64_t)USER_SPACE_MSR_VALID)
+        return -EINVAL;
+    atomic_store(&vm->user_space_msr_mask, (uint32_t)mask);
+    return 0;
+}
+
+int msr_vm_enable_platform_info(struct msr_vm *vm, uint64_t enable)
+{
+    vm->platform_info_readable = enable != 0;
+    return 0;
+}
