@@ -1,0 +1,367 @@
+/* abi/lapic_deliver.c: interrupt acceptance and delivery in the local APIC:
+ * IRR/ISR/TMR, PPR (SDM vol.3 10.8.3.1), INTA and EOI, ICR IPIs with
+ * shorthands and physical/logical destinations (SDM 10.6), lowest-priority,
+ * NMI/INIT/SIPI, the emu hooks and the HLT wait/kick primitive.
+ * Destination rules mirror KVM's kvm_apic_match_dest (lapic.c). */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "abi/irqchip_internal.h"
+
+#define X2APIC_BROADCAST 0xffffffffu
+#define XAPIC_BROADCAST 0xffu
+
+/* ---------------- vector bitmaps ---------------- */
+
+static uint32_t *vec_word(struct abi_lapic *l, unsigned base, unsigned vec)
+{
+    return (uint32_t *)(l->regs + base + 0x10 * (vec >> 5));
+}
+
+static int highest_vector(const struct abi_lapic *l, unsigned base)
+{
+    for (int w = 7; w >= 0; w--) {
+        uint32_t v = lapic_reg(l, base + 0x10 * (unsigned)w);
+        if (v)
+            return w * 32 + 31 - __builtin_clz(v);
+    }
+    return -1;
+}
+
+int lapic_highest_irr(const struct abi_lapic *l) { return highest_vector(l, APIC_REG_IRR); }
+int lapic_highest_isr(const struct abi_lapic *l) { return highest_vector(l, APIC_REG_ISR); }
+
+void lapic_update_ppr(struct abi_lapic *l)
+{
+    uint32_t tpr = lapic_reg(l, APIC_REG_TPR);
+    int isr = lapic_highest_isr(l);
+    uint32_t isrv = isr < 0 ? 0 : (uint32_t)isr;
+    uint32_t ppr = (tpr & 0xf0) >= (isrv & 0xf0) ? tpr : (isrv & 0xf0);
+    lapic_set_reg(l, APIC_REG_PPR, ppr);
+}
+
+/* Fold a guest MOV to CR8 into TPR (CR8[3:0] = TPR[7:4], SDM 10.8.6.1). */
+static void sync_cr8(struct abi_lapic *l, struct cpu *cpu)
+{
+    if (cpu && cpu->cr8 != l->synced_cr8) {
+        l->synced_cr8 = cpu->cr8;
+        lapic_set_reg(l, APIC_REG_TPR, (uint32_t)(cpu->cr8 & 0xf) << 4);
+        lapic_update_ppr(l);
+    }
+}
+
+/* ---------------- wake / notify ---------------- */
+
+static void futex_wake(struct abi_lapic *l)
+{
+    __atomic_add_fetch(&l->wake_seq, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Only atomics and the futex syscall: async-signal-safe. */
+void abi_lapic_kick(struct abi_lapic *l)
+{
+    __atomic_store_n(&l->kicked, 1, __ATOMIC_SEQ_CST);
+    futex_wake(l);
+}
+
+/* An interrupt source changed: make a running vCPU re-check (emu_kick) and a
+ * halted one re-evaluate (futex wake, not a "kick"). */
+void lapic_notify(struct abi_lapic *l)
+{
+    if (l->vcpu)
+        emu_kick(l->vcpu);
+    futex_wake(l);
+}
+
+/* ---------------- acceptance (SDM 10.6.2; KVM __apic_accept_irq) ---------------- */
+
+bool lapic_accept_irq(struct abi_lapic *l, const struct apic_irq *irq)
+{
+    switch (irq->delivery_mode) {
+    case APIC_DM_FIXED:
+    case APIC_DM_LOWEST: {
+        if (irq->level && !irq->assert)
+            return false;
+        if (!lapic_hw_enabled(l) || !lapic_sw_enabled(l))
+            return false; /* a disabled APIC drops fixed interrupts */
+        uint32_t bit = 1u << (irq->vector & 31);
+        if (irq->level)
+            __atomic_fetch_or(vec_word(l, APIC_REG_TMR, irq->vector), bit, __ATOMIC_SEQ_CST);
+        else
+            __atomic_fetch_and(vec_word(l, APIC_REG_TMR, irq->vector), ~bit, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(vec_word(l, APIC_REG_IRR, irq->vector), bit, __ATOMIC_SEQ_CST);
+        break;
+    }
+    case APIC_DM_NMI:
+        __atomic_add_fetch(&l->nmi_pending, 1, __ATOMIC_SEQ_CST);
+        break;
+    case APIC_DM_INIT:
+        if (irq->level && !irq->assert)
+            return false; /* INIT level de-assert: no effect (P4 and later) */
+        __atomic_store_n(&l->init_pending, 1, __ATOMIC_SEQ_CST);
+        break;
+    case APIC_DM_STARTUP:
+        __atomic_store_n(&l->sipi_vector, irq->vector, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&l->sipi_pending, 1, __ATOMIC_SEQ_CST);
+        break;
+    case APIC_DM_SMI:
+        return false; /* no SMM in softkvm: the SMI is dropped */
+    default:
+        return false; /* ExtINT and reserved modes are not deliverable by message */
+    }
+    lapic_notify(l);
+    return true;
+}
+
+/* ---------------- destination matching ---------------- */
+
+static bool match_physical(const struct abi_lapic *t, uint32_t mda)
+{
+    if (lapic_x2apic_mode(t))
+        return mda == X2APIC_BROADCAST || mda == t->vcpu_id;
+    return mda == XAPIC_BROADCAST || mda == (lapic_reg(t, APIC_REG_ID) >> 24);
+}
+
+static bool match_logical(const struct abi_lapic *t, uint32_t mda)
+{
+    uint32_t ldr = lapic_reg(t, APIC_REG_LDR);
+    if (lapic_x2apic_mode(t)) {
+        if (mda == X2APIC_BROADCAST)
+            return true;
+        return (ldr >> 16) == (mda >> 16) && (ldr & mda & 0xffff) != 0;
+    }
+    if (mda == XAPIC_BROADCAST)
+        return true;
+    uint32_t id = ldr >> 24;
+    switch (lapic_reg(t, APIC_REG_DFR) >> 28) {
+    case 0xf: /* flat model */
+        return (id & mda) != 0;
+    case 0x0: /* cluster model */
+        return (id >> 4) == (mda >> 4) && (id & mda & 0xf) != 0;
+    default:
+        return false;
+    }
+}
+
+static bool match_dest(struct abi_irqchip *chip, const struct abi_lapic *t, const struct abi_lapic *src,
+                       const struct apic_irq *irq)
+{
+    switch (irq->shorthand) {
+    case APIC_SH_SELF:
+        return t == src;
+    case APIC_SH_ALL:
+        return true;
+    case APIC_SH_OTHERS:
+        return t != src;
+    default:
+        break;
+    }
+    uint32_t mda = irq->dest;
+    /* KVM kvm_apic_mda: a non-IPI xAPIC broadcast reaches x2APIC targets
+     * unless userspace disabled that quirk. */
+    if (!src && mda == XAPIC_BROADCAST && !irq->x2apic_dest && lapic_x2apic_mode(t) &&
+        !chip->x2apic_broadcast_quirk_disabled)
+        mda = X2APIC_BROADCAST;
+    return irq->logical ? match_logical(t, mda) : match_physical(t, mda);
+}
+
+int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struct apic_irq *irq)
+{
+    struct abi_lapic *lowest[ABI_IRQCHIP_MAX_LAPICS];
+    unsigned nlowest = 0;
+    int delivered = -1;
+
+    pthread_mutex_lock(&chip->lapics_lock);
+    for (unsigned i = 0; i < ABI_IRQCHIP_MAX_LAPICS; i++) {
+        struct abi_lapic *t = chip->lapics[i];
+        if (!t || !lapic_hw_enabled(t) || !match_dest(chip, t, src, irq))
+            continue;
+        if (irq->delivery_mode == APIC_DM_LOWEST && irq->shorthand == APIC_SH_NONE) {
+            lowest[nlowest++] = t;
+            continue;
+        }
+        if (delivered < 0)
+            delivered = 0;
+        delivered += lapic_accept_irq(t, irq);
+    }
+    if (nlowest) {
+        /* KVM's default "vector hashing" picks the target by vector among
+         * the candidates, which keeps the choice deterministic. */
+        struct abi_lapic *t = lowest[irq->vector % nlowest];
+        delivered = lapic_accept_irq(t, irq);
+    }
+    pthread_mutex_unlock(&chip->lapics_lock);
+    return delivered;
+}
+
+void lapic_send_ipi(struct abi_lapic *src, uint32_t icr_low, uint32_t dest)
+{
+    struct apic_irq irq = {
+        .vector = icr_low & 0xff,
+        .delivery_mode = (icr_low >> 8) & 7,
+        .logical = icr_low & (1u << 11),
+        .assert = icr_low & (1u << 14),
+        .level = icr_low & (1u << 15),
+        .shorthand = (icr_low >> 18) & 3,
+        .dest = dest,
+        .x2apic_dest = lapic_x2apic_mode(src),
+    };
+    irqchip_deliver(src->chip, src, &irq);
+}
+
+/* ---------------- EOI (SDM 10.8.5) ---------------- */
+
+void lapic_eoi(struct abi_lapic *l)
+{
+    int vec = lapic_highest_isr(l);
+    if (vec < 0)
+        return;
+    uint32_t bit = 1u << (vec & 31);
+    __atomic_fetch_and(vec_word(l, APIC_REG_ISR, (unsigned)vec), ~bit, __ATOMIC_SEQ_CST);
+    lapic_update_ppr(l);
+    /* Level-triggered: broadcast the EOI to the IOAPIC (no directed EOI). */
+    if (lapic_reg(l, APIC_REG_TMR + 0x10 * ((unsigned)vec >> 5)) & bit) {
+        pthread_mutex_lock(&l->chip->lock);
+        ioapic_eoi(l->chip, (uint8_t)vec);
+        pthread_mutex_unlock(&l->chip->lock);
+    }
+    lapic_notify(l);
+}
+
+/* ---------------- emu hooks ---------------- */
+
+/* KVM kvm_apic_accept_pic_intr: the PIC reaches a vCPU through LINT0 in
+ * ExtINT mode, or directly when the APIC is hardware-disabled. */
+static bool accepts_pic(const struct abi_lapic *l)
+{
+    uint32_t lvt0 = lapic_reg(l, APIC_REG_LVT0);
+    if (!lapic_hw_enabled(l))
+        return l->bsp;
+    return !(lvt0 & APIC_LVT_MASKED) && ((lvt0 >> 8) & 7) == APIC_DM_EXTINT;
+}
+
+int lapic_irq_pending(void *ctx, struct cpu *cpu)
+{
+    struct abi_lapic *l = ctx;
+    sync_cr8(l, cpu);
+    l->pic_vector_pending = false;
+    struct abi_irqchip *chip = l->chip;
+    if (__atomic_load_n(&chip->pic.output, __ATOMIC_ACQUIRE) && accepts_pic(l)) {
+        pthread_mutex_lock(&chip->lock);
+        int v = pic_has_output(&chip->pic) ? pic_peek_irq(&chip->pic) : -1;
+        pthread_mutex_unlock(&chip->lock);
+        if (v >= 0) {
+            l->pic_vector_pending = true;
+            return v;
+        }
+    }
+    if (!lapic_hw_enabled(l))
+        return -1;
+    int irr = lapic_highest_irr(l);
+    if (irr < 0 || (uint32_t)(irr & 0xf0) <= lapic_reg(l, APIC_REG_PPR))
+        return -1;
+    return irr;
+}
+
+void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
+{
+    struct abi_lapic *l = ctx;
+    (void)cpu;
+    if (l->pic_vector_pending) {
+        l->pic_vector_pending = false;
+        pthread_mutex_lock(&l->chip->lock);
+        pic_read_irq(&l->chip->pic);
+        pthread_mutex_unlock(&l->chip->lock);
+        return;
+    }
+    if (vector < 0 || vector > 255)
+        return;
+    uint32_t bit = 1u << (vector & 31);
+    __atomic_fetch_and(vec_word(l, APIC_REG_IRR, (unsigned)vector), ~bit, __ATOMIC_SEQ_CST);
+    __atomic_fetch_or(vec_word(l, APIC_REG_ISR, (unsigned)vector), bit, __ATOMIC_SEQ_CST);
+    lapic_update_ppr(l);
+}
+
+/* Hands one queued NMI to the CPU per true return (emu latches it). */
+bool lapic_nmi_pending(void *ctx, struct cpu *cpu)
+{
+    struct abi_lapic *l = ctx;
+    (void)cpu;
+    uint32_t n = __atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE);
+    while (n) {
+        if (__atomic_compare_exchange_n(&l->nmi_pending, &n, n - 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return true;
+    }
+    return false;
+}
+
+/* ---------------- INIT / SIPI / HLT ---------------- */
+
+bool abi_lapic_take_init(struct abi_lapic *l)
+{
+    return __atomic_exchange_n(&l->init_pending, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
+bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector)
+{
+    if (!__atomic_exchange_n(&l->sipi_pending, 0, __ATOMIC_ACQ_REL))
+        return false;
+    *vector = (uint8_t)__atomic_load_n(&l->sipi_vector, __ATOMIC_ACQUIRE);
+    return true;
+}
+
+bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed)
+{
+    if (__atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE))
+        return true;
+    if (__atomic_load_n(&l->init_pending, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&l->sipi_pending, __ATOMIC_ACQUIRE))
+        return true;
+    if (!irq_allowed)
+        return false;
+    bool had_pic = l->pic_vector_pending;
+    int v = lapic_irq_pending(l, l->cpu);
+    l->pic_vector_pending = had_pic && l->pic_vector_pending;
+    return v >= 0;
+}
+
+enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed)
+{
+    for (;;) {
+        uint32_t seq = __atomic_load_n(&l->wake_seq, __ATOMIC_SEQ_CST);
+        if (__atomic_exchange_n(&l->kicked, 0, __ATOMIC_ACQ_REL))
+            return ABI_LAPIC_WAKE_KICK;
+        if (__atomic_load_n(&l->init_pending, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&l->sipi_pending, __ATOMIC_ACQUIRE))
+            return ABI_LAPIC_WAKE_EVENT;
+        if (__atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE) ||
+            (irq_allowed && lapic_irq_pending(l, l->cpu) >= 0))
+            return ABI_LAPIC_WAKE_IRQ;
+        /* The timer thread fires expiries into IRR and bumps wake_seq, so a
+         * plain futex wait covers timers, IPIs and kicks; a signal handler
+         * interrupts it with EINTR. */
+        long r = syscall(SYS_futex, &l->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+        if (r == -1 && errno == EINTR)
+            return ABI_LAPIC_WAKE_SIGNAL;
+        /* Otherwise woken (or EAGAIN: seq moved): loop and re-check. */
+    }
+}
+
+/* The PIC's INT output went (or may have gone) high: wake the vCPUs whose
+ * LINT0 takes ExtINT (KVM kvm_pic_update_irq -> kick). chip->lock held. */
+void lapic_kick_pic_acceptors(struct abi_irqchip *chip)
+{
+    if (!pic_has_output(&chip->pic))
+        return;
+    pthread_mutex_lock(&chip->lapics_lock);
+    for (unsigned i = 0; i < ABI_IRQCHIP_MAX_LAPICS; i++) {
+        struct abi_lapic *l = chip->lapics[i];
+        if (l && accepts_pic(l))
+            lapic_notify(l);
+    }
+    pthread_mutex_unlock(&chip->lapics_lock);
+}
