@@ -196,8 +196,11 @@ int softkvm_cmd_selftests(int argc, char **argv)
            o.timeout, modes[ST_REAL] ? (modes[ST_SOFTKVM] ? ", softkvm and real KVM" : ", real KVM")
                                      : ", under softkvm");
     int rc = 2;
-    if (st_run_all(&o, &suite, modes) != 0)
+    int run = st_run_all(&o, &suite, modes);
+    if (run != 0) {
+        rc = run == -2 ? 130 : 2; /* -2: interrupted by a signal, as a shell reports it */
         goto out;
+    }
     st_print_table(&suite, modes);
     rc = 0;
     if (o.tsv && st_write_tsv(o.tsv, &suite, modes) != 0)

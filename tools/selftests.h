@@ -68,6 +68,7 @@ int st_mkdirs(const char *path);
 
 /* selftests_run.c */
 bool st_real_kvm_works(void);
+/* 0 when every test ran; -2 when stopped by SIGINT/SIGTERM/SIGHUP (running tests killed). */
 int st_run_all(const struct st_options *o, struct st_suite *suite, const bool modes[ST_NMODES]);
 
 /* selftests_report.c */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@ static double now_s(void)
  * would run it: we exec our own binary's run subcommand, so the environment is whatever
  * that subcommand sets up. */
 static pid_t st_spawn_test(const struct st_options *o, const struct st_test *t, enum st_mode m,
-                           const char *log)
+                           const char *log, const sigset_t *child_mask)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -57,6 +58,7 @@ static pid_t st_spawn_test(const struct st_options *o, const struct st_test *t, 
     if (pid != 0)
         return pid;
     setpgid(0, 0);
+    sigprocmask(SIG_SETMASK, child_mask, NULL); /* the mask survives exec */
     int null = open("/dev/null", O_RDONLY);
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (null < 0 || fd < 0)
@@ -141,7 +143,31 @@ int st_run_all(const struct st_options *o, struct st_suite *s, const bool modes[
     for (int m = 0; m < ST_NMODES; m++)
         if (modes[m])
             order[nmodes++] = m;
+    /* Tests run in their own process groups, so a Ctrl-C on the terminal reaches only us:
+     * take SIGINT/SIGTERM/SIGHUP through a signalfd and kill every running test before
+     * leaving, instead of orphaning them. */
+    sigset_t stop_sigs, old_mask;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop_sigs, &old_mask);
+    int sfd = signalfd(-1, &stop_sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    int rc = 0;
     while (done < total) {
+        struct signalfd_siginfo si;
+        if (sfd >= 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            fprintf(stderr, "softkvm selftests: signal %u, killing the running tests\n",
+                    si.ssi_signo);
+            for (int i = 0; i < jobs; i++) {
+                if (!slots[i].pid)
+                    continue;
+                kill(-slots[i].pid, SIGKILL);
+                waitpid(slots[i].pid, NULL, 0);
+            }
+            rc = -2;
+            break;
+        }
         for (int i = 0; i < jobs && next < total; i++) {
             if (slots[i].pid)
                 continue;
@@ -154,7 +180,7 @@ int st_run_all(const struct st_options *o, struct st_suite *s, const bool modes[
             sl->killed_at = 0;
             sl->pid = -1;
             if (log_path(o, &s->tests[sl->test], sl->mode, out->log, sizeof out->log) == 0)
-                sl->pid = st_spawn_test(o, &s->tests[sl->test], sl->mode, out->log);
+                sl->pid = st_spawn_test(o, &s->tests[sl->test], sl->mode, out->log, &old_mask);
             if (sl->pid < 0) {
                 out->result = ST_FAIL;
                 out->exit_code = 127;
@@ -194,6 +220,9 @@ int st_run_all(const struct st_options *o, struct st_suite *s, const bool modes[
         struct timespec nap = {0, 20 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
+    if (sfd >= 0)
+        close(sfd);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     free(slots);
-    return 0;
+    return rc;
 }

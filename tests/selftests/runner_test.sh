@@ -79,6 +79,17 @@ printf 'x86_64/pass_test\tGREAT\t\n' > "$t/exp.tsv"
 run --expect "$t/exp.tsv" --filter pass > /dev/null 2>&1
 check "malformed expectation line fails" test $? -eq 1
 
+# SIGTERM to the runner (as a CI cancel or Ctrl-C would do) kills the running tests too.
+rm -f "$t/child.pid"
+"$softkvm" selftests --real-only --no-build --build-dir "$t/build" --tests-dir "$t/kvm" \
+  --list "$t/list" --filter hang_test --timeout 100 > /dev/null 2>&1 &
+runner=$!
+for _ in $(seq 50); do [ -s "$t/child.pid" ] && break; sleep 0.1; done
+kill -TERM $runner
+wait $runner
+check "SIGTERM: runner exits 130" test $? -eq 130
+check "SIGTERM: the test's child is killed" child_dead
+
 rm -rf "$t/build/logs"
 check "bad --filter is a usage error" bash -c "'$softkvm' selftests --real-only --no-build --build-dir '$t/build' --tests-dir '$t/kvm' --list '$t/list' --filter '(' >/dev/null 2>&1; test \$? -eq 2"
 check "bad --timeout is a usage error" bash -c "'$softkvm' selftests --timeout 0 >/dev/null 2>&1; test \$? -eq 2"
