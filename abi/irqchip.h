@@ -116,6 +116,18 @@ int abi_lapic_wrmsr(struct abi_lapic *l, uint32_t index, uint64_t value);
 uint64_t abi_lapic_get_tsc_deadline(struct abi_lapic *l);
 void abi_lapic_set_tsc_deadline(struct abi_lapic *l, uint64_t tsc);
 
+/* Adapters with the signatures of msr/msr.h struct msr_apic_ops (ctx = the
+ * struct abi_lapic *), so abi/ can wire them directly:
+ *   (struct msr_apic_ops){abi_lapic_msr_read, abi_lapic_msr_write,
+ *       abi_lapic_msr_base_changed, abi_lapic_msr_tscdeadline_get,
+ *       abi_lapic_msr_tscdeadline_set, lapic}
+ * base_changed applies a value msr/ already validated (no checks repeated). */
+int abi_lapic_msr_read(void *lapic, uint32_t index, uint64_t *value);
+int abi_lapic_msr_write(void *lapic, uint32_t index, uint64_t value);
+void abi_lapic_msr_base_changed(void *lapic, uint64_t old_value, uint64_t new_value, bool host);
+uint64_t abi_lapic_msr_tscdeadline_get(void *lapic);
+void abi_lapic_msr_tscdeadline_set(void *lapic, uint64_t value);
+
 /* KVM_GET_LAPIC / KVM_SET_LAPIC (x2APIC ID/LDR/ICR rules per KVM_CAP_X2APIC_API). */
 int abi_lapic_get_state(struct abi_lapic *l, struct kvm_lapic_state *s);
 int abi_lapic_set_state(struct abi_lapic *l, const struct kvm_lapic_state *s);

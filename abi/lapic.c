@@ -270,6 +270,9 @@ uint64_t abi_lapic_get_base(const struct abi_lapic *l)
     return __atomic_load_n(&l->base, __ATOMIC_RELAXED);
 }
 
+/* KVM __kvm_apic_set_base: enabling reloads the xAPIC ID; toggling EXTD
+ * loads the x2APIC ID + derived LDR (SDM 10.12.5.1) or, back in xAPIC mode,
+ * the xAPIC ID. The MMIO page follows the base address. */
 static void apply_base(struct abi_lapic *l, uint64_t value)
 {
     uint64_t old = l->base;
@@ -277,22 +280,19 @@ static void apply_base(struct abi_lapic *l, uint64_t value)
     if (l->cpu)
         l->cpu->apic_base = value;
 
-    bool was_x2 = (old & (APIC_BASE_X2APIC | APIC_BASE_ENABLE)) == (APIC_BASE_X2APIC | APIC_BASE_ENABLE);
     if ((old ^ value) & APIC_BASE_ENABLE) {
-        if (!(value & APIC_BASE_ENABLE)) {
+        if (value & APIC_BASE_ENABLE)
+            lapic_set_reg(l, APIC_REG_ID, l->vcpu_id << 24);
+        else
             lapic_timer_stop(l);
-        } else {
-            /* Re-enabling: the xAPIC ID comes back from the vCPU id (KVM
-             * kvm_apic_set_xapic_id on enable). */
+    }
+    if ((old ^ value) & APIC_BASE_X2APIC) {
+        if (value & APIC_BASE_X2APIC) {
+            lapic_set_reg(l, APIC_REG_ID, l->vcpu_id);
+            lapic_set_reg(l, APIC_REG_LDR, lapic_x2apic_ldr(l->vcpu_id));
+        } else if (value & APIC_BASE_ENABLE) {
             lapic_set_reg(l, APIC_REG_ID, l->vcpu_id << 24);
         }
-    }
-    if (lapic_x2apic_mode(l) && !was_x2) {
-        /* SDM 10.12.5.1: entering x2APIC mode, ID = x2APIC ID, LDR derived. */
-        lapic_set_reg(l, APIC_REG_ID, l->vcpu_id);
-        lapic_set_reg(l, APIC_REG_LDR, lapic_x2apic_ldr(l->vcpu_id));
-        uint64_t icr = 0;
-        memcpy(l->regs + APIC_REG_ICR, &icr, 8);
     }
     lapic_notify(l);
 }
@@ -317,6 +317,35 @@ int abi_lapic_set_base(struct abi_lapic *l, uint64_t value, bool host_initiated)
     }
     apply_base(l, value);
     return 0;
+}
+
+/* ---------------- msr/ hook adapters (struct msr_apic_ops) ---------------- */
+
+int abi_lapic_msr_read(void *lapic, uint32_t index, uint64_t *value)
+{
+    return abi_lapic_rdmsr(lapic, index, value);
+}
+
+int abi_lapic_msr_write(void *lapic, uint32_t index, uint64_t value)
+{
+    return abi_lapic_wrmsr(lapic, index, value);
+}
+
+void abi_lapic_msr_base_changed(void *lapic, uint64_t old_value, uint64_t new_value, bool host)
+{
+    (void)old_value;
+    (void)host; /* msr/ already applied KVM's kvm_apic_set_base checks */
+    apply_base(lapic, new_value);
+}
+
+uint64_t abi_lapic_msr_tscdeadline_get(void *lapic)
+{
+    return abi_lapic_get_tsc_deadline(lapic);
+}
+
+void abi_lapic_msr_tscdeadline_set(void *lapic, uint64_t value)
+{
+    abi_lapic_set_tsc_deadline(lapic, value);
 }
 
 /* ---------------- KVM_GET/SET_LAPIC ---------------- */

@@ -210,6 +210,13 @@ START_TEST(apic_base_transitions)
                      ABI_IRQCHIP_GP); /* disabled -> x2APIC */
     ck_assert_int_eq(abi_lapic_set_base(l1, base, false), 0);
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_ID), 1u << 24);
+    /* The msr/ adapter applies an already-validated value. */
+    abi_lapic_msr_base_changed(l1, base, base | APIC_BASE_X2APIC, false);
+    ck_assert_int_eq(abi_lapic_msr_read(l1, 0x802, &v), 0);
+    ck_assert_uint_eq(v, 1);
+    abi_lapic_msr_base_changed(l1, base | APIC_BASE_X2APIC, base, true);
+    ck_assert_int_eq(abi_lapic_msr_read(l1, 0x802, &v), ABI_IRQCHIP_GP);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_ID), 1u << 24);
     /* Without CPUID x2APIC the EXTD bit is reserved. */
     abi_lapic_set_cpu_caps(l1, false, 46);
     ck_assert_int_eq(abi_lapic_set_base(l1, base | APIC_BASE_X2APIC, true), ABI_IRQCHIP_GP);
