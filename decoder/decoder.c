@@ -341,6 +341,17 @@ static int entry_matches(const struct dstate *s, const struct decoded_insn *d,
     return 1;
 }
 
+static const struct dec_entry *find_entry(const struct dstate *s, const struct decoded_insn *d,
+                                          const struct dec_slot *slot)
+{
+    for (unsigned k = 0; k < slot->count; k++) {
+        const struct dec_entry *x = &dec_entries[slot->first + k];
+        if (entry_matches(s, d, x))
+            return x;
+    }
+    return NULL;
+}
+
 static int is_legacy_prefix(uint8_t c)
 {
     switch (c) {
@@ -404,6 +415,8 @@ static int decode_vex(struct dstate *s, struct decoded_insn *d, uint8_t first)
         if (p0 & 0x0c) /* reserved bits must be 0 */
             bad = 1;
         if (!(p1 & 4)) /* fixed 1 bit */
+            bad = 1;
+        if (((p2 >> 5) & 3) == 3) /* L'L = 11b is reserved (SDM 2.7.10) */
             bad = 1;
         s->rex_w = p1 >> 7;
         d->vex_w = s->rex_w;
@@ -528,15 +541,14 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
         return fail(d, &s, DECODER_UD);
 
     /* 3. pick the candidate encoding */
-    const struct dec_entry *e = NULL;
-    for (unsigned k = 0; k < slot->count; k++) {
-        const struct dec_entry *x = &dec_entries[slot->first + k];
-        if (entry_matches(&s, d, x)) {
-            e = x;
-            break;
-        }
+    const struct dec_entry *e = find_entry(&s, d, slot);
+    if (!e && s.lastrep && !s.vex) {
+        /* No form takes F2/F3 as a mandatory prefix here: like hardware, treat
+         * it as an ignored REP (SDM 2.1.1: REP on other instructions is reserved). */
+        s.mp = s.has66 ? 2 : 1;
+        e = find_entry(&s, d, slot);
     }
-    if (!e)
+    if (!e || e->op == DOP_INVALID)
         return fail(d, &s, DECODER_UD);
     d->op = e->op;
     d->cond = e->cond;

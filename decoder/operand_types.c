@@ -69,6 +69,8 @@ const struct dec_opnd_desc dec_opnd_desc[OT_COUNT] = {
     [OT_Dd] = R(S_G, DREG_DR, SZ_Y, 0, 0, 0),
     [OT_Xb] = R(S_X, 0, 1, 0, 0, 0),
     [OT_Xv] = R(S_X, 0, SZ_V, 0, 0, 0),
+    [OT_Xz] = R(S_X, 0, SZ_Z, 0, 0, 0),
+    [OT_Yz] = R(S_Y, 0, SZ_Z, 0, 0, 0),
     [OT_Yb] = R(S_Y, 0, 1, 0, 0, 0),
     [OT_Yv] = R(S_Y, 0, SZ_V, 0, 0, 0),
     [OT_Vx] = R(S_G, DREG_XMM, SZ_X, 0, 0, 0),
@@ -114,4 +116,5 @@ const struct dec_opnd_desc dec_opnd_desc[OT_COUNT] = {
     [OT_Mfst] = R(S_M, 0, SZ_FST, 0, 0, 0),
     [OT_Ma] = R(S_M, 0, SZ_A, 0, 0, 0),
     [OT_Mxs] = R(S_M, 0, 0, 0, 0, 0),
+    [OT_XMM0] = R(S_FIX, DREG_XMM, 16, 0, 0, 0),
 };

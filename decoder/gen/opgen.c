@@ -23,6 +23,8 @@
  * operands:  comma list of operand types (see OPND_NAMES below)
  * ext:       ISA extension tag (see EXT_NAMES)
  * flags:     lock branch end priv string
+ * A mnemonic of "-ud-" marks an encoding that must decode as #UD even though a
+ * less specific entry would match it.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -59,7 +61,7 @@ static const char *const OPND_NAMES[] = {
     /* segment / control / debug registers from ModRM.reg */
     "Sw", "Cd", "Dd",
     /* string operands */
-    "Xb", "Xv", "Yb", "Yv",
+    "Xb", "Xv", "Xz", "Yb", "Yv", "Yz",
     /* SSE/AVX */
     "Vx", "Vdq", "Vqq", "Vss", "Vsd", "Vq", "Vd",
     "Wx", "Wdq", "Wss", "Wsd", "Wq", "Wd", "Ww", "Wb", "Wqq",
@@ -69,7 +71,7 @@ static const char *const OPND_NAMES[] = {
     /* x87 */
     "ST0", "STi", "Mfs", "Mfd", "Mft", "Mfi16", "Mfi32", "Mfi64", "Mbcd", "Menv", "Mfst",
     /* bound / mem+reg tricky */
-    "Ma", "Mxs",
+    "Ma", "Mxs", "XMM0",
 };
 #define NOPND (sizeof OPND_NAMES / sizeof OPND_NAMES[0])
 
@@ -107,6 +109,8 @@ static void die(int line, const char *msg, const char *arg)
 
 static int find_op(const char *name, const char *dop, int ext, int flags, int line)
 {
+    if (!strcmp(name, "-ud-"))
+        return 0; /* explicitly undefined encoding: decodes as #UD */
     for (int i = 1; i < nops; i++)
         if (!strcmp(ops[i].dop, dop)) {
             if (strcmp(ops[i].name, name))
