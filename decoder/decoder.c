@@ -425,6 +425,8 @@ static int decode_vex(struct dstate *s, struct decoded_insn *d, uint8_t first)
         pp = p1 & 3;
         d->prefixes |= DPFX_EVEX;
     }
+    if (s->mode != DECODER_MODE_64)
+        d->vex_vvvv &= 7; /* only XMM0-7 exist outside 64-bit mode: vvvv[3] is ignored */
     d->vex_l = s->vex_l;
     s->vex = 1;
     static const uint8_t pp_to_mp[4] = {1, 2, 3, 4};

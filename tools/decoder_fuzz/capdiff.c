@@ -140,6 +140,7 @@ static int rule_explains(const struct capdiff *c, const char *rule, const uint8_
             if (nlegacy >= 2 && rule_has(rule, "drop-rep") && (x == 0xf2 || x == 0xf3)) { removed++; continue; }
             if (nlegacy >= 2 && rule_has(rule, "drop-66") && x == 0x66) { removed++; continue; }
             if (nlegacy >= 2 && rule_has(rule, "drop-67") && x == 0x67) { removed++; continue; }
+            if (rule_has(rule, "mp16") && c->mode == DECODER_MODE_16 && (x == 0x66 || x == 0xf2 || x == 0xf3)) { removed++; continue; }
             if (rule_has(rule, "67-as-66") && x == 0x67) x = 0x66;
             if (rule_has(rule, "np-66") && x == 0x66 && orig->status == DECODER_UD) { removed++; continue; }
             if (rule_has(rule, "vex-pfx") && vex_follows && (x == 0x66 || x == 0xf2 || x == 0xf3 || (x & 0xf0) == 0x40)) { removed++; continue; }
