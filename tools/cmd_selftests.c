@@ -171,6 +171,10 @@ int softkvm_cmd_selftests(int argc, char **argv)
             modes[ST_REAL] = false;
         }
     }
+    if (st_lock_build_dir(&o) < 0) {
+        fprintf(stderr, "softkvm selftests: cannot lock %s\n", o.build_dir);
+        return 2;
+    }
     /* The tree is needed to build, and to ask its Makefile for the list of tests. */
     if ((!o.no_build || !o.list_file) && st_prepare_kernel_tree(&o) != 0)
         return 2;

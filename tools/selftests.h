@@ -59,6 +59,9 @@ struct st_options {
 };
 
 /* selftests_build.c */
+/* Serialises runs sharing a build dir (make and the logs are not safe to share); the
+ * returned fd holds the lock until the process exits. -1 on error. */
+int st_lock_build_dir(const struct st_options *o);
 int st_prepare_kernel_tree(struct st_options *o);
 int st_build(const struct st_options *o);
 int st_list_tests(const struct st_options *o, struct st_suite *suite);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,11 +143,36 @@ int st_prepare_kernel_tree(struct st_options *o)
     }
     snprintf(unpacked, sizeof unpacked, "%s/%s", tmp, tree_name);
     if (rename(unpacked, o->kernel_tree) != 0) {
-        fprintf(stderr, "softkvm selftests: rename %s: %s\n", unpacked, strerror(errno));
-        return -1;
+        /* Another run unpacked it first: use theirs, drop ours. */
+        bool theirs = is_dir(o->kernel_tree);
+        if (!theirs)
+            fprintf(stderr, "softkvm selftests: rename %s: %s\n", unpacked, strerror(errno));
+        char *rm[] = {"rm", "-rf", tmp, NULL};
+        st_run_command(rm, NULL, NULL);
+        return theirs ? 0 : -1;
     }
     rmdir(tmp);
     return 0;
+}
+
+int st_lock_build_dir(const struct st_options *o)
+{
+    char path[PATH_MAX + 16];
+    if (st_mkdirs(o->build_dir) != 0 ||
+        snprintf(path, sizeof path, "%s/.lock", o->build_dir) >= (int)sizeof path)
+        return -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        printf("softkvm selftests: waiting for another run using %s\n", o->build_dir);
+        fflush(stdout);
+        if (flock(fd, LOCK_EX) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
 }
 
 /* headers_install with O= keeps the kernel tree clean; then the selftests Makefile with

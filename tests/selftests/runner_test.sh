@@ -90,6 +90,14 @@ wait $runner
 check "SIGTERM: runner exits 130" test $? -eq 130
 check "SIGTERM: the test's child is killed" child_dead
 
+# Two runs sharing a build dir are serialised.
+run --filter hang_test --timeout 2 > /dev/null 2>&1 &
+first=$!
+sleep 0.5
+run --filter pass > "$t/second.txt" 2>&1
+check "second run on the same build dir waits" grep -q 'waiting for another run' "$t/second.txt"
+wait $first
+
 rm -rf "$t/build/logs"
 check "bad --filter is a usage error" bash -c "'$softkvm' selftests --real-only --no-build --build-dir '$t/build' --tests-dir '$t/kvm' --list '$t/list' --filter '(' >/dev/null 2>&1; test \$? -eq 2"
 check "bad --timeout is a usage error" bash -c "'$softkvm' selftests --timeout 0 >/dev/null 2>&1; test \$? -eq 2"
