@@ -323,10 +323,12 @@ uint32_t abi_irqchip_tsc_khz(const struct abi_irqchip *chip)
 
 int abi_irqchip_set_bus_cycle_ns(struct abi_irqchip *chip, uint64_t ns)
 {
-    if (!ns)
+    /* KVM: 0 or a value that overflows U32_MAX * 128 (max TMICT x max
+     * divisor) is refused, and so is any change once a vCPU exists. */
+    if (!ns || ns > UINT64_MAX / (0xffffffffull * 128))
         return -EINVAL;
     pthread_mutex_lock(&chip->lapics_lock);
-    int err = chip->nlapics ? -EBUSY : 0;
+    int err = chip->nlapics ? -EINVAL : 0;
     if (!err)
         chip->bus_cycle_ns = ns;
     pthread_mutex_unlock(&chip->lapics_lock);

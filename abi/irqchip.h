@@ -51,7 +51,8 @@ void abi_irqchip_destroy(struct abi_irqchip *chip);
 void abi_irqchip_set_tsc_khz(struct abi_irqchip *chip, uint32_t khz);
 uint32_t abi_irqchip_tsc_khz(const struct abi_irqchip *chip);
 /* KVM_CAP_X86_APIC_BUS_CYCLES_NS (default 1 ns, KVM's APIC_BUS_CYCLE_NS_DEFAULT).
- * -EINVAL for 0, -EBUSY once a LAPIC exists (KVM: after vCPUs are created). */
+ * -EINVAL for 0 / overflowing values and once a LAPIC exists (KVM: after
+ * vCPUs are created). Without an irqchip KVM says -ENXIO (abi's job). */
 int abi_irqchip_set_bus_cycle_ns(struct abi_irqchip *chip, uint64_t ns);
 uint64_t abi_irqchip_bus_cycle_ns(const struct abi_irqchip *chip);
 /* KVM_CAP_X2APIC_API flags (KVM_X2APIC_API_USE_32BIT_IDS,

@@ -47,6 +47,7 @@ enum {
 enum { APIC_SH_NONE = 0, APIC_SH_SELF = 1, APIC_SH_ALL = 2, APIC_SH_OTHERS = 3 };
 
 #define ABI_IRQCHIP_MAX_LAPICS 1024 /* KVM_MAX_VCPUS on x86 without MAXSMP */
+#define ABI_IRQCHIP_MAX_IDS 4096    /* KVM_MAX_VCPU_IDS = 4 * KVM_MAX_VCPUS */
 
 /* One interrupt message, however it was produced (ICR, IOAPIC RTE, MSI, LVT). */
 struct apic_irq {
@@ -145,7 +146,11 @@ struct abi_irqchip {
     struct irq_route *routes;
     unsigned nroutes;
 
+    /* Live LAPICs, densely packed (delivery and the timer thread walk this),
+     * and by vCPU id for duplicate detection. Both under lapics_lock. */
     struct abi_lapic *lapics[ABI_IRQCHIP_MAX_LAPICS];
+    unsigned nlive;
+    struct abi_lapic *by_id[ABI_IRQCHIP_MAX_IDS];
     unsigned nlapics;        /* ever created (bus cycle lock-out) */
     pthread_mutex_t lapics_lock;
 

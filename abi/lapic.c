@@ -465,7 +465,7 @@ static const struct emu_irq_ops lapic_emu_ops_template = {
 struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v, uint32_t vcpu_id,
                                    bool bsp)
 {
-    if (!chip || vcpu_id >= ABI_IRQCHIP_MAX_LAPICS)
+    if (!chip || vcpu_id >= ABI_IRQCHIP_MAX_IDS)
         return NULL;
     struct abi_lapic *l = calloc(1, sizeof(*l));
     if (!l)
@@ -481,14 +481,15 @@ struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v,
     pthread_mutex_init(&l->timer_lock, NULL);
 
     pthread_mutex_lock(&chip->lapics_lock);
-    if (chip->lapics[vcpu_id]) {
+    if (chip->by_id[vcpu_id] || chip->nlive >= ABI_IRQCHIP_MAX_LAPICS) {
         pthread_mutex_unlock(&chip->lapics_lock);
         pthread_mutex_destroy(&l->timer_lock);
         free(l);
         return NULL;
     }
     abi_lapic_reset(l, false);
-    __atomic_store_n(&chip->lapics[vcpu_id], l, __ATOMIC_RELEASE);
+    chip->by_id[vcpu_id] = l;
+    chip->lapics[chip->nlive++] = l;
     chip->nlapics++;
     pthread_mutex_unlock(&chip->lapics_lock);
 
@@ -509,7 +510,13 @@ void abi_lapic_destroy(struct abi_lapic *l)
     struct abi_irqchip *chip = l->chip;
     pthread_mutex_lock(&chip->lapics_lock);
     lapic_timer_stop(l);
-    __atomic_store_n(&chip->lapics[l->vcpu_id], NULL, __ATOMIC_RELEASE);
+    chip->by_id[l->vcpu_id] = NULL;
+    for (unsigned i = 0; i < chip->nlive; i++) {
+        if (chip->lapics[i] == l) {
+            chip->lapics[i] = chip->lapics[--chip->nlive];
+            break;
+        }
+    }
     pthread_mutex_unlock(&chip->lapics_lock);
     if (l->vcpu)
         emu_set_irq_ops(l->vcpu, NULL);

@@ -175,7 +175,7 @@ int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struc
     int delivered = -1;
 
     pthread_mutex_lock(&chip->lapics_lock);
-    for (unsigned i = 0; i < ABI_IRQCHIP_MAX_LAPICS; i++) {
+    for (unsigned i = 0; i < chip->nlive; i++) {
         struct abi_lapic *t = chip->lapics[i];
         if (!t || !lapic_hw_enabled(t) || !match_dest(chip, t, src, irq))
             continue;
@@ -358,7 +358,7 @@ void lapic_kick_pic_acceptors(struct abi_irqchip *chip)
     if (!pic_has_output(&chip->pic))
         return;
     pthread_mutex_lock(&chip->lapics_lock);
-    for (unsigned i = 0; i < ABI_IRQCHIP_MAX_LAPICS; i++) {
+    for (unsigned i = 0; i < chip->nlive; i++) {
         struct abi_lapic *l = chip->lapics[i];
         if (l && accepts_pic(l))
             lapic_notify(l);

@@ -239,7 +239,7 @@ static void *timer_thread(void *arg)
 
         uint64_t now = irqchip_now_ns(), next = 0;
         pthread_mutex_lock(&chip->lapics_lock);
-        for (unsigned i = 0; i < ABI_IRQCHIP_MAX_LAPICS; i++) {
+        for (unsigned i = 0; i < chip->nlive; i++) {
             struct abi_lapic *l = chip->lapics[i];
             if (!l)
                 continue;

@@ -42,8 +42,15 @@ START_TEST(reset_state)
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVT0), APIC_LVT_MASKED);
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTT), APIC_LVT_MASKED);
     ck_assert_int_eq(lapic_irq_pending(l1, NULL), -1);
-    /* A duplicate vCPU id is refused. */
+    /* A duplicate vCPU id is refused; ids go up to KVM_MAX_VCPU_IDS - 1. */
     ck_assert_ptr_null(abi_lapic_create(chip, NULL, 1, false));
+    struct abi_lapic *hi = abi_lapic_create(chip, NULL, 4095, false);
+    ck_assert_ptr_nonnull(hi);
+    ck_assert_ptr_null(abi_lapic_create(chip, NULL, 4096, false));
+    abi_lapic_destroy(hi);
+    hi = abi_lapic_create(chip, NULL, 4095, false); /* the id is free again */
+    ck_assert_ptr_nonnull(hi);
+    abi_lapic_destroy(hi);
 }
 END_TEST
 
@@ -364,9 +371,10 @@ END_TEST
 
 START_TEST(timer_bus_cycle_and_divide)
 {
-    ck_assert_int_eq(abi_irqchip_set_bus_cycle_ns(chip, 5), -EBUSY); /* LAPICs exist */
+    ck_assert_int_eq(abi_irqchip_set_bus_cycle_ns(chip, 5), -EINVAL); /* vCPUs exist */
     struct abi_irqchip *c2 = abi_irqchip_create();
     ck_assert_int_eq(abi_irqchip_set_bus_cycle_ns(c2, 0), -EINVAL);
+    ck_assert_int_eq(abi_irqchip_set_bus_cycle_ns(c2, 1ull << 40), -EINVAL); /* overflow */
     ck_assert_int_eq(abi_irqchip_set_bus_cycle_ns(c2, 10), 0);
     struct abi_lapic *a = abi_lapic_create(c2, NULL, 0, true);
     sw_enable(a);
