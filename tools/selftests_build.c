@@ -97,7 +97,14 @@ static int ensure_tarball(void)
     printf("softkvm selftests: %s missing, installing package %s\n", debian_tarball, debian_pkg);
     char *apt[] = {"apt-get", "install", "-y", "-q", (char *)debian_pkg, NULL};
     char *sudo_apt[] = {"sudo", "apt-get", "install", "-y", "-q", (char *)debian_pkg, NULL};
-    int rc = st_run_command(geteuid() == 0 ? apt : sudo_apt, NULL, NULL);
+    char *update[] = {"apt-get", "update", "-q", NULL};
+    char *sudo_update[] = {"sudo", "apt-get", "update", "-q", NULL};
+    bool root = geteuid() == 0;
+    int rc = st_run_command(root ? apt : sudo_apt, NULL, NULL);
+    if (rc != 0) { /* fresh containers have no package lists yet */
+        st_run_command(root ? update : sudo_update, NULL, NULL);
+        rc = st_run_command(root ? apt : sudo_apt, NULL, NULL);
+    }
     if (rc != 0 || !is_file(debian_tarball)) {
         fprintf(stderr, "softkvm selftests: could not install %s (apt-get exit %d); "
                         "pass --kernel-tree DIR instead\n", debian_pkg, rc);
