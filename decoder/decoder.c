@@ -436,6 +436,43 @@ static int decode_vex(struct dstate *s, struct decoded_insn *d, uint8_t first)
     return (int)(3 + mmmmm);
 }
 
+/* EVEX (AVX-512, SDM 2.7): softkvm models a CPU without AVX-512, so every EVEX
+ * instruction is #UD (SDM 2.7.x: EVEX-encoded instructions #UD when AVX512F is
+ * not enumerated). The instruction is still measured -- opcode, ModRM, SIB,
+ * displacement (disp8*N is still one byte), imm8 -- and its opcode identity is
+ * taken from the VEX table when the op also exists there, for traces. */
+static int decode_evex_body(struct dstate *s, struct decoded_insn *d, int map)
+{
+    if (!need(s, 2))
+        return fail(d, s, s->status);
+    d->opcode = s->b[s->i++];
+    d->opcode_map = (uint8_t)(map - 3);
+    d->modrm = s->b[s->i++];
+    d->flags |= DFLAG_MODRM;
+    s->mod = d->modrm >> 6;
+    s->regf = (d->modrm >> 3) & 7;
+    s->rmf = d->modrm & 7;
+    struct decoder_operand mem;
+    memset(&mem, 0, sizeof mem);
+    if (s->mod != 3)
+        decode_mem(s, d, &mem);
+    if (s->status)
+        return fail(d, s, s->status);
+    /* imm8: every map-3 (0F3A) op, and the 0F shift/shuffle/compare groups */
+    int imm = map == 6 || (map == 4 && ((d->opcode >= 0x70 && d->opcode <= 0x73) || d->opcode == 0xc2 ||
+                                        (d->opcode >= 0xc4 && d->opcode <= 0xc6)));
+    if (imm) {
+        if (!need(s, 1))
+            return fail(d, s, s->status);
+        s->i++;
+    }
+    const struct dec_slot *slot = &dec_slots[map][d->opcode];
+    const struct dec_entry *e = find_entry(s, d, slot);
+    int st = fail(d, s, DECODER_UD);
+    d->op = e ? e->op : DOP_INVALID; /* identity only; status stays #UD */
+    return st;
+}
+
 enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decoder_mode mode,
                                    struct decoded_insn *d)
 {
@@ -508,10 +545,10 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
             map = decode_vex(&s, d, c);
             if (map == -2)
                 return fail(d, &s, s.status);
-            if (map < 0) {
-                /* still consume opcode + ModRM so the reported length is useful */
+            if (map < 0)
                 return fail(d, &s, DECODER_UD);
-            }
+            if (d->prefixes & DPFX_EVEX)
+                return decode_evex_body(&s, d, map);
         }
     }
     if (map == 0 && c == 0x0f) {

@@ -92,6 +92,13 @@ static size_t prefix_len(const struct capdiff *c, const uint8_t *b, size_t n)
     return i;
 }
 
+/* AMD XOP: 8F with map select >= 8 (AMD APM vol.4); on Intel 8F is POP r/m. */
+static int is_xop(const struct capdiff *c, const uint8_t *b, size_t n)
+{
+    size_t np = prefix_len(c, b, n);
+    return np + 1 < n && b[np] == 0x8f && (b[np + 1] & 0x1f) >= 8;
+}
+
 /* Equal mnemonics, or a naming difference listed as "mnemonic" in the allow-list. */
 static int same_name(const struct capdiff *c, const char *ours, const char *cs)
 {
@@ -122,9 +129,8 @@ static int rule_explains(const struct capdiff *c, const char *rule, const uint8_
                          const char *csm, int cslen, const struct decoded_insn *orig)
 {
     size_t np = prefix_len(c, b, n);
-    unsigned nlegacy = 0;
-    for (size_t i = 0; i < np; i++)
-        nlegacy += (b[i] & 0xf0) != 0x40 || c->mode != DECODER_MODE_64;
+    /* Capstone's prefix-order bugs need at least two prefix bytes (legacy or REX) */
+    unsigned nlegacy = (unsigned)np;
     int has = 0;
     /* a VEX/EVEX prefix right after the legacy prefixes (SDM 2.3.5: outside
      * 64-bit mode only when the next byte has mod=11) */
@@ -219,6 +225,10 @@ enum capdiff_result capdiff_check(struct capdiff *c, const uint8_t *b, size_t n,
         kind = NULL;
     else if (!cnt)
         kind = "cs-invalid";
+    else if (d.status != DECODER_OK && (d.prefixes & DPFX_EVEX))
+        kind = d.length == cslen ? "evex" : "evex-length"; /* no AVX-512: #UD, but measured */
+    else if (d.status != DECODER_OK && is_xop(c, b, n))
+        kind = "xop";
     else if (d.status != DECODER_OK)
         kind = "ours-invalid";
     else if (strcmp(ours, csm))
