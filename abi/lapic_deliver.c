@@ -285,11 +285,15 @@ void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
     lapic_update_ppr(l);
 }
 
-/* Hands one queued NMI to the CPU per true return (emu latches it). */
+/* Hands one queued NMI to the CPU per true return. The interpreter does not
+ * latch a hook NMI it cannot take yet, so one is consumed only when the CPU
+ * can take it now: NMIs not blocked (SDM vol.3 6.7.1) and no MOV-SS/STI
+ * shadow bit that emu treats as blocking (int_shadow & 2). */
 bool lapic_nmi_pending(void *ctx, struct cpu *cpu)
 {
     struct abi_lapic *l = ctx;
-    (void)cpu;
+    if (cpu && (cpu->ev.nmi_masked || (cpu->ev.int_shadow & 2)))
+        return false;
     uint32_t n = __atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE);
     while (n) {
         if (__atomic_compare_exchange_n(&l->nmi_pending, &n, n - 1, false, __ATOMIC_ACQ_REL,
