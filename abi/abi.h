@@ -1,0 +1,46 @@
+/* abi/: public interface of the KVM ioctl layer.
+ *
+ * Used by the LD_PRELOAD transport (abi/preload/) and by in-process tests. All
+ * state lives in an explicit struct abi_process (one per process in the preload
+ * shim; tests may create several). Functions return >= 0 on success and -errno
+ * on failure, exactly the errno Linux KVM would give.
+ */
+#ifndef SOFTKVM_ABI_H
+#define SOFTKVM_ABI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct abi_process;
+
+struct abi_process *abi_process_create(void);
+void abi_process_destroy(struct abi_process *p);
+
+/* open("/dev/kvm", flags): returns a real fd (a memfd) that now stands for a KVM system fd. */
+int abi_open_dev_kvm(struct abi_process *p, int flags);
+/* Is `fd` one of ours? (cheap; safe to call for any fd) */
+bool abi_owns_fd(struct abi_process *p, int fd);
+/* ioctl on one of our fds. */
+long abi_ioctl(struct abi_process *p, int fd, unsigned long request, unsigned long arg);
+/* The caller closed `fd` (after the real close succeeded): drop our reference. */
+void abi_fd_closed(struct abi_process *p, int fd);
+/* `newfd` is now a duplicate of our `oldfd` (dup/dup2/dup3/F_DUPFD). */
+void abi_fd_duped(struct abi_process *p, int oldfd, int newfd);
+
+/* A signal arrived in this thread: if it is inside KVM_RUN, make KVM_RUN return
+ * -EINTR with KVM_EXIT_INTR (KVM: signal_pending() check in vcpu_run). Async-signal-safe. */
+void abi_signal_arrived(void);
+
+/* Text of /sys/module/<module>/parameters/<param> as a KVM with our configuration would
+ * show it, or NULL when that file would not exist (e.g. kvm_amd on an Intel flavour). */
+const char *abi_module_param(const char *module, const char *param);
+/* Does the directory /sys/module/<module> exist for our KVM? */
+bool abi_module_exists(const char *module);
+
+/* vCPU mmap size (KVM_GET_VCPU_MMAP_SIZE): kvm_run page, PIO data page, coalesced MMIO page. */
+#define ABI_VCPU_MMAP_PAGES 3
+#define ABI_PIO_PAGE_OFFSET 1
+#define ABI_COALESCED_MMIO_PAGE_OFFSET 2
+
+#endif

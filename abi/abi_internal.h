@@ -1,0 +1,165 @@
+/* abi/: object model shared by the abi .c files (not a contract for other modules).
+ *
+ * Each KVM object (system, VM, vCPU) is reached through one or more real file
+ * descriptors of the process (memfds), so close/dup/poll/mmap work natively. The fd
+ * table maps fd -> object; objects are reference counted (one reference per fd, plus
+ * one from every vCPU on its VM, and one from the VM on its system object).
+ */
+#ifndef SOFTKVM_ABI_INTERNAL_H
+#define SOFTKVM_ABI_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "abi/abi.h"
+#include "abi/kvm_compat.h"
+#include "emu/emu.h"
+#include "msr/msr.h"
+#include "abi/irqchip.h"
+
+#define ABI_MAX_VCPUS 1024     /* KVM_MAX_VCPUS on x86 (6.12: 4096 with MAXSMP; 1024 default) */
+#define ABI_MAX_VCPU_ID 4096   /* KVM_MAX_VCPU_IDS */
+#define ABI_SOFT_MAX_VCPUS 1024
+#define ABI_USER_MEM_SLOTS 32764 /* KVM_USER_MEM_SLOTS on x86 */
+#define ABI_MAX_CPUID_ENTRIES 256 /* KVM_MAX_CPUID_ENTRIES */
+#define ABI_TSC_KHZ 2000000u   /* the virtual TSC runs at 2 GHz */
+#define ABI_PAGE_SIZE 4096u
+
+enum abi_kind { ABI_SYSTEM = 1, ABI_VM, ABI_VCPU };
+enum abi_vendor { ABI_VENDOR_INTEL = 0, ABI_VENDOR_AMD };
+
+struct abi_obj {
+    enum abi_kind kind;
+    atomic_int refs;
+    int memfd; /* the fd first handed out; all fds of the object dup it */
+};
+
+struct abi_system {
+    struct abi_obj obj;
+    enum abi_vendor vendor;
+};
+
+/* One KVM memory slot as user space declared it. */
+struct abi_memslot {
+    bool used;
+    uint32_t flags;
+    uint64_t gpa, size, uaddr;
+    uint64_t *dirty; /* bitmap when KVM_MEM_LOG_DIRTY_PAGES */
+};
+
+struct abi_vcpu;
+
+struct abi_vm {
+    struct abi_obj obj;
+    struct abi_system *sys;
+    pthread_mutex_t lock;      /* slots, vcpus[], VM-wide settings */
+    struct emu_physmem mem;    /* what emu sees; rebuilt from slots on every change */
+    struct abi_memslot *slots; /* indexed by KVM slot id (as_id 0) */
+    unsigned slot_hi;          /* 1 + highest used slot id (bounds the scans) */
+    struct abi_vcpu *vcpus[ABI_MAX_VCPUS];
+    unsigned nvcpus;
+    bool created_vcpu;         /* some settings (e.g. SET_TSS_ADDR) are fine either way */
+    bool irqchip;
+    bool tss_addr_set;
+    uint64_t tss_addr, identity_map_addr;
+    bool exception_payload;         /* KVM_CAP_EXCEPTION_PAYLOAD */
+    bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE */
+    uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
+    int64_t clock_offset_ns;        /* KVM_SET_CLOCK: kvmclock = host monotonic + offset */
+    uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
+    struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
+    struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
+};
+
+struct abi_vcpu {
+    struct abi_obj obj;
+    struct abi_vm *vm;
+    uint32_t id;
+    pthread_mutex_t lock; /* serialises ioctls on this vCPU (KVM: vcpu->mutex) */
+    struct emu_vcpu *emu;
+    struct msr_vcpu *msr;
+    struct emu_msr_ops msr_ops; /* msr_emu_ops with ctx = msr */
+    struct abi_lapic *lapic;    /* with an in-kernel irqchip */
+    struct kvm_run *run;  /* shared mapping of the memfd; user space mmaps the same pages */
+    size_t run_size;
+    /* exit currently handed to user space, completed on the next KVM_RUN */
+    struct emu_exit exit;
+    bool pending_completion;
+    atomic_bool in_run;
+    atomic_bool signalled;
+    struct kvm_cpuid_entry2 *cpuid;
+    unsigned ncpuid;
+    uint32_t mp_state;
+    uint64_t guest_debug;
+    bool sigmask_set;
+    uint64_t sigmask;
+    struct emu_cpuid_entry *emu_cpuid;
+    /* KVM_GET_STATS_FD counters */
+    uint64_t stat_exits, stat_io_exits, stat_mmio_exits, stat_halt_exits, stat_signal_exits,
+        stat_msr_exits;
+};
+
+struct abi_process {
+    pthread_mutex_t lock;
+    struct abi_obj **fds; /* indexed by fd */
+    int nfds;
+};
+
+/* objects.c */
+int abi_obj_install(struct abi_process *p, struct abi_obj *o, int fd);
+struct abi_obj *abi_obj_get(struct abi_process *p, int fd); /* takes a reference */
+void abi_obj_put(struct abi_obj *o);
+int abi_memfd(const char *name, size_t size, int open_flags);
+
+/* uaccess.c: every caller pointer goes through these (EFAULT like KVM's copy_from_user). */
+int abi_copy_from_user(void *dst, const void *user_src, size_t len);
+int abi_copy_to_user(void *user_dst, const void *src, size_t len);
+
+/* dispatch */
+long abi_system_ioctl(struct abi_process *p, struct abi_system *s, unsigned long req,
+                      unsigned long arg);
+long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, unsigned long arg);
+long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req,
+                    unsigned long arg);
+long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap);
+
+/* cpuid.c */
+enum abi_vendor abi_vendor_current(void);
+/* Fills `out` (capacity cap) with the supported CPUID; returns count. */
+unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *out, unsigned cap);
+unsigned abi_emulated_cpuid(struct kvm_cpuid_entry2 *out, unsigned cap);
+const struct kvm_cpuid_entry2 *abi_cpuid_find(const struct kvm_cpuid_entry2 *e, unsigned n,
+                                              uint32_t function, uint32_t index);
+uint64_t abi_cr4_reserved_bits(const struct kvm_cpuid_entry2 *e, unsigned n);
+unsigned abi_maxphyaddr(const struct kvm_cpuid_entry2 *e, unsigned n);
+
+uint64_t abi_supported_xcr0(void);
+
+/* msr_glue.c */
+int abi_msr_vm_init(struct abi_vm *vm);
+long abi_msr_index_list(unsigned long arg, bool feature);
+long abi_msr_feature_get(struct abi_system *s, unsigned long arg);
+long abi_vcpu_get_msrs(struct abi_vcpu *v, unsigned long arg);
+long abi_vcpu_set_msrs(struct abi_vcpu *v, unsigned long arg);
+long abi_vm_set_msr_filter(struct abi_vm *vm, unsigned long arg);
+
+/* memslot.c */
+long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *r,
+                              bool v2);
+long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg);
+void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len);
+void abi_vm_free_slots(struct abi_vm *vm);
+
+/* stats.c: KVM_GET_STATS_FD for the VM (vcpu == NULL) or a vCPU */
+long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);
+
+/* vcpu_run.c */
+long abi_vcpu_run(struct abi_vcpu *v);
+
+/* vcpu_state.c */
+long abi_vcpu_state_ioctl(struct abi_vcpu *v, unsigned long req, unsigned long arg, bool *handled);
+void abi_vcpu_init_state(struct abi_vcpu *v);
+
+#endif

@@ -1,0 +1,60 @@
+/* abi/: the ONE compat header for KVM ABI items newer than Debian 12's <linux/kvm.h>
+ * (a 6.1-era header). Values and layouts mirror Linux 6.12 uapi; every struct has
+ * _Static_asserts on size and offsets so a mismatch fails the build.
+ * Append-only: others may add items at the end. */
+#ifndef SOFTKVM_ABI_KVM_COMPAT_H
+#define SOFTKVM_ABI_KVM_COMPAT_H
+
+#include <stddef.h>
+#include <linux/kvm.h>
+
+/* ---- Linux 6.8: KVM_SET_USER_MEMORY_REGION2 / guest_memfd (api.rst 4.141) ---- */
+#ifndef KVM_SET_USER_MEMORY_REGION2
+struct kvm_userspace_memory_region2 {
+    __u32 slot;
+    __u32 flags;
+    __u64 guest_phys_addr;
+    __u64 memory_size;
+    __u64 userspace_addr;
+    __u64 guest_memfd_offset;
+    __u32 guest_memfd;
+    __u32 pad1;
+    __u64 pad2[14];
+};
+#define KVM_SET_USER_MEMORY_REGION2 _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
+#endif
+_Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160, "region2 size");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd_offset) == 32, "r2 gmo");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) == 40, "r2 gmfd");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, pad2) == 48, "r2 pad2");
+
+#ifndef KVM_MEM_GUEST_MEMFD
+#define KVM_MEM_GUEST_MEMFD (1UL << 2)
+#endif
+
+/* ---- capabilities numbered after 6.1 ---- */
+#ifndef KVM_CAP_MEMORY_FAULT_INFO
+#define KVM_CAP_MEMORY_FAULT_INFO 232
+#endif
+#ifndef KVM_CAP_USER_MEMORY2
+#define KVM_CAP_USER_MEMORY2 231
+#endif
+#ifndef KVM_CAP_VM_TYPES
+#define KVM_CAP_VM_TYPES 235
+#endif
+#ifndef KVM_CAP_X86_APIC_BUS_CYCLES_NS
+#define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
+#endif
+
+/* ---- VM types (KVM_CREATE_VM arg on x86, 6.8+) ---- */
+#ifndef KVM_X86_DEFAULT_VM
+#define KVM_X86_DEFAULT_VM 0
+#define KVM_X86_SW_PROTECTED_VM 1
+#endif
+
+/* ---- KVM paravirt ABI (include/uapi/linux/kvm_para.h, asm/kvm_para.h) ---- */
+#ifndef KVM_HC_MAP_GPA_RANGE
+#define KVM_HC_MAP_GPA_RANGE 12
+#endif
+
+#endif

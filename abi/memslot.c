@@ -1,0 +1,243 @@
+/* abi/: guest memory slots (KVM_SET_USER_MEMORY_REGION{,2}, KVM_GET_DIRTY_LOG).
+ *
+ * Validation mirrors virt/kvm/kvm_main.c kvm_set_memory_region() in Linux 6.12:
+ * EINVAL for bad flags/alignment/ranges, EEXIST for overlaps, EINVAL for changing
+ * a slot's size/address/READONLY, EINVAL when deleting a slot that does not exist.
+ * The guest sees memory through emu's struct emu_physmem: the host pointer of a slot
+ * is simply the caller's userspace_addr (same process). Adjacent slots that are
+ * contiguous in both gpa and host address (and not dirty-logged) are merged into one
+ * emu slot, so KVM's 32764 user slots fit into emu's EMU_MAX_SLOTS. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "abi/abi_internal.h"
+
+#define TASK_SIZE_MAX 0x7ffffffff000ull   /* x86-64 4-level user address space */
+#define MEM_MAX_NR_PAGES ((1ull << 31) - 1) /* KVM_MEM_MAX_NR_PAGES */
+
+static int cmp_slot_gpa(const void *a, const void *b)
+{
+    const struct abi_memslot *x = *(struct abi_memslot *const *)a;
+    const struct abi_memslot *y = *(struct abi_memslot *const *)b;
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/* Rebuild emu's view from the KVM slots (caller holds vm->lock). */
+static int rebuild_physmem(struct abi_vm *vm)
+{
+    unsigned n = 0;
+    while (vm->slot_hi > 0 && !vm->slots[vm->slot_hi - 1].used)
+        vm->slot_hi--;
+    for (unsigned i = 0; i < vm->slot_hi; i++)
+        if (vm->slots[i].used)
+            n++;
+    struct abi_memslot **sorted = calloc(n ? n : 1, sizeof *sorted);
+    if (!sorted)
+        return -ENOMEM;
+    n = 0;
+    bool in_order = true;
+    for (unsigned i = 0; i < vm->slot_hi; i++)
+        if (vm->slots[i].used) {
+            if (n && sorted[n - 1]->gpa > vm->slots[i].gpa)
+                in_order = false;
+            sorted[n++] = &vm->slots[i];
+        }
+    if (!in_order)
+        qsort(sorted, n, sizeof *sorted, cmp_slot_gpa);
+
+    struct emu_slot tmp[EMU_MAX_SLOTS];
+    unsigned ne = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct abi_memslot *s = sorted[i];
+        bool ro = s->flags & KVM_MEM_READONLY;
+        if (ne > 0) {
+            struct emu_slot *prev = &tmp[ne - 1];
+            if (!prev->dirty_bitmap && !s->dirty && prev->readonly == ro &&
+                prev->gpa + prev->size == s->gpa &&
+                prev->host + prev->size == (uint8_t *)(uintptr_t)s->uaddr) {
+                prev->size += s->size;
+                continue;
+            }
+        }
+        if (ne == EMU_MAX_SLOTS) {
+            free(sorted);
+            return -ENOSPC;
+        }
+        tmp[ne++] = (struct emu_slot){.gpa = s->gpa,
+                                      .size = s->size,
+                                      .host = (uint8_t *)(uintptr_t)s->uaddr,
+                                      .readonly = ro,
+                                      .dirty_bitmap = s->dirty};
+    }
+    free(sorted);
+    memcpy(vm->mem.slots, tmp, ne * sizeof tmp[0]);
+    if (ne < vm->mem.nslots)
+        memset(&vm->mem.slots[ne], 0, (vm->mem.nslots - ne) * sizeof tmp[0]);
+    vm->mem.nslots = ne;
+    __atomic_add_fetch(&vm->mem.generation, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static bool overlaps_other(struct abi_vm *vm, unsigned id, uint64_t gpa, uint64_t size)
+{
+    for (unsigned i = 0; i < vm->slot_hi; i++) {
+        const struct abi_memslot *s = &vm->slots[i];
+        if (i == id || !s->used)
+            continue;
+        if (gpa < s->gpa + s->size && s->gpa < gpa + size)
+            return true;
+    }
+    return false;
+}
+
+static uint64_t *alloc_dirty(uint64_t size)
+{
+    uint64_t pages = size / ABI_PAGE_SIZE;
+    return calloc((pages + 63) / 64 ? (pages + 63) / 64 : 1, sizeof(uint64_t));
+}
+
+long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *m,
+                              bool v2)
+{
+    uint32_t valid = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
+    (void)v2; /* guest_memfd (KVM_MEM_GUEST_MEMFD) needs a private-memory VM type: EINVAL */
+    if (m->flags & ~valid)
+        return -EINVAL;
+    uint32_t as_id = m->slot >> 16, id = m->slot & 0xffff;
+    /* x86 has 2 address spaces (SMM); we provide only the normal one (no SMM support). */
+    if (as_id >= 1 || id >= ABI_USER_MEM_SLOTS)
+        return -EINVAL;
+    if ((m->memory_size & (ABI_PAGE_SIZE - 1)) || (m->guest_phys_addr & (ABI_PAGE_SIZE - 1)))
+        return -EINVAL;
+    if ((m->userspace_addr & (ABI_PAGE_SIZE - 1)) || m->userspace_addr > TASK_SIZE_MAX ||
+        m->memory_size > TASK_SIZE_MAX - m->userspace_addr)
+        return -EINVAL;
+    if (m->guest_phys_addr + m->memory_size < m->guest_phys_addr)
+        return -EINVAL;
+    if (m->memory_size / ABI_PAGE_SIZE > MEM_MAX_NR_PAGES)
+        return -EINVAL;
+
+    long r = 0;
+    pthread_mutex_lock(&vm->lock);
+    struct abi_memslot *old = &vm->slots[id];
+    if (m->memory_size == 0) { /* delete */
+        if (!old->used) {
+            r = -EINVAL;
+            goto out;
+        }
+        struct abi_memslot saved = *old;
+        memset(old, 0, sizeof *old);
+        r = rebuild_physmem(vm);
+        if (r) {
+            *old = saved;
+            goto out;
+        }
+        free(saved.dirty);
+        goto out;
+    }
+    struct abi_memslot neu = {.used = true,
+                              .flags = m->flags,
+                              .gpa = m->guest_phys_addr,
+                              .size = m->memory_size,
+                              .uaddr = m->userspace_addr};
+    if (old->used) {
+        if (m->userspace_addr != old->uaddr || m->memory_size != old->size ||
+            ((m->flags ^ old->flags) & KVM_MEM_READONLY)) {
+            r = -EINVAL;
+            goto out;
+        }
+        if (m->guest_phys_addr == old->gpa && m->flags == old->flags)
+            goto out; /* nothing changes */
+    }
+    if ((!old->used || neu.gpa != old->gpa) && overlaps_other(vm, id, neu.gpa, neu.size)) {
+        r = -EEXIST;
+        goto out;
+    }
+    if (neu.flags & KVM_MEM_LOG_DIRTY_PAGES) {
+        /* keep the bitmap across a flags-only change that keeps logging on */
+        if (old->used && old->dirty && neu.gpa == old->gpa)
+            neu.dirty = old->dirty;
+        else if (!(neu.dirty = alloc_dirty(neu.size))) {
+            r = -ENOMEM;
+            goto out;
+        }
+    }
+    struct abi_memslot saved = *old;
+    *old = neu;
+    if (id + 1 > vm->slot_hi)
+        vm->slot_hi = id + 1;
+    r = rebuild_physmem(vm);
+    if (r) {
+        if (neu.dirty != saved.dirty)
+            free(neu.dirty);
+        *old = saved;
+        goto out;
+    }
+    if (saved.dirty && saved.dirty != neu.dirty)
+        free(saved.dirty);
+out:
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+/* KVM_GET_DIRTY_LOG without KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: copy and clear. */
+long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_dirty_log log;
+    if (abi_copy_from_user(&log, (void *)arg, sizeof log))
+        return -EFAULT;
+    uint32_t as_id = log.slot >> 16, id = log.slot & 0xffff;
+    if (as_id >= 1 || id >= ABI_USER_MEM_SLOTS)
+        return -EINVAL;
+    long r = 0;
+    pthread_mutex_lock(&vm->lock);
+    struct abi_memslot *s = &vm->slots[id];
+    if (!s->used || !s->dirty) {
+        r = -ENOENT;
+        goto out;
+    }
+    uint64_t words = (s->size / ABI_PAGE_SIZE + 63) / 64;
+    uint64_t *snap = calloc(words ? words : 1, sizeof *snap);
+    if (!snap) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (uint64_t i = 0; i < words; i++)
+        snap[i] = __atomic_exchange_n(&s->dirty[i], 0, __ATOMIC_ACQ_REL);
+    if (abi_copy_to_user(log.dirty_bitmap, snap, words * sizeof *snap)) {
+        /* put the bits back: nothing was reported */
+        for (uint64_t i = 0; i < words; i++)
+            __atomic_fetch_or(&s->dirty[i], snap[i], __ATOMIC_ACQ_REL);
+        r = -EFAULT;
+    }
+    free(snap);
+out:
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+/* Writes done by the layers above (MSR-driven guest writes, PIO string data). */
+void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len)
+{
+    for (unsigned i = 0; i < vm->mem.nslots; i++) {
+        struct emu_slot *s = &vm->mem.slots[i];
+        if (!s->dirty_bitmap || gpa < s->gpa || gpa >= s->gpa + s->size)
+            continue;
+        for (uint64_t a = gpa & ~(uint64_t)(ABI_PAGE_SIZE - 1); a < gpa + len && a < s->gpa + s->size;
+             a += ABI_PAGE_SIZE) {
+            uint64_t pg = (a - s->gpa) / ABI_PAGE_SIZE;
+            __atomic_fetch_or(&s->dirty_bitmap[pg / 64], 1ull << (pg % 64), __ATOMIC_RELAXED);
+        }
+    }
+}
+
+void abi_vm_free_slots(struct abi_vm *vm)
+{
+    if (!vm->slots)
+        return;
+    for (unsigned i = 0; i < ABI_USER_MEM_SLOTS; i++)
+        free(vm->slots[i].dirty);
+    free(vm->slots);
+    vm->slots = NULL;
+}

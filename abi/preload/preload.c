@@ -1,0 +1,413 @@
+/* libsoftkvm-preload.so: the LD_PRELOAD transport. It makes softkvm serve /dev/kvm
+ * inside an unmodified, dynamically linked program (even when the machine has a real
+ * /dev/kvm), and leaves everything else alone: every call on an fd or path that is
+ * not ours goes straight to the next definition (dlsym(RTLD_NEXT)), i.e. libc.
+ *
+ * Wrapped: the open family (incl. the _FORTIFY_SOURCE __open_2 variants), ioctl,
+ * close, dup/dup2/dup3, fcntl(F_DUPFD*), access/faccessat/stat family for /dev/kvm,
+ * opens of /sys/module/kvm{,_intel,_amd}/parameters/ files, and sigaction/signal (so a
+ * signal arriving during KVM_RUN makes it return EINTR like KVM). mmap needs no
+ * wrapper: a vCPU fd is a memfd of the vCPU mmap size, mapped natively.
+ *
+ * The process-wide state (the fd table and the user's signal handlers) is
+ * necessarily global here: an LD_PRELOAD library has no other place to keep it. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "abi/abi.h"
+
+#define DEV_KVM "/dev/kvm"
+#define KVM_MINOR 232
+#define MISC_MAJOR 10
+
+struct real_fns {
+    int (*open)(const char *, int, ...);
+    int (*openat)(int, const char *, int, ...);
+    int (*close)(int);
+    int (*ioctl)(int, unsigned long, ...);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*fcntl)(int, int, ...);
+    int (*access)(const char *, int);
+    int (*faccessat)(int, const char *, int, int);
+    int (*stat)(const char *, struct stat *);
+    int (*lstat)(const char *, struct stat *);
+    int (*fstatat)(int, const char *, struct stat *, int);
+    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+};
+
+static struct real_fns real;
+static struct abi_process *proc;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+/* user handlers for signals whose delivery we observe (index = signal number) */
+static struct sigaction user_act[NSIG];
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void init(void)
+{
+    real.open = dlsym(RTLD_NEXT, "open");
+    real.openat = dlsym(RTLD_NEXT, "openat");
+    real.close = dlsym(RTLD_NEXT, "close");
+    real.ioctl = dlsym(RTLD_NEXT, "ioctl");
+    real.dup = dlsym(RTLD_NEXT, "dup");
+    real.dup2 = dlsym(RTLD_NEXT, "dup2");
+    real.dup3 = dlsym(RTLD_NEXT, "dup3");
+    real.fcntl = dlsym(RTLD_NEXT, "fcntl");
+    real.access = dlsym(RTLD_NEXT, "access");
+    real.faccessat = dlsym(RTLD_NEXT, "faccessat");
+    real.stat = dlsym(RTLD_NEXT, "stat");
+    real.lstat = dlsym(RTLD_NEXT, "lstat");
+    real.fstatat = dlsym(RTLD_NEXT, "fstatat");
+    real.sigaction = dlsym(RTLD_NEXT, "sigaction");
+    proc = abi_process_create();
+}
+
+static void ensure_init(void)
+{
+    pthread_once(&init_once, init);
+}
+
+__attribute__((constructor)) static void preload_ctor(void)
+{
+    ensure_init();
+}
+
+static int fail(long r)
+{
+    errno = (int)-r;
+    return -1;
+}
+
+/* ---------------- paths we serve ---------------- */
+
+static bool is_dev_kvm(const char *path)
+{
+    return path && strcmp(path, DEV_KVM) == 0;
+}
+
+/* "/sys/module/<module>/parameters/<param>" for the kvm modules: returns 1 and sets
+ * module/param if it is such a path, else 0. */
+static int kvm_param_path(const char *path, char *module, size_t msz, const char **param)
+{
+    static const char pfx[] = "/sys/module/";
+    if (!path || strncmp(path, pfx, sizeof pfx - 1) != 0)
+        return 0;
+    const char *m = path + sizeof pfx - 1;
+    const char *slash = strchr(m, '/');
+    size_t mlen = slash ? (size_t)(slash - m) : strlen(m);
+    if (mlen >= msz)
+        return 0;
+    memcpy(module, m, mlen);
+    module[mlen] = 0;
+    if (strcmp(module, "kvm") && strcmp(module, "kvm_intel") && strcmp(module, "kvm_amd"))
+        return 0;
+    static const char mid[] = "/parameters/";
+    if (!slash || strncmp(slash, mid, sizeof mid - 1) != 0) {
+        *param = NULL;
+        return 1;
+    }
+    *param = slash + sizeof mid - 1;
+    return 1;
+}
+
+static int open_param(const char *module, const char *param, int flags)
+{
+    const char *text = param ? abi_module_param(module, param) : NULL;
+    if (!text) {
+        errno = ENOENT;
+        return -1;
+    }
+    if ((flags & O_ACCMODE) != O_RDONLY) {
+        errno = EACCES; /* parameters are exposed read-only here */
+        return -1;
+    }
+    int fd = memfd_create("kvm-param", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0) {
+        real.close(fd);
+        errno = EIO;
+        return -1;
+    }
+    return fd;
+}
+
+/* Returns -2 when the path is not ours (caller goes to libc). */
+static int open_ours(const char *path, int flags)
+{
+    ensure_init();
+    if (is_dev_kvm(path)) {
+        int r = abi_open_dev_kvm(proc, flags);
+        return r < 0 ? fail(r) : r;
+    }
+    char module[32];
+    const char *param;
+    if (kvm_param_path(path, module, sizeof module, &param) && abi_module_exists(module) &&
+        param)
+        return open_param(module, param, flags);
+    return -2;
+}
+
+/* ---------------- open family ---------------- */
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & (O_CREAT | __O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+}
+
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    int r = open_ours(path, flags);
+    return r != -2 ? r : real.open(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    const char *pth = path; /* glibc declares path nonnull; a NULL still goes to libc */
+    int r = (pth && pth[0] == '/') ? open_ours(pth, flags) : -2;
+    if (r == -2) {
+        ensure_init();
+        return real.openat(dirfd, path, flags, mode);
+    }
+    return r;
+}
+
+int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+int __open_2(const char *path, int flags)
+{
+    return open(path, flags);
+}
+int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
+
+int __openat_2(int dirfd, const char *path, int flags)
+{
+    return openat(dirfd, path, flags);
+}
+int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("__openat_2")));
+
+/* ---------------- fd operations ---------------- */
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    ensure_init();
+    if (!abi_owns_fd(proc, fd))
+        return real.ioctl(fd, request, arg);
+    long r = abi_ioctl(proc, fd, request, arg);
+    if (r < 0)
+        return fail(r);
+    return (int)r;
+}
+
+int close(int fd)
+{
+    ensure_init();
+    bool ours = abi_owns_fd(proc, fd);
+    int r = real.close(fd);
+    if (ours && (r == 0 || errno == EINTR)) /* Linux frees the fd even on EINTR */
+        abi_fd_closed(proc, fd);
+    return r;
+}
+
+static int note_dup(int oldfd, int newfd)
+{
+    if (newfd >= 0) {
+        /* dup2/dup3 onto one of our fds closes it first */
+        abi_fd_closed(proc, newfd);
+        if (abi_owns_fd(proc, oldfd))
+            abi_fd_duped(proc, oldfd, newfd);
+    }
+    return newfd;
+}
+
+int dup(int fd)
+{
+    ensure_init();
+    return note_dup(fd, real.dup(fd));
+}
+
+int dup2(int oldfd, int newfd)
+{
+    ensure_init();
+    if (oldfd == newfd)
+        return real.dup2(oldfd, newfd);
+    return note_dup(oldfd, real.dup2(oldfd, newfd));
+}
+
+int dup3(int oldfd, int newfd, int flags)
+{
+    ensure_init();
+    return note_dup(oldfd, real.dup3(oldfd, newfd, flags));
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    ensure_init();
+    int r = real.fcntl(fd, cmd, arg);
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0 && abi_owns_fd(proc, fd))
+        abi_fd_duped(proc, fd, r);
+    return r;
+}
+int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+/* ---------------- /dev/kvm existence checks ---------------- */
+
+static void fake_dev_stat(struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_mode = S_IFCHR | 0666;
+    st->st_rdev = makedev(MISC_MAJOR, KVM_MINOR);
+    st->st_nlink = 1;
+    st->st_blksize = 4096;
+}
+
+int access(const char *path, int mode)
+{
+    ensure_init();
+    if (is_dev_kvm(path))
+        return (mode & X_OK) ? (errno = EACCES, -1) : 0;
+    return real.access(path, mode);
+}
+
+int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+    ensure_init();
+    if (is_dev_kvm(path))
+        return (mode & X_OK) ? (errno = EACCES, -1) : 0;
+    return real.faccessat(dirfd, path, mode, flags);
+}
+
+int stat(const char *path, struct stat *st)
+{
+    ensure_init();
+    if (is_dev_kvm(path)) {
+        fake_dev_stat(st);
+        return 0;
+    }
+    return real.stat(path, st);
+}
+/* x86-64: struct stat64 and struct stat have the same layout */
+_Static_assert(sizeof(struct stat64) == sizeof(struct stat), "stat64 layout");
+int stat64(const char *path, struct stat64 *st)
+{
+    return stat(path, (struct stat *)st);
+}
+
+int lstat(const char *path, struct stat *st)
+{
+    ensure_init();
+    if (is_dev_kvm(path)) {
+        fake_dev_stat(st);
+        return 0;
+    }
+    return real.lstat(path, st);
+}
+int lstat64(const char *path, struct stat64 *st)
+{
+    return lstat(path, (struct stat *)st);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    ensure_init();
+    if (is_dev_kvm(path)) {
+        fake_dev_stat(st);
+        return 0;
+    }
+    return real.fstatat(dirfd, path, st, flags);
+}
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+    return fstatat(dirfd, path, (struct stat *)st, flags);
+}
+
+/* ---------------- signals ---------------- */
+
+/* Runs first for every caught signal: tell abi (KVM_RUN must return EINTR), then
+ * call the program's own handler exactly as the kernel would have. */
+static void trampoline(int sig, siginfo_t *info, void *uctx)
+{
+    abi_signal_arrived();
+    struct sigaction a = user_act[sig];
+    if (a.sa_flags & SA_SIGINFO) {
+        if (a.sa_sigaction)
+            a.sa_sigaction(sig, info, uctx);
+    } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+        a.sa_handler(sig);
+    }
+}
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    ensure_init();
+    if (sig <= 0 || sig >= NSIG)
+        return real.sigaction(sig, act, old);
+    pthread_mutex_lock(&sig_lock);
+    struct sigaction prev_user = user_act[sig];
+    struct sigaction kact;
+    const struct sigaction *pass = act;
+    if (act) {
+        bool catching = (act->sa_flags & SA_SIGINFO) ||
+                        (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN);
+        if (catching) {
+            kact = *act;
+            kact.sa_flags |= SA_SIGINFO;
+            kact.sa_sigaction = trampoline;
+            pass = &kact;
+        }
+    }
+    int r = real.sigaction(sig, pass, old);
+    if (r == 0) {
+        if (old && old->sa_sigaction == trampoline) {
+            /* report the program's handler, not ours */
+            *old = prev_user;
+        }
+        if (act)
+            user_act[sig] = *act;
+    }
+    pthread_mutex_unlock(&sig_lock);
+    return r;
+}
+
+sighandler_t signal(int sig, sighandler_t handler)
+{
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESTART; /* glibc's BSD semantics for signal() */
+    if (sigaction(sig, &act, &old) < 0)
+        return SIG_ERR;
+    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void *)old.sa_sigaction : old.sa_handler;
+}

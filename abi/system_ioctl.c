@@ -1,0 +1,188 @@
+/* abi/: ioctls on the /dev/kvm system fd, and KVM_CHECK_EXTENSION (system and VM fd).
+ *
+ * Behaviour mirrored from virt/kvm/kvm_main.c kvm_dev_ioctl() and
+ * arch/x86/kvm/x86.c kvm_arch_dev_ioctl()/kvm_vm_ioctl_check_extension(). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "abi/abi_internal.h"
+
+/* The capabilities we advertise, each with the value KVM_CHECK_EXTENSION returns.
+ * Only what works is listed (README: an honest cap list). Entries whose value
+ * depends on the VM/system are computed in abi_check_extension(). */
+struct cap_value {
+    long cap;
+    long value;
+};
+
+static const struct cap_value caps_fixed[] = {
+    {KVM_CAP_IRQCHIP, 1},
+    {KVM_CAP_HLT, 1},
+    {KVM_CAP_USER_MEMORY, 1},
+    {KVM_CAP_USER_MEMORY2, 1},
+    {KVM_CAP_SET_TSS_ADDR, 1},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, 1},
+    {KVM_CAP_EXT_CPUID, 1},
+    {KVM_CAP_EXT_EMUL_CPUID, 1},
+    {KVM_CAP_NR_MEMSLOTS, ABI_USER_MEM_SLOTS},
+    {KVM_CAP_MAX_VCPUS, ABI_MAX_VCPUS},
+    {KVM_CAP_MAX_VCPU_ID, ABI_MAX_VCPU_ID},
+    {KVM_CAP_MP_STATE, 1},
+    {KVM_CAP_SYNC_MMU, 1},
+    {KVM_CAP_DESTROY_MEMORY_REGION_WORKS, 1},
+    {KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, 1},
+    {KVM_CAP_READONLY_MEM, 1},
+    {KVM_CAP_IMMEDIATE_EXIT, 1},
+    {KVM_CAP_GET_TSC_KHZ, 1},
+    {KVM_CAP_SYNC_REGS, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS},
+    {KVM_CAP_VCPU_EVENTS, 1},
+    {KVM_CAP_DEBUGREGS, 1},
+    {KVM_CAP_XSAVE, 1},
+    {KVM_CAP_XCRS, 1},
+    {KVM_CAP_SET_GUEST_DEBUG, 1},
+    {KVM_CAP_EXCEPTION_PAYLOAD, 1},
+    {KVM_CAP_X86_USER_SPACE_MSR, 1},
+    {KVM_CAP_X86_MSR_FILTER, 1},
+    {KVM_CAP_MSR_PLATFORM_INFO, 1},
+    {KVM_CAP_GET_MSR_FEATURES, 1},
+    {KVM_CAP_ENFORCE_PV_FEATURE_CPUID, 1},
+    {KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1},
+    {KVM_CAP_VM_TYPES, 1 << KVM_X86_DEFAULT_VM},
+    {KVM_CAP_X86_DISABLE_EXITS, KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE},
+    {KVM_CAP_SET_BOOT_CPU_ID, 1},
+    {KVM_CAP_NR_VCPUS, 2},
+};
+
+long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
+{
+    (void)s;
+    (void)vm;
+    if (cap == KVM_CAP_XSAVE2)
+        return 4096; /* KVM: max(sizeof(struct kvm_xsave), xstate size of guest features) */
+    for (size_t i = 0; i < sizeof caps_fixed / sizeof caps_fixed[0]; i++)
+        if (caps_fixed[i].cap == cap)
+            return caps_fixed[i].value;
+    return 0;
+}
+
+static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned long type)
+{
+    /* x86 kvm_arch_init_vm: only advertised VM types (6.12 KVM_CAP_VM_TYPES). */
+    if (type != KVM_X86_DEFAULT_VM)
+        return -EINVAL;
+    struct abi_vm *vm = calloc(1, sizeof *vm);
+    if (!vm)
+        return -ENOMEM;
+    vm->slots = calloc(ABI_USER_MEM_SLOTS, sizeof *vm->slots);
+    if (!vm->slots) {
+        free(vm);
+        return -ENOMEM;
+    }
+    int fd = abi_memfd("kvm-vm", 0, O_CLOEXEC);
+    if (fd < 0) {
+        free(vm->slots);
+        free(vm);
+        return fd;
+    }
+    vm->obj.kind = ABI_VM;
+    atomic_init(&vm->obj.refs, 1);
+    vm->obj.memfd = fd;
+    pthread_mutex_init(&vm->lock, NULL);
+    atomic_fetch_add(&s->obj.refs, 1);
+    vm->sys = s;
+    int r = abi_msr_vm_init(vm);
+    if (r >= 0)
+        r = abi_obj_install(p, &vm->obj, fd);
+    if (r < 0) {
+        close(fd);
+        abi_obj_put(&vm->obj);
+    }
+    return r;
+}
+
+static long sys_get_cpuid(struct abi_system *s, unsigned long arg, bool emulated)
+{
+    struct kvm_cpuid2 hdr;
+    if (abi_copy_from_user(&hdr, (void *)arg, sizeof hdr))
+        return -EFAULT;
+    if (hdr.nent < 1)
+        return -E2BIG;
+    if (hdr.nent > ABI_MAX_CPUID_ENTRIES)
+        hdr.nent = ABI_MAX_CPUID_ENTRIES;
+    struct kvm_cpuid_entry2 *e = calloc(ABI_MAX_CPUID_ENTRIES, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    unsigned n = emulated ? abi_emulated_cpuid(e, ABI_MAX_CPUID_ENTRIES)
+                          : abi_supported_cpuid(s->vendor, e, ABI_MAX_CPUID_ENTRIES);
+    long r = 0;
+    if (n > hdr.nent) {
+        r = -E2BIG; /* KVM leaves the caller's nent alone in this case */
+    } else {
+        hdr.nent = n;
+        if (abi_copy_to_user((void *)arg, &hdr, sizeof hdr) ||
+            abi_copy_to_user((char *)arg + sizeof hdr, e, n * sizeof *e))
+            r = -EFAULT;
+    }
+    free(e);
+    return r;
+}
+
+/* KVM_GET_DEVICE_ATTR on /dev/kvm: group KVM_X86_GRP_CPU, attr KVM_X86_XCOMP_GUEST_SUPP
+ * returns the XSAVE features a guest may enable (x86.c kvm_x86_dev_get_attr). */
+static long sys_get_device_attr(unsigned long arg)
+{
+    struct kvm_device_attr a;
+    if (abi_copy_from_user(&a, (void *)arg, sizeof a))
+        return -EFAULT;
+    if (a.group != 0 /* KVM_X86_GRP_CPU */)
+        return -ENXIO;
+    if (a.attr != KVM_X86_XCOMP_GUEST_SUPP)
+        return -ENXIO;
+    uint64_t v = abi_supported_xcr0();
+    if (abi_copy_to_user((void *)(uintptr_t)a.addr, &v, sizeof v))
+        return -EFAULT;
+    return 0;
+}
+
+static long sys_has_device_attr(unsigned long arg)
+{
+    struct kvm_device_attr a;
+    if (abi_copy_from_user(&a, (void *)arg, sizeof a))
+        return -EFAULT;
+    return (a.group == 0 && a.attr == KVM_X86_XCOMP_GUEST_SUPP) ? 0 : -ENXIO;
+}
+
+long abi_system_ioctl(struct abi_process *p, struct abi_system *s, unsigned long req,
+                      unsigned long arg)
+{
+    switch (req) {
+    case KVM_GET_API_VERSION:
+        return arg ? -EINVAL : KVM_API_VERSION;
+    case KVM_CREATE_VM:
+        return sys_create_vm(p, s, arg);
+    case KVM_CHECK_EXTENSION:
+        return abi_check_extension(s, NULL, (long)arg);
+    case KVM_GET_VCPU_MMAP_SIZE:
+        return arg ? -EINVAL : (long)(ABI_VCPU_MMAP_PAGES * ABI_PAGE_SIZE);
+    case KVM_GET_SUPPORTED_CPUID:
+        return sys_get_cpuid(s, arg, false);
+    case KVM_GET_EMULATED_CPUID:
+        return sys_get_cpuid(s, arg, true);
+    case KVM_GET_MSR_INDEX_LIST:
+        return abi_msr_index_list(arg, false);
+    case KVM_GET_MSR_FEATURE_INDEX_LIST:
+        return abi_msr_index_list(arg, true);
+    case KVM_GET_MSRS:
+        return abi_msr_feature_get(s, arg);
+    case KVM_GET_DEVICE_ATTR:
+        return sys_get_device_attr(arg);
+    case KVM_HAS_DEVICE_ATTR:
+        return sys_has_device_attr(arg);
+    default:
+        /* kvm_dev_ioctl: unknown system ioctls are -EINVAL (kvm_arch_dev_ioctl). */
+        return -EINVAL;
+    }
+}

@@ -1,0 +1,142 @@
+/* abi/: ioctls on a vCPU fd (virt/kvm/kvm_main.c kvm_vcpu_ioctl + x86.c
+ * kvm_arch_vcpu_ioctl, Linux 6.12). Every vCPU ioctl holds the vCPU's lock, like
+ * KVM's vcpu->mutex; unknown ones are -EINVAL (x86 kvm_arch_vcpu_ioctl default,
+ * verified on this machine's /dev/kvm). */
+#include <errno.h>
+#include <string.h>
+
+#include "abi/abi_internal.h"
+
+/* KVM_SET_GUEST_DEBUG needs emu support; emu may provide it (see emu.h addition). */
+extern void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t dbg[8])
+    __attribute__((weak));
+
+#define GUESTDBG_VALID                                                                     \
+    (KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP |             \
+     KVM_GUESTDBG_USE_HW_BP | KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP |           \
+     KVM_GUESTDBG_BLOCKIRQ)
+
+static long set_guest_debug(struct abi_vcpu *v, unsigned long arg)
+{
+    struct kvm_guest_debug d;
+    if (abi_copy_from_user(&d, (void *)arg, sizeof d))
+        return -EFAULT;
+    if (d.control & ~(uint32_t)GUESTDBG_VALID)
+        return -EINVAL;
+    if (!emu_set_guest_debug)
+        return -EINVAL; /* the interpreter cannot do guest debugging yet */
+    /* KVM: INJECT_DB / INJECT_BP queue the exception right away */
+    if (d.control & KVM_GUESTDBG_INJECT_DB)
+        emu_queue_exception(v->emu, 1, false, 0);
+    if (d.control & KVM_GUESTDBG_INJECT_BP)
+        emu_queue_exception(v->emu, 3, false, 0);
+    v->guest_debug = d.control;
+    emu_set_guest_debug(v->emu, d.control & ~(uint32_t)(KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP),
+                        (const uint64_t *)d.arch.debugreg);
+    return 0;
+}
+
+static long vcpu_enable_cap(struct abi_vcpu *v, unsigned long arg)
+{
+    struct kvm_enable_cap c;
+    if (abi_copy_from_user(&c, (void *)arg, sizeof c))
+        return -EFAULT;
+    if (c.flags)
+        return -EINVAL;
+    switch (c.cap) {
+    case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
+        return msr_vcpu_enable_pv_enforcement(v->msr, c.args[0]);
+    default:
+        return -EINVAL;
+    }
+}
+
+static long set_signal_mask(struct abi_vcpu *v, unsigned long arg)
+{
+    if (!arg) {
+        v->sigmask_set = false;
+        return 0;
+    }
+    struct kvm_signal_mask m;
+    if (abi_copy_from_user(&m, (void *)arg, sizeof m))
+        return -EFAULT;
+    if (m.len != sizeof v->sigmask) /* KVM: len must be sizeof(kernel sigset_t) = 8 */
+        return -EINVAL;
+    if (abi_copy_from_user(&v->sigmask, (char *)arg + sizeof m, sizeof v->sigmask))
+        return -EFAULT;
+    v->sigmask_set = true;
+    return 0;
+}
+
+long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req,
+                    unsigned long arg)
+{
+    (void)p;
+    long r;
+    pthread_mutex_lock(&v->lock);
+    switch (req) {
+    case KVM_RUN:
+        r = arg ? -EINVAL : abi_vcpu_run(v);
+        break;
+    case KVM_GET_MSRS:
+        r = abi_vcpu_get_msrs(v, arg);
+        break;
+    case KVM_SET_MSRS:
+        r = abi_vcpu_set_msrs(v, arg);
+        break;
+    case KVM_SET_GUEST_DEBUG:
+        r = set_guest_debug(v, arg);
+        break;
+    case KVM_ENABLE_CAP:
+        r = vcpu_enable_cap(v, arg);
+        break;
+    case KVM_SET_SIGNAL_MASK:
+        r = set_signal_mask(v, arg);
+        break;
+    case KVM_GET_TSC_KHZ:
+        r = ABI_TSC_KHZ;
+        break;
+    case KVM_GET_STATS_FD:
+        r = abi_stats_fd(v->vm, v);
+        break;
+    case KVM_INTERRUPT: {
+        /* without an in-kernel irqchip: queue an external interrupt (kvm_vcpu_ioctl_interrupt) */
+        struct kvm_interrupt irq;
+        if (abi_copy_from_user(&irq, (void *)arg, sizeof irq)) {
+            r = -EFAULT;
+            break;
+        }
+        if (irq.irq >= 256 /* KVM_NR_INTERRUPTS */ ) {
+            r = -EINVAL;
+            break;
+        }
+        if (v->lapic) {
+            r = -ENXIO;
+            break;
+        }
+        struct emu_events *ev = &emu_cpu(v->emu)->ev;
+        if (ev->irq_injected) {
+            r = -EEXIST;
+            break;
+        }
+        ev->irq_injected = true;
+        ev->irq_vector = (uint8_t)irq.irq;
+        ev->irq_soft = false;
+        r = 0;
+        break;
+    }
+    case KVM_NMI:
+        emu_cpu(v->emu)->ev.nmi_pending = true;
+        r = 0;
+        break;
+    default: {
+        bool handled;
+        r = abi_vcpu_state_ioctl(v, req, arg, &handled);
+        if (!handled)
+            r = -EINVAL;
+        break;
+    }
+    }
+    pthread_mutex_unlock(&v->lock);
+    return r;
+}

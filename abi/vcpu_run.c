@@ -1,0 +1,346 @@
+/* abi/: KVM_RUN. Runs the interpreter in the caller's thread and turns each emu exit
+ * into the struct kvm_run exit KVM would produce (arch/x86/kvm/x86.c vcpu_run(),
+ * complete_userspace_io callbacks, api.rst "KVM_RUN").
+ *
+ * Order per call, as in kvm_arch_vcpu_ioctl_run(): validate sync_regs fields, load
+ * dirty sync_regs, complete the previous user-space exit (IO-in data, MMIO-read data,
+ * MSR result), then honour immediate_exit / a pending signal (-EINTR, KVM_EXIT_INTR),
+ * then run. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "abi/abi_internal.h"
+
+#define SYNC_VALID (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
+#define PIO_DATA_OFFSET (ABI_PIO_PAGE_OFFSET * ABI_PAGE_SIZE)
+
+/* KVM paravirt hypercall ABI (Documentation/virt/kvm/x86/hypercalls.rst) */
+#define KVM_HC_VAPIC_POLL_IRQ 1
+#define KVM_HC_KICK_CPU 5
+#define KVM_HC_SEND_IPI 10
+#define KVM_HC_SCHED_YIELD 11
+#define KVM_ENOSYS 1000
+#define KVM_EPERM 1
+#define KVM_FEATURE_PV_UNHALT 7
+#define KVM_FEATURE_PV_SEND_IPI 11
+#define KVM_FEATURE_PV_SCHED_YIELD 13
+
+/* The vCPU this thread is running, for abi_signal_arrived() (a signal handler has no
+ * other way to find it). Thread-local by necessity, not shared state. */
+static __thread struct abi_vcpu *this_thread_vcpu;
+
+void abi_signal_arrived(void)
+{
+    struct abi_vcpu *v = this_thread_vcpu;
+    if (!v || !atomic_load(&v->in_run))
+        return;
+    atomic_store(&v->signalled, true);
+    emu_request_stop(v->emu);
+    if (v->lapic)
+        abi_lapic_kick(v->lapic);
+}
+
+static void sync_regs_out(struct abi_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    bool handled;
+    /* reuse the state ioctls' converters by calling them on the run page itself */
+    if (run->kvm_valid_regs & KVM_SYNC_X86_REGS)
+        abi_vcpu_state_ioctl(v, KVM_GET_REGS, (unsigned long)&run->s.regs.regs, &handled);
+    if (run->kvm_valid_regs & KVM_SYNC_X86_SREGS)
+        abi_vcpu_state_ioctl(v, KVM_GET_SREGS, (unsigned long)&run->s.regs.sregs, &handled);
+    if (run->kvm_valid_regs & KVM_SYNC_X86_EVENTS)
+        abi_vcpu_state_ioctl(v, KVM_GET_VCPU_EVENTS, (unsigned long)&run->s.regs.events,
+                             &handled);
+}
+
+/* sync_regs in: KVM applies REGS, SREGS, EVENTS and clears each dirty bit it used. */
+static long sync_regs_in(struct abi_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    bool handled;
+    long r;
+    if (run->kvm_dirty_regs & KVM_SYNC_X86_REGS) {
+        r = abi_vcpu_state_ioctl(v, KVM_SET_REGS, (unsigned long)&run->s.regs.regs, &handled);
+        if (r)
+            return r;
+        run->kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
+    }
+    if (run->kvm_dirty_regs & KVM_SYNC_X86_SREGS) {
+        r = abi_vcpu_state_ioctl(v, KVM_SET_SREGS, (unsigned long)&run->s.regs.sregs, &handled);
+        if (r)
+            return r;
+        run->kvm_dirty_regs &= ~KVM_SYNC_X86_SREGS;
+    }
+    if (run->kvm_dirty_regs & KVM_SYNC_X86_EVENTS) {
+        r = abi_vcpu_state_ioctl(v, KVM_SET_VCPU_EVENTS, (unsigned long)&run->s.regs.events,
+                                 &handled);
+        if (r)
+            return r;
+        run->kvm_dirty_regs &= ~KVM_SYNC_X86_EVENTS;
+    }
+    return 0;
+}
+
+/* Finish the instruction that exited to user space last time. */
+static void complete_pending(struct abi_vcpu *v)
+{
+    if (!v->pending_completion)
+        return;
+    v->pending_completion = false;
+    struct kvm_run *run = v->run;
+    switch (v->exit.reason) {
+    case EMU_EXIT_IO:
+        if (v->exit.io.in)
+            emu_complete_io(v->emu, (uint8_t *)run + run->io.data_offset);
+        else
+            emu_complete_io(v->emu, NULL);
+        break;
+    case EMU_EXIT_MMIO:
+        emu_complete_mmio(v->emu, v->exit.mmio.is_write ? NULL : run->mmio.data);
+        break;
+    case EMU_EXIT_MSR:
+        emu_complete_msr(v->emu, run->msr.error != 0,
+                         v->exit.msr.is_write ? 0 : run->msr.data);
+        break;
+    default:
+        break;
+    }
+}
+
+static bool pv_feature(struct abi_vcpu *v, unsigned bit)
+{
+    if (!v->msr->enforce_pv_cpuid)
+        return true;
+    const struct kvm_cpuid_entry2 *e = abi_cpuid_find(v->cpuid, v->ncpuid, 0x40000001, 0);
+    return e && (e->eax & (1u << bit));
+}
+
+/* kvm_emulate_hypercall(): the in-kernel KVM_HC_* set. RAX = result. */
+static void handle_hypercall(struct abi_vcpu *v)
+{
+    struct cpu *c = emu_cpu(v->emu);
+    uint64_t nr = c->gpr[EMU_RAX];
+    bool long_mode = (c->efer & (1ull << 10)) && c->seg[EMU_CS].l;
+    if (!long_mode)
+        nr &= 0xffffffffu;
+    int64_t ret;
+    if (c->cpl != 0) {
+        ret = -KVM_EPERM;
+    } else {
+        switch (nr) {
+        case KVM_HC_VAPIC_POLL_IRQ:
+            ret = 0;
+            break;
+        case KVM_HC_KICK_CPU:
+            ret = pv_feature(v, KVM_FEATURE_PV_UNHALT) ? 0 : -KVM_ENOSYS;
+            break;
+        case KVM_HC_SCHED_YIELD:
+            ret = pv_feature(v, KVM_FEATURE_PV_SCHED_YIELD) ? 0 : -KVM_ENOSYS;
+            break;
+        case KVM_HC_SEND_IPI:
+            /* not offered in our CPUID: without enforcement KVM would send IPIs; we have
+             * no PV IPI path, so answer as a KVM without the feature */
+            ret = -KVM_ENOSYS;
+            break;
+        default:
+            ret = -KVM_ENOSYS;
+            break;
+        }
+    }
+    c->gpr[EMU_RAX] = long_mode ? (uint64_t)ret : (uint32_t)ret;
+}
+
+/* Port I/O the in-kernel PIC claims (kernel_pio): every element of a string I/O must be
+ * handled by it, else the whole access goes to user space as KVM does. */
+static bool irqchip_pio(struct abi_vcpu *v)
+{
+    struct emu_exit *x = &v->exit;
+    uint32_t count = x->io.count ? x->io.count : 1;
+    if ((size_t)count * x->io.size > sizeof x->io.data)
+        return false;
+    uint8_t buf[sizeof x->io.data];
+    memcpy(buf, x->io.data, (size_t)count * x->io.size);
+    for (uint32_t i = 0; i < count; i++)
+        if (!abi_irqchip_pio(v->vm->irqchip_state, x->io.port, x->io.in, buf + i * x->io.size,
+                             x->io.size))
+            return false; /* the PIC owns whole ports, so this happens at i == 0 */
+    emu_complete_io(v->emu, x->io.in ? buf : NULL);
+    return true;
+}
+
+/* Turn an emu exit into a kvm_run exit. Returns 1 to keep running in the kernel
+ * (handled here), 0 to return to user space, or -errno. */
+static int handle_exit(struct abi_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    struct emu_exit *x = &v->exit;
+    switch (x->reason) {
+    case EMU_EXIT_NONE:
+        return 1;
+    case EMU_EXIT_IO: {
+        if (v->vm->irqchip_state && irqchip_pio(v))
+            return 1;
+        size_t bytes = (size_t)x->io.size * x->io.count;
+        if (bytes > ABI_PAGE_SIZE)
+            bytes = ABI_PAGE_SIZE;
+        run->exit_reason = KVM_EXIT_IO;
+        run->io.direction = x->io.in ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+        run->io.size = x->io.size;
+        run->io.port = x->io.port;
+        run->io.count = x->io.count;
+        run->io.data_offset = PIO_DATA_OFFSET;
+        if (!x->io.in)
+            memcpy((uint8_t *)run + PIO_DATA_OFFSET, x->io.data, bytes);
+        v->pending_completion = true;
+        v->stat_io_exits++;
+        return 0;
+    }
+    case EMU_EXIT_MMIO:
+        if (v->vm->irqchip_state) {
+            uint8_t buf[8];
+            memcpy(buf, x->mmio.data, sizeof buf);
+            if (abi_irqchip_mmio(v->vm->irqchip_state, x->mmio.gpa, x->mmio.is_write, buf,
+                                 x->mmio.len)) {
+                emu_complete_mmio(v->emu, x->mmio.is_write ? NULL : buf);
+                return 1;
+            }
+        }
+        if (v->lapic) {
+            uint8_t buf[8];
+            memcpy(buf, x->mmio.data, sizeof buf);
+            if (abi_lapic_mmio(v->lapic, x->mmio.gpa, x->mmio.is_write, buf, x->mmio.len)) {
+                emu_complete_mmio(v->emu, x->mmio.is_write ? NULL : buf);
+                return 1;
+            }
+        }
+        run->exit_reason = KVM_EXIT_MMIO;
+        run->mmio.phys_addr = x->mmio.gpa;
+        run->mmio.len = x->mmio.len;
+        run->mmio.is_write = x->mmio.is_write;
+        memset(run->mmio.data, 0, sizeof run->mmio.data);
+        if (x->mmio.is_write)
+            memcpy(run->mmio.data, x->mmio.data, x->mmio.len);
+        v->pending_completion = true;
+        v->stat_mmio_exits++;
+        return 0;
+    case EMU_EXIT_HLT:
+        v->stat_halt_exits++;
+        if (v->lapic) {
+            /* in-kernel irqchip: HLT blocks until something wakes the vCPU */
+            for (;;) {
+                enum abi_lapic_wake w =
+                    abi_lapic_wait(v->lapic, emu_get_rflags(v->emu) & EMU_FL_IF);
+                if (w == ABI_LAPIC_WAKE_SIGNAL || atomic_load(&v->signalled))
+                    return -EINTR;
+                if (w == ABI_LAPIC_WAKE_IRQ || w == ABI_LAPIC_WAKE_EVENT) {
+                    emu_cpu(v->emu)->halted = false;
+                    return 1;
+                }
+                if (v->run->immediate_exit)
+                    return -EINTR;
+            }
+        }
+        run->exit_reason = KVM_EXIT_HLT;
+        return 0;
+    case EMU_EXIT_SHUTDOWN:
+        run->exit_reason = KVM_EXIT_SHUTDOWN;
+        return 0;
+    case EMU_EXIT_MSR:
+        run->exit_reason = x->msr.is_write ? KVM_EXIT_X86_WRMSR : KVM_EXIT_X86_RDMSR;
+        memset(&run->msr, 0, sizeof run->msr);
+        run->msr.reason = x->msr.reason;
+        run->msr.index = x->msr.index;
+        run->msr.data = x->msr.is_write ? x->msr.data : 0;
+        v->pending_completion = true;
+        v->stat_msr_exits++;
+        return 0;
+    case EMU_EXIT_INTERNAL:
+        run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+        memset(&run->internal, 0, sizeof run->internal);
+        run->emulation_failure.suberror = x->internal.suberror;
+        if (x->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && x->internal.insn_len) {
+            /* prepare_emulation_failure_exit(): flags + insn_size/bytes = 3 data words */
+            run->emulation_failure.ndata = 3;
+            run->emulation_failure.flags = KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES;
+            run->emulation_failure.insn_size = x->internal.insn_len;
+            memcpy(run->emulation_failure.insn_bytes, x->internal.insn_bytes,
+                   sizeof run->emulation_failure.insn_bytes);
+        }
+        return 0;
+    case EMU_EXIT_DEBUG:
+        run->exit_reason = KVM_EXIT_DEBUG;
+        memset(&run->debug, 0, sizeof run->debug);
+        run->debug.arch.exception = x->debug.exception;
+        run->debug.arch.pc = x->debug.pc;
+        run->debug.arch.dr6 = x->debug.dr6;
+        run->debug.arch.dr7 = x->debug.dr7;
+        return 0;
+    case EMU_EXIT_INTERRUPTED:
+        return -EINTR;
+    case EMU_EXIT_HYPERCALL:
+        handle_hypercall(v);
+        return 1;
+    case EMU_EXIT_FAIL_ENTRY:
+        run->exit_reason = KVM_EXIT_FAIL_ENTRY;
+        run->fail_entry.hardware_entry_failure_reason = x->fail_entry.hardware_entry_failure_reason;
+        run->fail_entry.cpu = 0;
+        return 0;
+    }
+    run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+    run->internal.suberror = KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
+    run->internal.ndata = 1;
+    run->internal.data[0] = x->reason;
+    return 0;
+}
+
+long abi_vcpu_run(struct abi_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    if ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID))
+        return -EINVAL;
+    long r = sync_regs_in(v);
+    if (r)
+        return r;
+    complete_pending(v);
+
+    sigset_t old;
+    if (v->sigmask_set) {
+        sigset_t m;
+        sigemptyset(&m);
+        memcpy(&m, &v->sigmask, sizeof v->sigmask);
+        pthread_sigmask(SIG_SETMASK, &m, &old);
+    }
+    this_thread_vcpu = v;
+    atomic_store(&v->signalled, false);
+    atomic_store(&v->in_run, true);
+    v->stat_exits++;
+    msr_vcpu_sync(v->msr);
+
+    /* immediate_exit: -EINTR without touching exit_reason (KVM checks wants_to_run
+     * before vcpu_run(); verified on this machine's /dev/kvm) */
+    bool immediate = run->immediate_exit;
+    int h = immediate ? -EINTR : 1;
+    while (h == 1) {
+        if (atomic_load(&v->signalled)) {
+            h = -EINTR;
+            break;
+        }
+        memset(&v->exit, 0, offsetof(struct emu_exit, io));
+        emu_run(v->emu, &v->exit);
+        h = handle_exit(v);
+    }
+    atomic_store(&v->in_run, false);
+    this_thread_vcpu = NULL;
+    if (v->sigmask_set)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (h == -EINTR && !immediate) {
+        /* KVM: a signal or immediate_exit makes KVM_RUN fail with EINTR, KVM_EXIT_INTR */
+        run->exit_reason = KVM_EXIT_INTR;
+        v->stat_signal_exits++;
+    }
+    sync_regs_out(v);
+    return h < 0 ? h : 0;
+}

@@ -1,0 +1,339 @@
+/* abi/: ioctls on a VM fd. Behaviour mirrors virt/kvm/kvm_main.c kvm_vm_ioctl() and
+ * arch/x86/kvm/x86.c kvm_arch_vm_ioctl() / kvm_vm_ioctl_enable_cap() (Linux 6.12);
+ * unknown ioctls are -ENOTTY as there. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "abi/abi_internal.h"
+
+#define KVM_X2APIC_API_VALID (KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK)
+
+static uint64_t now_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned long id)
+{
+    if (id >= ABI_MAX_VCPU_ID)
+        return -EINVAL;
+    pthread_mutex_lock(&vm->lock);
+    long r = 0;
+    if (vm->nvcpus >= ABI_MAX_VCPUS) {
+        r = -EINVAL;
+        goto unlock;
+    }
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        if (vm->vcpus[i]->id == id) {
+            r = -EEXIST;
+            goto unlock;
+        }
+    struct abi_vcpu *v = calloc(1, sizeof *v);
+    if (!v) {
+        r = -ENOMEM;
+        goto unlock;
+    }
+    v->obj.kind = ABI_VCPU;
+    atomic_init(&v->obj.refs, 1);
+    pthread_mutex_init(&v->lock, NULL);
+    v->id = (uint32_t)id;
+    v->vm = vm;
+    atomic_fetch_add(&vm->obj.refs, 1);
+    v->run_size = ABI_VCPU_MMAP_PAGES * ABI_PAGE_SIZE;
+    int fd = abi_memfd("kvm-vcpu", v->run_size, O_CLOEXEC);
+    if (fd < 0) {
+        r = fd;
+        goto fail;
+    }
+    v->obj.memfd = fd;
+    v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (v->run == MAP_FAILED) {
+        v->run = NULL;
+        r = -ENOMEM;
+        goto fail_fd;
+    }
+    v->emu = emu_vcpu_create(&vm->mem);
+    if (!v->emu) {
+        r = -ENOMEM;
+        goto fail_fd;
+    }
+    struct cpu *cpu = emu_cpu(v->emu);
+    cpu->owner = v;
+    v->msr = msr_vcpu_create(&vm->msr, cpu);
+    if (!v->msr) {
+        r = -ENOMEM;
+        goto fail_fd;
+    }
+    v->msr_ops = msr_emu_ops;
+    v->msr_ops.ctx = v->msr;
+    emu_set_msr_ops(v->emu, &v->msr_ops);
+    if (vm->irqchip_state) {
+        v->lapic = abi_lapic_create(vm->irqchip_state, v->emu, v->id, v->id == vm->boot_cpu_id);
+        if (!v->lapic) {
+            r = -ENOMEM;
+            goto fail_fd;
+        }
+    }
+    abi_vcpu_init_state(v);
+    r = abi_obj_install(p, &v->obj, fd);
+    if (r < 0)
+        goto fail_fd;
+    /* vcpus[] is a weak list: the vCPU leaves it when its last fd is closed */
+    vm->vcpus[vm->nvcpus++] = v;
+    vm->created_vcpu = true;
+    goto unlock;
+fail_fd:
+    close(fd);
+fail:
+    abi_obj_put(&v->obj);
+unlock:
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+static long vm_set_region(struct abi_vm *vm, unsigned long arg, bool v2)
+{
+    struct kvm_userspace_memory_region2 m;
+    memset(&m, 0, sizeof m);
+    if (v2) {
+        if (abi_copy_from_user(&m, (void *)arg, sizeof m))
+            return -EFAULT;
+    } else {
+        struct kvm_userspace_memory_region m1;
+        if (abi_copy_from_user(&m1, (void *)arg, sizeof m1))
+            return -EFAULT;
+        /* v1 cannot carry guest_memfd: kvm_vm_ioctl rejects the flag (6.12) */
+        if (m1.flags & KVM_MEM_GUEST_MEMFD)
+            return -EINVAL;
+        m.slot = m1.slot;
+        m.flags = m1.flags;
+        m.guest_phys_addr = m1.guest_phys_addr;
+        m.memory_size = m1.memory_size;
+        m.userspace_addr = m1.userspace_addr;
+    }
+    return abi_vm_set_memory_region(vm, &m, v2);
+}
+
+static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_enable_cap c;
+    if (abi_copy_from_user(&c, (void *)arg, sizeof c))
+        return -EFAULT;
+    if (c.flags)
+        return -EINVAL;
+    long r = -EINVAL;
+    pthread_mutex_lock(&vm->lock);
+    switch (c.cap) {
+    case KVM_CAP_X86_USER_SPACE_MSR:
+        r = msr_vm_enable_user_space_msr(&vm->msr, c.args[0]);
+        break;
+    case KVM_CAP_MSR_PLATFORM_INFO:
+        r = msr_vm_enable_platform_info(&vm->msr, c.args[0]);
+        break;
+    case KVM_CAP_EXCEPTION_PAYLOAD:
+        vm->exception_payload = c.args[0] != 0;
+        r = 0;
+        break;
+    case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
+        vm->exit_on_emulation_failure = c.args[0] != 0;
+        r = 0;
+        break;
+    case KVM_CAP_X86_DISABLE_EXITS:
+        /* KVM: unknown bits or vCPUs already created -> EINVAL */
+        if ((c.args[0] & ~(uint64_t)(KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE)) ||
+            vm->created_vcpu)
+            break;
+        vm->disabled_exits |= c.args[0];
+        r = 0;
+        break;
+    case KVM_CAP_X2APIC_API:
+        if (c.args[0] & ~(uint64_t)KVM_X2APIC_API_VALID)
+            break;
+        r = vm->irqchip_state ? abi_irqchip_set_x2apic_api(vm->irqchip_state, c.args[0]) : 0;
+        break;
+    default:
+        break;
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+static long vm_create_irqchip(struct abi_vm *vm)
+{
+    long r = 0;
+    pthread_mutex_lock(&vm->lock);
+    if (vm->irqchip_state)
+        r = -EEXIST;
+    else if (vm->created_vcpu)
+        r = -EINVAL;
+    else if (!(vm->irqchip_state = abi_irqchip_create()))
+        r = -ENOMEM;
+    else
+        abi_irqchip_set_tsc_khz(vm->irqchip_state, ABI_TSC_KHZ);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+static long vm_irq_line(struct abi_vm *vm, unsigned long arg, bool status)
+{
+    struct kvm_irq_level l;
+    if (abi_copy_from_user(&l, (void *)arg, sizeof l))
+        return -EFAULT;
+    if (!vm->irqchip_state)
+        return -ENXIO;
+    int s = abi_irqchip_set_irq(vm->irqchip_state, l.irq, (int)l.level);
+    if (status) {
+        l.status = s;
+        if (abi_copy_to_user((void *)arg, &l, sizeof l))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+static long vm_clock(struct abi_vm *vm, unsigned long arg, bool set)
+{
+    struct kvm_clock_data d;
+    if (set) {
+        if (abi_copy_from_user(&d, (void *)arg, sizeof d))
+            return -EFAULT;
+        if (d.flags & ~(uint32_t)(KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC))
+            return -EINVAL;
+        uint64_t base = now_ns(CLOCK_MONOTONIC);
+        if (d.flags & KVM_CLOCK_REALTIME) {
+            /* KVM: advance by the realtime elapsed since the caller sampled it */
+            uint64_t rt = now_ns(CLOCK_REALTIME);
+            if (rt > d.realtime)
+                d.clock += rt - d.realtime;
+        }
+        vm->clock_offset_ns = (int64_t)(d.clock - base);
+        return 0;
+    }
+    memset(&d, 0, sizeof d);
+    d.clock = now_ns(CLOCK_MONOTONIC) + (uint64_t)vm->clock_offset_ns;
+    d.realtime = now_ns(CLOCK_REALTIME);
+    d.flags = KVM_CLOCK_REALTIME;
+    return abi_copy_to_user((void *)arg, &d, sizeof d) ? -EFAULT : 0;
+}
+
+static long vm_irqchip_state(struct abi_vm *vm, unsigned long arg, bool set)
+{
+    struct kvm_irqchip c;
+    if (abi_copy_from_user(&c, (void *)arg, sizeof c))
+        return -EFAULT;
+    if (!vm->irqchip_state)
+        return -ENXIO;
+    if (set)
+        return abi_irqchip_set(vm->irqchip_state, &c);
+    int r = abi_irqchip_get(vm->irqchip_state, &c);
+    if (r)
+        return r;
+    return abi_copy_to_user((void *)arg, &c, sizeof c) ? -EFAULT : 0;
+}
+
+static long vm_gsi_routing(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_irq_routing hdr;
+    if (abi_copy_from_user(&hdr, (void *)arg, sizeof hdr))
+        return -EFAULT;
+    if (hdr.nr >= 4096 /* KVM_MAX_IRQ_ROUTES */ || hdr.flags)
+        return -EINVAL;
+    if (!vm->irqchip_state)
+        return -EINVAL;
+    size_t sz = sizeof hdr + hdr.nr * sizeof(struct kvm_irq_routing_entry);
+    struct kvm_irq_routing *r = malloc(sz);
+    if (!r)
+        return -ENOMEM;
+    long ret = abi_copy_from_user(r, (void *)arg, sz) ? -EFAULT : 0;
+    if (!ret) {
+        r->nr = hdr.nr;
+        ret = abi_irqchip_set_gsi_routing(vm->irqchip_state, r);
+    }
+    free(r);
+    return ret;
+}
+
+static long vm_signal_msi(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_msi m;
+    if (abi_copy_from_user(&m, (void *)arg, sizeof m))
+        return -EFAULT;
+    if (!vm->irqchip_state)
+        return -EINVAL;
+    return abi_irqchip_signal_msi(vm->irqchip_state, &m);
+}
+
+long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, unsigned long arg)
+{
+    switch (req) {
+    case KVM_CREATE_VCPU:
+        return vm_create_vcpu(p, vm, arg);
+    case KVM_SET_USER_MEMORY_REGION:
+        return vm_set_region(vm, arg, false);
+    case KVM_SET_USER_MEMORY_REGION2:
+        return vm_set_region(vm, arg, true);
+    case KVM_GET_DIRTY_LOG:
+        return abi_vm_get_dirty_log(vm, arg);
+    case KVM_CHECK_EXTENSION:
+        return abi_check_extension(vm->sys, vm, (long)arg);
+    case KVM_ENABLE_CAP:
+        return vm_enable_cap(vm, arg);
+    case KVM_X86_SET_MSR_FILTER:
+        return abi_vm_set_msr_filter(vm, arg);
+    case KVM_SET_TSS_ADDR:
+        /* KVM: the three TSS pages must fit below 4G */
+        if (arg > (unsigned long)(uint32_t)(-3 * (int)ABI_PAGE_SIZE))
+            return -EINVAL;
+        vm->tss_addr = arg;
+        vm->tss_addr_set = true;
+        return 0;
+    case KVM_SET_IDENTITY_MAP_ADDR: {
+        uint64_t a;
+        if (abi_copy_from_user(&a, (void *)arg, sizeof a))
+            return -EFAULT;
+        if (vm->created_vcpu)
+            return -EINVAL;
+        vm->identity_map_addr = a;
+        return 0;
+    }
+    case KVM_SET_BOOT_CPU_ID:
+        if (vm->created_vcpu)
+            return -EBUSY;
+        vm->boot_cpu_id = (uint32_t)arg;
+        return 0;
+    case KVM_CREATE_IRQCHIP:
+        return vm_create_irqchip(vm);
+    case KVM_IRQ_LINE:
+        return vm_irq_line(vm, arg, false);
+    case KVM_IRQ_LINE_STATUS:
+        return vm_irq_line(vm, arg, true);
+    case KVM_GET_IRQCHIP:
+        return vm_irqchip_state(vm, arg, false);
+    case KVM_SET_IRQCHIP:
+        return vm_irqchip_state(vm, arg, true);
+    case KVM_SET_GSI_ROUTING:
+        return vm_gsi_routing(vm, arg);
+    case KVM_SIGNAL_MSI:
+        return vm_signal_msi(vm, arg);
+    case KVM_SET_CLOCK:
+        return vm_clock(vm, arg, true);
+    case KVM_GET_CLOCK:
+        return vm_clock(vm, arg, false);
+    case KVM_GET_TSC_KHZ:
+        return ABI_TSC_KHZ;
+    case KVM_SET_NR_MMU_PAGES:
+        return arg < 64 /* KVM_MIN_ALLOC_MMU_PAGES */ ? -EINVAL : 0;
+    case KVM_GET_NR_MMU_PAGES:
+        return 64;
+    case KVM_GET_STATS_FD:
+        return abi_stats_fd(vm, NULL);
+    default:
+        return -ENOTTY;
+    }
+}

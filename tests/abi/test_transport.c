@@ -1,0 +1,168 @@
+/* The LD_PRELOAD transport: softkvm-abi-probe (an ordinary KVM program) is run on the
+ * real /dev/kvm when this machine has a working one, and with libsoftkvm-preload.so;
+ * the transcripts must be identical, and must match the transcript recorded on real
+ * KVM (tests/abi/probe/expected-realkvm.txt). --whoami proves the preloaded run was
+ * served by softkvm although a real /dev/kvm exists. */
+#include <stdbool.h>
+#include <check.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char build_dir[PATH_MAX];
+
+static void find_build_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ck_assert_int_gt(n, 0);
+    exe[n] = 0;
+    *strrchr(exe, '/') = 0; /* .../build/tests */
+    *strrchr(exe, '/') = 0; /* .../build */
+    snprintf(build_dir, sizeof build_dir, "%s", exe);
+}
+
+/* In the sanitizer build the preload library needs the ASan/UBSan runtimes first. */
+static void sanitizer_runtimes(char *out, size_t n)
+{
+    out[0] = 0;
+#if defined(SOFTKVM_SANITIZE)
+    static const char *const syms[] = {"__asan_init", "__ubsan_handle_add_overflow"};
+    for (size_t i = 0; i < 2; i++) {
+        Dl_info info;
+        void *p = dlsym(RTLD_DEFAULT, syms[i]);
+        if (p && dladdr(p, &info) && info.dli_fname && strstr(info.dli_fname, ".so")) {
+            size_t l = strlen(out);
+            snprintf(out + l, n - l, "%s:", info.dli_fname);
+        }
+    }
+#else
+    (void)n;
+#endif
+}
+
+/* Run the probe; returns its stdout (malloc'd) and exit status. */
+static char *run_probe(bool preload, bool whoami, int *status)
+{
+    char probe[PATH_MAX + 32], lib[PATH_MAX + 32], env[3 * PATH_MAX];
+    snprintf(probe, sizeof probe, "%s/abi/softkvm-abi-probe", build_dir);
+    snprintf(lib, sizeof lib, "%s/abi/libsoftkvm-preload.so", build_dir);
+    ck_assert_msg(access(probe, X_OK) == 0, "missing %s", probe);
+    ck_assert_msg(access(lib, R_OK) == 0, "missing %s", lib);
+    char rt[2 * PATH_MAX];
+    sanitizer_runtimes(rt, sizeof rt);
+    snprintf(env, sizeof env, "LD_PRELOAD=%s%s", rt, lib);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        char *argv[] = {probe, whoami ? "--whoami" : NULL, NULL};
+        char *envp[] = {preload ? env : NULL, "ASAN_OPTIONS=detect_leaks=0", NULL};
+        if (!preload) {
+            envp[0] = "ASAN_OPTIONS=detect_leaks=0";
+            envp[1] = NULL;
+        }
+        execve(probe, argv, envp);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(pfd[0], buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(pfd[0]);
+    waitpid(pid, status, 0);
+    return buf;
+}
+
+static char *read_expected(void)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", __FILE__);
+    *strrchr(path, '/') = 0;
+    strncat(path, "/probe/expected-realkvm.txt", sizeof path - strlen(path) - 1);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "missing %s", path);
+    char *buf = calloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* Drop the "whoami:" line so transcripts can be compared. */
+static const char *skip_whoami(const char *s)
+{
+    if (strncmp(s, "whoami: ", 8) == 0) {
+        const char *nl = strchr(s, '\n');
+        return nl ? nl + 1 : s;
+    }
+    return s;
+}
+
+START_TEST(preload_serves_dev_kvm)
+{
+    find_build_dir();
+    int st;
+    char *out = run_probe(true, true, &st);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "probe failed: %s", out);
+    /* The fd came from softkvm (a memfd), not from the machine's /dev/kvm. */
+    ck_assert_msg(strncmp(out, "whoami: /memfd:kvm", 18) == 0, "not served by softkvm: %.80s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(transcript_matches_real_kvm)
+{
+    find_build_dir();
+    int st;
+    char *soft = run_probe(true, false, &st);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "probe under softkvm failed");
+    char *expected = read_expected();
+    /* line-by-line, to name the first difference */
+    const char *a = skip_whoami(expected), *b = soft;
+    int line = 1;
+    while (*a || *b) {
+        const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+        size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+        ck_assert_msg(la == lb && memcmp(a, b, la) == 0, "line %d: real KVM '%.*s' softkvm '%.*s'",
+                      line, (int)la, a, (int)lb, b);
+        a += la + (ea ? 1 : 0);
+        b += lb + (eb ? 1 : 0);
+        line++;
+    }
+    /* and against the live real KVM when there is one */
+    if (access("/dev/kvm", R_OK | W_OK) == 0) {
+        char *real = run_probe(false, false, &st);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            ck_assert_str_eq(real, soft);
+        free(real);
+    }
+    free(expected);
+    free(soft);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("abi_transport");
+    TCase *tc = tcase_create("preload");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, preload_serves_dev_kvm);
+    tcase_add_test(tc, transcript_matches_real_kvm);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
