@@ -75,6 +75,10 @@ check "better than expected announced" grep -q 'BETTER THAN EXPECTED.*pass_test'
 printf 'x86_64/pass_test\tPASS\t\n' > "$t/exp.tsv"
 run --expect "$t/exp.tsv" --filter 'pass|skip' > "$t/e3.txt" 2>&1
 check "unlisted test reported" grep -q 'no expectation for x86_64/skip_test' "$t/e3.txt"
+printf 'x86_64/pass_test\tPASS\t\nx86_64/fail_test\tFLAKY\ttiming\n' > "$t/exp.tsv"
+run --expect "$t/exp.tsv" --filter 'pass|fail' > "$t/e4.txt" 2>&1
+check "FLAKY is shown, not judged" test $? -eq 0
+check "FLAKY is shown" grep -q 'flaky .*fail_test.*got FAIL' "$t/e4.txt"
 printf 'x86_64/pass_test\tGREAT\t\n' > "$t/exp.tsv"
 run --expect "$t/exp.tsv" --filter pass > /dev/null 2>&1
 check "malformed expectation line fails" test $? -eq 1
