@@ -43,6 +43,14 @@ extern const unsigned simd_int_nbinops;
 simd_binop_fn *simd_int_binop(const char *name);
 /* The binary ops of simd_int_binops[], exported for the handler tables. */
 simd_binop_fn simd_paddb;
+simd_binop_fn simd_punpcklbw;
+simd_binop_fn simd_punpcklwd;
+simd_binop_fn simd_punpckldq;
+simd_binop_fn simd_punpcklqdq;
+simd_binop_fn simd_punpckhbw;
+simd_binop_fn simd_punpckhwd;
+simd_binop_fn simd_punpckhdq;
+simd_binop_fn simd_punpckhqdq;
 simd_binop_fn simd_paddw;
 simd_binop_fn simd_paddd;
 simd_binop_fn simd_paddq;

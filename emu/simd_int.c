@@ -158,14 +158,14 @@ static void unpack(simd_v128 *d, const simd_v128 *a, const simd_v128 *b, unsigne
     }
     *d = r;
 }
-static void punpcklbw(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 1, false); }
-static void punpcklwd(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 2, false); }
-static void punpckldq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 4, false); }
-static void punpcklqdq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 8, false); }
-static void punpckhbw(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 1, true); }
-static void punpckhwd(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 2, true); }
-static void punpckhdq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 4, true); }
-static void punpckhqdq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 8, true); }
+void simd_punpcklbw(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 1, false); }
+void simd_punpcklwd(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 2, false); }
+void simd_punpckldq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 4, false); }
+void simd_punpcklqdq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 8, false); }
+void simd_punpckhbw(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 1, true); }
+void simd_punpckhwd(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 2, true); }
+void simd_punpckhdq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 4, true); }
+void simd_punpckhqdq(simd_v128 *d, const simd_v128 *a, const simd_v128 *b) { unpack(d, a, b, 8, true); }
 
 void simd_packsswb(simd_v128 *d, const simd_v128 *a, const simd_v128 *b)
 {
@@ -316,11 +316,11 @@ const struct simd_binop_entry simd_int_binops[] = {
     { "pand", simd_pand }, { "pandn", simd_pandn }, { "por", simd_por }, { "pxor", simd_pxor },
     { "andps", simd_pand }, { "andnps", simd_pandn }, { "orps", simd_por }, { "xorps", simd_pxor },
     { "andpd", simd_pand }, { "andnpd", simd_pandn }, { "orpd", simd_por }, { "xorpd", simd_pxor },
-    { "punpcklbw", punpcklbw }, { "punpcklwd", punpcklwd }, { "punpckldq", punpckldq },
-    { "punpcklqdq", punpcklqdq }, { "punpckhbw", punpckhbw }, { "punpckhwd", punpckhwd },
-    { "punpckhdq", punpckhdq }, { "punpckhqdq", punpckhqdq },
-    { "unpcklps", punpckldq }, { "unpckhps", punpckhdq },
-    { "unpcklpd", punpcklqdq }, { "unpckhpd", punpckhqdq },
+    { "punpcklbw", simd_punpcklbw }, { "punpcklwd", simd_punpcklwd }, { "punpckldq", simd_punpckldq },
+    { "punpcklqdq", simd_punpcklqdq }, { "punpckhbw", simd_punpckhbw }, { "punpckhwd", simd_punpckhwd },
+    { "punpckhdq", simd_punpckhdq }, { "punpckhqdq", simd_punpckhqdq },
+    { "unpcklps", simd_punpckldq }, { "unpckhps", simd_punpckhdq },
+    { "unpcklpd", simd_punpcklqdq }, { "unpckhpd", simd_punpckhqdq },
     { "packsswb", simd_packsswb }, { "packuswb", simd_packuswb }, { "packssdw", simd_packssdw },
     { "packusdw", simd_packusdw },
     { "pshufb", simd_pshufb }, { "phaddw", simd_phaddw }, { "phaddd", simd_phaddd }, { "phaddsw", simd_phaddsw },
