@@ -1,6 +1,6 @@
 /* emu/: internals shared by the interpreter core and the instruction handlers.
  *
- * CONTRACT between the emu core (emu/*.c) and every semantic file, including the
+ * CONTRACT between the emu core (emu/ *.c) and every semantic file, including the
  * simd helper's emu/simd_*.c, emu/x87*.c, emu/xsave*.c. Fields/functions may be
  * added; existing ones keep their meaning.
  *
@@ -47,20 +47,31 @@ struct emu_handler_entry {
 };
 
 /* Lists merged by emu/dispatch.c (only lists that exist in git are referenced there). */
-extern const struct emu_handler_entry emu_alu_handlers[];
-extern const struct emu_handler_entry emu_mov_handlers[];
-extern const struct emu_handler_entry emu_branch_handlers[];
-extern const struct emu_handler_entry emu_string_handlers[];
-extern const struct emu_handler_entry emu_system_handlers[];
-extern const struct emu_handler_entry emu_io_handlers[];
+extern const struct emu_handler_entry emu_alu_handlers[];    /* emu/insn_alu.c */
+extern const struct emu_handler_entry emu_muldiv_handlers[]; /* emu/insn_muldiv.c */
+extern const struct emu_handler_entry emu_shift_handlers[];  /* emu/insn_shift.c */
+extern const struct emu_handler_entry emu_bit_handlers[];    /* emu/insn_bit.c */
+extern const struct emu_handler_entry emu_bcd_handlers[];    /* emu/insn_bcd.c */
+extern const struct emu_handler_entry emu_mov_handlers[];    /* emu/insn_mov.c */
+extern const struct emu_handler_entry emu_stack_handlers[];  /* emu/insn_stack.c */
+extern const struct emu_handler_entry emu_branch_handlers[]; /* emu/insn_branch.c */
+extern const struct emu_handler_entry emu_string_handlers[]; /* emu/insn_string.c */
+extern const struct emu_handler_entry emu_system_handlers[]; /* emu/insn_system.c */
+extern const struct emu_handler_entry emu_io_handlers[];     /* emu/insn_io.c */
 
 emu_handler_fn *emu_handler_for(uint16_t op);
+/* CPL-0-only op (checked by the run loop before the handler runs). */
+bool emu_op_privileged(uint16_t op);
+
+/* String instructions run at most this many iterations per execution, then restart
+ * (RIP unchanged) so interrupts and exits are seen in long REP loops (SDM vol.1 7.3.9.2). */
+#define EMU_REP_CHUNK 4096
 
 /* ---------------- exceptions ---------------- */
 
 enum emu_vector {
     EMU_DE = 0, EMU_DB = 1, EMU_NMI = 2, EMU_BP = 3, EMU_OF = 4, EMU_BR = 5, EMU_UD = 6,
-    EMU_NM = 7, EMU_DF = 8, EMU_TS = 10, EMU_NP = 11, EMU_SS = 12, EMU_GP = 13, EMU_PF = 14,
+    EMU_NM = 7, EMU_DF = 8, EMU_TS = 10, EMU_NP = 11, EMU_SSF = 12, /* #SS (EMU_SS is the segment) */ EMU_GP = 13, EMU_PF = 14,
     EMU_MF = 16, EMU_AC = 17, EMU_MC = 18, EMU_XM = 19, EMU_VE = 20, EMU_CP = 21,
 };
 #define EMU_NO_ERRCODE 0xffffffffu
@@ -124,17 +135,21 @@ void emu_mem_write_buf(struct emu_vcpu *v, unsigned seg, uint64_t off, const voi
                        unsigned len);
 
 /* Page walk without side effects on failure. Returns 0 and fills *gpa on success,
- * else the #PF error code (with P/W/U/I bits) and does not touch A/D bits. */
+ * else EMU_WALK_FAIL | the #PF error code (P/W/U/RSVD/I bits), A/D bits untouched. */
+#define EMU_WALK_FAIL 0x80000000u
 uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, uint64_t *gpa,
                   bool *writable, bool *user);
 void emu_tlb_flush(struct emu_vcpu *v);
+/* Run-loop fetch: host pointer for code at lin (NULL for MMIO; *gpa filled), bytes to page end. */
+uint8_t *emu_fetch_ptr(struct emu_vcpu *v, uint64_t lin, unsigned *avail, uint64_t *gpa);
 void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin);
 
 /* ---------------- operands ---------------- */
 
 /* Effective address (offset within the segment) of memory operand i, wrapped to addrsize. */
 uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
-/* Value of operand i (reg/mem/imm/rel), zero-extended from its size (<= 8 bytes). */
+/* Value of operand i (reg/mem, <= 8 bytes) zero-extended from its size; for IMM/REL the
+ * decoder's already sign/zero-extended 64-bit value (mask it to the operation size). */
 uint64_t emu_opnd_read(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
 /* Write operand i (reg/mem, <= 8 bytes). 32-bit GPR writes zero bits 63:32. */
 void emu_opnd_write(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, uint64_t val);
@@ -153,6 +168,12 @@ static inline int64_t emu_sext(uint64_t v, unsigned size)
 {
     unsigned sh = 64 - size * 8;
     return size >= 8 ? (int64_t)v : (int64_t)(v << sh) >> sh;
+}
+
+/* Canonical 48-bit linear address (SDM vol.1 3.3.7.1). */
+static inline bool emu_canonical(uint64_t a)
+{
+    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
 /* Stack (SS, size 2/4/8, address size from SS.B / 64-bit mode). */
@@ -200,6 +221,7 @@ struct emu_dcache_entry {
     uint64_t tag; /* gpa << 2 | mode, ~0 = invalid */
     uint8_t bytes[16];
     emu_handler_fn *fn;
+    bool priv; /* emu_op_privileged(d.op) */
     struct decoded_insn d;
 };
 
@@ -243,6 +265,9 @@ struct emu_vcpu {
     uint64_t insn_rip;
     uint64_t next_rip;
     const struct decoded_insn *insn;
+    struct decoded_insn scratch; /* decode of an uncacheable (page-crossing / MMIO) insn */
+    uint64_t pending_next_rip;   /* RIP after the instruction whose exit is pending */
+    uint8_t pending_insn_len;
     uint8_t insn_bytes[16];
     uint8_t insn_len;
     enum decoder_mode mode; /* decoder mode of CS */
@@ -261,7 +286,8 @@ struct emu_vcpu {
     bool exit_ready;
     enum emu_pending pending;
     uint8_t io_in_reg_size;
-    uint32_t io_count;
+    uint32_t io_count;  /* elements of the pending IN/INS */
+    bool io_string;     /* pending IN is an INS */
     uint64_t mmio_gpa;
     uint8_t mmio_len;
     uint8_t mmio_data[8];
@@ -269,6 +295,7 @@ struct emu_vcpu {
     bool mmio_write_pending; /* a write exit was recorded by this instruction */
     uint8_t io_data[4096];
 
+    bool in_run; /* inside emu_run: the fault jmp_buf is live */
     volatile int stop_req;
     volatile int kick;
 
@@ -291,6 +318,8 @@ void emu_desc_to_seg(const uint64_t desc, uint16_t sel, struct emu_segment *s);
 /* CR writes with all their consequences (TLB flushes, mode). Faults via emu_raise. */
 void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val);
 uint64_t emu_read_tsc(struct emu_vcpu *v);
+/* Drop TLB and decode cache (mode-independent full flush). */
+void emu_flush_caches(struct emu_vcpu *v);
 
 /* ---------------- inline lazy-flag recording ---------------- */
 static inline void emu_lf_set(struct emu_vcpu *v, unsigned op, unsigned size, uint64_t res,

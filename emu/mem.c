@@ -1,0 +1,235 @@
+/* emu/: guest physical memory, the software TLB and linear-address accesses.
+ *
+ * The TLB maps linear pages to HOST pointers; an entry is created only after a full
+ * page walk for exactly that access kind (read/write/fetch) and privilege succeeded
+ * and the A/D bits were set, so a hit needs no further checks. It is flushed on CR3
+ * writes, paging-related CR0/CR4/EFER changes, INVLPG/INVPCID and on a new physmem
+ * generation. MMIO (no slot) and writes to read-only slots never enter it. */
+#include <string.h>
+
+#include "emu/internal.h"
+
+uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write)
+{
+    for (unsigned i = 0; i < pm->nslots; i++) {
+        const struct emu_slot *s = &pm->slots[i];
+        if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size && len <= s->size - (gpa - s->gpa)) {
+            if (write && s->readonly)
+                return NULL;
+            return s->host + (gpa - s->gpa);
+        }
+    }
+    return NULL;
+}
+
+static const struct emu_slot *gpa_slot(const struct emu_physmem *pm, uint64_t gpa)
+{
+    for (unsigned i = 0; i < pm->nslots; i++) {
+        const struct emu_slot *s = &pm->slots[i];
+        if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size)
+            return s;
+    }
+    return NULL;
+}
+
+static void mark_dirty(const struct emu_slot *s, uint64_t gpa)
+{
+    if (s->dirty_bitmap) {
+        uint64_t pfn = (gpa - s->gpa) >> 12;
+        __atomic_fetch_or(&s->dirty_bitmap[pfn / 64], 1ull << (pfn % 64), __ATOMIC_RELAXED);
+    }
+}
+
+void emu_tlb_flush(struct emu_vcpu *v)
+{
+    memset(v->tlb, 0, sizeof v->tlb);
+}
+
+void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin)
+{
+    /* Entries are 4K-granular even for 2M/1G mappings, and INVLPG of any address in a
+     * large page must drop the whole page (SDM vol.3 4.10.4.1): flush everything. */
+    (void)lin;
+    emu_tlb_flush(v);
+}
+
+static inline unsigned tlb_kind(struct emu_vcpu *v, unsigned acc)
+{
+    bool user = v->cpu.cpl == 3 && !(acc & EMU_ACC_SYS);
+    return (acc & EMU_ACC_KIND) + (user ? 3 : 0);
+}
+
+/* Translate one linear address to a host pointer (fast path) or NULL if the target is
+ * MMIO / read-only-for-write. *gpa_out always gets the guest-physical address. Faults. */
+static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64_t *gpa_out)
+{
+    unsigned k = tlb_kind(v, acc);
+    struct emu_tlb_entry *e = &v->tlb[k][(lin >> 12) % EMU_TLB_SIZE];
+    uint64_t tag = (lin & ~0xfffull) | 1;
+    if (e->tag == tag) {
+        *gpa_out = e->gpa | (lin & 0xfff);
+        return e->host + (lin & 0xfff);
+    }
+    uint64_t gpa;
+    uint32_t ec = emu_walk(v, lin, acc, true, &gpa, NULL, NULL);
+    if (ec)
+        emu_raise_pf(v, lin, ec & ~EMU_WALK_FAIL);
+    *gpa_out = gpa;
+    const struct emu_slot *s = gpa_slot(v->pm, gpa);
+    bool write = (acc & EMU_ACC_KIND) == EMU_ACC_WRITE;
+    if (!s || (write && s->readonly))
+        return NULL;
+    uint8_t *host = s->host + (gpa - s->gpa);
+    if (write)
+        mark_dirty(s, gpa);
+    /* pages of a dirty-logged slot are not cached for writes: each write marks the log */
+    if (!(write && s->dirty_bitmap)) {
+        e->tag = tag;
+        e->host = host - (lin & 0xfff);
+        e->gpa = gpa & ~0xfffull;
+    }
+    return host;
+}
+
+/* MMIO: reads suspend the instruction until the VMM answers, then it restarts and the
+ * same read consumes the answer; writes are recorded and reported once the
+ * instruction completes (RIP already advanced, as KVM does). */
+static void mmio_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
+{
+    if (v->mmio_valid && v->mmio_gpa == gpa && v->mmio_len == len) {
+        memcpy(buf, v->mmio_data, len);
+        v->mmio_valid = false;
+        return;
+    }
+    if (v->exit_ready || len > 8)
+        emu_unimplemented(v); /* second MMIO access in one instruction */
+    struct emu_exit *x = v->exit;
+    x->reason = EMU_EXIT_MMIO;
+    x->mmio.gpa = gpa;
+    x->mmio.len = (uint8_t)len;
+    x->mmio.is_write = false;
+    memset(x->mmio.data, 0, sizeof x->mmio.data);
+    v->pending = EMU_PEND_MMIO_READ;
+    v->mmio_gpa = gpa;
+    v->mmio_len = (uint8_t)len;
+    emu_suspend(v);
+}
+
+static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned len)
+{
+    if (v->exit_ready || len > 8)
+        emu_unimplemented(v);
+    struct emu_exit *x = v->exit;
+    x->reason = EMU_EXIT_MMIO;
+    x->mmio.gpa = gpa;
+    x->mmio.len = (uint8_t)len;
+    x->mmio.is_write = true;
+    memset(x->mmio.data, 0, sizeof x->mmio.data);
+    memcpy(x->mmio.data, buf, len);
+    v->exit_ready = true;
+}
+
+/* Copy within one page. */
+static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
+{
+    uint64_t gpa;
+    uint8_t *h = translate(v, lin, acc, &gpa);
+    bool write = (acc & EMU_ACC_KIND) == EMU_ACC_WRITE;
+    if (h) {
+        if (write)
+            memcpy(h, buf, len);
+        else
+            memcpy(buf, h, len);
+    } else if (write) {
+        mmio_write(v, gpa, buf, len);
+    } else {
+        mmio_read(v, gpa, buf, len);
+    }
+}
+
+static void access_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
+{
+    if (!v->long_mode)
+        lin = (uint32_t)lin;
+    unsigned first = 4096 - (lin & 0xfff);
+    if (len <= first) {
+        access_page(v, lin, buf, len, acc);
+        return;
+    }
+    /* page crossing: check both pages before writing either (no partial writes) */
+    if ((acc & EMU_ACC_KIND) == EMU_ACC_WRITE) {
+        uint64_t g;
+        translate(v, lin, acc, &g);
+        translate(v, v->long_mode ? lin + first : (uint32_t)(lin + first), acc, &g);
+    }
+    uint8_t *b = buf;
+    while (len) {
+        unsigned n = 4096 - (lin & 0xfff);
+        if (n > len)
+            n = len;
+        access_page(v, lin, b, n, acc);
+        lin = v->long_mode ? lin + n : (uint32_t)(lin + n);
+        b += n;
+        len -= n;
+    }
+}
+
+uint64_t emu_lin_read(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
+{
+    struct emu_tlb_entry *e = &v->tlb[tlb_kind(v, acc)][(lin >> 12) % EMU_TLB_SIZE];
+    if (e->tag == ((lin & ~0xfffull) | 1) && (lin & 0xfff) + size <= 4096) {
+        const uint8_t *p = e->host + (lin & 0xfff);
+        switch (size) {
+        case 1: return *p;
+        case 2: { uint16_t x; memcpy(&x, p, 2); return x; }
+        case 4: { uint32_t x; memcpy(&x, p, 4); return x; }
+        default: { uint64_t x; memcpy(&x, p, 8); return x; }
+        }
+    }
+    uint64_t x = 0;
+    access_buf(v, lin, &x, size, acc);
+    return x;
+}
+
+void emu_lin_write(struct emu_vcpu *v, uint64_t lin, unsigned size, uint64_t val, unsigned acc)
+{
+    acc = (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE;
+    struct emu_tlb_entry *e = &v->tlb[tlb_kind(v, acc)][(lin >> 12) % EMU_TLB_SIZE];
+    if (e->tag == ((lin & ~0xfffull) | 1) && (lin & 0xfff) + size <= 4096) {
+        memcpy(e->host + (lin & 0xfff), &val, size);
+        return;
+    }
+    access_buf(v, lin, &val, size, acc);
+}
+
+void emu_lin_read_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
+{
+    access_buf(v, lin, buf, len, acc);
+}
+
+void emu_lin_write_buf(struct emu_vcpu *v, uint64_t lin, const void *buf, unsigned len,
+                       unsigned acc)
+{
+    access_buf(v, lin, (void *)buf, len, (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE);
+}
+
+void *emu_lin_ptr(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
+{
+    if (!v->long_mode)
+        lin = (uint32_t)lin;
+    if ((lin & 0xfff) + size > 4096)
+        return NULL;
+    uint64_t gpa;
+    return translate(v, lin, acc, &gpa);
+}
+
+/* Fetch helper for the run loop: host pointer to the code at lin and the number of
+ * bytes readable there before the page ends (0 + *gpa for MMIO code). */
+uint8_t *emu_fetch_ptr(struct emu_vcpu *v, uint64_t lin, unsigned *avail, uint64_t *gpa)
+{
+    if (!v->long_mode)
+        lin = (uint32_t)lin;
+    uint8_t *h = translate(v, lin, EMU_ACC_FETCH, gpa);
+    *avail = 4096 - (lin & 0xfff);
+    return h;
+}

@@ -1,0 +1,347 @@
+/* emu/: the run loop: pending-exit completion, event injection at instruction
+ * boundaries, fetch through the decode cache, dispatch, fault handling with
+ * #DF / triple-fault escalation (SDM vol.3 6.15, tables 6-4/6-5). */
+#include <string.h>
+
+#include "emu/internal.h"
+
+/* --- completions (KVM: complete_userspace_io / complete_emulated_msr) --- */
+
+void emu_complete_io(struct emu_vcpu *v, const void *in_data)
+{
+    if (v->pending == EMU_PEND_IO_IN && in_data)
+        memcpy(v->io_data, in_data, (size_t)v->io_in_reg_size * v->io_count);
+}
+
+void emu_complete_mmio(struct emu_vcpu *v, const void *read_data)
+{
+    if (v->pending == EMU_PEND_MMIO_READ && read_data) {
+        memcpy(v->mmio_data, read_data, v->mmio_len);
+        v->mmio_valid = true;
+        v->pending = EMU_PEND_NONE;
+    }
+}
+
+void emu_complete_msr(struct emu_vcpu *v, bool error, uint64_t data)
+{
+    struct cpu *c = &v->cpu;
+    if (v->pending != EMU_PEND_MSR_READ && v->pending != EMU_PEND_MSR_WRITE)
+        return;
+    if (error) {
+        emu_queue_exception(v, EMU_GP, true, 0);
+    } else {
+        if (v->pending == EMU_PEND_MSR_READ) {
+            c->gpr[EMU_RAX] = (uint32_t)data;
+            c->gpr[EMU_RDX] = data >> 32;
+        }
+        c->rip = v->pending_next_rip;
+    }
+    v->pending = EMU_PEND_NONE;
+}
+
+/* IN / INS finish here, on the next emu_run after emu_complete_io (KVM semantics):
+ * the register/memory is written and RIP advances (or, for REP INS with count left,
+ * stays so the instruction continues). */
+static void finish_io_in(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    unsigned sz = v->io_in_reg_size;
+    const struct decoded_insn *d = &v->scratch;
+    if (!v->io_string) {
+        uint64_t val = 0;
+        memcpy(&val, v->io_data, sz);
+        emu_gpr_write(v, EMU_RAX, sz, val);
+        c->rip = v->pending_next_rip;
+        return;
+    }
+    unsigned as = d->addrsize;
+    bool rep = d->prefixes & (DPFX_REP | DPFX_REPNE);
+    int64_t step = (emu_flags(v) & EMU_FL_DF) ? -(int64_t)sz : (int64_t)sz;
+    for (unsigned i = 0; i < v->io_count; i++) {
+        uint64_t di = c->gpr[EMU_RDI] & emu_mask(as);
+        uint64_t val = 0;
+        memcpy(&val, v->io_data + i * sz, sz);
+        emu_mem_write(v, EMU_ES, di, sz, val);
+        emu_gpr_write(v, EMU_RDI, as, di + (uint64_t)step);
+        if (rep)
+            emu_gpr_write(v, EMU_RCX, as, (c->gpr[EMU_RCX] & emu_mask(as)) - 1);
+    }
+    if (!rep || (c->gpr[EMU_RCX] & emu_mask(as)) == 0)
+        c->rip = v->pending_next_rip;
+}
+
+/* --- decode cache --- */
+
+static inline unsigned dc_index(uint64_t gpa)
+{
+    return (unsigned)((gpa ^ (gpa >> 13)) % EMU_DCACHE_SIZE);
+}
+
+static void fill_internal(struct emu_vcpu *v)
+{
+    struct emu_exit *x = v->exit;
+    x->reason = EMU_EXIT_INTERNAL;
+    x->internal.suberror = 1; /* KVM_INTERNAL_ERROR_EMULATION */
+    x->internal.insn_len = v->insn_len;
+    memset(x->internal.insn_bytes, 0, sizeof x->internal.insn_bytes);
+    memcpy(x->internal.insn_bytes, v->insn_bytes, v->insn_len > 15 ? 15 : v->insn_len);
+}
+
+/* Fetch + decode at RIP; returns the decoded instruction and sets v->insn_*. */
+static const struct decoded_insn *fetch(struct emu_vcpu *v, emu_handler_fn **fn, bool *priv)
+{
+    struct cpu *c = &v->cpu;
+    uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
+    unsigned avail;
+    uint64_t gpa;
+    uint8_t *h = emu_fetch_ptr(v, lin, &avail, &gpa);
+    if (h) {
+        struct emu_dcache_entry *e = &v->dcache[dc_index(gpa)];
+        uint64_t tag = gpa << 2 | v->mode;
+        if (e->tag == tag && e->d.length <= avail && !memcmp(e->bytes, h, e->d.length)) {
+            v->insn_len = e->d.length;
+            *fn = e->fn;
+            *priv = e->priv;
+            return &e->d;
+        }
+        if (avail >= DECODER_MAX_LEN) {
+            decoder_decode(h, DECODER_MAX_LEN, v->mode, &e->d);
+            memcpy(v->insn_bytes, h, DECODER_MAX_LEN);
+            v->insn_len = e->d.length;
+            if (e->d.status == DECODER_OK) {
+                e->tag = tag;
+                memcpy(e->bytes, h, e->d.length);
+                e->fn = emu_handler_for(e->d.op);
+                e->priv = emu_op_privileged(e->d.op);
+                *fn = e->fn;
+                *priv = e->priv;
+            } else {
+                e->tag = ~0ull;
+                *fn = NULL;
+                *priv = false;
+            }
+            return &e->d;
+        }
+    }
+    /* slow path: page-crossing or MMIO-resident code, not cached */
+    uint8_t buf[DECODER_MAX_LEN];
+    unsigned n = 0;
+    if (h) {
+        n = avail < DECODER_MAX_LEN ? avail : DECODER_MAX_LEN;
+        memcpy(buf, h, n);
+    } else {
+        emu_unimplemented(v); /* executing from MMIO */
+    }
+    struct decoded_insn *d = &v->scratch;
+    if (decoder_decode(buf, n, v->mode, d) == DECODER_TRUNCATED) {
+        uint64_t next = v->mode == DECODER_MODE_64 ? lin + n : (uint32_t)(lin + n);
+        emu_lin_read_buf(v, next, buf + n, DECODER_MAX_LEN - n, EMU_ACC_FETCH);
+        decoder_decode(buf, DECODER_MAX_LEN, v->mode, d);
+    }
+    memcpy(v->insn_bytes, buf, sizeof buf);
+    v->insn_len = d->length;
+    *fn = d->status == DECODER_OK ? emu_handler_for(d->op) : NULL;
+    *priv = d->status == DECODER_OK && emu_op_privileged(d->op);
+    return d;
+}
+
+/* --- events --- */
+
+static bool is_contributory(unsigned vec)
+{
+    return vec == EMU_DE || (vec >= EMU_TS && vec <= EMU_GP);
+}
+
+static bool has_error_code(unsigned vec)
+{
+    return vec == EMU_DF || (vec >= EMU_TS && vec <= EMU_PF) || vec == EMU_AC || vec == EMU_CP;
+}
+
+static void shutdown(struct emu_vcpu *v)
+{
+    v->cpu.shutdown = true;
+    v->delivering = false;
+    v->exit->reason = EMU_EXIT_SHUTDOWN;
+}
+
+/* Deliver a hardware exception (fault class: return RIP = faulting instruction).
+ * Returns false if the vCPU shut down. */
+static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err)
+{
+    if (v->delivering) {
+        unsigned first = v->delivering_vector;
+        if (first == EMU_DF) {
+            shutdown(v); /* SDM 6.15 interrupt 8: fault while delivering #DF -> shutdown */
+            return false;
+        }
+        if ((is_contributory(first) && is_contributory(vec)) ||
+            (first == EMU_PF && (vec == EMU_PF || is_contributory(vec)))) {
+            vec = EMU_DF;
+            err = 0;
+        }
+    }
+    if (!has_error_code(vec) || !(v->cpu.cr0 & 1))
+        err = EMU_NO_ERRCODE;
+    else if (err == EMU_NO_ERRCODE)
+        err = 0;
+    v->delivering = true;
+    v->delivering_vector = vec;
+    emu_deliver_event(v, vec, err, false, v->cpu.rip);
+    v->delivering = false;
+    return true;
+}
+
+/* Deliver an external event (NMI, interrupt): same nesting rules. */
+static void take_external(struct emu_vcpu *v, uint8_t vec)
+{
+    v->delivering = true;
+    v->delivering_vector = vec == EMU_NMI ? EMU_NMI : 0xff;
+    emu_deliver_event(v, vec, EMU_NO_ERRCODE, false, v->cpu.rip);
+    v->delivering = false;
+}
+
+/* Returns true if an event was delivered (or the CPU is ready to run). */
+static void inject_events(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_events *ev = &c->ev;
+    if (ev->exc_pending || ev->exc_injected) {
+        ev->exc_pending = ev->exc_injected = false;
+        if (ev->exc_vector == EMU_PF && ev->exc_has_payload)
+            c->cr2 = ev->exc_payload;
+        take_exception(v, ev->exc_vector, ev->exc_has_error_code ? ev->exc_error_code : EMU_NO_ERRCODE);
+        return;
+    }
+    if (ev->triple_fault_pending) {
+        ev->triple_fault_pending = false;
+        shutdown(v);
+        return;
+    }
+    bool nmi = ev->nmi_pending || ev->nmi_injected;
+    if (!nmi && v->has_irq_ops && v->irq_ops.nmi_pending && v->irq_ops.nmi_pending(v->irq_ops.ctx, c))
+        nmi = true;
+    if (nmi && !ev->nmi_masked && !(ev->int_shadow & 2)) {
+        ev->nmi_pending = ev->nmi_injected = false;
+        ev->nmi_masked = true; /* until IRET (SDM vol.3 6.7.1) */
+        c->halted = false;
+        take_external(v, EMU_NMI);
+        return;
+    }
+    bool can_irq = (c->rflags & EMU_FL_IF) && !ev->int_shadow;
+    if (ev->irq_injected) {
+        if (!can_irq && !ev->irq_soft)
+            return;
+        ev->irq_injected = false;
+        c->halted = false;
+        take_external(v, ev->irq_vector);
+        return;
+    }
+    if (can_irq && v->has_irq_ops && v->irq_ops.pending) {
+        int vec = v->irq_ops.pending(v->irq_ops.ctx, c);
+        if (vec >= 0) {
+            if (v->irq_ops.ack)
+                v->irq_ops.ack(v->irq_ops.ctx, c, vec);
+            c->halted = false;
+            take_external(v, (uint8_t)vec);
+        }
+    }
+}
+
+/* --- the loop --- */
+
+/* Runs instructions until v->exit is filled. Faults longjmp out. */
+static void run_loop(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_exit *x = v->exit;
+    for (;;) {
+        if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
+            v->pm_gen = v->pm->generation;
+            emu_flush_caches(v);
+        }
+        if (__builtin_expect(v->stop_req, 0)) {
+            v->stop_req = 0;
+            x->reason = EMU_EXIT_INTERRUPTED;
+            return;
+        }
+        struct emu_events *ev = &c->ev;
+        if (v->kick || ev->exc_pending || ev->exc_injected || ev->nmi_pending || ev->nmi_injected ||
+            ev->irq_injected || ev->triple_fault_pending || c->halted || v->has_irq_ops) {
+            v->kick = 0;
+            inject_events(v);
+            if (c->shutdown)
+                return;
+            if (c->halted) {
+                x->reason = EMU_EXIT_HLT;
+                return;
+            }
+        }
+
+        emu_handler_fn *fn;
+        bool priv = false;
+        uint64_t rip = c->rip;
+        const struct decoded_insn *d = fetch(v, &fn, &priv);
+        v->insn = d;
+        v->insn_rip = rip;
+        uint64_t next = rip + d->length;
+        if (v->mode == DECODER_MODE_16)
+            next = (uint16_t)next;
+        else if (v->mode == DECODER_MODE_32)
+            next = (uint32_t)next;
+        v->next_rip = next;
+        if (__builtin_expect(d->status != DECODER_OK, 0)) {
+            if (d->status == DECODER_UD)
+                emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+            emu_raise(v, EMU_GP, 0); /* > 15 bytes (SDM vol.2 2.3.11) */
+        }
+        if (__builtin_expect(!fn, 0))
+            emu_unimplemented(v);
+        if (priv && c->cpl != 0)
+            emu_raise(v, EMU_GP, 0);
+        uint8_t shadow = ev->int_shadow;
+        int r = fn(v, d);
+        if (shadow)
+            ev->int_shadow = 0; /* the shadow covers exactly one instruction */
+        c->rip = v->next_rip;
+        v->icount++;
+        if (r == EMU_H_EXIT || v->exit_ready)
+            return;
+    }
+}
+
+void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
+{
+    exit->reason = EMU_EXIT_NONE;
+    v->exit = exit;
+    v->exit_ready = false;
+    v->delivering = false;
+    if (v->cpu.shutdown) {
+        exit->reason = EMU_EXIT_SHUTDOWN;
+        return;
+    }
+    v->in_run = true;
+    if (setjmp(v->jb)) {
+        /* a fault, an internal error or a suspension abandoned the instruction */
+        if (v->fault_kind == 1) {
+            v->delivering = false;
+            fill_internal(v);
+            goto out;
+        }
+        if (v->fault_kind == 2)
+            goto out;
+        v->exit_ready = false; /* a recorded MMIO write of the abandoned insn is dropped */
+        if (!take_exception(v, v->fault_vector, v->fault_error))
+            goto out;
+    }
+    if (v->pending == EMU_PEND_IO_IN) {
+        v->pending = EMU_PEND_NONE;
+        finish_io_in(v);
+    }
+    if (v->pending == EMU_PEND_MSR_READ || v->pending == EMU_PEND_MSR_WRITE) {
+        /* the VMM did not complete the MSR exit: KVM re-executes the instruction */
+        v->pending = EMU_PEND_NONE;
+    }
+    run_loop(v);
+out:
+    v->in_run = false;
+}

@@ -1,0 +1,193 @@
+/* emu/: vCPU lifecycle, reset state (SDM vol.3 9.1.1, as KVM's vCPU creation/INIT),
+ * state accessors for abi/ and the CPUID table. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "emu/internal.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm)
+{
+    struct emu_vcpu *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    v->dcache = malloc(sizeof *v->dcache * EMU_DCACHE_SIZE);
+    if (!v->dcache) {
+        free(v);
+        return NULL;
+    }
+    v->pm = pm;
+    v->tsc_base_ns = now_ns();
+    emu_reset(v);
+    return v;
+}
+
+void emu_vcpu_destroy(struct emu_vcpu *v)
+{
+    if (!v)
+        return;
+    free(v->dcache);
+    free(v->cpuid);
+    free(v);
+}
+
+struct cpu *emu_cpu(struct emu_vcpu *v)
+{
+    return &v->cpu;
+}
+
+void emu_set_msr_ops(struct emu_vcpu *v, const struct emu_msr_ops *ops)
+{
+    v->has_msr_ops = ops != NULL;
+    if (ops)
+        v->msr_ops = *ops;
+}
+
+void emu_set_irq_ops(struct emu_vcpu *v, const struct emu_irq_ops *ops)
+{
+    v->has_irq_ops = ops != NULL;
+    if (ops)
+        v->irq_ops = *ops;
+}
+
+void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n)
+{
+    struct emu_cpuid_entry *copy = NULL;
+    if (n) {
+        copy = malloc(sizeof *copy * n);
+        if (!copy)
+            return;
+        memcpy(copy, entries, sizeof *copy * n);
+    }
+    free(v->cpuid);
+    v->cpuid = copy;
+    v->ncpuid = n;
+}
+
+static void dcache_flush(struct emu_vcpu *v)
+{
+    for (unsigned i = 0; i < EMU_DCACHE_SIZE; i++)
+        v->dcache[i].tag = ~0ull;
+}
+
+void emu_reset(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    void *owner = c->owner;
+    memset(c, 0, sizeof *c);
+    c->owner = owner;
+    c->rip = 0xfff0;
+    c->rflags = EMU_FL_FIXED1;
+    c->gpr[EMU_RDX] = 0x600; /* processor signature (family 6) */
+    for (int s = 0; s < EMU_NSEGS; s++) {
+        c->seg[s].limit = 0xffff;
+        c->seg[s].present = 1;
+        c->seg[s].s = 1;
+        c->seg[s].type = 3; /* read/write, accessed */
+    }
+    c->seg[EMU_CS].selector = 0xf000;
+    c->seg[EMU_CS].base = 0xffff0000;
+    c->seg[EMU_CS].type = 0xb;
+    c->seg[EMU_TR].s = 0;
+    c->seg[EMU_TR].type = 0xb;
+    c->seg[EMU_LDTR].s = 0;
+    c->seg[EMU_LDTR].type = 2;
+    c->gdtr.limit = 0xffff;
+    c->idtr.limit = 0xffff;
+    c->cr0 = 0x60000010; /* CD NW ET */
+    c->dr[6] = 0xffff0ff0;
+    c->dr[7] = 0x400;
+    c->xcr0 = 1;
+    c->pat = 0x0007040600070406ull;
+    c->apic_base = 0xfee00000ull | (1u << 11) | (1u << 8);
+    c->fpu.fcw = 0x37f;
+    c->fpu.mxcsr = 0x1f80;
+    c->fpu.mxcsr_mask = 0xffff;
+    memset(&v->lf, 0, sizeof v->lf);
+    v->pending = EMU_PEND_NONE;
+    v->mmio_valid = false;
+    emu_update_mode(v);
+    emu_tlb_flush(v);
+    dcache_flush(v);
+    v->pm_gen = v->pm ? v->pm->generation : 0;
+}
+
+uint64_t emu_get_rflags(struct emu_vcpu *v)
+{
+    return emu_flags(v);
+}
+
+void emu_set_rflags(struct emu_vcpu *v, uint64_t rflags)
+{
+    emu_flags_set(v, rflags);
+    emu_update_mode(v);
+}
+
+void emu_state_changed(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    v->lf.op = EMU_LF_NONE; /* abi/ wrote cpu.rflags directly */
+    c->rflags |= EMU_FL_FIXED1;
+    emu_update_mode(v);
+    /* KVM_SET_SREGS with PAE paging reloads the PDPTEs from CR3 */
+    if ((c->cr0 & (1ull << 31)) && (c->cr4 & (1ull << 5)) && !v->long_mode) {
+        uint8_t *p = emu_gpa_to_host(v->pm, c->cr3 & 0xffffffe0u, 32, false);
+        if (p)
+            memcpy(c->pdptrs, p, sizeof c->pdptrs);
+    }
+    emu_tlb_flush(v);
+    dcache_flush(v);
+}
+
+void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_t error_code)
+{
+    struct emu_events *ev = &v->cpu.ev;
+    ev->exc_pending = true;
+    ev->exc_vector = vector;
+    ev->exc_has_error_code = has_error;
+    ev->exc_error_code = error_code;
+}
+
+bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user)
+{
+    bool w = false, u = false;
+    /* probe as a supervisor read without touching accessed/dirty bits */
+    int saved = v->cpu.cpl;
+    v->cpu.cpl = 0;
+    uint32_t ec = emu_walk(v, gva, EMU_ACC_READ | EMU_ACC_SYS, false, gpa, &w, &u);
+    v->cpu.cpl = saved;
+    if (writeable)
+        *writeable = w;
+    if (user)
+        *user = u;
+    return ec == 0;
+}
+
+uint64_t emu_read_tsc(struct emu_vcpu *v)
+{
+    /* guest TSC runs at 1 GHz of host monotonic time plus the offset */
+    return now_ns() - v->tsc_base_ns + v->cpu.tsc_offset;
+}
+
+void emu_request_stop(struct emu_vcpu *v)
+{
+    v->stop_req = 1;
+}
+
+void emu_kick(struct emu_vcpu *v)
+{
+    v->kick = 1;
+}
+
+void emu_flush_caches(struct emu_vcpu *v)
+{
+    emu_tlb_flush(v);
+    dcache_flush(v);
+}
