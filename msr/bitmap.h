@@ -87,10 +87,16 @@ static inline bool msr_is_canonical(const struct cpu *cpu, uint64_t addr)
     return (uint64_t)((int64_t)(addr << (64 - bits)) >> (64 - bits)) == addr;
 }
 
-/* Guest TSC as the CPU sees it: host TSC plus the vCPU's offset (SDM vol.3 26.3 "TSC offsetting"). */
-static inline uint64_t msr_guest_tsc(const struct cpu *cpu)
+/* Guest TSC as the CPU sees it: the vCPU's counter plus its offset (SDM vol.3 26.3
+ * "TSC offsetting"); the counter is the one abi wired (msr_vcpu_set_tsc_source). */
+static inline uint64_t msr_tsc_counter(const struct msr_vcpu *v)
 {
-    return __builtin_ia32_rdtsc() + cpu->tsc_offset;
+    return v->tsc_read ? v->tsc_read(v->tsc_ctx) : __builtin_ia32_rdtsc();
+}
+
+static inline uint64_t msr_guest_tsc(const struct msr_vcpu *v, const struct cpu *cpu)
+{
+    return msr_tsc_counter(v) + cpu->tsc_offset;
 }
 
 /* SPEC_CTRL bits the (virtual) hardware accepts: IBRS | STIBP | SSBD. KVM checks a guest
@@ -120,7 +126,7 @@ static inline enum emu_msr_result msr_passthrough_read(struct msr_vcpu *v, struc
     case MSR_LSTAR: *value = cpu->lstar; return EMU_MSR_OK;
     case MSR_CSTAR: *value = cpu->cstar; return EMU_MSR_OK;
     case MSR_SYSCALL_MASK: *value = cpu->sfmask; return EMU_MSR_OK;
-    case MSR_IA32_TSC: *value = msr_guest_tsc(cpu); return EMU_MSR_OK;
+    case MSR_IA32_TSC: *value = msr_guest_tsc(v, cpu); return EMU_MSR_OK;
     case MSR_IA32_SPEC_CTRL: *value = cpu->spec_ctrl; return EMU_MSR_OK;
     case MSR_IA32_XFD: *value = v->k.xfd; return EMU_MSR_OK;
     case MSR_IA32_XFD_ERR: *value = v->k.xfd_err; return EMU_MSR_OK;

@@ -107,7 +107,7 @@ void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
     t.version = version;
     if (gwrite(v, gpa, &t, 4))
         return;
-    t.tsc_timestamp = msr_guest_tsc(v->cpu);
+    t.tsc_timestamp = msr_guest_tsc(v, v->cpu);
     t.system_time = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
     t.mul = (uint32_t)mul;
     t.shift = (int8_t)shift;

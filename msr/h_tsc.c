@@ -6,14 +6,14 @@
 int msr_get_tsc(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)i; (void)host; /* no nesting: L1 offset == current offset */
-    *val = msr_guest_tsc(v->cpu);
+    *val = msr_guest_tsc(v, v->cpu);
     return MSR_RET_OK;
 }
 
 int msr_set_tsc(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 {
     (void)i;
-    uint64_t now = msr_guest_tsc(v->cpu);
+    uint64_t now = msr_guest_tsc(v, v->cpu);
     if (host) {
         /* kvm_synchronize_tsc: userspace sets the TSC; TSC_ADJUST is untouched */
         v->cpu->tsc_offset += val - now;

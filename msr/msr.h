@@ -170,6 +170,10 @@ struct msr_vcpu {
     struct msr_kernel_state k;
     struct msr_apic_ops apic;
     struct msr_stats stats;
+    /* The counter the guest TSC is built on: guest TSC = tsc_read(tsc_ctx) + cpu->tsc_offset.
+     * Must be the same counter emu's RDTSC uses. NULL = host RDTSC (calibrated tsc_khz). */
+    uint64_t (*tsc_read)(void *ctx);
+    void *tsc_ctx;
 };
 
 /* Create/destroy. The vCPU starts with KVM's reset values, default pass-through lists and
@@ -180,6 +184,11 @@ void msr_vcpu_destroy(struct msr_vcpu *v);
 void msr_vcpu_reset(struct msr_vcpu *v, bool init_event);
 /* KVM_SET_CPUID2: copy, derive gates, recompute bitmaps. */
 void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, unsigned n);
+/* Use `read` (the counter emu's RDTSC adds cpu->tsc_offset to, at `khz` kHz) as the TSC
+ * source; re-bases cpu->tsc_offset so the guest TSC starts at 0, as KVM's vCPU creation
+ * does (kvm_synchronize_tsc). msr_vcpu_create does the same with the host TSC. */
+void msr_vcpu_set_tsc_source(struct msr_vcpu *v, uint64_t (*read)(void *ctx), void *ctx,
+                             uint64_t khz);
 /* KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU fd. */
 int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable);
 /* KVM_X86_SETUP_MCE: 0 or -EINVAL (bank count 1..32, only supported capability bits). */

@@ -26,7 +26,19 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     v->filter = atomic_load_explicit(&vm->filter, memory_order_acquire);
     v->filter_gen = atomic_load_explicit(&vm->filter_gen, memory_order_acquire);
     msr_vcpu_set_cpuid(v, NULL, 0);
+    /* kvm_arch_vcpu_postcreate -> kvm_synchronize_tsc: the guest TSC starts at 0 */
+    cpu->tsc_offset = -msr_tsc_counter(v);
     return v;
+}
+
+void msr_vcpu_set_tsc_source(struct msr_vcpu *v, uint64_t (*read)(void *ctx), void *ctx,
+                             uint64_t khz)
+{
+    v->tsc_read = read;
+    v->tsc_ctx = ctx;
+    if (khz)
+        v->vm->tsc_khz = khz;
+    v->cpu->tsc_offset = -msr_tsc_counter(v);
 }
 
 void msr_vcpu_destroy(struct msr_vcpu *v)

@@ -139,12 +139,58 @@ START_TEST(tsc_and_adjust)
     ck_assert_uint_eq(adj, val);
     struct kvm_cpuid_entry2 e = leaf(7, 0, 0, 1u << 1, 0, 0);
     set_cpuid1(f, &e, 1);
-    uint64_t before = msr_guest_tsc(&f->cpu);
+    uint64_t before = msr_guest_tsc(f->v, &f->cpu);
     ck_assert_int_eq(gwr(f, MSR_IA32_TSC_ADJUST, adj + (1ull << 44), &reason), EMU_MSR_OK);
-    ck_assert(msr_guest_tsc(&f->cpu) - before >= (1ull << 44)); /* guest adjust shifts TSC */
+    ck_assert(msr_guest_tsc(f->v, &f->cpu) - before >= (1ull << 44)); /* guest adjust shifts TSC */
     ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_TSC_ADJUST, 7), 0);
     ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC_ADJUST, &val), 0);
     ck_assert_uint_eq(val, 7);
+    fx_free(f);
+}
+END_TEST
+
+/* The tsc_msrs_test.c sequence, on a frozen counter so values are exact. */
+static uint64_t fake_counter;
+static uint64_t read_fake(void *ctx) { (void)ctx; return fake_counter; }
+
+START_TEST(tsc_msrs_selftest_sequence)
+{
+    struct fx *f = fx_new(MSR_VENDOR_INTEL);
+    struct kvm_cpuid_entry2 e = leaf(7, 0, 0, 1u << 1, 0, 0);
+    set_cpuid1(f, &e, 1);
+    fake_counter = 123456789;
+    msr_vcpu_set_tsc_source(f->v, read_fake, NULL, 1000000);
+    const uint64_t STEP = 4ull << 30, HOST_ADJ = 64ull << 30;
+    uint64_t tsc, adj;
+    uint32_t reason;
+#define BOTH(t, a) do { ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &tsc), 0); \
+        ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC_ADJUST, &adj), 0); \
+        ck_assert_uint_eq(tsc, (t)); ck_assert_uint_eq(adj, (a)); } while (0)
+    BOTH(0, 0);                                   /* starts at 0 */
+    fake_counter += 1000;
+    BOTH(1000, 0);
+    ck_assert_int_eq(gwr(f, MSR_IA32_TSC, STEP, &reason), EMU_MSR_OK);
+    BOTH(STEP, STEP - 1000);
+    ck_assert_int_eq(gwr(f, MSR_IA32_TSC_ADJUST, 2 * STEP, &reason), EMU_MSR_OK);
+    BOTH(STEP + (2 * STEP - (STEP - 1000)), 2 * STEP);
+    uint64_t base = tsc;
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_TSC, HOST_ADJ + base), 0);
+    BOTH(HOST_ADJ + base, 2 * STEP);              /* host write: TSC_ADJUST untouched */
+    ck_assert_int_eq(gwr(f, MSR_IA32_TSC_ADJUST, 3 * STEP, &reason), EMU_MSR_OK);
+    BOTH(HOST_ADJ + base + STEP, 3 * STEP);
+    ck_assert_int_eq(gwr(f, MSR_IA32_TSC, 4 * STEP, &reason), EMU_MSR_OK);
+    BOTH(4 * STEP, 3 * STEP + (4 * STEP - (HOST_ADJ + base + STEP)));
+#undef BOTH
+    fx_free(f);
+}
+END_TEST
+
+START_TEST(fresh_vcpu_tsc_starts_near_zero)
+{
+    struct fx *f = fx_new(MSR_VENDOR_AMD);
+    uint64_t tsc;
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &tsc), 0);
+    ck_assert_uint_lt(tsc, 1ull << 34);
     fx_free(f);
 }
 END_TEST
@@ -499,6 +545,8 @@ int main(void)
     tcase_add_test(tc, platform_info_cap);
     tcase_add_test(tc, hwcr_bits);
     tcase_add_test(tc, tsc_and_adjust);
+    tcase_add_test(tc, tsc_msrs_selftest_sequence);
+    tcase_add_test(tc, fresh_vcpu_tsc_starts_near_zero);
     tcase_add_test(tc, tsc_aux_gate_and_bits);
     tcase_add_test(tc, pv_msrs_enforcement);
     tcase_add_test(tc, kvmclock_writes_guest_memory);
