@@ -75,6 +75,7 @@ struct abi_lapic {
     uint64_t base;
     bool cpuid_x2apic;
     unsigned maxphyaddr;
+    uint32_t timer_mode_mask;  /* LVTT mode bits the CPU model has (KVM timer_mode_mask) */
     unsigned nr_lvt;         /* 5: no CMCI (KVM with mcg_cap lacking MCG_CMCI_P) */
     uint64_t synced_cr8;     /* cpu->cr8 as of our last TPR sync */
     bool pic_vector_pending; /* pending() returned the PIC's vector */

@@ -116,8 +116,8 @@ int lapic_reg_write(struct abi_lapic *l, unsigned off, uint32_t val)
         if (!lapic_sw_enabled(l))
             val |= APIC_LVT_MASKED;
         val &= lvt_table[lvt].mask;
-        if (off == APIC_REG_LVTT && (val & APIC_TIMER_MODE_MASK) == APIC_TIMER_MODE_MASK)
-            val &= ~APIC_TIMER_MODE_MASK; /* mode 3 is reserved: KVM's mode mask drops it */
+        if (off == APIC_REG_LVTT)
+            val &= ~APIC_TIMER_MODE_MASK | l->timer_mode_mask;
         lapic_set_reg(l, off, val);
         if (off == APIC_REG_LVTT)
             lapic_timer_lvtt_written(l);
@@ -478,6 +478,7 @@ struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v,
     l->cpuid_x2apic = true;
     l->maxphyaddr = 46;
     l->nr_lvt = 6;
+    l->timer_mode_mask = APIC_TIMER_PERIODIC;
     pthread_mutex_init(&l->timer_lock, NULL);
 
     pthread_mutex_lock(&chip->lapics_lock);
@@ -522,6 +523,12 @@ void abi_lapic_destroy(struct abi_lapic *l)
         emu_set_irq_ops(l->vcpu, NULL);
     pthread_mutex_destroy(&l->timer_lock);
     free(l);
+}
+
+void abi_lapic_set_tsc_deadline_cap(struct abi_lapic *l, bool supported)
+{
+    /* KVM: 3 << 17 with TSC_DEADLINE_TIMER in CPUID, else 1 << 17. */
+    l->timer_mode_mask = supported ? APIC_TIMER_MODE_MASK : APIC_TIMER_PERIODIC;
 }
 
 void abi_lapic_set_cpu_caps(struct abi_lapic *l, bool x2apic, unsigned maxphyaddr)

@@ -172,7 +172,11 @@ int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struc
 {
     struct abi_lapic *lowest[ABI_IRQCHIP_MAX_LAPICS];
     unsigned nlowest = 0;
-    int delivered = -1;
+    /* KVM's result when nothing accepts: a directed (no shorthand, not
+     * broadcast) message goes through the APIC map and counts 0; shorthands
+     * and broadcasts take the slow path, which says -1 (kvm_irq_delivery_to_apic). */
+    bool bcast = irq->dest == 0xffffffffu || (irq->dest == XAPIC_BROADCAST && !irq->x2apic_dest);
+    int delivered = (irq->shorthand == APIC_SH_NONE && !bcast) ? 0 : -1;
 
     pthread_mutex_lock(&chip->lapics_lock);
     for (unsigned i = 0; i < chip->nlive; i++) {

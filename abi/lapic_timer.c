@@ -31,9 +31,11 @@ static uint64_t tick_ns(const struct abi_lapic *l)
     return l->chip->bus_cycle_ns * l->divide;
 }
 
+/* The mode in effect: LVTT bits 18:17 limited to what the CPU model has
+ * (KVM apic_update_lvtt uses timer_mode_mask, also after a raw SET_LAPIC). */
 static uint32_t lvtt_mode(const struct abi_lapic *l)
 {
-    return lapic_reg(l, APIC_REG_LVTT) & APIC_TIMER_MODE_MASK;
+    return lapic_reg(l, APIC_REG_LVTT) & l->timer_mode_mask;
 }
 
 static void rearm_thread(struct abi_lapic *l)
@@ -45,6 +47,9 @@ static void rearm_thread(struct abi_lapic *l)
 static void compute_period(struct abi_lapic *l)
 {
     uint64_t tmict = lapic_reg(l, APIC_REG_TMICT);
+    /* Only one-shot and periodic count TMICT; mode 3 is reserved (no timer). */
+    if (l->timer_mode != APIC_TIMER_ONESHOT && l->timer_mode != APIC_TIMER_PERIODIC)
+        tmict = 0;
     l->period_ns = tmict * tick_ns(l);
     if (l->timer_mode == APIC_TIMER_PERIODIC && l->period_ns && l->period_ns < MIN_PERIODIC_NS)
         l->period_ns = MIN_PERIODIC_NS;

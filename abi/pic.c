@@ -53,9 +53,7 @@ static int unit_set_irq(struct pic_unit *s, unsigned irq, int level)
             if (!(s->last_irr & mask)) {
                 ret = !(s->irr & mask);
                 s->irr |= mask;
-            } else {
-                ret = 0;
-            }
+            } /* no new edge: KVM still reports 1 */
             s->last_irr |= mask;
         } else {
             s->last_irr &= ~mask;
@@ -66,7 +64,12 @@ static int unit_set_irq(struct pic_unit *s, unsigned irq, int level)
 
 static void update_output(struct abi_pic *p)
 {
-    unit_set_irq(&p->unit[0], 2, unit_get_irq(&p->unit[1], false) >= 0);
+    /* A slave request pulses the master's IRQ2 edge (KVM pic_update_irq), so
+     * the cascade re-latches after every INTA while the slave still asks. */
+    if (unit_get_irq(&p->unit[1], false) >= 0) {
+        unit_set_irq(&p->unit[0], 2, 1);
+        unit_set_irq(&p->unit[0], 2, 0);
+    }
     bool out = unit_get_irq(&p->unit[0], true) >= 0;
     __atomic_store_n(&p->output, out, __ATOMIC_RELEASE);
 }

@@ -71,7 +71,7 @@ START_TEST(pic_extint_delivery)
     ck_assert_uint_eq(inb(0x21), 0);
     /* Edge IRQ 4 (GSI 4 default route also hits IOAPIC pin 4, masked). */
     ck_assert_int_eq(abi_irqchip_set_irq(chip, 4, 1), 1);
-    ck_assert_int_eq(abi_irqchip_set_irq(chip, 4, 1), 0); /* no new edge: coalesced */
+    ck_assert_int_eq(abi_irqchip_set_irq(chip, 4, 1), 1); /* no new edge: KVM's PIC still says 1 */
     abi_irqchip_set_irq(chip, 4, 0);
     /* The BSP's LINT0 is ExtINT: its pending vector is the PIC's. */
     ck_assert_int_eq(lapic_irq_pending(l0, NULL), 0x24);
@@ -206,8 +206,12 @@ START_TEST(msi_and_routing)
     struct kvm_msi msi = {.address_lo = 0xfee00000 | (1u << 12), .data = 0x4070};
     ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), 1);
     ck_assert(irr_has(l1, 0x70));
-    msi.address_lo = 0xfee00000 | (9u << 12); /* no such APIC */
-    ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), -1);
+    msi.address_lo = 0xfee00000 | (9u << 12); /* no such APIC: 0, as KVM's APIC map path */
+    ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), 0);
+    msi.address_lo = 0xfee00000 | (0xffu << 12); /* broadcast: slow path counts */
+    msi.data = 0x4072;
+    ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), 2);
+    ck_assert(irr_has(l0, 0x72) && irr_has(l1, 0x72));
     msi.flags = 4;
     ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), -EINVAL);
     msi.flags = 0;

@@ -422,6 +422,10 @@ static uint64_t read_fake_tsc(void *ctx)
 START_TEST(timer_tsc_deadline)
 {
     sw_enable(l1);
+    /* Without CPUID TSC_DEADLINE the mode field keeps only bit 17. */
+    mmio_wr(l1, APIC_REG_LVTT, APIC_TIMER_TSCDEADLINE | 0x53);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTT), 0x53u);
+    abi_lapic_set_tsc_deadline_cap(l1, true);
     abi_lapic_set_tsc_reader(l1, read_fake_tsc, NULL);
     fake_tsc = 1000000;
     /* Not in TSC-deadline mode: the MSR write is ignored and reads 0. */
