@@ -400,3 +400,19 @@ int msr_set_debugctl(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     v->k.debugctl = val;
     return MSR_RET_OK;
 }
+
+/* Intel MSRs whose feature softkvm never offers (nested VMX capability MSRs, MPX BNDCFGS,
+ * Intel PT RTIT_*): vmx_get/set_msr refuse them with 1, i.e. "known but refused" (INVAL),
+ * for the host as well, rather than "unknown". */
+int msr_get_refused(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)v; (void)i; (void)host;
+    *val = 0;
+    return MSR_RET_INVAL;
+}
+
+int msr_set_refused(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)v; (void)i; (void)val; (void)host;
+    return MSR_RET_INVAL;
+}

@@ -56,6 +56,10 @@ START_TEST(refused_access_reason_inval)
     /* ARCH_CAPABILITIES is read-only for the guest */
     ck_assert_int_eq(gwr(f, MSR_IA32_ARCH_CAPABILITIES, 0, &reason), EMU_MSR_EXIT);
     ck_assert_uint_eq(reason, KVM_MSR_EXIT_REASON_INVAL);
+    /* VMX capability MSRs without nested: known but refused (vmx_get_msr returns 1) */
+    ck_assert_int_eq(grd(f, MSR_IA32_VMX_BASIC, &val, &reason), EMU_MSR_EXIT);
+    ck_assert_uint_eq(reason, KVM_MSR_EXIT_REASON_INVAL);
+    ck_assert_int_ne(msr_vcpu_get(f->v, MSR_IA32_VMX_BASIC, &val), 0);
     /* UNKNOWN not in the mask -> #GP */
     ck_assert_int_eq(grd(f, 0x12345, &val, &reason), EMU_MSR_GP);
     fx_free(f);
