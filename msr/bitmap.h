@@ -80,10 +80,11 @@ static inline bool msr_bitmap_intercepted(const struct msr_vcpu *v, uint32_t ind
     return (v->vmx_bitmap[p.byte] >> p.bit) & 1;
 }
 
-/* Canonical for the current paging mode: 57 bits with CR4.LA57 (bit 12), else 48. */
-static inline bool msr_is_canonical(const struct cpu *cpu, uint64_t addr)
+/* Canonicality of MSR-held linear addresses is static: 57 bits if the CPU supports 5-level
+ * paging, else 48, whatever CR4.LA57 says (KVM is_noncanonical_msr_address, x86.h). */
+static inline bool msr_is_canonical(const struct msr_vcpu *v, uint64_t addr)
 {
-    unsigned bits = (cpu->cr4 & (1ull << 12)) ? 57 : 48;
+    unsigned bits = v->vm->la57 ? 57 : 48;
     return (uint64_t)((int64_t)(addr << (64 - bits)) >> (64 - bits)) == addr;
 }
 
@@ -143,12 +144,12 @@ static inline enum emu_msr_result msr_passthrough_write(struct msr_vcpu *v, stru
     case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KERNEL_GS_BASE:
     case MSR_LSTAR: case MSR_CSTAR:
         /* WRMSR #GP on a non-canonical address (SDM vol.2 WRMSR) */
-        if (!msr_is_canonical(cpu, value))
+        if (!msr_is_canonical(v, value))
             return EMU_MSR_GP;
         break;
     case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
         /* Intel checks canonicality; AMD keeps only bits 31:0 meaningful and does not fault */
-        if (v->vm->vendor == MSR_VENDOR_INTEL && !msr_is_canonical(cpu, value))
+        if (v->vm->vendor == MSR_VENDOR_INTEL && !msr_is_canonical(v, value))
             return EMU_MSR_GP;
         break;
     default:

@@ -381,8 +381,8 @@ int msr_set_zero_only(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     return val ? MSR_RET_INVAL : MSR_RET_OK;
 }
 
-/* ---- DEBUGCTL: no LBR virtualisation. VMX accepts BTF only (vmx_get_supported_debugctl
- * without LBR/bus-lock); SVM without lbrv drops writes and reads 0. ---- */
+/* ---- DEBUGCTL: no LBR virtualisation, no bus-lock detection. VMX (vmx_set_msr) drops BTF
+ * and LBR silently and refuses any other bit; SVM without lbrv drops writes, reads 0. ---- */
 int msr_get_debugctl(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)i; (void)host;
@@ -395,7 +395,8 @@ int msr_set_debugctl(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     (void)i; (void)host;
     if (v->vm->vendor == MSR_VENDOR_AMD)
         return MSR_RET_OK;
-    if (val & ~(1ull << 1)) /* BTF */
+    val &= ~((1ull << 0) | (1ull << 1)); /* LBR, BTF: unsupported but tolerated */
+    if (val)
         return MSR_RET_INVAL;
     v->k.debugctl = val;
     return MSR_RET_OK;

@@ -95,12 +95,12 @@ int msr_set_syscall(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KERNEL_GS_BASE:
     case MSR_LSTAR: case MSR_CSTAR:
         /* __kvm_set_msr: non-canonical -> fail, for host and guest alike */
-        if (!msr_is_canonical(v->cpu, val))
+        if (!msr_is_canonical(v, val))
             return MSR_RET_INVAL;
         break;
     case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
         /* KVM canonicalises instead of failing (AMD ignores the top half) */
-        val = sign_extend(val, 48);
+        val = sign_extend(val, v->vm->la57 ? 57 : 48);
         break;
     case MSR_IA32_SYSENTER_CS:
         val = (uint32_t)val; /* 32-bit VMCS field */

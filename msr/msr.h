@@ -60,6 +60,8 @@ struct msr_vm {
     pthread_mutex_t lock;                 /* serialises set_filter writers (KVM's kvm->lock) */
     _Atomic uint32_t user_space_msr_mask; /* KVM_MSR_EXIT_REASON_* (KVM_CAP_X86_USER_SPACE_MSR) */
     bool platform_info_readable;          /* KVM_CAP_MSR_PLATFORM_INFO, default true as in KVM */
+    bool la57;                            /* the virtual CPU supports 5-level paging: MSR
+                                             canonical checks use 57 bits (default 48) */
     /* guest memory (set by abi) */
     msr_guest_write_fn guest_write;
     msr_guest_read_fn guest_read;

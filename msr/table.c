@@ -81,7 +81,7 @@ const struct msr_entry msr_table[] = {
     {MSR_IA32_XFD, MSR_IA32_XFD_ERR, "IA32_XFD/XFD_ERR", B, 0, GATE_XFD, msr_get_xfd,
      msr_set_xfd, "no dynamic XSAVE features: only 0"},
     {MSR_IA32_DEBUGCTLMSR, MSR_IA32_DEBUGCTLMSR, "IA32_DEBUGCTL", B, S, GATE_NONE,
-     msr_get_debugctl, msr_set_debugctl, "VMX: BTF only; SVM (no lbrv): reads 0, writes dropped"},
+     msr_get_debugctl, msr_set_debugctl, "VMX: LBR/BTF dropped, other bits refused; SVM (no lbrv): reads 0, writes dropped"},
     {MSR_IA32_LASTBRANCHFROMIP, MSR_IA32_LASTINTTOIP, "LBR from/to", B, S, GATE_NONE,
      msr_get_fixed, NULL, "reads 0 (no LBR virtualisation)"},
     {MSR_IA32_POWER_CTL, MSR_IA32_POWER_CTL, "IA32_POWER_CTL", B, S, GATE_NONE,

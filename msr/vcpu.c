@@ -138,10 +138,10 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
     struct msr_guest_features *f = &v->feat;
     memset(f, 0, sizeof(*f));
     const struct kvm_cpuid_entry2 *l0 = find_leaf(v, 0, 0);
-    /* GenuineIntel / CentaurHauls / "  Shanghai  " count as Intel-compatible */
-    f->intel = l0 && ((l0->ebx == 0x756e6547 && l0->edx == 0x49656e69 && l0->ecx == 0x6c65746e) ||
-                      (l0->ebx == 0x746e6543) || (l0->ebx == 0x68532020));
-    f->amd = l0 && ((l0->ebx == 0x68747541) || (l0->ebx == 0x6f677948)); /* Auth / Hygo */
+    /* KVM: AMD-compatible = AuthenticAMD or HygonGenuine; "Intel-compatible" is everything
+     * else, including a vCPU with no CPUID at all (cpuid.h guest_cpuid_is_intel_compatible) */
+    f->amd = l0 && ((l0->ebx == 0x68747541) || (l0->ebx == 0x6f677948));
+    f->intel = !f->amd;
     f->sse3 = bit(v, 1, 0, ECX, 0);
     f->vmx = bit(v, 1, 0, ECX, 5);
     f->smx = bit(v, 1, 0, ECX, 6);

@@ -87,9 +87,13 @@ START_TEST(svm_default_passthrough)
     ck_assert(!svm_bit(f, MSR_AMD64_SEV_ES_GHCB, false));
     ck_assert(svm_bit(f, MSR_IA32_TSC, false));         /* SVM: TSC not in the list */
     ck_assert(svm_bit(f, MSR_EFER, false));             /* SEV-ES only */
-    /* SYSENTER_EIP/ESP pass through only for non-Intel guests */
+    /* SYSENTER_EIP/ESP pass through only for AMD-compatible guests; no CPUID counts as Intel */
+    ck_assert(svm_bit(f, MSR_IA32_SYSENTER_EIP, false));
+    struct kvm_cpuid_entry2 e = {.function = 0, .ebx = 0x68747541, .edx = 0x69746e65, .ecx = 0x444d4163};
+    set_cpuid1(f, &e, 1);
     ck_assert(!svm_bit(f, MSR_IA32_SYSENTER_EIP, false));
-    struct kvm_cpuid_entry2 e = {.function = 0, .ebx = 0x756e6547, .edx = 0x49656e69, .ecx = 0x6c65746e};
+    ck_assert(!svm_bit(f, MSR_IA32_SYSENTER_ESP, true));
+    e.ebx = 0x756e6547; /* GenuineIntel */
     set_cpuid1(f, &e, 1);
     ck_assert(svm_bit(f, MSR_IA32_SYSENTER_EIP, false));
     ck_assert(svm_bit(f, MSR_IA32_SYSENTER_ESP, true));
@@ -189,7 +193,9 @@ START_TEST(passthrough_write_checks)
     ck_assert_int_eq(hw_wr(f, MSR_FS_BASE, 0xffff800000000000ull, &reason), EMU_MSR_OK);
     ck_assert_uint_eq(f->cpu.seg[EMU_FS].base, 0xffff800000000000ull);
     ck_assert_int_eq(hw_wr(f, MSR_IA32_SYSENTER_EIP, 0x0000800000000000ull, &reason), EMU_MSR_GP);
-    f->cpu.cr4 |= 1ull << 12; /* LA57: 57-bit canonical */
+    f->cpu.cr4 |= 1ull << 12; /* CR4.LA57 does not matter: the check is static */
+    ck_assert_int_eq(hw_wr(f, MSR_GS_BASE, 0x0080000000000000ull - 1, &reason), EMU_MSR_GP);
+    f->vm.la57 = true;        /* a CPU with 5-level paging: 57-bit canonical */
     ck_assert_int_eq(hw_wr(f, MSR_GS_BASE, 0x0080000000000000ull - 1, &reason), EMU_MSR_OK);
     fx_free(f);
 }

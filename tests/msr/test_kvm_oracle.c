@@ -3,6 +3,7 @@
  * msr/, and the outcomes (errno / success) must agree. Skips itself when /dev/kvm cannot be
  * opened (set SOFTKVM_NO_ORACLE=1 to skip explicitly). Values are not compared where they
  * depend on the host CPU; only the ABI behaviour is. */
+#include <cpuid.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -24,6 +25,9 @@ static bool oracle_up(void)
         vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
     return vm_fd >= 0 && ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0;
 }
+
+static int nop_read(void *c, uint32_t i, uint64_t *v) { (void)c; (void)i; *v = 0; return 0; }
+static int nop_write(void *c, uint32_t i, uint64_t v) { (void)c; (void)i; (void)v; return 0; }
 
 static int real_set_filter(const struct kvm_msr_filter *f)
 {
@@ -140,6 +144,126 @@ START_TEST(feature_msr_reads_like_real_kvm)
 }
 END_TEST
 
+/* Host-initiated KVM_SET_MSRS / KVM_GET_MSRS on a fresh vCPU (no KVM_SET_CPUID2): success
+ * or failure must agree for each (MSR, value). */
+struct host_case {
+    uint32_t index;
+    uint64_t value;
+};
+
+/* Cases where this machine's /dev/kvm (PVM-based, Linux 6.18: its own get/set_msr instead of
+ * vmx.c) is known to differ from Linux 6.12 VMX, which softkvm's Intel flavour mirrors.
+ * They are printed, not asserted. Each was checked against the 6.12 source:
+ *  - FEATURE_CONTROL host writes: vmx.c accepts LOCKED/VMX/SGX/LMCE bits;
+ *  - PAT types 2/3 and reserved bits: kvm_pat_valid() refuses them;
+ *  - XSS = 0: accepted (supported_xss check only);
+ *  - SMBASE: readable/writable by the host with CONFIG_KVM_SMM;
+ *  - FS_BASE/LSTAR: non-canonical (48-bit CPU) refused for the host too;
+ *  - DEBUGCTL bit 5: refused (vmx_get_supported_debugctl). */
+static bool pvm_divergence(const struct host_case *c)
+{
+    switch (c->index) {
+    case MSR_IA32_FEAT_CTL: return c->value != 0 && c->value != 8 && c->value != (1ull << 19);
+    case MSR_IA32_CR_PAT: return c->value == 2 || c->value == 8;
+    case MSR_IA32_XSS: return c->value == 0;
+    case MSR_IA32_SMBASE: return true;
+    case MSR_FS_BASE: case MSR_LSTAR: return true;
+    case MSR_IA32_DEBUGCTLMSR: return c->value != 0;
+    default: return false;
+    }
+}
+
+static const struct host_case host_cases[] = {
+    {MSR_IA32_FEAT_CTL, 0}, {MSR_IA32_FEAT_CTL, 1}, {MSR_IA32_FEAT_CTL, 4}, {MSR_IA32_FEAT_CTL, 8},
+    {MSR_IA32_FEAT_CTL, 1ull << 19}, {MSR_IA32_FEAT_CTL, 0x160007},
+    {MSR_PLATFORM_INFO, 0}, {MSR_PLATFORM_INFO, 0xff00},
+    {MSR_IA32_MISC_ENABLE, 0}, {MSR_IA32_MISC_ENABLE, 0x1880},
+    {MSR_IA32_CR_PAT, 0x0007040600070406ull}, {MSR_IA32_CR_PAT, 2}, {MSR_IA32_CR_PAT, 8},
+    {MSR_MTRRdefType, 0xc06}, {MSR_MTRRdefType, 0x2}, {MSR_MTRRdefType, 0x100},
+    {0x200, 0x80000006}, {0x200, 0x80000106}, {0x201, 0x800}, {0x201, 0x801},
+    {MSR_EFER, 0}, {MSR_EFER, 1ull << 1}, {MSR_EFER, 1ull << 9}, {MSR_EFER, 0x501},
+    {MSR_IA32_XSS, 0}, {MSR_IA32_XSS, 1}, {MSR_IA32_XSS, 1ull << 8},
+    {0x12345, 0}, {0x12345, 1}, {0x474f4f00, 0},
+    {MSR_TSC_AUX, 1}, {MSR_TSC_AUX, 1ull << 40},
+    {MSR_IA32_MCG_CTL, 0}, {MSR_IA32_MCG_CTL, ~0ull}, {MSR_IA32_MCG_STATUS, 5},
+    {MSR_IA32_MC0_CTL, ~0ull}, {MSR_IA32_MC0_CTL, 0x10}, {MSR_IA32_MC0_CTL + 1, 3},
+    {MSR_IA32_MC0_CTL2, 0}, {MSR_IA32_MC0_CTL2, 1},
+    {MSR_IA32_ARCH_CAPABILITIES, 0}, {MSR_IA32_PERF_CAPABILITIES, 0},
+    {MSR_IA32_TSC_ADJUST, 5}, {MSR_IA32_SMBASE, 0x30000}, {MSR_SMI_COUNT, 3},
+    {MSR_KVM_POLL_CONTROL, 1}, {MSR_KVM_POLL_CONTROL, 2}, {MSR_KVM_STEAL_TIME, 0},
+    {MSR_KVM_STEAL_TIME, 0x1002}, {MSR_KVM_PV_EOI_EN, 0}, {MSR_KVM_PV_EOI_EN, 2},
+    {MSR_KVM_ASYNC_PF_EN, 0x10},
+    {MSR_IA32_APICBASE, 0xfee00900}, {MSR_IA32_APICBASE, 0xfee00901},
+    {MSR_IA32_APICBASE, 0xfee00500},
+    {MSR_FS_BASE, 0x0000800000000000ull}, {MSR_KERNEL_GS_BASE, 0xffff800000000000ull},
+    {MSR_LSTAR, 0x0001000000000000ull}, {MSR_IA32_SYSENTER_EIP, 0x0000800000000000ull},
+    {MSR_IA32_UCODE_REV, 0x100000000ull}, {MSR_IA32_POWER_CTL, 7},
+    {MSR_IA32_VMX_BASIC, 0}, {MSR_IA32_BNDCFGS, 0}, {MSR_IA32_DEBUGCTLMSR, 0},
+    {MSR_IA32_DEBUGCTLMSR, 1ull << 5},
+};
+
+static int real_set(int vcpu_fd, uint32_t index, uint64_t value)
+{
+    struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {.h.nmsrs = 1, .e.index = index, .e.data = value};
+    return ioctl(vcpu_fd, KVM_SET_MSRS, &m);
+}
+
+static int real_get(int vcpu_fd, uint32_t index, uint64_t *value)
+{
+    struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {.h.nmsrs = 1, .e.index = index};
+    int r = ioctl(vcpu_fd, KVM_GET_MSRS, &m);
+    *value = m.e.data;
+    return r;
+}
+
+START_TEST(host_msr_rules_match_real_kvm)
+{
+    if (!oracle_up())
+        return;
+    unsigned a, b, c, d;
+    __get_cpuid(0, &a, &b, &c, &d);
+    if (b != 0x756e6547) { /* the cases mirror the Intel/VMX flavour */
+        fprintf(stderr, "test_kvm_oracle: host is not Intel, host-MSR comparison skipped\n");
+        return;
+    }
+    int vm2 = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+    ck_assert_int_ge(vm2, 0);
+    ck_assert_int_eq(ioctl(vm2, KVM_CREATE_IRQCHIP, 0), 0);
+    int vcpu_fd = ioctl(vm2, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(vcpu_fd, 0);
+    struct fx *f = fx_new(MSR_VENDOR_INTEL);
+    f->v->apic.read = nop_read;
+    f->v->apic.write = nop_write;
+    unsigned agree = 0, diverge = 0, n = sizeof(host_cases) / sizeof(host_cases[0]);
+    for (unsigned i = 0; i < n; i++) {
+        const struct host_case *c = &host_cases[i];
+        int real = real_set(vcpu_fd, c->index, c->value);
+        int ours = msr_vcpu_set(f->v, c->index, c->value) == 0 ? 1 : 0;
+        uint64_t rv, ov;
+        int realg = real_get(vcpu_fd, c->index, &rv);
+        int oursg = msr_vcpu_get(f->v, c->index, &ov) == 0 ? 1 : 0;
+        bool same = real == ours && realg == oursg;
+        if (pvm_divergence(c)) {
+            diverge++;
+            fprintf(stderr, "  (host-KVM divergence, not asserted) MSR %#x = %#llx: real set %d, softkvm set %d\n",
+                    c->index, (unsigned long long)c->value, real, ours);
+            continue;
+        }
+        if (same)
+            agree++;
+        else
+            fprintf(stderr, "host case %u: MSR %#x = %#llx: real set %d get %d, softkvm set %d get %d\n",
+                    i, c->index, (unsigned long long)c->value, real, realg, ours, oursg);
+    }
+    fprintf(stderr, "test_kvm_oracle: host MSR rules agree on %u/%u cases (%u known divergences)\n",
+            agree, n - diverge, diverge);
+    ck_assert_uint_eq(agree, n - diverge);
+    fx_free(f);
+    close(vcpu_fd);
+    close(vm2);
+}
+END_TEST
+
 int main(void)
 {
     memset(bm, 0xff, sizeof(bm));
@@ -149,6 +273,7 @@ int main(void)
     tcase_add_test(tc, user_space_msr_mask_matches_real_kvm);
     tcase_add_test(tc, index_lists_e2big_like_real_kvm);
     tcase_add_test(tc, feature_msr_reads_like_real_kvm);
+    tcase_add_test(tc, host_msr_rules_match_real_kvm);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -205,7 +205,10 @@ START_TEST(tsc_aux_gate_and_bits)
                                     leaf(0, 0, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69)};
     set_cpuid1(f, e, 2);
     ck_assert_int_eq(gwr(f, MSR_TSC_AUX, 1ull << 32, &reason), EMU_MSR_GP); /* Intel: reserved */
-    set_cpuid1(f, e, 1); /* not Intel: truncated */
+    set_cpuid1(f, e, 1); /* no vendor leaf: still "Intel-compatible" in KVM */
+    ck_assert_int_eq(gwr(f, MSR_TSC_AUX, 1ull << 32, &reason), EMU_MSR_GP);
+    e[1].ebx = 0x68747541; /* AuthenticAMD: bits 63:32 dropped */
+    set_cpuid1(f, e, 2);
     ck_assert_int_eq(gwr(f, MSR_TSC_AUX, (1ull << 32) | 9, &reason), EMU_MSR_OK);
     ck_assert_uint_eq(f->cpu.tsc_aux, 9);
     fx_free(f);
