@@ -94,9 +94,11 @@ void abi_lapic_reset(struct abi_lapic *l, bool init_event);
  * CPUID.1:ECX.x2APIC and MAXPHYADDR (APIC_BASE reserved bits). Defaults: true, 46. */
 void abi_lapic_set_cpu_caps(struct abi_lapic *l, bool x2apic, unsigned maxphyaddr);
 
-/* CPUID.1:ECX.TSC_DEADLINE (bit 24), from KVM_SET_CPUID2. Without it the LVT
- * timer mode field only holds one-shot/periodic (KVM's timer_mode_mask), so
- * TSC-deadline mode cannot be selected. Default false, as KVM before SET_CPUID2. */
+/* abi/ must call this on every KVM_SET_CPUID2 with CPUID.1:ECX.TSC_DEADLINE
+ * (bit 24). It sets which LVT timer modes exist (KVM's timer_mode_mask):
+ * periodic always, TSC-deadline only if supported. Before the first call no
+ * mode bit sticks (KVM's mask is 0 until CPUID is set), so the timer is
+ * one-shot only. */
 void abi_lapic_set_tsc_deadline_cap(struct abi_lapic *l, bool supported);
 
 /* Guest TSC reader used by TSC-deadline mode. Default: host CLOCK_MONOTONIC

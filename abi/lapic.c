@@ -478,7 +478,7 @@ struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v,
     l->cpuid_x2apic = true;
     l->maxphyaddr = 46;
     l->nr_lvt = 6;
-    l->timer_mode_mask = APIC_TIMER_PERIODIC;
+    l->timer_mode_mask = 0; /* KVM: no timer mode bits until KVM_SET_CPUID2 */
     pthread_mutex_init(&l->timer_lock, NULL);
 
     pthread_mutex_lock(&chip->lapics_lock);

@@ -52,6 +52,12 @@ static inline void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
+/* What abi/ does at KVM_SET_CPUID2 for a CPU model with TSC-deadline. */
+static inline void set_cpuid_caps(struct abi_lapic *l)
+{
+    abi_lapic_set_tsc_deadline_cap(l, true);
+}
+
 /* Software-enable a LAPIC with SVR vector 0xff. */
 static inline void sw_enable(struct abi_lapic *l)
 {

@@ -20,6 +20,8 @@ static void setup(void)
     l1 = abi_lapic_create(chip, NULL, 1, false);
     l2 = abi_lapic_create(chip, NULL, 2, false);
     ck_assert(l0 && l1 && l2);
+    set_cpuid_caps(l0);
+    set_cpuid_caps(l2); /* l1 stays "before SET_CPUID2" until a test sets it */
 }
 
 static void teardown(void)
@@ -56,6 +58,7 @@ END_TEST
 
 START_TEST(mmio_register_masks)
 {
+    set_cpuid_caps(l1);
     mmio_wr(l1, APIC_REG_ID, 0x12345678);
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_ID), 0x12000000u);
     mmio_wr(l1, APIC_REG_LDR, 0xabcdef01);
@@ -422,9 +425,14 @@ static uint64_t read_fake_tsc(void *ctx)
 START_TEST(timer_tsc_deadline)
 {
     sw_enable(l1);
-    /* Without CPUID TSC_DEADLINE the mode field keeps only bit 17. */
-    mmio_wr(l1, APIC_REG_LVTT, APIC_TIMER_TSCDEADLINE | 0x53);
+    /* Before KVM_SET_CPUID2 no mode bit sticks; without CPUID TSC_DEADLINE
+     * only periodic does. */
+    mmio_wr(l1, APIC_REG_LVTT, APIC_TIMER_PERIODIC | 0x53);
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTT), 0x53u);
+    abi_lapic_set_tsc_deadline_cap(l1, false);
+    mmio_wr(l1, APIC_REG_LVTT, APIC_TIMER_TSCDEADLINE | APIC_TIMER_PERIODIC | 0x53);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTT), APIC_TIMER_PERIODIC | 0x53u);
+    mmio_wr(l1, APIC_REG_LVTT, 0x53);
     abi_lapic_set_tsc_deadline_cap(l1, true);
     abi_lapic_set_tsc_reader(l1, read_fake_tsc, NULL);
     fake_tsc = 1000000;
