@@ -24,7 +24,6 @@
 #define ABI_SOFT_MAX_VCPUS 1024
 #define ABI_USER_MEM_SLOTS 32764 /* KVM_USER_MEM_SLOTS on x86 */
 #define ABI_MAX_CPUID_ENTRIES 256 /* KVM_MAX_CPUID_ENTRIES */
-#define ABI_TSC_KHZ 2000000u   /* the virtual TSC runs at 2 GHz */
 #define ABI_PAGE_SIZE 4096u
 
 enum abi_kind { ABI_SYSTEM = 1, ABI_VM, ABI_VCPU };
@@ -56,6 +55,9 @@ struct abi_vm {
     struct abi_system *sys;
     pthread_mutex_t lock;      /* slots, vcpus[], VM-wide settings */
     struct emu_physmem mem;    /* what emu sees; rebuilt from slots on every change */
+    /* emu reads `mem` without locks, so vCPUs hold mem_lock (read) around emu_run and
+     * a memslot change takes it for writing after kicking them out (KVM: SRCU) */
+    pthread_rwlock_t mem_lock;
     struct abi_memslot *slots; /* indexed by KVM slot id (as_id 0) */
     unsigned slot_hi;          /* 1 + highest used slot id (bounds the scans) */
     struct abi_vcpu *vcpus[ABI_MAX_VCPUS];
@@ -151,6 +153,8 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
 long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg);
 void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len);
 void abi_vm_free_slots(struct abi_vm *vm);
+void abi_vm_mem_write_lock(struct abi_vm *vm);
+void abi_vm_mem_write_unlock(struct abi_vm *vm);
 
 /* stats.c: KVM_GET_STATS_FD for the VM (vcpu == NULL) or a vCPU */
 long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);

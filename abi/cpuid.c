@@ -21,8 +21,8 @@
      B(13) | B(14) | B(15) | B(16) | B(17) | B(19) | B(23) | B(24) | B(25) | B(26))
 /* CPUID.1:ECX: SSE3 SSSE3 CX16 SSE4.1 SSE4.2 x2APIC POPCNT TSC-deadline XSAVE HYPERVISOR */
 #define LEAF1_ECX (B(0) | B(9) | B(13) | B(19) | B(20) | B(21) | B(23) | B(24) | B(26) | B(31))
-/* CPUID.7.0:EBX: FSGSBASE ERMS */
-#define LEAF7_EBX (B(0) | B(9))
+/* CPUID.7.0:EBX: FSGSBASE TSC_ADJUST ERMS */
+#define LEAF7_EBX (B(0) | B(1) | B(9))
 /* CPUID.80000001:EDX: SYSCALL NX PDPE1GB LM; ECX: LAHF/SAHF */
 #define EXT1_EDX (B(11) | B(20) | B(26) | B(29))
 #define EXT1_ECX (B(0))

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "abi/abi_internal.h"
 
@@ -21,6 +22,32 @@ static int cmp_slot_gpa(const void *a, const void *b)
     const struct abi_memslot *x = *(struct abi_memslot *const *)a;
     const struct abi_memslot *y = *(struct abi_memslot *const *)b;
     return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/* Stop every vCPU at an instruction boundary and keep them out of emu_run while
+ * vm->mem changes. emu_request_stop is re-issued until the write lock is ours, since
+ * a vCPU may enter emu_run after a request was consumed. Caller holds vm->lock. */
+void abi_vm_mem_write_lock(struct abi_vm *vm)
+{
+    for (;;) {
+        for (unsigned i = 0; i < vm->nvcpus; i++)
+            if (atomic_load(&vm->vcpus[i]->in_run))
+                emu_request_stop(vm->vcpus[i]->emu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_rwlock_timedwrlock(&vm->mem_lock, &ts) == 0)
+            return;
+    }
+}
+
+void abi_vm_mem_write_unlock(struct abi_vm *vm)
+{
+    pthread_rwlock_unlock(&vm->mem_lock);
 }
 
 /* Rebuild emu's view from the KVM slots (caller holds vm->lock). */
@@ -71,11 +98,13 @@ static int rebuild_physmem(struct abi_vm *vm)
                                       .dirty_bitmap = s->dirty};
     }
     free(sorted);
+    abi_vm_mem_write_lock(vm);
     memcpy(vm->mem.slots, tmp, ne * sizeof tmp[0]);
     if (ne < vm->mem.nslots)
         memset(&vm->mem.slots[ne], 0, (vm->mem.nslots - ne) * sizeof tmp[0]);
     vm->mem.nslots = ne;
     __atomic_add_fetch(&vm->mem.generation, 1, __ATOMIC_RELEASE);
+    abi_vm_mem_write_unlock(vm);
     return 0;
 }
 

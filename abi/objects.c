@@ -124,6 +124,7 @@ static void vm_free(struct abi_vm *vm)
         abi_irqchip_destroy(vm->irqchip_state);
     msr_vm_destroy(&vm->msr);
     pthread_mutex_destroy(&vm->lock);
+    pthread_rwlock_destroy(&vm->mem_lock);
     struct abi_system *s = vm->sys;
     free(vm);
     abi_obj_put(&s->obj);

@@ -91,6 +91,12 @@ static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned 
     atomic_init(&vm->obj.refs, 1);
     vm->obj.memfd = fd;
     pthread_mutex_init(&vm->lock, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    /* a pending memslot update must not be starved by vCPUs re-entering emu_run */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&vm->mem_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     atomic_fetch_add(&s->obj.refs, 1);
     vm->sys = s;
     int r = abi_msr_vm_init(vm);

@@ -94,7 +94,7 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
         r = set_signal_mask(v, arg);
         break;
     case KVM_GET_TSC_KHZ:
-        r = ABI_TSC_KHZ;
+        r = EMU_TSC_KHZ;
         break;
     case KVM_GET_STATS_FD:
         r = abi_stats_fd(v->vm, v);

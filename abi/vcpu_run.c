@@ -8,6 +8,8 @@
  * then run. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "abi/abi_internal.h"
@@ -257,6 +259,11 @@ static int handle_exit(struct abi_vcpu *v)
         v->stat_msr_exits++;
         return 0;
     case EMU_EXIT_INTERNAL:
+        if (getenv("SOFTKVM_DEBUG")) /* diagnostics for developers; off by default */
+            fprintf(stderr, "softkvm: internal error %u at rip %#llx, %u bytes %02x %02x %02x %02x\n",
+                    x->internal.suberror, (unsigned long long)emu_cpu(v->emu)->rip,
+                    x->internal.insn_len, x->internal.insn_bytes[0], x->internal.insn_bytes[1],
+                    x->internal.insn_bytes[2], x->internal.insn_bytes[3]);
         run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
         memset(&run->internal, 0, sizeof run->internal);
         run->emulation_failure.suberror = x->internal.suberror;
@@ -278,7 +285,8 @@ static int handle_exit(struct abi_vcpu *v)
         run->debug.arch.dr7 = x->debug.dr7;
         return 0;
     case EMU_EXIT_INTERRUPTED:
-        return -EINTR;
+        /* a signal, or a memslot update that paused us (then just go on) */
+        return atomic_load(&v->signalled) ? -EINTR : 1;
     case EMU_EXIT_HYPERCALL:
         handle_hypercall(v);
         return 1;
@@ -328,7 +336,9 @@ long abi_vcpu_run(struct abi_vcpu *v)
             break;
         }
         memset(&v->exit, 0, offsetof(struct emu_exit, io));
+        pthread_rwlock_rdlock(&v->vm->mem_lock);
         emu_run(v->emu, &v->exit);
+        pthread_rwlock_unlock(&v->vm->mem_lock);
         h = handle_exit(v);
     }
     atomic_store(&v->in_run, false);

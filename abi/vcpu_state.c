@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "abi/abi_internal.h"
+#include "emu/xsave.h"
 
 #define CR0_PE (1ull << 0)
 #define CR0_NW (1ull << 29)
@@ -20,8 +21,6 @@
 #define APIC_BASE_BSP (1ull << 8)
 #define APIC_BASE_X2APIC (1ull << 10)
 #define APIC_BASE_ENABLE (1ull << 11)
-#define XFEATURE_FPSSE 0x3ull
-#define MXCSR_DEFAULT_MASK 0xffffu
 
 /* ---------------- helpers ---------------- */
 
@@ -72,7 +71,6 @@ static int put(unsigned long arg, const void *src, size_t n)
 /* Called at vCPU creation: KVM's vcpu reset (kvm_vcpu_reset, SDM vol.3 9.1.1). */
 void abi_vcpu_init_state(struct abi_vcpu *v)
 {
-    emu_reset(v->emu);
     struct cpu *c = emu_cpu(v->emu);
     c->apic_base = ABI_APIC_DEFAULT_BASE | APIC_BASE_ENABLE |
                    (v->id == v->vm->boot_cpu_id ? APIC_BASE_BSP : 0);
@@ -190,7 +188,13 @@ static bool sregs_valid(struct abi_vcpu *v, const struct kvm_sregs2 *s)
     } else if ((s->efer & EFER_LMA) || s->cs.l) {
         return false;
     }
-    if (s->cr4 & abi_cr4_reserved_bits(v->cpuid, v->ncpuid))
+    /* KVM: CR4 bits KVM itself cannot virtualize are always reserved; bits the guest's
+     * CPUID lacks only once KVM_SET_CPUID2 was done (cr4_guest_rsvd_bits starts at 0) */
+    struct kvm_cpuid_entry2 model[64];
+    unsigned nmodel = abi_supported_cpuid(v->vm->sys->vendor, model, 64);
+    if (s->cr4 & abi_cr4_reserved_bits(model, nmodel))
+        return false;
+    if (v->ncpuid && (s->cr4 & abi_cr4_reserved_bits(v->cpuid, v->ncpuid)))
         return false;
     if (s->cr0 >> 32)
         return false;
@@ -336,68 +340,17 @@ static long set_fpu(struct abi_vcpu *v, const struct kvm_fpu *f)
     return 0;
 }
 
-/* Standard (non-compacted) XSAVE layout, SDM vol.1 13.4: legacy region then header. */
+/* KVM_GET/SET_XSAVE: the region format (standard XSAVE layout, 4096 bytes) is
+ * converted by emu (emu/xsave.h), masked with the XCR0 bits we offer. */
 static void xsave_fill(struct abi_vcpu *v, uint8_t *x)
 {
-    const struct cpu *c = emu_cpu(v->emu);
-    const struct emu_fpu *e = &c->fpu;
     memset(x, 0, sizeof(struct kvm_xsave));
-    memcpy(x + 0, &e->fcw, 2);
-    memcpy(x + 2, &e->fsw, 2);
-    x[4] = e->ftw;
-    memcpy(x + 6, &e->fop, 2);
-    memcpy(x + 8, &e->fip, 8);
-    memcpy(x + 16, &e->fdp, 8);
-    memcpy(x + 24, &e->mxcsr, 4);
-    uint32_t mask = e->mxcsr_mask ? e->mxcsr_mask : MXCSR_DEFAULT_MASK;
-    memcpy(x + 28, &mask, 4);
-    memcpy(x + 32, e->st, sizeof e->st);
-    memcpy(x + 160, e->xmm, sizeof e->xmm);
-    uint64_t xstate_bv = XFEATURE_FPSSE;
-    memcpy(x + 512, &xstate_bv, 8);
+    emu_xsave_to_kvm(emu_cpu(v->emu), x, abi_supported_xcr0());
 }
 
 static long set_xsave(struct abi_vcpu *v, const uint8_t *x)
 {
-    uint64_t xstate_bv, xcomp_bv;
-    uint32_t mxcsr;
-    memcpy(&xstate_bv, x + 512, 8);
-    memcpy(&xcomp_bv, x + 520, 8);
-    memcpy(&mxcsr, x + 24, 4);
-    /* validate_user_xstate_header(): unsupported features, compacted format and
-     * nonzero reserved header bytes are -EINVAL; so are reserved MXCSR bits */
-    if (xstate_bv & ~abi_supported_xcr0())
-        return -EINVAL;
-    if (xcomp_bv)
-        return -EINVAL;
-    for (int i = 528; i < 576; i++)
-        if (x[i])
-            return -EINVAL;
-    if (mxcsr & ~MXCSR_DEFAULT_MASK)
-        return -EINVAL;
-    struct emu_fpu *e = &emu_cpu(v->emu)->fpu;
-    if (xstate_bv & 1) {
-        memcpy(&e->fcw, x + 0, 2);
-        memcpy(&e->fsw, x + 2, 2);
-        e->ftw = x[4];
-        memcpy(&e->fop, x + 6, 2);
-        memcpy(&e->fip, x + 8, 8);
-        memcpy(&e->fdp, x + 16, 8);
-        memcpy(e->st, x + 32, sizeof e->st);
-    } else { /* x87 init state (SDM vol.1 13.6) */
-        e->fcw = 0x37f;
-        e->fsw = 0;
-        e->ftw = 0;
-        e->fop = 0;
-        e->fip = e->fdp = 0;
-        memset(e->st, 0, sizeof e->st);
-    }
-    e->mxcsr = mxcsr; /* MXCSR is restored when x87 or SSE state is (SDM 13.8.1) */
-    if (xstate_bv & 2)
-        memcpy(e->xmm, x + 160, sizeof e->xmm);
-    else
-        memset(e->xmm, 0, sizeof e->xmm);
-    return 0;
+    return emu_xsave_from_kvm(emu_cpu(v->emu), x, abi_supported_xcr0());
 }
 
 static long get_xcrs(struct abi_vcpu *v, struct kvm_xcrs *x)

@@ -20,6 +20,18 @@ static uint64_t now_ns(clockid_t c)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The TSC counter without the offset, and the guest TSC (with it). */
+static uint64_t tsc_counter(void *ctx)
+{
+    struct emu_vcpu *e = ctx;
+    return emu_read_tsc(e) - emu_cpu(e)->tsc_offset;
+}
+
+static uint64_t guest_tsc(void *ctx)
+{
+    return emu_read_tsc(ctx);
+}
+
 static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned long id)
 {
     if (id >= ABI_MAX_VCPU_ID)
@@ -66,11 +78,15 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
     }
     struct cpu *cpu = emu_cpu(v->emu);
     cpu->owner = v;
+    emu_reset(v->emu); /* before msr/ sets its reset values and the TSC offset */
     v->msr = msr_vcpu_create(&vm->msr, cpu);
     if (!v->msr) {
         r = -ENOMEM;
         goto fail_fd;
     }
+    /* one clock for RDTSC (emu), TSC MSRs (msr/) and TSC-deadline (LAPIC); the guest
+     * TSC starts at 0 (KVM: kvm_synchronize_tsc at vCPU creation) */
+    msr_vcpu_set_tsc_source(v->msr, tsc_counter, v->emu, EMU_TSC_KHZ);
     v->msr_ops = msr_emu_ops;
     v->msr_ops.ctx = v->msr;
     emu_set_msr_ops(v->emu, &v->msr_ops);
@@ -80,6 +96,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
             r = -ENOMEM;
             goto fail_fd;
         }
+        abi_lapic_set_tsc_reader(v->lapic, guest_tsc, v->emu);
     }
     abi_vcpu_init_state(v);
     r = abi_obj_install(p, &v->obj, fd);
@@ -176,7 +193,7 @@ static long vm_create_irqchip(struct abi_vm *vm)
     else if (!(vm->irqchip_state = abi_irqchip_create()))
         r = -ENOMEM;
     else
-        abi_irqchip_set_tsc_khz(vm->irqchip_state, ABI_TSC_KHZ);
+        abi_irqchip_set_tsc_khz(vm->irqchip_state, EMU_TSC_KHZ);
     pthread_mutex_unlock(&vm->lock);
     return r;
 }
@@ -326,7 +343,7 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
     case KVM_GET_CLOCK:
         return vm_clock(vm, arg, false);
     case KVM_GET_TSC_KHZ:
-        return ABI_TSC_KHZ;
+        return EMU_TSC_KHZ;
     case KVM_SET_NR_MMU_PAGES:
         return arg < 64 /* KVM_MIN_ALLOC_MMU_PAGES */ ? -EINVAL : 0;
     case KVM_GET_NR_MMU_PAGES:
