@@ -5,6 +5,7 @@
  * immediates. The decode table (decoder/opcodes.tbl) lists candidate
  * encodings per opcode byte, most specific first; the first whose constraints
  * hold wins. No allocation, no string work. */
+#include <stddef.h>
 #include <string.h>
 
 #include "decoder/decoder.h"
@@ -21,7 +22,7 @@ struct dstate {
     uint8_t has66, has67, lastrep; /* lastrep: 0, 0xF2 or 0xF3 */
     uint8_t mp;                    /* mandatory prefix code: 1 none 2 66 3 F3 4 F2 */
     uint8_t rex_w, rex_r, rex_x, rex_b;
-    uint8_t vex, vex_l;
+    uint8_t vex, vex_l, evex_b;
     uint8_t mod, regf, rmf;
 };
 
@@ -40,13 +41,20 @@ static int need(struct dstate *s, unsigned n)
     return 1;
 }
 
-static uint64_t read_le(struct dstate *s, unsigned n)
+static inline uint64_t read_le(struct dstate *s, unsigned n)
 {
     uint64_t v = 0;
     if (!need(s, n))
         return 0;
-    for (unsigned k = 0; k < n; k++)
-        v |= (uint64_t)s->b[s->i + k] << (8 * k);
+    if (s->i + 8 <= s->len) {
+        /* one unaligned load, then keep n bytes (x86 hosts are little-endian) */
+        memcpy(&v, s->b + s->i, 8);
+        if (n < 8)
+            v &= (1ull << (8 * n)) - 1;
+    } else {
+        for (unsigned k = 0; k < n; k++)
+            v |= (uint64_t)s->b[s->i + k] << (8 * k);
+    }
     s->i += n;
     return v;
 }
@@ -59,8 +67,13 @@ static int64_t sext(uint64_t v, unsigned bytes)
     return (int64_t)(v << sh) >> sh;
 }
 
-static unsigned size_of(unsigned code, const struct decoded_insn *d, const struct dstate *s)
+static inline unsigned size_of(unsigned code, const struct decoded_insn *d, const struct dstate *s)
 {
+    /* plain ifs for the common codes: a jump table here mispredicts on real code */
+    if (code < SZ_V)
+        return code;
+    if (code == SZ_V)
+        return d->opsize;
     switch (code) {
     case SZ_V: return d->opsize;
     case SZ_Z: return d->opsize == 2 ? 2 : 4;
@@ -171,6 +184,10 @@ static int decode_operand(struct dstate *s, struct decoded_insn *d, struct decod
     unsigned size = size_of(t->size, d, s);
     int has_rex = d->rex != 0 || s->vex;
     o->size = (uint8_t)size;
+    if (t->src == S_G && t->cls == DREG_GPR) { /* most frequent operand: a GPR in ModRM.reg */
+        set_gpr(o, s, s->regf | (s->rex_r << 3), size, has_rex);
+        return 1;
+    }
     switch (t->src) {
     case S_E:
         if (s->mod != 3) {
@@ -285,6 +302,11 @@ static int decode_operand(struct dstate *s, struct decoded_insn *d, struct decod
     return 0;
 }
 
+/* operand types whose presence as the first operand makes the instruction a byte form */
+static const uint8_t byte_form[OT_COUNT] = {
+    [OT_Eb] = 1, [OT_Gb] = 1, [OT_AL] = 1, [OT_Zb] = 1, [OT_Ob] = 1, [OT_Xb] = 1, [OT_Yb] = 1,
+};
+
 static int fail(struct decoded_insn *d, const struct dstate *s, int st)
 {
     d->status = (uint8_t)st;
@@ -352,17 +374,14 @@ static const struct dec_entry *find_entry(const struct dstate *s, const struct d
     return NULL;
 }
 
-static int is_legacy_prefix(uint8_t c)
-{
-    switch (c) {
-    case 0xf0: case 0xf2: case 0xf3: case 0x2e: case 0x36: case 0x3e: case 0x26:
-    case 0x64: case 0x65: case 0x66: case 0x67:
-        return 1;
-    }
-    return 0;
-}
-
-static const uint8_t seg_of_prefix[8] = {0 /*26 ES*/, 1 /*2E CS*/, 2 /*36 SS*/, 3 /*3E DS*/};
+/* Prefix bytes by class (SDM 2.1.1); PK_SEG + n is segment override n (ES..GS). */
+enum { PK_NONE, PK_REX, PK_LOCK, PK_REP, PK_OPSIZE, PK_ADDRSIZE, PK_SEG };
+static const uint8_t prefix_kind[256] = {
+    [0x40 ... 0x4f] = PK_REX,
+    [0xf0] = PK_LOCK, [0xf2] = PK_REP, [0xf3] = PK_REP, [0x66] = PK_OPSIZE, [0x67] = PK_ADDRSIZE,
+    [0x26] = PK_SEG + 0, [0x2e] = PK_SEG + 1, [0x36] = PK_SEG + 2, [0x3e] = PK_SEG + 3,
+    [0x64] = PK_SEG + 4, [0x65] = PK_SEG + 5,
+};
 
 /* VEX (SDM 2.3.5) or EVEX (SDM 2.7.1) prefix at s->i. Returns the opcode map
  * (table index) or -1 on #UD. */
@@ -416,8 +435,7 @@ static int decode_vex(struct dstate *s, struct decoded_insn *d, uint8_t first)
             bad = 1;
         if (!(p1 & 4)) /* fixed 1 bit */
             bad = 1;
-        if (((p2 >> 5) & 3) == 3) /* L'L = 11b is reserved (SDM 2.7.10) */
-            bad = 1;
+        s->evex_b = (p2 >> 4) & 1;
         s->rex_w = p1 >> 7;
         d->vex_w = s->rex_w;
         d->vex_vvvv = (uint8_t)((~p1 >> 3) & 15);
@@ -431,7 +449,8 @@ static int decode_vex(struct dstate *s, struct decoded_insn *d, uint8_t first)
     s->vex = 1;
     static const uint8_t pp_to_mp[4] = {1, 2, 3, 4};
     s->mp = pp_to_mp[pp];
-    if (bad || mmmmm < 1 || mmmmm > 3)
+    /* EVEX is #UD anyway (no AVX-512) but is measured even when its prefixes are illegal */
+    if ((bad && !(d->prefixes & DPFX_EVEX)) || mmmmm < 1 || mmmmm > 3)
         return -1;
     return (int)(3 + mmmmm);
 }
@@ -452,6 +471,8 @@ static int decode_evex_body(struct dstate *s, struct decoded_insn *d, int map)
     s->mod = d->modrm >> 6;
     s->regf = (d->modrm >> 3) & 7;
     s->rmf = d->modrm & 7;
+    /* L'L = 11b is reserved unless EVEX.b with a register operand makes it rounding control (SDM 2.7.10) */
+    int reserved_ll = s->vex_l == 3 && !(s->evex_b && s->mod == 3);
     struct decoder_operand mem;
     memset(&mem, 0, sizeof mem);
     if (s->mod != 3)
@@ -469,19 +490,17 @@ static int decode_evex_body(struct dstate *s, struct decoded_insn *d, int map)
     const struct dec_slot *slot = &dec_slots[map][d->opcode];
     const struct dec_entry *e = find_entry(s, d, slot);
     int st = fail(d, s, DECODER_UD);
-    d->op = e ? e->op : DOP_INVALID; /* identity only; status stays #UD */
+    d->op = e && !reserved_ll ? e->op : DOP_INVALID; /* identity only; status stays #UD */
     return st;
 }
 
 enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decoder_mode mode,
                                    struct decoded_insn *d)
 {
-    struct dstate s;
-    memset(&s, 0, sizeof s);
-    memset(d, 0, sizeof *d);
-    s.b = bytes;
-    s.len = len;
-    s.mode = (uint8_t)mode;
+    /* Only the header is cleared here (operands are cleared as they are decoded):
+     * clearing the whole struct costs as much as decoding a simple instruction. */
+    struct dstate s = {.b = bytes, .len = len, .mode = (uint8_t)mode};
+    memset(d, 0, offsetof(struct decoded_insn, ops));
     d->mode = (uint8_t)mode;
 
     /* 1. legacy prefixes and REX (a REX not immediately before the opcode is ignored, SDM 2.2.1) */
@@ -489,27 +508,22 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
         if (!need(&s, 1))
             return fail(d, &s, s.status);
         uint8_t c = bytes[s.i];
-        if (is_legacy_prefix(c)) {
-            d->rex = 0;
-            switch (c) {
-            case 0xf0: d->prefixes |= DPFX_LOCK; break;
-            case 0xf2: s.lastrep = 0xf2; break;
-            case 0xf3: s.lastrep = 0xf3; break;
-            case 0x66: s.has66 = 1; d->prefixes |= DPFX_OPSIZE; break;
-            case 0x67: s.has67 = 1; d->prefixes |= DPFX_ADDRSIZE; break;
-            case 0x64: d->prefixes |= DPFX_SEG; d->seg_override = 4; break;
-            case 0x65: d->prefixes |= DPFX_SEG; d->seg_override = 5; break;
-            default: d->prefixes |= DPFX_SEG; d->seg_override = seg_of_prefix[(c >> 3) & 3]; break;
-            }
-            s.i++;
-            continue;
-        }
-        if (mode == DECODER_MODE_64 && (c & 0xf0) == 0x40) {
+        uint8_t k = prefix_kind[c];
+        if (k == PK_NONE || (k == PK_REX && mode != DECODER_MODE_64))
+            break;
+        s.i++;
+        if (k == PK_REX) {
             d->rex = c;
-            s.i++;
             continue;
         }
-        break;
+        d->rex = 0; /* a REX followed by a legacy prefix is ignored (SDM 2.2.1) */
+        switch (k) {
+        case PK_LOCK: d->prefixes |= DPFX_LOCK; break;
+        case PK_REP: s.lastrep = c; break;
+        case PK_OPSIZE: s.has66 = 1; d->prefixes |= DPFX_OPSIZE; break;
+        case PK_ADDRSIZE: s.has67 = 1; d->prefixes |= DPFX_ADDRSIZE; break;
+        default: d->prefixes |= DPFX_SEG; d->seg_override = (uint8_t)(k - PK_SEG); break;
+        }
     }
     if (s.lastrep == 0xf3)
         d->prefixes |= DPFX_REP;
@@ -580,7 +594,7 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
         return fail(d, &s, DECODER_UD);
 
     /* 3. pick the candidate encoding */
-    const struct dec_entry *e = find_entry(&s, d, slot);
+    const struct dec_entry *e = slot->simple ? &dec_entries[slot->first] : find_entry(&s, d, slot);
     if (!e && s.lastrep && !s.vex) {
         /* No form takes F2/F3 as a mandatory prefix here: like hardware, treat
          * it as an ignored REP (SDM 2.1.1: REP on other instructions is reserved). */
@@ -591,11 +605,8 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
         return fail(d, &s, DECODER_UD);
     d->op = e->op;
     d->cond = e->cond;
-    d->opsize = entry_opsize(&s, e);
-    if (e->opnd[0] == OT_Eb || e->opnd[0] == OT_Gb || e->opnd[0] == OT_AL || e->opnd[0] == OT_Zb ||
-        e->opnd[0] == OT_Ob || e->opnd[0] == OT_Xb || e->opnd[0] == OT_Yb)
-        d->opsize = 1;
-    d->flags |= decoder_op_info[e->op].flags;
+    uint8_t full_opsize = entry_opsize(&s, e);
+    d->flags |= e->opflags;
 
     /* 4. LOCK only on the listed read-modify-write forms with a memory destination (SDM LOCK) */
     if (e->lock && s.mod != 3)
@@ -616,17 +627,20 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
     /* 5. operands: ModRM memory, then immediates, in table order (Intel order).
      * Byte-size GPR operands must see the real operand size, so decode with the
      * entry's size and let the table's per-operand size rule finish it. */
-    uint8_t opsz = d->opsize;
-    d->opsize = entry_opsize(&s, e);
+    d->opsize = full_opsize;
     unsigned n = 0;
     for (; n < DECODER_MAX_OPERANDS && e->opnd[n]; n++) {
+        d->ops[n] = (struct decoder_operand){0};
         if (!decode_operand(&s, d, &d->ops[n], e->opnd[n]))
             ud = 1;
         if (s.status)
             return fail(d, &s, s.status);
     }
-    d->opsize = opsz;
+    if (byte_form[e->opnd[0]])
+        d->opsize = 1;
     d->nops = (uint8_t)n;
+    for (unsigned k = n; k < DECODER_MAX_OPERANDS; k++)
+        d->ops[k].kind = DOPND_NONE;
     d->length = (uint8_t)s.i;
     if (ud)
         return fail(d, &s, DECODER_UD);

@@ -28,12 +28,14 @@ struct dec_entry {
     uint8_t cond;
     uint8_t vexnovvvv; /* VEX.vvvv must be 1111b */
     uint8_t opnd[4];   /* enum dec_opnd_type, Intel order */
+    uint8_t opflags;   /* copy of decoder_op_info[op].flags (saves a cache line per decode) */
 };
 
 struct dec_slot {
     uint16_t first;
     uint8_t count;
     uint8_t modrm;
+    uint8_t simple; /* one entry without constraints: no matching needed */
 };
 
 extern const struct dec_entry dec_entries[];

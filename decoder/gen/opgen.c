@@ -392,10 +392,11 @@ int main(int argc, char **argv)
     fprintf(c, "};\n\nconst struct dec_entry dec_entries[] = {\n");
     for (int i = 0; i < nents; i++) {
         struct entry *e = &ents[i];
-        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}}, /* line %d */\n",
+        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d}, /* line %d */\n",
                 ops[e->op].dop, e->reg < 0 ? 0xff : e->reg, e->mod, e->rm < 0 ? 0xff : e->rm,
                 e->pfx, e->osz, e->asz, e->w, e->b0, e->l, e->modes, e->d64, e->f64, e->lock,
-                e->cond, e->vexnovvvv, e->opnd[0], e->opnd[1], e->opnd[2], e->opnd[3], e->line);
+                e->cond, e->vexnovvvv, e->opnd[0], e->opnd[1], e->opnd[2], e->opnd[3],
+                ops[e->op].flags & ~F_LOCK, e->line);
     }
     fprintf(c, "    {0}\n};\n\n");
     /* slot index: per map (7) x 256 opcodes: first entry, count, has-ModRM */
@@ -409,8 +410,10 @@ int main(int argc, char **argv)
                 modrm = ents[idx].modrm;
                 idx++, cnt++;
             }
+            int simple = cnt == 1 && specificity(&ents[first]) == 0 && !ents[first].vexnovvvv &&
+                         ents[first].op != 0;
             if (cnt)
-                fprintf(c, "    [0x%02x] = {%d, %d, %d},\n", o, first, cnt, modrm);
+                fprintf(c, "    [0x%02x] = {%d, %d, %d, %d},\n", o, first, cnt, modrm, simple);
         }
         fprintf(c, "  },\n");
     }

@@ -9,7 +9,7 @@
 
 #include "../../tools/decoder_fuzz/capdiff.c"
 
-#define PER_MODE 150000
+#define PER_MODE 400000
 
 static void allowlist_path(char *buf, size_t size)
 {
