@@ -100,14 +100,14 @@ const struct msr_entry msr_table[] = {
      B, 0, GATE_NONE, msr_get_mce, msr_set_mce, "banks from MCG_CAP; CTL 0/~0; STATUS guest 0"},
     {MSR_IA32_VMX_BASIC, MSR_IA32_VMX_VMFUNC, "IA32_VMX_* capabilities", I, 0, GATE_NONE,
      msr_get_refused, msr_set_refused, "no nested VMX: refused (host too)"},
+    {MSR_IA32_MCG_EXT_CTL, MSR_IA32_MCG_EXT_CTL, "IA32_MCG_EXT_CTL", I, S, GATE_NONE,
+     msr_get_mcg_ext_ctl, msr_set_mcg_ext_ctl, "guest needs FEATURE_CONTROL.LMCE; bit 0"},
     {0x00000560, 0x00000561, "IA32_RTIT_OUTPUT_BASE/MASK", I, 0, GATE_NONE, msr_get_refused,
      msr_set_refused, "no Intel PT for guests: refused"},
     {0x00000570, 0x00000572, "IA32_RTIT_CTL/STATUS/CR3_MATCH", I, 0, GATE_NONE, msr_get_refused,
      msr_set_refused, "no Intel PT for guests: refused"},
     {0x00000580, 0x00000587, "IA32_RTIT_ADDR0_A-3_B", I, 0, GATE_NONE, msr_get_refused,
      msr_set_refused, "no Intel PT for guests: refused"},
-    {MSR_IA32_MCG_EXT_CTL, MSR_IA32_MCG_EXT_CTL, "IA32_MCG_EXT_CTL", I, S, GATE_NONE,
-     msr_get_mcg_ext_ctl, msr_set_mcg_ext_ctl, "guest needs FEATURE_CONTROL.LMCE; bit 0"},
     {0x00000606, 0x00000606, "RAPL_POWER_UNIT", B, 0, GATE_NONE, msr_get_fixed, NULL, "reads 0"},
     {0x00000611, 0x00000611, "PKG_ENERGY_STATUS", B, 0, GATE_NONE, msr_get_fixed, NULL, "reads 0"},
     {0x00000619, 0x00000619, "DRAM_ENERGY_STATUS", B, 0, GATE_NONE, msr_get_fixed, NULL, "reads 0"},
@@ -121,6 +121,20 @@ const struct msr_entry msr_table[] = {
      msr_set_refused, "no MPX: refused (host too)"},
     {MSR_IA32_XSS, MSR_IA32_XSS, "IA32_XSS", B, 0, GATE_XSAVES, msr_get_xss, msr_set_xss,
      "no supervisor XSAVE features: only 0"},
+    {MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_WALL_CLOCK_NEW, "KVM_WALL_CLOCK_NEW", B, S,
+     GATE_PV_CLOCKSOURCE2, msr_get_pv_wall_clock, msr_set_pv_wall_clock, "as KVM_WALL_CLOCK"},
+    {MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_SYSTEM_TIME_NEW, "KVM_SYSTEM_TIME_NEW", B, S,
+     GATE_PV_CLOCKSOURCE2, msr_get_pv_system_time, msr_set_pv_system_time, "as KVM_SYSTEM_TIME"},
+    {MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_EN, "KVM_ASYNC_PF_EN", B, S, GATE_PV_ASYNC_PF,
+     msr_get_pv_async_pf, msr_set_pv_async_pf, "bits 5:4 reserved; needs in-kernel LAPIC"},
+    {MSR_KVM_STEAL_TIME, MSR_KVM_STEAL_TIME, "KVM_STEAL_TIME", B, S, GATE_PV_STEAL_TIME,
+     msr_get_pv_steal_time, msr_set_pv_steal_time, "64-byte aligned"},
+    {MSR_KVM_PV_EOI_EN, MSR_KVM_PV_EOI_EN, "KVM_PV_EOI_EN", B, S, GATE_PV_EOI, msr_get_pv_eoi,
+     msr_set_pv_eoi, "4-byte aligned, inside a memslot when enabled"},
+    {MSR_KVM_POLL_CONTROL, MSR_KVM_POLL_CONTROL, "KVM_POLL_CONTROL", B, S, GATE_PV_POLL_CONTROL,
+     msr_get_pv_poll, msr_set_pv_poll, "bit 0 only"},
+    {MSR_KVM_ASYNC_PF_INT, MSR_KVM_ASYNC_PF_ACK, "KVM_ASYNC_PF_INT/ACK", B, S, GATE_PV_ASYNC_PF_INT,
+     msr_get_pv_async_pf, msr_set_pv_async_pf, "INT: vector in bits 7:0; ACK reads 0"},
     {MSR_EFER, MSR_EFER, "IA32_EFER", B, 0, GATE_NONE, msr_get_efer, msr_set_efer,
      "reserved bits fail; guest: CPUID-gated bits, LME frozen while paging; LMA kept"},
     {MSR_STAR, MSR_SYSCALL_MASK, "STAR/LSTAR/CSTAR/SFMASK", B, S, GATE_NONE, msr_get_syscall,
@@ -167,28 +181,25 @@ const struct msr_entry msr_table[] = {
      msr_set_ignore, "reads 0, writes dropped"},
     {0xc001102c, 0xc001102c, "F15H_EX_CFG", B, 0, GATE_NONE, msr_get_fixed, msr_set_ignore,
      "reads 0, writes dropped"},
-    {MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_WALL_CLOCK_NEW, "KVM_WALL_CLOCK_NEW", B, S,
-     GATE_PV_CLOCKSOURCE2, msr_get_pv_wall_clock, msr_set_pv_wall_clock, "as KVM_WALL_CLOCK"},
-    {MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_SYSTEM_TIME_NEW, "KVM_SYSTEM_TIME_NEW", B, S,
-     GATE_PV_CLOCKSOURCE2, msr_get_pv_system_time, msr_set_pv_system_time, "as KVM_SYSTEM_TIME"},
-    {MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_EN, "KVM_ASYNC_PF_EN", B, S, GATE_PV_ASYNC_PF,
-     msr_get_pv_async_pf, msr_set_pv_async_pf, "bits 5:4 reserved; needs in-kernel LAPIC"},
-    {MSR_KVM_STEAL_TIME, MSR_KVM_STEAL_TIME, "KVM_STEAL_TIME", B, S, GATE_PV_STEAL_TIME,
-     msr_get_pv_steal_time, msr_set_pv_steal_time, "64-byte aligned"},
-    {MSR_KVM_PV_EOI_EN, MSR_KVM_PV_EOI_EN, "KVM_PV_EOI_EN", B, S, GATE_PV_EOI, msr_get_pv_eoi,
-     msr_set_pv_eoi, "4-byte aligned, inside a memslot when enabled"},
-    {MSR_KVM_POLL_CONTROL, MSR_KVM_POLL_CONTROL, "KVM_POLL_CONTROL", B, S, GATE_PV_POLL_CONTROL,
-     msr_get_pv_poll, msr_set_pv_poll, "bit 0 only"},
-    {MSR_KVM_ASYNC_PF_INT, MSR_KVM_ASYNC_PF_ACK, "KVM_ASYNC_PF_INT/ACK", B, S, GATE_PV_ASYNC_PF_INT,
-     msr_get_pv_async_pf, msr_set_pv_async_pf, "INT: vector in bits 7:0; ACK reads 0"},
 };
 const unsigned msr_table_len = sizeof(msr_table) / sizeof(msr_table[0]);
 
+/* The table is sorted by `first`; rows of one flavour never overlap and rows shared by
+ * flavours cover identical ranges next to each other (test_table checks both), so a binary
+ * search for the last row starting at or below `index` plus a look at its neighbour decides. */
 const struct msr_entry *msr_table_lookup(enum msr_vendor vendor, uint32_t index)
 {
-    for (unsigned i = 0; i < msr_table_len; i++) {
-        const struct msr_entry *e = &msr_table[i];
-        if (index >= e->first && index <= e->last && (e->vendors & (1u << vendor)))
+    unsigned lo = 0, hi = msr_table_len; /* first row with first > index */
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (msr_table[mid].first <= index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (unsigned k = lo; k > 0 && lo - k < 2; k--) {
+        const struct msr_entry *e = &msr_table[k - 1];
+        if (index <= e->last && (e->vendors & (1u << vendor)))
             return e;
     }
     return NULL;

@@ -513,11 +513,37 @@ START_TEST(table_is_well_formed)
         ck_assert_ptr_nonnull(e->rules);
         ck_assert_msg(e->get || e->set, "%s has no handler", e->name);
         ck_assert(e->vendors != 0);
+        if (i > 0)
+            ck_assert_msg(msr_table[i - 1].first <= e->first, "%s is out of order", e->name);
         /* no two rows of the same flavour overlap */
         for (unsigned j = i + 1; j < msr_table_len; j++) {
             const struct msr_entry *o = &msr_table[j];
             bool overlap = e->first <= o->last && o->first <= e->last;
             ck_assert_msg(!(overlap && (e->vendors & o->vendors)), "%s overlaps %s", e->name, o->name);
+            /* cross-flavour overlaps only as identical ranges in adjacent rows (lookup relies on it) */
+            if (overlap)
+                ck_assert_msg(j == i + 1 && e->first == o->first && e->last == o->last,
+                              "%s / %s overlap is not an adjacent identical pair", e->name, o->name);
+        }
+    }
+}
+END_TEST
+
+/* lookup agrees with a plain scan for every index in and around every row */
+START_TEST(lookup_matches_linear_scan)
+{
+    for (int vend = 0; vend < 2; vend++) {
+        for (unsigned i = 0; i < msr_table_len; i++) {
+            uint32_t probes[] = {msr_table[i].first - 1, msr_table[i].first, msr_table[i].last,
+                                 msr_table[i].last + 1};
+            for (unsigned p = 0; p < 4; p++) {
+                const struct msr_entry *want = NULL;
+                for (unsigned k = 0; k < msr_table_len && !want; k++)
+                    if (probes[p] >= msr_table[k].first && probes[p] <= msr_table[k].last &&
+                        (msr_table[k].vendors & (1u << vend)))
+                        want = &msr_table[k];
+                ck_assert_ptr_eq(msr_table_lookup((enum msr_vendor)vend, probes[p]), want);
+            }
         }
     }
 }
@@ -564,6 +590,7 @@ int main(void)
     tcase_add_test(tc, index_list_contents_and_features);
     tcase_add_test(tc, table_is_well_formed);
     tcase_add_test(tc, unknown_host_access_fails);
+    tcase_add_test(tc, lookup_matches_linear_scan);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
