@@ -19,7 +19,7 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     v->k.perf_capabilities = 0;
     v->k.ucode_rev = MSR_UCODE_REV_DEFAULT;
     v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
-    v->k.smbase = 0x30000;
+    v->k.pv_poll_control = 1; /* kvm_arch_vcpu_create */
     msr_vcpu_reset(v, false);
     /* pick up the current filter, then derive gates and bitmaps from the (empty) CPUID */
     v->filter_gen = UINT64_MAX;
@@ -48,28 +48,21 @@ void msr_vcpu_destroy(struct msr_vcpu *v)
 
 void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
 {
-    /* kvm_vcpu_reset(): these survive INIT; power-on resets them */
-    if (!init_event) {
-        v->k.misc_enable = MSR_MISC_ENABLE_DEFAULT;
-        v->cpu->pat = MSR_PAT_DEFAULT;
-        v->k.tsc_adjust = 0;
-        v->k.pv_system_time = 0;
-        v->k.pv_async_pf_en = v->k.pv_async_pf_int = 0;
-        v->k.pv_steal_time = 0;
-        v->k.pv_eoi_en = 0;
-        v->k.pv_poll_control = 1; /* KVM: poll control enabled at reset */
-        v->k.smbase = 0x30000;
-        v->k.xfd = v->k.xfd_err = 0;
-        v->cpu->xss = 0;
-        v->cpu->spec_ctrl = 0;
-        v->k.feature_control = 0;
-        v->k.mtrr_deftype = 0;
-        memset(v->k.mtrr_fixed, 0, sizeof(v->k.mtrr_fixed));
-        memset(v->k.mtrr_var, 0, sizeof(v->k.mtrr_var));
-    }
-    v->k.hwcr = 0;
-    v->k.vm_cr = 0;
-    v->k.smi_count = 0;
+    /* kvm_vcpu_reset(): on RESET and INIT */
+    v->k.pv_async_pf_en = v->k.pv_async_pf_int = 0;
+    v->k.pv_steal_time = 0;
+    v->k.pv_system_time = 0; /* kvmclock_reset */
+    v->k.pv_eoi_en = 0;      /* kvm_lapic_reset */
+    v->cpu->spec_ctrl = 0;   /* vmx/svm vcpu_reset */
+    v->k.umwait_control = 0;
+    if (init_event)
+        return;
+    /* RESET only */
+    v->k.smbase = 0x30000;
+    v->cpu->pat = MSR_PAT_DEFAULT;
+    v->k.misc_features_enables = 0;
+    v->k.misc_enable = MSR_MISC_ENABLE_DEFAULT;
+    v->cpu->xss = 0;
 }
 
 int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable)

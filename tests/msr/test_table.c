@@ -549,6 +549,31 @@ START_TEST(lookup_matches_linear_scan)
 }
 END_TEST
 
+START_TEST(reset_vs_init)
+{
+    struct fx *f = fx_new(MSR_VENDOR_INTEL);
+    uint64_t val;
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_KVM_POLL_CONTROL, &val), 0);
+    ck_assert_uint_eq(val, 1);
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_SMBASE, &val), 0);
+    ck_assert_uint_eq(val, 0x30000);
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_CR_PAT, 0x0606060606060606ull), 0);
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_KVM_STEAL_TIME, 0x1000), 0);
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_MISC_ENABLE, 0x1801), 0);
+    msr_vcpu_reset(f->v, true); /* INIT keeps PAT/MISC_ENABLE, clears PV state */
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_CR_PAT, &val), 0);
+    ck_assert_uint_eq(val, 0x0606060606060606ull);
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_KVM_STEAL_TIME, &val), 0);
+    ck_assert_uint_eq(val, 0);
+    msr_vcpu_reset(f->v, false);
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_CR_PAT, &val), 0);
+    ck_assert_uint_eq(val, 0x0007040600070406ull);
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_MISC_ENABLE, &val), 0);
+    ck_assert_uint_eq(val, 0x1800);
+    fx_free(f);
+}
+END_TEST
+
 START_TEST(unknown_host_access_fails)
 {
     struct fx *f = fx_new(MSR_VENDOR_INTEL);
@@ -591,6 +616,7 @@ int main(void)
     tcase_add_test(tc, table_is_well_formed);
     tcase_add_test(tc, unknown_host_access_fails);
     tcase_add_test(tc, lookup_matches_linear_scan);
+    tcase_add_test(tc, reset_vs_init);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
