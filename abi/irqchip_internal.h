@@ -79,6 +79,10 @@ struct abi_lapic {
     unsigned nr_lvt;         /* 5: no CMCI (KVM with mcg_cap lacking MCG_CMCI_P) */
     uint64_t synced_cr8;     /* cpu->cr8 as of our last TPR sync */
     bool pic_vector_pending; /* pending() returned the PIC's vector */
+    /* Bit w set when IRR word w may be non-zero: lets the per-instruction
+     * pending() hook skip the IRR scan. Maintained with atomics (see
+     * lapic_deliver.c); resynced after bulk register writes. */
+    uint32_t irr_summary;
 
     /* Events queued by other threads. */
     uint32_t nmi_pending;    /* count, atomic */
@@ -100,6 +104,7 @@ struct abi_lapic {
     struct emu_irq_ops emu_ops;
     uint32_t wake_seq;       /* futex word for abi_lapic_wait/kick */
     uint32_t kicked;         /* abi_lapic_kick() since the last wait returned */
+    uint32_t sleeping;       /* owner is (about to be) in the futex wait */
 };
 
 /* 8259A pair (i8259.c behaviour). */
@@ -195,6 +200,7 @@ int lapic_reg_read(struct abi_lapic *l, unsigned off, uint32_t *val);
 int lapic_reg_write(struct abi_lapic *l, unsigned off, uint32_t val);
 void lapic_update_ppr(struct abi_lapic *l);
 int lapic_highest_irr(const struct abi_lapic *l);
+void lapic_irr_resync(struct abi_lapic *l);
 int lapic_highest_isr(const struct abi_lapic *l);
 void lapic_eoi(struct abi_lapic *l);
 void lapic_send_ipi(struct abi_lapic *src, uint32_t icr_low, uint32_t dest);

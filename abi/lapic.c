@@ -402,6 +402,7 @@ int abi_lapic_set_state(struct abi_lapic *l, const struct kvm_lapic_state *in)
         lapic_set_reg(l, off, v);
     }
     lapic_set_reg(l, APIC_REG_SVR, svr);
+    lapic_irr_resync(l);
     set_version(l);
     sync_tpr_to_cr8(l);
     lapic_update_ppr(l);
@@ -447,6 +448,7 @@ void abi_lapic_reset(struct abi_lapic *l, bool init_event)
         lapic_set_reg(l, APIC_REG_ISR + 0x10 * i, 0);
         lapic_set_reg(l, APIC_REG_TMR + 0x10 * i, 0);
     }
+    lapic_irr_resync(l);
     lapic_timer_reset(l);
     __atomic_store_n(&l->nmi_pending, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&l->init_pending, 0, __ATOMIC_RELAXED);

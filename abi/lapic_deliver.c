@@ -30,7 +30,41 @@ static int highest_vector(const struct abi_lapic *l, unsigned base)
     return -1;
 }
 
-int lapic_highest_irr(const struct abi_lapic *l) { return highest_vector(l, APIC_REG_IRR); }
+int lapic_highest_irr(const struct abi_lapic *l)
+{
+    if (!__atomic_load_n(&l->irr_summary, __ATOMIC_ACQUIRE))
+        return -1;
+    return highest_vector(l, APIC_REG_IRR);
+}
+
+/* Setters publish the IRR bit, then the summary bit. */
+static void irr_set(struct abi_lapic *l, unsigned vec)
+{
+    __atomic_fetch_or(vec_word(l, APIC_REG_IRR, vec), 1u << (vec & 31), __ATOMIC_SEQ_CST);
+    __atomic_fetch_or(&l->irr_summary, 1u << (vec >> 5), __ATOMIC_SEQ_CST);
+}
+
+/* The owner clears; if the word became empty it drops the summary bit and
+ * re-checks, so a setter racing in between is never hidden. */
+static void irr_clear(struct abi_lapic *l, unsigned vec)
+{
+    uint32_t *w = vec_word(l, APIC_REG_IRR, vec);
+    uint32_t left = __atomic_and_fetch(w, ~(1u << (vec & 31)), __ATOMIC_SEQ_CST);
+    if (!left) {
+        __atomic_fetch_and(&l->irr_summary, ~(1u << (vec >> 5)), __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(w, __ATOMIC_SEQ_CST))
+            __atomic_fetch_or(&l->irr_summary, 1u << (vec >> 5), __ATOMIC_SEQ_CST);
+    }
+}
+
+void lapic_irr_resync(struct abi_lapic *l)
+{
+    uint32_t sum = 0;
+    for (unsigned w = 0; w < 8; w++)
+        if (lapic_reg(l, APIC_REG_IRR + 0x10 * w))
+            sum |= 1u << w;
+    __atomic_store_n(&l->irr_summary, sum, __ATOMIC_SEQ_CST);
+}
 int lapic_highest_isr(const struct abi_lapic *l) { return highest_vector(l, APIC_REG_ISR); }
 
 void lapic_update_ppr(struct abi_lapic *l)
@@ -54,10 +88,14 @@ static void sync_cr8(struct abi_lapic *l, struct cpu *cpu)
 
 /* ---------------- wake / notify ---------------- */
 
+/* Bump the sequence, and pay for the syscall only if the owner sleeps. The
+ * waiter sets `sleeping` before re-reading its conditions and futex_wait
+ * compares wake_seq, so (all seq_cst) a bump is never missed. */
 static void futex_wake(struct abi_lapic *l)
 {
     __atomic_add_fetch(&l->wake_seq, 1, __ATOMIC_SEQ_CST);
-    syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    if (__atomic_load_n(&l->sleeping, __ATOMIC_SEQ_CST))
+        syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* Only atomics and the futex syscall: async-signal-safe. */
@@ -92,7 +130,7 @@ bool lapic_accept_irq(struct abi_lapic *l, const struct apic_irq *irq)
             __atomic_fetch_or(vec_word(l, APIC_REG_TMR, irq->vector), bit, __ATOMIC_SEQ_CST);
         else
             __atomic_fetch_and(vec_word(l, APIC_REG_TMR, irq->vector), ~bit, __ATOMIC_SEQ_CST);
-        __atomic_fetch_or(vec_word(l, APIC_REG_IRR, irq->vector), bit, __ATOMIC_SEQ_CST);
+        irr_set(l, irq->vector);
         break;
     }
     case APIC_DM_NMI:
@@ -283,9 +321,8 @@ void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
     }
     if (vector < 0 || vector > 255)
         return;
-    uint32_t bit = 1u << (vector & 31);
-    __atomic_fetch_and(vec_word(l, APIC_REG_IRR, (unsigned)vector), ~bit, __ATOMIC_SEQ_CST);
-    __atomic_fetch_or(vec_word(l, APIC_REG_ISR, (unsigned)vector), bit, __ATOMIC_SEQ_CST);
+    irr_clear(l, (unsigned)vector);
+    __atomic_fetch_or(vec_word(l, APIC_REG_ISR, (unsigned)vector), 1u << (vector & 31), __ATOMIC_SEQ_CST);
     lapic_update_ppr(l);
 }
 
@@ -337,24 +374,31 @@ bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed)
     return v >= 0;
 }
 
+static enum abi_lapic_wake wait_ret(struct abi_lapic *l, enum abi_lapic_wake w)
+{
+    __atomic_store_n(&l->sleeping, 0, __ATOMIC_SEQ_CST);
+    return w;
+}
+
 enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed)
 {
     for (;;) {
+        __atomic_store_n(&l->sleeping, 1, __ATOMIC_SEQ_CST);
         uint32_t seq = __atomic_load_n(&l->wake_seq, __ATOMIC_SEQ_CST);
-        if (__atomic_exchange_n(&l->kicked, 0, __ATOMIC_ACQ_REL))
-            return ABI_LAPIC_WAKE_KICK;
-        if (__atomic_load_n(&l->init_pending, __ATOMIC_ACQUIRE) ||
-            __atomic_load_n(&l->sipi_pending, __ATOMIC_ACQUIRE))
-            return ABI_LAPIC_WAKE_EVENT;
-        if (__atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE) ||
+        if (__atomic_exchange_n(&l->kicked, 0, __ATOMIC_SEQ_CST))
+            return wait_ret(l, ABI_LAPIC_WAKE_KICK);
+        if (__atomic_load_n(&l->init_pending, __ATOMIC_SEQ_CST) ||
+            __atomic_load_n(&l->sipi_pending, __ATOMIC_SEQ_CST))
+            return wait_ret(l, ABI_LAPIC_WAKE_EVENT);
+        if (__atomic_load_n(&l->nmi_pending, __ATOMIC_SEQ_CST) ||
             (irq_allowed && lapic_irq_pending(l, l->cpu) >= 0))
-            return ABI_LAPIC_WAKE_IRQ;
+            return wait_ret(l, ABI_LAPIC_WAKE_IRQ);
         /* The timer thread fires expiries into IRR and bumps wake_seq, so a
          * plain futex wait covers timers, IPIs and kicks; a signal handler
          * interrupts it with EINTR. */
         long r = syscall(SYS_futex, &l->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
         if (r == -1 && errno == EINTR)
-            return ABI_LAPIC_WAKE_SIGNAL;
+            return wait_ret(l, ABI_LAPIC_WAKE_SIGNAL);
         /* Otherwise woken (or EAGAIN: seq moved): loop and re-check. */
     }
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "tests/abi/test_irqchip_util.h"
@@ -558,6 +559,60 @@ START_TEST(wait_wake)
 }
 END_TEST
 
+/* A halted vCPU loop (wait, take, EOI) against a sender that waits for each
+ * IPI to be handled: a lost wake-up would stall the sender. */
+struct pingpong {
+    struct abi_lapic *l;
+    int handled;
+    int stop;
+};
+
+static void *halter(void *arg)
+{
+    struct pingpong *p = arg;
+    while (!__atomic_load_n(&p->stop, __ATOMIC_SEQ_CST)) {
+        enum abi_lapic_wake w = abi_lapic_wait(p->l, true);
+        if (w != ABI_LAPIC_WAKE_IRQ)
+            continue;
+        if (take_irq(p->l) == 0x70) {
+            lapic_eoi(p->l);
+            __atomic_add_fetch(&p->handled, 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(ipi_pingpong_no_lost_wakeup)
+{
+    sw_enable(l0);
+    sw_enable(l1);
+    struct pingpong p = {.l = l1};
+    pthread_t t;
+    pthread_create(&t, NULL, halter, &p);
+    const int n = 20000;
+    int stalled = 0;
+    uint64_t t0 = irqchip_now_ns();
+    for (int i = 0; i < n && !stalled; i++) {
+        mmio_wr(l0, APIC_REG_ICR2, 1u << 24);
+        mmio_wr(l0, APIC_REG_ICR, 0x70);
+        uint64_t start = irqchip_now_ns();
+        while (__atomic_load_n(&p.handled, __ATOMIC_SEQ_CST) <= i) {
+            if (irqchip_now_ns() - start > 2000000000ull) {
+                stalled = 1;
+                break;
+            }
+        }
+    }
+    uint64_t t1 = irqchip_now_ns();
+    __atomic_store_n(&p.stop, 1, __ATOMIC_SEQ_CST);
+    abi_lapic_kick(l1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(stalled, 0);
+    ck_assert_int_eq(p.handled, n);
+    fprintf(stderr, "ipi round trip: %.1f us\n", (double)(t1 - t0) / n / 1000.0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lapic");
@@ -576,6 +631,7 @@ int main(void)
     tcase_add_test(tc, timer_periodic);
     tcase_add_test(tc, timer_tsc_deadline);
     tcase_add_test(tc, wait_wake);
+    tcase_add_test(tc, ipi_pingpong_no_lost_wakeup);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
