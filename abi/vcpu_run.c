@@ -244,6 +244,9 @@ static int handle_exit(struct abi_vcpu *v)
                     return -EINTR;
             }
         }
+        /* no in-kernel LAPIC: user space emulates the halt, the vCPU stays runnable
+         * (KVM __kvm_emulate_halt sets mp_state only with lapic_in_kernel) */
+        emu_cpu(v->emu)->halted = false;
         run->exit_reason = KVM_EXIT_HLT;
         return 0;
     case EMU_EXIT_SHUTDOWN:

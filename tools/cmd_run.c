@@ -3,6 +3,7 @@
  * Sets LD_PRELOAD to the absolute path of libsoftkvm-preload.so (found next to this
  * executable's build tree, or via SOFTKVM_PRELOAD) in front of any existing
  * LD_PRELOAD, then execs CMD. The program is otherwise untouched. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -45,6 +46,28 @@ static int find_preload(char *out, size_t n)
     return -1;
 }
 
+/* The sanitizer build's preload library needs the ASan/UBSan runtimes loaded first
+ * (they must precede it in LD_PRELOAD); find the ones this binary uses. */
+static void sanitizer_runtimes(char *out, size_t n)
+{
+    out[0] = 0;
+#if defined(SOFTKVM_SANITIZE)
+    static const char *const syms[] = {"__asan_init", "__ubsan_handle_add_overflow"};
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        Dl_info info;
+        void *p = dlsym(RTLD_DEFAULT, syms[i]);
+        if (p && dladdr(p, &info) && info.dli_fname && strstr(info.dli_fname, ".so")) {
+            size_t l = strlen(out);
+            snprintf(out + l, n - l, "%s:", info.dli_fname);
+        }
+    }
+    /* the preloaded program's own allocations are not ours to report */
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
+#else
+    (void)n;
+#endif
+}
+
 int softkvm_cmd_run(int argc, char **argv)
 {
     int i = 1;
@@ -59,12 +82,14 @@ int softkvm_cmd_run(int argc, char **argv)
         fprintf(stderr, "softkvm run: cannot find %s (set SOFTKVM_PRELOAD)\n", PRELOAD_NAME);
         return 2;
     }
+    char rt[2 * PATH_MAX];
+    sanitizer_runtimes(rt, sizeof rt);
     const char *old = getenv("LD_PRELOAD");
-    size_t need = strlen(lib) + (old ? strlen(old) + 2 : 1);
+    size_t need = strlen(rt) + strlen(lib) + (old ? strlen(old) + 2 : 1);
     char *val = malloc(need);
     if (!val)
         return 2;
-    snprintf(val, need, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+    snprintf(val, need, "%s%s%s%s", rt, lib, old && *old ? ":" : "", old && *old ? old : "");
     setenv("LD_PRELOAD", val, 1);
     free(val);
     execvp(argv[i], &argv[i]);

@@ -31,6 +31,13 @@ static const uint8_t guest[] = {
     0xf4,             /* hlt */
 };
 
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
 static void run_guest(int vm)
 {
     size_t memsz = 0x10000;
@@ -70,6 +77,22 @@ static void run_guest(int vm)
     printf("guest: exit=%u\n", run->exit_reason);
     run->immediate_exit = 0;
     CHECK("guest: run arg!=0", ioctl(vcpu, KVM_RUN, 1));
+    /* a signal during KVM_RUN: EINTR with KVM_EXIT_INTR, the handler ran once */
+    static const uint8_t spin[] = {0xeb, 0xfe}; /* jmp . */
+    memcpy(mem + 0x3000, spin, sizeof spin);
+    ioctl(vcpu, KVM_GET_REGS, &g);
+    g.rip = 0x3000;
+    ioctl(vcpu, KVM_SET_REGS, &g);
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    struct sigaction cur;
+    sigaction(SIGALRM, NULL, &cur);
+    printf("guest: handler reported back=%d\n", cur.sa_handler == on_alarm);
+    alarm(1);
+    CHECK("guest: run spin + SIGALRM", ioctl(vcpu, KVM_RUN, 0));
+    printf("guest: exit=%u alarms=%d\n", run->exit_reason, (int)alarms);
+    ioctl(vcpu, KVM_GET_REGS, &g);
+    printf("guest: rip in loop=%d\n", g.rip == 0x3000);
     close(vcpu);
     close(kvm);
 }
