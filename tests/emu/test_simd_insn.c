@@ -1,0 +1,493 @@
+/* SIMD instruction handlers end to end: instructions run by emu_run in a
+ * 64-bit guest (tests/emu/emu_test_vm.h) and, on the same register values, by
+ * the host CPU; registers, status flags and MXCSR must agree. Plus the fault
+ * rules (#UD/#NM/#GP/#XM), VEX upper-half zeroing and the XSAVE family. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "emu/cpu.h"
+#include "emu/emu.h"
+#include "emu_test_vm.h"
+
+static struct tvm T;
+static struct emu_exit X;
+
+/* Run from the current RIP; a previous HLT exit leaves the vCPU halted (as KVM's
+ * mp_state would), so wake it first. */
+static enum emu_exit_reason go(void)
+{
+    T.c->halted = false;
+    return tvm_run(&T, &X);
+}
+
+static uint64_t rs = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return rs;
+}
+
+/* ---------------- host oracle (as in test_simd.c) ---------------- */
+struct regs {
+    uint8_t xmm0[16], xmm1[16]; /* 0, 16 */
+    uint64_t rax, rcx, rdx;     /* 32, 40, 48 */
+    uint64_t rflags;            /* 56 */
+    uint32_t mxcsr_in, mxcsr_out, mxcsr_host;
+};
+
+static void host_exec(const uint8_t *insn, size_t len, struct regs *io)
+{
+    static const uint8_t pro[] = { 0xf3, 0x0f, 0x6f, 0x07, 0xf3, 0x0f, 0x6f, 0x4f, 0x10,
+                                   0x48, 0x8b, 0x47, 0x20, 0x48, 0x8b, 0x4f, 0x28,
+                                   0x48, 0x8b, 0x57, 0x30, 0x0f, 0xae, 0x57, 0x40,
+                                   0x6a, 0x02, 0x9d /* push 2; popfq: status flags as in the guest */ };
+    static const uint8_t epi[] = { 0xf3, 0x0f, 0x7f, 0x07, 0xf3, 0x0f, 0x7f, 0x4f, 0x10,
+                                   0x48, 0x89, 0x47, 0x20, 0x48, 0x89, 0x4f, 0x28,
+                                   0x48, 0x89, 0x57, 0x30, 0x9c, 0x8f, 0x47, 0x38,
+                                   0x0f, 0xae, 0x5f, 0x44, 0x0f, 0xae, 0x57, 0x48, 0xc3 };
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(page, MAP_FAILED);
+    memcpy(page, pro, sizeof(pro));
+    memcpy(page + sizeof(pro), insn, len);
+    memcpy(page + sizeof(pro) + len, epi, sizeof(epi));
+    __asm__ volatile("stmxcsr %0" : "=m"(io->mxcsr_host));
+    ((void (*)(struct regs *))(void *)page)(io);
+    munmap(page, 4096);
+}
+
+/* The same instruction in the guest: insn; hlt. */
+static void guest_exec(const uint8_t *insn, size_t len, struct regs *io)
+{
+    uint8_t code[32];
+    memcpy(code, insn, len);
+    code[len] = 0xf4;
+    tvm_code(&T, code, len + 1);
+    struct cpu *c = T.c;
+    c->rip = TVM_CODE;
+    memcpy(c->fpu.xmm[0], io->xmm0, 16);
+    memcpy(c->fpu.xmm[1], io->xmm1, 16);
+    c->gpr[EMU_RAX] = io->rax;
+    c->gpr[EMU_RCX] = io->rcx;
+    c->gpr[EMU_RDX] = io->rdx;
+    c->fpu.mxcsr = io->mxcsr_in;
+    c->rflags = 2;
+    emu_state_changed(T.v);
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_msg(tvm_halted_vector(&T) == -1, "exception %d at %02x %02x %02x %02x %02x",
+                  tvm_halted_vector(&T), insn[0], insn[1], insn[2], insn[3], insn[4]);
+    ck_assert_uint_eq(c->rip, TVM_CODE + len + 1);
+    memcpy(io->xmm0, c->fpu.xmm[0], 16);
+    memcpy(io->xmm1, c->fpu.xmm[1], 16);
+    io->rax = c->gpr[EMU_RAX];
+    io->rcx = c->gpr[EMU_RCX];
+    io->rdx = c->gpr[EMU_RDX];
+    io->rflags = emu_get_rflags(T.v);
+    io->mxcsr_out = c->fpu.mxcsr;
+}
+
+static void setup(void)
+{
+    tvm_init64(&T);
+    T.c->xcr0 = 7; /* x87|SSE|AVX enabled, as an OS using AVX would */
+}
+static void teardown(void) { tvm_destroy(&T); }
+
+/* Register-only forms on xmm0, xmm1, eax, ecx, edx ("ib" = random imm8 appended). */
+struct form {
+    uint8_t b[8];
+    uint8_t len;
+    bool ib;
+};
+static const struct form forms[] = {
+    /* SSE2 integer */
+    { { 0x66, 0x0f, 0xfc, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0xfe, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xd4, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0xf9, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xec, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0xd8, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xe5, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0xf5, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xf6, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0x74, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0x66, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0xef, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xdf, 0xc1 }, 4, 0 }, { { 0x0f, 0x57, 0xc1 }, 3, 0 },
+    { { 0x66, 0x0f, 0x60, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0x6d, 0xc1 }, 4, 0 },
+    { { 0x0f, 0x14, 0xc1 }, 3, 0 }, { { 0x66, 0x0f, 0x63, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0x67, 0xc1 }, 4, 0 },
+    /* shifts: by xmm count, by immediate */
+    { { 0x66, 0x0f, 0xd1, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0xe2, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xf3, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0x71, 0xd0 }, 4, 1 },
+    { { 0x66, 0x0f, 0x72, 0xe0 }, 4, 1 }, { { 0x66, 0x0f, 0x73, 0xf8 }, 4, 1 },
+    { { 0x66, 0x0f, 0x73, 0xd8 }, 4, 1 },
+    /* shuffles */
+    { { 0x66, 0x0f, 0x70, 0xc1 }, 4, 1 }, { { 0xf2, 0x0f, 0x70, 0xc1 }, 4, 1 },
+    { { 0x0f, 0xc6, 0xc1 }, 3, 1 }, { { 0x66, 0x0f, 0xc6, 0xc1 }, 4, 1 },
+    { { 0x66, 0x0f, 0x3a, 0x0f, 0xc1 }, 5, 1 }, { { 0x66, 0x0f, 0x3a, 0x0e, 0xc1 }, 5, 1 },
+    /* moves */
+    { { 0x0f, 0x28, 0xc1 }, 3, 0 }, { { 0xf3, 0x0f, 0x10, 0xc1 }, 4, 0 },
+    { { 0xf2, 0x0f, 0x10, 0xc1 }, 4, 0 }, { { 0x0f, 0x12, 0xc1 }, 3, 0 },
+    { { 0x0f, 0x16, 0xc1 }, 3, 0 }, { { 0x66, 0x0f, 0x6e, 0xc0 }, 4, 0 },
+    { { 0x66, 0x48, 0x0f, 0x6e, 0xc1 }, 5, 0 }, { { 0x66, 0x0f, 0x7e, 0xc1 }, 4, 0 },
+    { { 0x66, 0x48, 0x0f, 0x7e, 0xc0 }, 5, 0 }, { { 0xf3, 0x0f, 0x7e, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0xd6, 0xc8 }, 4, 0 },
+    /* masks, insert/extract */
+    { { 0x66, 0x0f, 0xd7, 0xc1 }, 4, 0 }, { { 0x0f, 0x50, 0xc1 }, 3, 0 },
+    { { 0x66, 0x0f, 0xc4, 0xc1 }, 4, 1 }, { { 0x66, 0x0f, 0xc5, 0xc1 }, 4, 1 },
+    { { 0x66, 0x0f, 0x3a, 0x16, 0xc1 }, 5, 1 }, { { 0x66, 0x48, 0x0f, 0x3a, 0x22, 0xc1 }, 6, 1 },
+    { { 0x66, 0x0f, 0x3a, 0x14, 0xc8 }, 5, 1 }, { { 0x66, 0x0f, 0x3a, 0x21, 0xc1 }, 5, 1 },
+    /* SSSE3 / SSE4.1 */
+    { { 0x66, 0x0f, 0x38, 0x00, 0xc1 }, 5, 0 }, { { 0x66, 0x0f, 0x38, 0x04, 0xc1 }, 5, 0 },
+    { { 0x66, 0x0f, 0x38, 0x1e, 0xc1 }, 5, 0 }, { { 0x66, 0x0f, 0x38, 0x17, 0xc1 }, 5, 0 },
+    { { 0x66, 0x0f, 0x38, 0x20, 0xc1 }, 5, 0 }, { { 0x66, 0x0f, 0x38, 0x35, 0xc1 }, 5, 0 },
+    { { 0x66, 0x0f, 0x38, 0x3d, 0xc1 }, 5, 0 }, { { 0x66, 0x0f, 0x38, 0x40, 0xc1 }, 5, 0 },
+    { { 0x66, 0x0f, 0x38, 0x10, 0xc1 }, 5, 0 }, { { 0x66, 0x0f, 0x38, 0x41, 0xc1 }, 5, 0 },
+    /* SSE4.2 */
+    { { 0x66, 0x0f, 0x3a, 0x63, 0xc1 }, 5, 1 }, { { 0x66, 0x0f, 0x3a, 0x60, 0xc1 }, 5, 1 },
+    { { 0xf2, 0x0f, 0x38, 0xf1, 0xc1 }, 5, 0 }, { { 0xf2, 0x48, 0x0f, 0x38, 0xf1, 0xc1 }, 6, 0 },
+    { { 0x66, 0x0f, 0x38, 0x37, 0xc1 }, 5, 0 },
+    /* floating point */
+    { { 0x0f, 0x58, 0xc1 }, 3, 0 }, { { 0xf2, 0x0f, 0x59, 0xc1 }, 4, 0 },
+    { { 0x66, 0x0f, 0x5e, 0xc1 }, 4, 0 }, { { 0xf3, 0x0f, 0x51, 0xc1 }, 4, 0 },
+    { { 0x0f, 0x5d, 0xc1 }, 3, 0 }, { { 0x66, 0x0f, 0x5f, 0xc1 }, 4, 0 },
+    { { 0x0f, 0x5b, 0xc1 }, 3, 0 }, { { 0xf3, 0x0f, 0x5b, 0xc1 }, 4, 0 },
+    { { 0x0f, 0x5a, 0xc1 }, 3, 0 }, { { 0xf2, 0x0f, 0x5a, 0xc1 }, 4, 0 },
+    { { 0xf2, 0x0f, 0x7c, 0xc1 }, 4, 0 }, { { 0x0f, 0xc2, 0xc1 }, 3, 1 },
+    { { 0xf2, 0x0f, 0xc2, 0xc1 }, 4, 1 }, { { 0x0f, 0x2f, 0xc1 }, 3, 0 },
+    { { 0x66, 0x0f, 0x2e, 0xc1 }, 4, 0 }, { { 0xf3, 0x48, 0x0f, 0x2a, 0xc1 }, 5, 0 },
+    { { 0xf2, 0x0f, 0x2a, 0xc1 }, 4, 0 }, { { 0xf3, 0x48, 0x0f, 0x2d, 0xc1 }, 5, 0 },
+    { { 0xf2, 0x0f, 0x2c, 0xc1 }, 4, 0 }, { { 0x66, 0x0f, 0x3a, 0x0a, 0xc1 }, 5, 1 },
+    { { 0x66, 0x0f, 0x3a, 0x09, 0xc1 }, 5, 1 },
+    /* VEX.128 */
+    { { 0xc5, 0xf1, 0xfc, 0xc0 }, 4, 0 }, { { 0xc5, 0xf0, 0x58, 0xc0 }, 4, 0 },
+    { { 0xc5, 0xf9, 0xef, 0xc1 }, 4, 0 }, { { 0xc5, 0xf9, 0x6f, 0xc1 }, 4, 0 },
+    { { 0xc5, 0xf2, 0x59, 0xc0 }, 4, 0 }, { { 0xc4, 0xe2, 0x79, 0x00, 0xc1 }, 5, 0 },
+};
+
+static void rnd_fill(uint8_t *p, size_t n, bool fp)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        uint64_t r = rnd();
+        uint32_t v = (uint32_t)r;
+        if (fp && (r >> 40) % 4 != 0) { /* ordinary floats / doubles most of the time */
+            float f = (float)((int64_t)(r >> 20) % 100000) / (float)(1 + ((r >> 4) & 255));
+            memcpy(&v, &f, 4);
+        }
+        memcpy(p + i, &v, 4);
+    }
+}
+
+START_TEST(insns_match_host)
+{
+    unsigned checked = 0;
+    for (unsigned k = 0; k < sizeof(forms) / sizeof(forms[0]); k++) {
+        for (int it = 0; it < 60; it++) {
+            struct regs in = { .mxcsr_in = 0x1f80 | ((unsigned)(it & 3) << 13) };
+            rnd_fill(in.xmm0, 16, it & 4);
+            rnd_fill(in.xmm1, 16, it & 4);
+            in.rax = rnd() >> (rnd() & 63);
+            in.rcx = rnd();
+            in.rdx = (uint64_t)((int64_t)(rnd() % 40) - 20);
+            uint8_t insn[9];
+            memcpy(insn, forms[k].b, forms[k].len);
+            size_t len = forms[k].len;
+            if (forms[k].ib)
+                insn[len++] = (uint8_t)rnd();
+            struct regs h = in, g = in;
+            host_exec(insn, len, &h);
+            guest_exec(insn, len, &g);
+            const uint64_t sf = 0x8d5; /* OF SF ZF AF PF CF */
+            if (memcmp(h.xmm0, g.xmm0, 16) || memcmp(h.xmm1, g.xmm1, 16) || h.rax != g.rax ||
+                h.rcx != g.rcx || h.rdx != g.rdx || (h.rflags & sf) != (g.rflags & sf) ||
+                h.mxcsr_out != g.mxcsr_out) {
+                fprintf(stderr, "insn:");
+                for (size_t i = 0; i < len; i++)
+                    fprintf(stderr, " %02x", insn[i]);
+                fprintf(stderr, "\nhost  rax %llx rcx %llx fl %llx mxcsr %x\nguest rax %llx rcx %llx fl %llx mxcsr %x\n",
+                        (unsigned long long)h.rax, (unsigned long long)h.rcx,
+                        (unsigned long long)(h.rflags & sf), h.mxcsr_out,
+                        (unsigned long long)g.rax, (unsigned long long)g.rcx,
+                        (unsigned long long)(g.rflags & sf), g.mxcsr_out);
+                ck_abort_msg("form %u differs from the host CPU", k);
+            }
+            checked++;
+        }
+    }
+    fprintf(stderr, "simd insns: %u executions agree with the host CPU\n", checked);
+}
+END_TEST
+
+/* Memory forms: alignment rules and data movement through guest memory. */
+START_TEST(memory_forms_and_alignment)
+{
+    uint8_t *data = T.ram + TVM_DATA;
+    for (int i = 0; i < 64; i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    /* movups xmm2, [rdi+1]; movaps [rdi+32], xmm2; hlt */
+    static const uint8_t c1[] = { 0x0f, 0x10, 0x57, 0x01, 0x0f, 0x29, 0x57, 0x20, 0xf4 };
+    tvm_code(&T, c1, sizeof(c1));
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_int_eq(memcmp(data + 32, data + 1, 16), 0);
+    /* movaps xmm2, [rdi+1] -> #GP(0) */
+    static const uint8_t c2[] = { 0x0f, 0x28, 0x57, 0x01, 0xf4 };
+    tvm_code(&T, c2, sizeof(c2));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 13);
+    /* paddd xmm2, [rdi+4] (legacy 16-byte operand) -> #GP; vpaddd xmm2, xmm2, [rdi+4] is fine */
+    static const uint8_t c3[] = { 0x66, 0x0f, 0xfe, 0x57, 0x04, 0xf4 };
+    tvm_code(&T, c3, sizeof(c3));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RSP] = TVM_STACK - 0x1000;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 13);
+    static const uint8_t c4[] = { 0xc5, 0xe9, 0xfe, 0x57, 0x04, 0xf4 };
+    tvm_code(&T, c4, sizeof(c4));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RSP] = TVM_STACK - 0x1000;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    /* movss xmm3, [rdi] zero-extends; movsd [rdi+48], xmm3 stores 8 bytes */
+    memset(T.c->fpu.xmm[3], 0xee, 16);
+    static const uint8_t c5[] = { 0xf3, 0x0f, 0x10, 0x1f, 0xf2, 0x0f, 0x11, 0x5f, 0x30, 0xf4 };
+    tvm_code(&T, c5, sizeof(c5));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(memcmp(T.c->fpu.xmm[3], data, 4), 0);
+    for (int i = 4; i < 16; i++)
+        ck_assert_uint_eq(T.c->fpu.xmm[3][i], 0);
+    ck_assert_int_eq(memcmp(data + 48, data, 4), 0);
+    ck_assert_uint_eq(data[52], 0);
+}
+END_TEST
+
+/* Legacy SSE keeps YMM bits 255:128, VEX.128 clears them, VZEROUPPER clears all. */
+START_TEST(vex_upper_zeroing)
+{
+    T.c->xcr0 = 7;
+    memset(T.c->fpu.ymmh, 0x5a, sizeof(T.c->fpu.ymmh));
+    /* pxor xmm1, xmm1; vpxor xmm2, xmm2, xmm2; hlt */
+    static const uint8_t c[] = { 0x66, 0x0f, 0xef, 0xc9, 0xc5, 0xe9, 0xef, 0xd2, 0xf4 };
+    tvm_code(&T, c, sizeof(c));
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_uint_eq(T.c->fpu.ymmh[1][0], 0x5a);
+    ck_assert_uint_eq(T.c->fpu.ymmh[2][0], 0);
+    static const uint8_t z[] = { 0xc5, 0xf8, 0x77, 0xf4 };
+    tvm_code(&T, z, sizeof(z));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    for (int r = 0; r < 16; r++)
+        ck_assert_uint_eq(T.c->fpu.ymmh[r][15], 0);
+    /* VEX with XCR0.YMM clear -> #UD */
+    T.c->xcr0 = 3;
+    tvm_code(&T, c + 4, 5);
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 6);
+}
+END_TEST
+
+static int run_one(const uint8_t *code, size_t n)
+{
+    tvm_code(&T, code, n);
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RSP] = TVM_STACK - 0x1000;
+    enum emu_exit_reason r = go();
+    ck_assert_msg(r == EMU_EXIT_HLT, "exit %d at %02x %02x %02x", r, code[0], code[1], code[2]);
+    return tvm_halted_vector(&T);
+}
+
+START_TEST(fault_rules)
+{
+    static const uint8_t pxor[] = { 0x66, 0x0f, 0xef, 0xc9, 0xf4 };
+    emu_state_changed(T.v);
+    ck_assert_int_eq(run_one(pxor, sizeof(pxor)), -1);
+    T.c->cr0 |= 8; /* TS -> #NM */
+    emu_state_changed(T.v);
+    ck_assert_int_eq(run_one(pxor, sizeof(pxor)), 7);
+    T.c->cr0 &= ~8ull;
+    T.c->cr4 &= ~0x200ull; /* !OSFXSR -> #UD */
+    emu_state_changed(T.v);
+    ck_assert_int_eq(run_one(pxor, sizeof(pxor)), 6);
+    T.c->cr4 |= 0x200;
+    T.c->cr0 |= 4; /* EM -> #UD */
+    emu_state_changed(T.v);
+    ck_assert_int_eq(run_one(pxor, sizeof(pxor)), 6);
+    T.c->cr0 &= ~4ull;
+    emu_state_changed(T.v);
+    /* divss by zero with ZM unmasked: #XM, MXCSR.ZE set, destination untouched */
+    static const uint8_t divss[] = { 0xf3, 0x0f, 0x5e, 0xc1, 0xf4 };
+    float one = 1.0f, zero = 0.0f;
+    memcpy(T.c->fpu.xmm[0], &one, 4);
+    memcpy(T.c->fpu.xmm[1], &zero, 4);
+    T.c->fpu.mxcsr = 0x1f80 & ~0x200u;
+    ck_assert_int_eq(run_one(divss, sizeof(divss)), 19);
+    ck_assert_uint_eq(T.c->fpu.mxcsr & 4, 4);
+    ck_assert_int_eq(memcmp(T.c->fpu.xmm[0], &one, 4), 0);
+    /* same with CR4.OSXMMEXCPT = 0: #UD */
+    T.c->fpu.mxcsr = 0x1f80 & ~0x200u;
+    T.c->cr4 &= ~0x400ull;
+    emu_state_changed(T.v);
+    ck_assert_int_eq(run_one(divss, sizeof(divss)), 6);
+    /* LDMXCSR with a reserved bit -> #GP */
+    T.c->cr4 |= 0x400;
+    emu_state_changed(T.v);
+    uint32_t bad = 0x10000 | 0x1f80;
+    memcpy(T.ram + TVM_DATA, &bad, 4);
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    static const uint8_t ldm[] = { 0x0f, 0xae, 0x17, 0xf4 };
+    ck_assert_int_eq(run_one(ldm, sizeof(ldm)), 13);
+}
+END_TEST
+
+START_TEST(xsave_family)
+{
+    /* xgetbv (ecx=0) */
+    static const uint8_t xg[] = { 0x0f, 0x01, 0xd0, 0xf4 };
+    T.c->xcr0 = 1;
+    T.c->gpr[EMU_RCX] = 0;
+    ck_assert_int_eq(run_one(xg, sizeof(xg)), -1);
+    ck_assert_uint_eq(T.c->gpr[EMU_RAX], 1);
+    /* xsetbv to 7 without CPUID leaf 0DH -> #GP; with it -> ok */
+    static const uint8_t xs[] = { 0x0f, 0x01, 0xd1, 0xf4 };
+    T.c->gpr[EMU_RAX] = 7;
+    T.c->gpr[EMU_RDX] = 0;
+    T.c->gpr[EMU_RCX] = 0;
+    ck_assert_int_eq(run_one(xs, sizeof(xs)), 13);
+    struct emu_cpuid_entry e = { .function = 0xd, .index = 0, .eax = 7 };
+    emu_set_cpuid(T.v, &e, 1);
+    T.c->gpr[EMU_RAX] = 7;
+    T.c->gpr[EMU_RDX] = 0;
+    T.c->gpr[EMU_RCX] = 0;
+    ck_assert_int_eq(run_one(xs, sizeof(xs)), -1);
+    ck_assert_uint_eq(T.c->xcr0, 7);
+    T.c->gpr[EMU_RAX] = 5; /* AVX without SSE */
+    T.c->gpr[EMU_RCX] = 0;
+    ck_assert_int_eq(run_one(xs, sizeof(xs)), 13);
+    /* xsave [rdi]; change state; xrstor [rdi]: state restored */
+    for (int r = 0; r < 16; r++)
+        for (int i = 0; i < 16; i++) {
+            T.c->fpu.xmm[r][i] = (uint8_t)(r * 16 + i);
+            T.c->fpu.ymmh[r][i] = (uint8_t)(255 - r * 16 - i);
+        }
+    struct emu_fpu saved = T.c->fpu;
+    memset(T.ram + TVM_DATA, 0, 4096);
+    static const uint8_t sv[] = { 0x48, 0x0f, 0xae, 0x27, 0xf4 };
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    T.c->gpr[EMU_RAX] = 7;
+    T.c->gpr[EMU_RDX] = 0;
+    ck_assert_int_eq(run_one(sv, sizeof(sv)), -1);
+    uint64_t bv;
+    memcpy(&bv, T.ram + TVM_DATA + 512, 8);
+    ck_assert_uint_eq(bv, 7);
+    memset(T.c->fpu.xmm, 0, sizeof(T.c->fpu.xmm));
+    memset(T.c->fpu.ymmh, 0, sizeof(T.c->fpu.ymmh));
+    static const uint8_t rs_[] = { 0x48, 0x0f, 0xae, 0x2f, 0xf4 };
+    ck_assert_int_eq(run_one(rs_, sizeof(rs_)), -1);
+    ck_assert_int_eq(memcmp(T.c->fpu.xmm, saved.xmm, sizeof(saved.xmm)), 0);
+    ck_assert_int_eq(memcmp(T.c->fpu.ymmh, saved.ymmh, sizeof(saved.ymmh)), 0);
+    /* misaligned XSAVE -> #GP */
+    T.c->gpr[EMU_RDI] = TVM_DATA + 16;
+    ck_assert_int_eq(run_one(sv, sizeof(sv)), 13);
+    /* fxsave64 [rdi] / fxrstor64 [rdi] */
+    T.c->gpr[EMU_RDI] = TVM_DATA + 0x1000;
+    static const uint8_t fx[] = { 0x48, 0x0f, 0xae, 0x07, 0x48, 0x0f, 0xae, 0x0f, 0xf4 };
+    ck_assert_int_eq(run_one(fx, sizeof(fx)), -1);
+    ck_assert_int_eq(memcmp(T.ram + TVM_DATA + 0x1000 + 160, saved.xmm, 256), 0);
+}
+END_TEST
+
+/* x87 programs: run natively (ending in RET) and in the guest (ending in HLT),
+ * both with RDI pointing at a 64-byte buffer; the buffers must match. */
+static void x87_prog(const uint8_t *code, size_t n, const uint8_t in[64])
+{
+    uint8_t host[64], *guest = T.ram + TVM_DATA;
+    memcpy(host, in, 64);
+    memcpy(guest, in, 64);
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(page, MAP_FAILED);
+    /* fnstenv/fldenv around the program keep the host FPU state intact */
+    memcpy(page, code, n);
+    page[n] = 0xc3;
+    uint8_t env[108];
+    __asm__ volatile("fnsave %0" : "=m"(env));
+    ((void (*)(uint8_t *))(void *)page)(host);
+    __asm__ volatile("frstor %0" : : "m"(env));
+    munmap(page, 4096);
+    uint8_t code2[64];
+    memcpy(code2, code, n);
+    code2[n] = 0xf4;
+    tvm_code(&T, code2, n + 1);
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    for (int i = 0; i < 64; i++)
+        ck_assert_msg(host[i] == guest[i], "x87 program: byte %d host %02x guest %02x", i,
+                      host[i], guest[i]);
+}
+
+START_TEST(x87_programs_match_host)
+{
+    uint8_t in[64] = { 0 };
+    /* fninit; fld1; fldpi; faddp; fst qword [rdi]; fld1; fdivrp (1/(1+pi));
+     * fstp tword [rdi+8]; fnstsw [rdi+18]; fnstcw [rdi+20] */
+    static const uint8_t p1[] = { 0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xeb, 0xde, 0xc1, 0xdd, 0x17,
+                                  0xd9, 0xe8, 0xde, 0xf1, 0xdb, 0x7f, 0x08, 0xdd, 0x7f, 0x12,
+                                  0xd9, 0x7f, 0x14 };
+    x87_prog(p1, sizeof(p1), in);
+    for (int it = 0; it < 200; it++) {
+        int32_t a = (int32_t)rnd() >> (rnd() & 31), b = (int32_t)rnd() >> (rnd() & 31);
+        double x, y;
+        uint64_t r1 = rnd(), r2 = rnd();
+        x = (double)(int64_t)(r1 >> 12) / (double)(1 + (r1 & 0xffff));
+        y = (it & 1) ? -x : (double)(int64_t)(r2 >> 20) / 7.0;
+        memcpy(in + 32, &a, 4);
+        memcpy(in + 36, &b, 4);
+        memcpy(in + 40, &x, 8);
+        memcpy(in + 48, &y, 8);
+        uint16_t cw = (uint16_t)(0x037f | ((rnd() & 3) << 10) | ((rnd() & 1) ? 0 : 0x100));
+        memcpy(in + 56, &cw, 2);
+        /* fninit; fldcw [rdi+56]; fild dword [rdi+32]; fidiv dword [rdi+36]; fst qword [rdi];
+         * fsqrt; fistp dword [rdi+8]; fld qword [rdi+40]; fmul qword [rdi+48];
+         * fsub qword [rdi+40]; fstp tword [rdi+12]; fnstsw [rdi+22] */
+        static const uint8_t p2[] = { 0xdb, 0xe3, 0xd9, 0x6f, 0x38, 0xdb, 0x47, 0x20, 0xda, 0x77,
+                                      0x24, 0xdd, 0x17, 0xd9, 0xfa, 0xdb, 0x5f, 0x08, 0xdd, 0x47,
+                                      0x28, 0xdc, 0x4f, 0x30, 0xdc, 0x67, 0x28, 0xdb, 0x7f, 0x0c,
+                                      0xdd, 0x7f, 0x16 };
+        x87_prog(p2, sizeof(p2), in);
+        /* compares: fninit; fld qword [rdi+48]; fld qword [rdi+40]; fcom st1; fnstsw [rdi];
+         * fucomi st1 ... ; fcompp; fnstsw [rdi+2]; fild dword [rdi+32]; fisttp word [rdi+4];
+         * fnstsw [rdi+6] */
+        static const uint8_t p3[] = { 0xdb, 0xe3, 0xdd, 0x47, 0x30, 0xdd, 0x47, 0x28, 0xd8, 0xd1,
+                                      0xdd, 0x3f, 0xde, 0xd9, 0xdd, 0x7f, 0x02, 0xdb, 0x47, 0x20,
+                                      0xdf, 0x4f, 0x04, 0xdd, 0x7f, 0x06 };
+        x87_prog(p3, sizeof(p3), in);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("simd_insn");
+    TCase *tc = tcase_create("insn");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, insns_match_host);
+    tcase_add_test(tc, memory_forms_and_alignment);
+    tcase_add_test(tc, vex_upper_zeroing);
+    tcase_add_test(tc, fault_rules);
+    tcase_add_test(tc, xsave_family);
+    tcase_add_test(tc, x87_programs_match_host);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
