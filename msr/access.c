@@ -74,12 +74,23 @@ static enum emu_msr_result guest_result(struct msr_vcpu *v, int r, uint32_t *rea
     return EMU_MSR_GP;
 }
 
+/* A fault on a passed-through MSR is raised by the CPU itself: KVM never sees it, so it is
+ * always a #GP, never a user-space exit. */
+static enum emu_msr_result passthrough_result(struct msr_vcpu *v, enum emu_msr_result r)
+{
+    if (r != EMU_MSR_OK)
+        v->stats.gp_injected++;
+    return r;
+}
+
 static enum emu_msr_result guest_rdmsr(void *ctx, struct cpu *cpu, uint32_t index,
                                        uint64_t *value, uint32_t *reason)
 {
     struct msr_vcpu *v = ctx;
-    (void)cpu;
     msr_vcpu_sync(v);
+    /* The hardware gate, in case the caller did not consult it (same result either way). */
+    if (!msr_bitmap_intercepted(v, index, false))
+        return passthrough_result(v, msr_passthrough_read(v, cpu, index, value));
     v->stats.rdmsr_intercepts++;
     int r;
     if (!msr_filter_allows(v->filter, index, KVM_MSR_FILTER_READ)) {
@@ -95,8 +106,9 @@ static enum emu_msr_result guest_wrmsr(void *ctx, struct cpu *cpu, uint32_t inde
                                        uint64_t value, uint32_t *reason)
 {
     struct msr_vcpu *v = ctx;
-    (void)cpu;
     msr_vcpu_sync(v);
+    if (!msr_bitmap_intercepted(v, index, true))
+        return passthrough_result(v, msr_passthrough_write(v, cpu, index, value));
     v->stats.wrmsr_intercepts++;
     int r;
     if (!msr_filter_allows(v->filter, index, KVM_MSR_FILTER_WRITE))

@@ -185,6 +185,25 @@ START_TEST(stale_generation_intercepts_then_resyncs)
 }
 END_TEST
 
+/* emu may call the ops without the gate: the ops apply the bitmap themselves */
+START_TEST(ops_apply_the_gate_too)
+{
+    struct fx *f = fx_new(MSR_VENDOR_INTEL);
+    ck_assert_int_eq(msr_vm_enable_user_space_msr(&f->vm, 7), 0);
+    uint32_t reason = 0;
+    uint64_t val;
+    f->cpu.seg[EMU_FS].base = 0x1234;
+    ck_assert_int_eq(grd(f, MSR_FS_BASE, &val, &reason), EMU_MSR_OK);
+    ck_assert_uint_eq(val, 0x1234);
+    ck_assert_uint_eq(f->v->stats.passthrough_hits, 1);
+    ck_assert_uint_eq(f->v->stats.rdmsr_intercepts, 0);
+    /* a hardware #GP on a passed-through MSR never becomes a user-space exit */
+    ck_assert_int_eq(gwr(f, MSR_FS_BASE, 0x8000000000000000ull, &reason), EMU_MSR_GP);
+    ck_assert_uint_eq(f->v->stats.gp_injected, 1);
+    fx_free(f);
+}
+END_TEST
+
 START_TEST(passthrough_write_checks)
 {
     struct fx *f = fx_new(MSR_VENDOR_INTEL);
@@ -214,6 +233,7 @@ int main(void)
     tcase_add_test(tc, deny_filter_revokes_passthrough);
     tcase_add_test(tc, stale_generation_intercepts_then_resyncs);
     tcase_add_test(tc, passthrough_write_checks);
+    tcase_add_test(tc, ops_apply_the_gate_too);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
