@@ -16,6 +16,7 @@
 struct dstate {
     const uint8_t *b;
     size_t len;
+    unsigned avail; /* min(len, DECODER_MAX_LEN) */
     unsigned i;     /* next byte */
     int status;     /* first failure, DECODER_OK if none */
     uint8_t mode;
@@ -26,7 +27,7 @@ struct dstate {
     uint8_t mod, regf, rmf;
 };
 
-static int need(struct dstate *s, unsigned n)
+static __attribute__((noinline)) int need_slow(struct dstate *s, unsigned n)
 {
     if (s->i + n > DECODER_MAX_LEN) {
         if (!s->status)
@@ -39,6 +40,14 @@ static int need(struct dstate *s, unsigned n)
         return 0;
     }
     return 1;
+}
+
+/* bytes i..i+n-1 exist and stay within 15 bytes */
+static inline int need(struct dstate *s, unsigned n)
+{
+    if (__builtin_expect(s->i + n <= s->avail, 1))
+        return 1;
+    return need_slow(s, n);
 }
 
 static inline uint64_t read_le(struct dstate *s, unsigned n)
@@ -105,7 +114,7 @@ static const uint8_t modrm16_base[8] = {3, 3, 5, 5, 6, 7, 5, 3};
 static const uint8_t modrm16_index[8] = {6, 7, 6, 7, DECODER_NO_REG, DECODER_NO_REG,
                                          DECODER_NO_REG, DECODER_NO_REG};
 
-static void decode_mem(struct dstate *s, struct decoded_insn *d, struct decoder_operand *o)
+static inline __attribute__((always_inline)) void decode_mem(struct dstate *s, struct decoded_insn *d, struct decoder_operand *o)
 {
     o->kind = DOPND_MEM;
     o->scale = 1;
@@ -316,7 +325,7 @@ static int fail(struct decoded_insn *d, const struct dstate *s, int st)
 }
 
 /* operand size for a candidate entry (SDM vol.2 2.2.1.2, table 2-4; vol.1 3.6) */
-static uint8_t entry_opsize(const struct dstate *s, const struct dec_entry *e)
+static inline uint8_t entry_opsize(const struct dstate *s, const struct dec_entry *e)
 {
     int use66 = s->has66 && e->pfx != 2;
     uint8_t sz = s->mode == DECODER_MODE_16 ? 2 : 4;
@@ -333,7 +342,7 @@ static uint8_t entry_opsize(const struct dstate *s, const struct dec_entry *e)
     return sz;
 }
 
-static int entry_matches(const struct dstate *s, const struct decoded_insn *d,
+static inline __attribute__((always_inline)) int entry_matches(const struct dstate *s, const struct decoded_insn *d,
                          const struct dec_entry *e)
 {
     if (!(e->modes & (1u << s->mode)))
@@ -499,7 +508,8 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
 {
     /* Only the header is cleared here (operands are cleared as they are decoded):
      * clearing the whole struct costs as much as decoding a simple instruction. */
-    struct dstate s = {.b = bytes, .len = len, .mode = (uint8_t)mode};
+    struct dstate s = {.b = bytes, .len = len, .mode = (uint8_t)mode,
+                       .avail = len < DECODER_MAX_LEN ? (unsigned)len : DECODER_MAX_LEN};
     memset(d, 0, offsetof(struct decoded_insn, ops));
     d->mode = (uint8_t)mode;
 
@@ -633,7 +643,7 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
         d->ops[n] = (struct decoder_operand){0};
         if (!decode_operand(&s, d, &d->ops[n], e->opnd[n]))
             ud = 1;
-        if (s.status)
+        if (__builtin_expect(s.status != 0, 0))
             return fail(d, &s, s.status);
     }
     if (byte_form[e->opnd[0]])

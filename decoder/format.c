@@ -86,13 +86,17 @@ static void put_hex(struct out *o, uint64_t v)
 static void put_mem(struct out *o, const struct decoded_insn *in, const struct decoder_operand *op)
 {
     put(o, "%s", ptr_name(op->size));
-    int seg_shown = (in->prefixes & DPFX_SEG) != 0;
-    if (seg_shown)
+    /* The override is shown where it was written, except on the ES:rDI string
+     * destination, which it cannot change (SDM vol.2 MOVS/STOS/SCAS/INS). */
+    int es_rdi = (in->flags & DFLAG_STRING) && op->base == 7 && op->seg == 0;
+    if (es_rdi && in->mode != DECODER_MODE_64)
+        put(o, "es:"); /* outside 64-bit mode the fixed ES segment is spelled out */
+    else if ((in->prefixes & DPFX_SEG) && !es_rdi)
         put(o, "%s:", segs[in->seg_override & 7]);
     put(o, "[");
     int any = 0;
     if (op->base == DECODER_BASE_RIP) {
-        put(o, "rip");
+        put(o, in->addrsize == 4 ? "eip" : "rip"); /* 67 + RIP-relative uses EIP (SDM 2.2.1.6) */
         any = 1;
     } else if (op->base != DECODER_NO_REG) {
         put(o, "%s", gpr_name(op->base, in->addrsize));
