@@ -146,8 +146,13 @@ static int h_xadd(struct emu_vcpu *v, const struct decoded_insn *d)
         default: a = __atomic_fetch_add((uint64_t *)p, b, __ATOMIC_SEQ_CST); break;
         }
     } else {
+        /* source gets the old destination first, then the destination the sum: with
+         * the same register for both (xadd ebx,ebx) the sum wins, as in the SDM */
         a = emu_opnd_read(v, d, 0);
+        emu_opnd_write(v, d, 1, a);
         emu_opnd_write(v, d, 0, (a + b) & m);
+        emu_lf_set(v, EMU_LF_ADD, size, a + b, a, b);
+        return EMU_H_NEXT;
     }
     emu_opnd_write(v, d, 1, a);
     emu_lf_set(v, EMU_LF_ADD, size, a + b, a, b);

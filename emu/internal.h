@@ -304,6 +304,8 @@ struct emu_vcpu {
 
     uint64_t tsc_base_ns; /* RDTSC = (now_ns - tsc_base_ns) * tsc_mult + tsc_offset */
     uint64_t icount;      /* instructions retired (bench/statistics) */
+    uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
+                           * (single-stepping for differential tests) */
 };
 
 /* Recompute mode caches (decoder mode, CPL, long mode) after CR0/EFER/CS changes. */

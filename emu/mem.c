@@ -130,11 +130,13 @@ static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsign
 }
 
 /* Copy within one page. */
-static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
+/* `write` is the data direction; `acc` the permission check (a read may be checked as
+ * a write, e.g. the read half of a read-modify-write). */
+static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc,
+                        bool write)
 {
     uint64_t gpa;
     uint8_t *h = translate(v, lin, acc, &gpa);
-    bool write = (acc & EMU_ACC_KIND) == EMU_ACC_WRITE;
     if (h) {
         if (write)
             memcpy(h, buf, len);
@@ -147,17 +149,18 @@ static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned le
     }
 }
 
-static void access_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
+static void access_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc,
+                       bool write)
 {
     if (!v->long_mode)
         lin = (uint32_t)lin;
     unsigned first = 4096 - (lin & 0xfff);
     if (len <= first) {
-        access_page(v, lin, buf, len, acc);
+        access_page(v, lin, buf, len, acc, write);
         return;
     }
     /* page crossing: check both pages before writing either (no partial writes) */
-    if ((acc & EMU_ACC_KIND) == EMU_ACC_WRITE) {
+    if (write) {
         uint64_t g;
         translate(v, lin, acc, &g);
         translate(v, v->long_mode ? lin + first : (uint32_t)(lin + first), acc, &g);
@@ -167,7 +170,7 @@ static void access_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len
         unsigned n = 4096 - (lin & 0xfff);
         if (n > len)
             n = len;
-        access_page(v, lin, b, n, acc);
+        access_page(v, lin, b, n, acc, write);
         lin = v->long_mode ? lin + n : (uint32_t)(lin + n);
         b += n;
         len -= n;
@@ -187,7 +190,7 @@ uint64_t emu_lin_read(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned 
         }
     }
     uint64_t x = 0;
-    access_buf(v, lin, &x, size, acc);
+    access_buf(v, lin, &x, size, acc, false);
     return x;
 }
 
@@ -199,18 +202,18 @@ void emu_lin_write(struct emu_vcpu *v, uint64_t lin, unsigned size, uint64_t val
         memcpy(e->host + (lin & 0xfff), &val, size);
         return;
     }
-    access_buf(v, lin, &val, size, acc);
+    access_buf(v, lin, &val, size, acc, true);
 }
 
 void emu_lin_read_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
 {
-    access_buf(v, lin, buf, len, acc);
+    access_buf(v, lin, buf, len, acc, false);
 }
 
 void emu_lin_write_buf(struct emu_vcpu *v, uint64_t lin, const void *buf, unsigned len,
                        unsigned acc)
 {
-    access_buf(v, lin, (void *)buf, len, (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE);
+    access_buf(v, lin, (void *)buf, len, (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE, true);
 }
 
 void *emu_lin_ptr(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)

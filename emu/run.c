@@ -306,6 +306,10 @@ static void run_loop(struct emu_vcpu *v)
         v->icount++;
         if (r == EMU_H_EXIT || v->exit_ready)
             return;
+        if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {
+            x->reason = EMU_EXIT_INTERRUPTED;
+            return;
+        }
     }
 }
 

@@ -1,0 +1,41 @@
+/* tests/emu: fixed-seed differential test against Unicorn 2.0.1 (tools/emu_fuzz/difftest.h):
+ * random 64-bit GP instruction sequences, compared after every instruction. */
+#include <check.h>
+#include <stdlib.h>
+
+#include "tools/emu_fuzz/difftest.h"
+
+#define CASES 400
+
+START_TEST(unicorn_agreement_64)
+{
+    struct dt_rng r = {0x5eed};
+    static struct dt_case c;
+    unsigned agree = 0;
+    for (unsigned n = 0; n < CASES; n++) {
+        char why[256] = "";
+        dt_gen_case(&r, &c);
+        if (dt_run_case(&c, why, sizeof why))
+            agree++;
+        else {
+            fprintf(stderr, "case %u: %s\n", n, why);
+            dt_print_case(stderr, &c);
+        }
+    }
+    ck_assert_uint_eq(agree, CASES);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("emu_diff_unicorn");
+    TCase *t = tcase_create("diff");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, unicorn_agreement_64);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
