@@ -50,6 +50,14 @@ struct abi_memslot {
 
 struct abi_vcpu;
 
+#define ABI_MAX_IOEVENTFDS 1000 /* NR_IOBUS_DEVS */
+struct abi_ioeventfd {
+    bool pio, datamatch;
+    uint64_t addr, value;
+    uint32_t len; /* 0 = any length (MMIO only) */
+    int fd;       /* our dup of the eventfd */
+};
+
 struct abi_vm {
     struct abi_obj obj;
     struct abi_system *sys;
@@ -73,6 +81,8 @@ struct abi_vm {
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
+    struct abi_ioeventfd ioeventfds[ABI_MAX_IOEVENTFDS];
+    unsigned nioeventfds;
 };
 
 struct abi_vcpu {
@@ -155,6 +165,13 @@ void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len);
 void abi_vm_free_slots(struct abi_vm *vm);
 void abi_vm_mem_write_lock(struct abi_vm *vm);
 void abi_vm_mem_write_unlock(struct abi_vm *vm);
+
+/* ioeventfd.c */
+long abi_vm_ioeventfd(struct abi_vm *vm, unsigned long arg);
+/* A guest write: true if an ioeventfd took it (no exit to user space). */
+bool abi_ioeventfd_signal(struct abi_vm *vm, bool pio, uint64_t addr, const void *data,
+                          unsigned len);
+void abi_ioeventfd_free(struct abi_vm *vm);
 
 /* stats.c: KVM_GET_STATS_FD for the VM (vcpu == NULL) or a vCPU */
 long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);

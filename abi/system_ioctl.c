@@ -54,6 +54,8 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_X86_DISABLE_EXITS, KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE},
     {KVM_CAP_SET_BOOT_CPU_ID, 1},
     {KVM_CAP_NR_VCPUS, 2},
+    {KVM_CAP_IOEVENTFD, 1},
+    {KVM_CAP_IOEVENTFD_ANY_LENGTH, 1},
 };
 
 long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)

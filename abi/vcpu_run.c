@@ -184,6 +184,11 @@ static int handle_exit(struct abi_vcpu *v)
     case EMU_EXIT_IO: {
         if (v->vm->irqchip_state && irqchip_pio(v))
             return 1;
+        if (!x->io.in && x->io.count <= 1 &&
+            abi_ioeventfd_signal(v->vm, true, x->io.port, x->io.data, x->io.size)) {
+            emu_complete_io(v->emu, NULL);
+            return 1;
+        }
         size_t bytes = (size_t)x->io.size * x->io.count;
         if (bytes > ABI_PAGE_SIZE)
             bytes = ABI_PAGE_SIZE;
@@ -200,6 +205,11 @@ static int handle_exit(struct abi_vcpu *v)
         return 0;
     }
     case EMU_EXIT_MMIO:
+        if (x->mmio.is_write &&
+            abi_ioeventfd_signal(v->vm, false, x->mmio.gpa, x->mmio.data, x->mmio.len)) {
+            emu_complete_mmio(v->emu, NULL);
+            return 1;
+        }
         if (v->vm->irqchip_state) {
             uint8_t buf[8];
             memcpy(buf, x->mmio.data, sizeof buf);

@@ -350,6 +350,8 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return 64;
     case KVM_GET_STATS_FD:
         return abi_stats_fd(vm, NULL);
+    case KVM_IOEVENTFD:
+        return abi_vm_ioeventfd(vm, arg);
     default:
         return -ENOTTY;
     }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -282,6 +283,29 @@ START_TEST(run_io_and_hlt)
 }
 END_TEST
 
+/* KVM_IOEVENTFD: a matching OUT signals the eventfd and does not exit; a
+ * non-matching value still exits to user space. */
+START_TEST(run_ioeventfd)
+{
+    static const uint8_t code[] = {0xb0, 0x42, 0xe6, 0x10, 0xb0, 0x43, 0xe6, 0x10, 0xf4};
+    struct guest g = guest_create(code, sizeof code);
+    int efd = eventfd(0, EFD_NONBLOCK);
+    struct kvm_ioeventfd ie = {.addr = 0x10, .len = 1, .fd = efd, .datamatch = 0x42,
+                               .flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH};
+    ck_assert_int_eq(io(&g.f, g.f.vm, KVM_IOEVENTFD, &ie), 0);
+    ck_assert_int_eq(io(&g.f, g.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(g.run->exit_reason, KVM_EXIT_IO);
+    ck_assert_uint_eq(((uint8_t *)g.run)[g.run->io.data_offset], 0x43);
+    uint64_t cnt = 0;
+    ck_assert_int_eq(read(efd, &cnt, sizeof cnt), sizeof cnt);
+    ck_assert_uint_eq(cnt, 1);
+    ck_assert_int_eq(io(&g.f, g.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(g.run->exit_reason, KVM_EXIT_HLT);
+    close(efd);
+    guest_destroy(&g);
+}
+END_TEST
+
 /* /work/shared/spec/msr.md sections 2-3: a filtered RDMSR exits to user space with
  * reason FILTER; msr.error=0 completes it with msr.data, msr.error=1 injects #GP. */
 START_TEST(run_msr_filter_exit)
@@ -344,6 +368,7 @@ int main(void)
     TCase *run = tcase_create("run");
     tcase_add_test(run, run_io_and_hlt);
     tcase_add_test(run, run_msr_filter_exit);
+    tcase_add_test(run, run_ioeventfd);
     suite_add_tcase(s, run);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

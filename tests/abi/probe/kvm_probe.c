@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -179,6 +180,32 @@ int main(int argc, char **argv)
     CHECK("enable user msr", ioctl(vm, KVM_ENABLE_CAP, &cap));
     cap.flags = 1;
     CHECK("enable cap flags", ioctl(vm, KVM_ENABLE_CAP, &cap));
+
+    int efd = eventfd(0, 0);
+    struct kvm_ioeventfd ie = {.addr = 0x10, .len = 1, .fd = efd, .datamatch = 0x42,
+                               .flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH};
+    CHECK("ioeventfd assign", ioctl(vm, KVM_IOEVENTFD, &ie));
+    CHECK("ioeventfd assign again", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.len = 3;
+    CHECK("ioeventfd len 3", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.len = 1;
+    ie.fd = 0;
+    ie.addr = 0x20;
+    CHECK("ioeventfd not an eventfd", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.fd = 999;
+    CHECK("ioeventfd bad fd", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.fd = efd;
+    ie.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+    CHECK("ioeventfd deassign missing", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.addr = 0x10;
+    CHECK("ioeventfd deassign", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.flags = 0x100;
+    CHECK("ioeventfd bad flag", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie = (struct kvm_ioeventfd){.addr = 0x1000, .len = 0, .fd = efd, .flags = KVM_IOEVENTFD_FLAG_PIO};
+    CHECK("ioeventfd pio len 0", ioctl(vm, KVM_IOEVENTFD, &ie));
+    ie.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    CHECK("ioeventfd len 0 datamatch", ioctl(vm, KVM_IOEVENTFD, &ie));
+    close(efd);
 
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
     printf("create vcpu ok=%d\n", vcpu >= 0);

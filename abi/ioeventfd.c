@@ -1,0 +1,122 @@
+/* abi/: KVM_IOEVENTFD. A guest write (port I/O or MMIO) that matches a registered
+ * address/length (and value, with DATAMATCH) signals the eventfd instead of exiting to
+ * user space. Validation and errno mirror virt/kvm/eventfd.c kvm_ioeventfd() (6.12). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "abi/abi_internal.h"
+
+#define VALID_FLAGS                                                                        \
+    (KVM_IOEVENTFD_FLAG_DATAMATCH | KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DEASSIGN)
+
+static bool is_eventfd(int fd)
+{
+    char path[64], link[64] = "";
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n <= 0)
+        return false;
+    link[n] = 0;
+    return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
+static bool same(const struct abi_ioeventfd *e, const struct kvm_ioeventfd *a)
+{
+    bool pio = a->flags & KVM_IOEVENTFD_FLAG_PIO;
+    bool dm = a->flags & KVM_IOEVENTFD_FLAG_DATAMATCH;
+    return e->pio == pio && e->addr == a->addr && e->len == a->len && e->datamatch == dm &&
+           (!dm || e->value == a->datamatch);
+}
+
+long abi_vm_ioeventfd(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_ioeventfd a;
+    if (abi_copy_from_user(&a, (void *)arg, sizeof a))
+        return -EFAULT;
+    if (a.flags & ~(uint32_t)VALID_FLAGS)
+        return -EINVAL;
+    switch (a.len) {
+    case 0: case 1: case 2: case 4: case 8:
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (a.addr + a.len < a.addr)
+        return -EINVAL;
+    /* length 0 (any length) cannot carry DATAMATCH */
+    if (a.len == 0 && (a.flags & KVM_IOEVENTFD_FLAG_DATAMATCH))
+        return -EINVAL;
+    long r = 0;
+    pthread_mutex_lock(&vm->lock);
+    if (a.flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
+        r = -ENOENT;
+        for (unsigned i = 0; i < vm->nioeventfds; i++)
+            if (same(&vm->ioeventfds[i], &a) && true) {
+                close(vm->ioeventfds[i].fd);
+                vm->ioeventfds[i] = vm->ioeventfds[--vm->nioeventfds];
+                r = 0;
+                break;
+            }
+        goto out;
+    }
+    if (!is_eventfd(a.fd)) {
+        r = fcntl(a.fd, F_GETFD) >= 0 ? -EINVAL : -EBADF; /* eventfd_ctx_fdget() */
+        goto out;
+    }
+    for (unsigned i = 0; i < vm->nioeventfds; i++)
+        if (same(&vm->ioeventfds[i], &a)) {
+            r = -EEXIST;
+            goto out;
+        }
+    if (vm->nioeventfds == ABI_MAX_IOEVENTFDS) {
+        r = -ENOSPC; /* KVM: the I/O bus is full */
+        goto out;
+    }
+    int fd = dup(a.fd); /* KVM holds its own reference to the eventfd */
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    vm->ioeventfds[vm->nioeventfds++] = (struct abi_ioeventfd){
+        .pio = a.flags & KVM_IOEVENTFD_FLAG_PIO,
+        .datamatch = a.flags & KVM_IOEVENTFD_FLAG_DATAMATCH,
+        .addr = a.addr,
+        .len = a.len,
+        .value = a.datamatch,
+        .fd = fd,
+    };
+out:
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+bool abi_ioeventfd_signal(struct abi_vm *vm, bool pio, uint64_t addr, const void *data,
+                          unsigned len)
+{
+    uint64_t val = 0;
+    memcpy(&val, data, len > 8 ? 8 : len);
+    bool hit = false;
+    pthread_mutex_lock(&vm->lock);
+    for (unsigned i = 0; i < vm->nioeventfds && !hit; i++) {
+        const struct abi_ioeventfd *e = &vm->ioeventfds[i];
+        if (e->pio != pio || e->addr != addr || (e->len && e->len != len))
+            continue;
+        if (e->datamatch && e->value != val)
+            continue;
+        uint64_t one = 1;
+        hit = write(e->fd, &one, sizeof one) == sizeof one;
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return hit;
+}
+
+void abi_ioeventfd_free(struct abi_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nioeventfds; i++)
+        close(vm->ioeventfds[i].fd);
+    vm->nioeventfds = 0;
+}
