@@ -99,8 +99,10 @@ bool msr_filter_allows(const struct msr_filter *f, uint32_t index, uint32_t kind
 #define MSR_MTRR_VAR 8            /* KVM_NR_VAR_MTRR */
 
 /* x2APIC range 0x800-0x8ff goes to the local APIC (abi sets it). Return 0 = done,
- * nonzero = fault (#GP / INVAL). With no hook the MSRs behave as KVM without an in-kernel
- * APIC (UNKNOWN). */
+ * nonzero = refused (exit reason INVAL / #GP). Accesses reach the hook only while
+ * cpu->apic_base is in x2APIC mode. With no hook the MSRs fail as in KVM without an in-kernel
+ * APIC (kvm_x2apic_msr_read returns 1: reason INVAL), and `read != NULL` is also what
+ * msr/ takes as "LAPIC in kernel" for the async-PF and PV-EOI MSRs. */
 struct msr_apic_ops {
     int (*read)(void *ctx, uint32_t index, uint64_t *value);
     int (*write)(void *ctx, uint32_t index, uint64_t value);
