@@ -101,6 +101,16 @@ void abi_lapic_set_cpu_caps(struct abi_lapic *l, bool x2apic, unsigned maxphyadd
  * one-shot only. */
 void abi_lapic_set_tsc_deadline_cap(struct abi_lapic *l, bool supported);
 
+/* MCG_CAP.MCG_CMCI_P (KVM_X86_SETUP_MCE): adds the CMCI LVT (0x2f0), masked,
+ * and bumps the version register's max-LVT field (kvm_apic_after_set_mcg_cap). */
+void abi_lapic_set_cmci_cap(struct abi_lapic *l, bool supported);
+/* Fire a local interrupt through the LVT entry at register offset `lvt_reg`
+ * (0x2f0 CMCI, 0x340 perf counter, 0x350 LINT0, 0x360 LINT1, 0x370 error),
+ * as KVM's kvm_apic_local_deliver: nothing if the APIC is hardware-disabled
+ * or the entry masked; an LVTPC entry masks itself after delivery when
+ * `intel_compatible` (guest CPUID vendor). Returns 1 if an interrupt was accepted. */
+int abi_lapic_local_deliver(struct abi_lapic *l, unsigned lvt_reg, bool intel_compatible);
+
 /* Guest TSC reader used by TSC-deadline mode. Default: host CLOCK_MONOTONIC
  * scaled to the chip's TSC kHz plus cpu->tsc_offset. abi/ should install the
  * same function the emulator's RDTSC uses. */

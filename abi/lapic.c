@@ -527,6 +527,36 @@ void abi_lapic_destroy(struct abi_lapic *l)
     free(l);
 }
 
+void abi_lapic_set_cmci_cap(struct abi_lapic *l, bool supported)
+{
+    unsigned n = supported ? 7 : 6;
+    for (unsigned i = l->nr_lvt; i < n; i++)
+        lapic_set_reg(l, lvt_table[i].reg, APIC_LVT_MASKED);
+    l->nr_lvt = n;
+    set_version(l);
+}
+
+int abi_lapic_local_deliver(struct abi_lapic *l, unsigned lvt_reg, bool intel_compatible)
+{
+    int idx = lvt_index(lvt_reg);
+    if (idx < 0 || (unsigned)idx >= l->nr_lvt)
+        return 0;
+    uint32_t v = lapic_reg(l, lvt_reg);
+    if (!lapic_hw_enabled(l) || (v & APIC_LVT_MASKED))
+        return 0;
+    struct apic_irq irq = {
+        .vector = v & 0xff,
+        .delivery_mode = (v >> 8) & 7,
+        .level = v & APIC_LVT_LEVEL,
+        .assert = true,
+    };
+    int r = lapic_accept_irq(l, &irq);
+    /* Intel: a PMI masks LVTPC so the handler can re-arm it (SDM 18.x). */
+    if (r && lvt_reg == APIC_REG_LVTPC && intel_compatible)
+        lapic_set_reg(l, APIC_REG_LVTPC, v | APIC_LVT_MASKED);
+    return r;
+}
+
 void abi_lapic_set_tsc_deadline_cap(struct abi_lapic *l, bool supported)
 {
     /* KVM: 3 << 17 with TSC_DEADLINE_TIMER in CPUID, else 1 << 17. */

@@ -199,6 +199,36 @@ START_TEST(ipi_destinations)
 }
 END_TEST
 
+START_TEST(cmci_and_local_deliver)
+{
+    uint32_t v;
+    ck_assert(abi_lapic_mmio(l1, ABI_APIC_DEFAULT_BASE + APIC_REG_LVTCMCI, false, &v, 4));
+    ck_assert_uint_eq(v, 0); /* not a register without CMCI */
+    ck_assert_int_eq(abi_lapic_local_deliver(l1, APIC_REG_LVTCMCI, true), 0);
+    abi_lapic_set_cmci_cap(l1, true);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVR), 0x60014u);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTCMCI), APIC_LVT_MASKED);
+    sw_enable(l1);
+    mmio_wr(l1, APIC_REG_LVTCMCI, 0x5e);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTCMCI), 0x5eu);
+    ck_assert_int_eq(abi_lapic_local_deliver(l1, APIC_REG_LVTCMCI, true), 1);
+    ck_assert(irr_has(l1, 0x5e));
+    /* LVTPC masks itself after a PMI on Intel-compatible CPUs only. */
+    mmio_wr(l1, APIC_REG_LVTPC, 0x5f);
+    ck_assert_int_eq(abi_lapic_local_deliver(l1, APIC_REG_LVTPC, false), 1);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTPC), 0x5fu);
+    ck_assert_int_eq(abi_lapic_local_deliver(l1, APIC_REG_LVTPC, true), 1);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVTPC), APIC_LVT_MASKED | 0x5fu);
+    ck_assert_int_eq(abi_lapic_local_deliver(l1, APIC_REG_LVTPC, true), 0);
+    /* LINT1 as NMI. */
+    mmio_wr(l1, APIC_REG_LVT1, APIC_DM_NMI << 8);
+    ck_assert_int_eq(abi_lapic_local_deliver(l1, APIC_REG_LVT1, true), 1);
+    ck_assert(lapic_nmi_pending(l1, NULL));
+    abi_lapic_set_cmci_cap(l1, false);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_LVR), 0x50014u);
+}
+END_TEST
+
 START_TEST(apic_base_transitions)
 {
     uint64_t base = abi_lapic_get_base(l1);
@@ -623,6 +653,7 @@ int main(void)
     tcase_add_test(tc, mmio_register_masks);
     tcase_add_test(tc, irr_isr_ppr_eoi);
     tcase_add_test(tc, ipi_destinations);
+    tcase_add_test(tc, cmci_and_local_deliver);
     tcase_add_test(tc, apic_base_transitions);
     tcase_add_test(tc, x2apic_msrs);
     tcase_add_test(tc, get_set_state);
