@@ -299,6 +299,7 @@ static int h_movs_scalar(struct emu_vcpu *v, const struct decoded_insn *d)
     simd_v128 r[2] = { 0 }, s[2];
     if (d->ops[0].kind == DOPND_MEM) {
         rd(v, d, d->nops - 1, s);
+        emu_simd_mmio_check(v, d, 0, true);
         emu_mem_write_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), &s[0], esz);
         return EMU_H_NEXT;
     }
@@ -327,6 +328,7 @@ static int h_movdq(struct emu_vcpu *v, const struct decoded_insn *d)
     memcpy(&r[0], &s[0], esz);
     const struct decoder_operand *o = &d->ops[0];
     if (o->kind == DOPND_MEM) {
+        emu_simd_mmio_check(v, d, 0, true);
         emu_mem_write_buf(v, o->seg, emu_opnd_ea(v, d, 0), &r[0], esz);
         return EMU_H_NEXT;
     }
@@ -356,6 +358,7 @@ static int h_movhl(struct emu_vcpu *v, const struct decoded_insn *d)
     simd_v128 s[2];
     if (d->ops[0].kind == DOPND_MEM) { /* store: low or high quadword */
         rd(v, d, 1, s);
+        emu_simd_mmio_check(v, d, 0, true);
         emu_mem_write_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), &s[0].q[high ? 1 : 0], 8);
         return EMU_H_NEXT;
     }
@@ -697,8 +700,10 @@ static int h_pextr(struct emu_vcpu *v, const struct decoded_insn *d)
     unsigned n = (mmx ? 8 : 16) / esz;
     uint64_t val = simd_pextr(&a[0], esz, imm8(d) & (n - 1));
     const struct decoder_operand *o = &d->ops[0];
-    if (o->kind == DOPND_MEM)
+    if (o->kind == DOPND_MEM) {
+        emu_simd_mmio_check(v, d, 0, true);
         emu_mem_write(v, o->seg, emu_opnd_ea(v, d, 0), esz, val);
+    }
     else /* register destinations are zero-extended (32-bit write clears 63:32) */
         emu_gpr_write(v, o->reg, o->size == 8 ? 8 : 4, val);
     return EMU_H_NEXT;
@@ -801,6 +806,46 @@ static int h_vzero(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* LFENCE/SFENCE/MFENCE: other vCPUs are host threads, so order this thread's
+ * accesses with a host fence (MFENCE = full barrier, SDM vol.3 9.2.2). */
+static int h_fence(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    (void)v;
+    if (d->op == DOP_MFENCE)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    else if (d->op == DOP_SFENCE)
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+    else
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return EMU_H_NEXT;
+}
+
+/* PREFETCHh never faults (SDM vol.2 PREFETCHh): no effect without caches. */
+static int h_prefetch(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    (void)v;
+    (void)d;
+    return EMU_H_NEXT;
+}
+
+/* CLFLUSH faults like a byte read of its operand (SDM vol.2 CLFLUSH); no caches to flush. */
+static int h_clflush(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t lin = emu_seg_lin(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), 1, EMU_ACC_READ);
+    uint64_t gpa;
+    uint32_t ec = emu_walk(v, lin, EMU_ACC_READ, true, &gpa, NULL, NULL);
+    if (ec)
+        emu_raise_pf(v, lin, ec);
+    return EMU_H_NEXT;
+}
+
+/* MOVNTI m32/m64, r (SSE2): a plain store here. */
+static int h_movnti(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_opnd_write(v, d, 0, emu_opnd_read(v, d, 1));
+    return EMU_H_NEXT;
+}
+
 /* EMMS: all x87 tags empty (SDM vol.2 EMMS); CR0.EM -> #UD, CR0.TS -> #NM. */
 static int h_emms(struct emu_vcpu *v, const struct decoded_insn *d)
 {
@@ -867,6 +912,10 @@ const struct emu_handler_entry emu_simd_handlers[] = {
     { DOP_VPCMPESTRI, h_pcmpstr }, { DOP_VPCMPESTRM, h_pcmpstr }, { DOP_VPCMPISTRI, h_pcmpstr }, { DOP_VPCMPISTRM, h_pcmpstr },
     { DOP_CRC32, h_crc32 },
     { DOP_VZEROUPPER, h_vzero }, { DOP_VZEROALL, h_vzero }, { DOP_EMMS, h_emms },
+    { DOP_LFENCE, h_fence }, { DOP_SFENCE, h_fence }, { DOP_MFENCE, h_fence },
+    { DOP_PREFETCHNTA, h_prefetch }, { DOP_PREFETCHT0, h_prefetch },
+    { DOP_PREFETCHT1, h_prefetch }, { DOP_PREFETCHT2, h_prefetch },
+    { DOP_CLFLUSH, h_clflush }, { DOP_MOVNTI, h_movnti },
     { DOP_PADDB, h_binop }, { DOP_VPADDB, h_binop },
     { DOP_PADDW, h_binop }, { DOP_VPADDW, h_binop },
     { DOP_PADDD, h_binop }, { DOP_VPADDD, h_binop },

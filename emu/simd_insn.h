@@ -32,6 +32,9 @@ void emu_simd_check_fxsr(struct emu_vcpu *v);
  * or #UD (SDM vol.1 11.5.5). Must be called before the destination is written. */
 void emu_simd_fp_flags(struct emu_vcpu *v, uint32_t flags);
 
+/* Memory operand i on MMIO for a form KVM's emulator cannot do: internal error
+ * (emu_unimplemented), as KVM reports emulation failure. */
+void emu_simd_mmio_check(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, bool write);
 /* Linear address of memory operand i (for alignment checks). */
 uint64_t emu_simd_lin(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
 /* Read operand i (XMM/YMM register or memory of its size) into r[0] (low 128)

@@ -56,6 +56,47 @@ uint64_t emu_simd_lin(struct emu_vcpu *v, const struct decoded_insn *d, unsigned
     return v->cpu.seg[seg].base + ea;
 }
 
+/* KVM's instruction emulator (arch/x86/kvm/emulate.c) handles only a few SIMD/x87
+ * forms on MMIO: MOVUPS/MOVUPD/MOVAPS/MOVAPD (0F 10/11/28/29), MOVNTPS/MOVNTPD
+ * (0F 2B), MOVQ mm/MOVDQA/MOVDQU (0F 6F/7F), MOVNTDQ (66 0F E7), FNINIT, FNSTCW and
+ * FNSTSW; anything else touching MMIO is an emulation failure, which reaches user
+ * space as KVM_EXIT_INTERNAL_ERROR (exit_on_emulation_failure_test relies on it). */
+static bool kvm_emulates_on_mmio(const struct decoded_insn *d)
+{
+    if (emu_simd_is_vex(d))
+        return false;
+    if (d->opcode_map == 1) {
+        switch (d->opcode) {
+        case 0x10: case 0x11: /* only the no-prefix / 66 forms */
+            return !(d->prefixes & (DPFX_REP | DPFX_REPNE));
+        case 0x28: case 0x29: case 0x2b:
+            return !(d->prefixes & (DPFX_REP | DPFX_REPNE));
+        case 0x6f: case 0x7f:
+            return !(d->prefixes & DPFX_REPNE);
+        case 0xe7:
+            return (d->prefixes & DPFX_OPSIZE) != 0;
+        default:
+            return false;
+        }
+    }
+    /* x87 escape D9 /7 (FNSTCW) and DD /7 (FNSTSW m16) */
+    return d->opcode_map == 0 && (d->opcode == 0xd9 || d->opcode == 0xdd) &&
+           ((d->modrm >> 3) & 7) == 7;
+}
+
+void emu_simd_mmio_check(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, bool write)
+{
+    if (kvm_emulates_on_mmio(d))
+        return;
+    unsigned acc = write ? EMU_ACC_WRITE : EMU_ACC_READ;
+    uint64_t lin = emu_seg_lin(v, d->ops[i].seg, emu_opnd_ea(v, d, i), 1, acc);
+    uint64_t gpa;
+    if (emu_walk(v, lin, acc, false, &gpa, NULL, NULL) != 0)
+        return; /* the access itself will raise the #PF */
+    if (!emu_gpa_to_host(v->pm, gpa, 1, write))
+        emu_unimplemented(v);
+}
+
 static void check_align(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, unsigned size)
 {
     if (size > 1 && (emu_simd_lin(v, d, i) & (size - 1)))
@@ -79,6 +120,7 @@ void emu_simd_read(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i,
             emu_unimplemented(v);
         if (aligned)
             check_align(v, d, i, size);
+        emu_simd_mmio_check(v, d, i, false);
         emu_mem_read_buf(v, o->seg, emu_opnd_ea(v, d, i), r, size);
         return;
     }
@@ -120,6 +162,7 @@ void emu_simd_write(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i
             emu_unimplemented(v);
         if (aligned)
             check_align(v, d, i, size);
+        emu_simd_mmio_check(v, d, i, true);
         emu_mem_write_buf(v, o->seg, emu_opnd_ea(v, d, i), r, size);
         return;
     }

@@ -53,6 +53,7 @@ static bool fetch(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, 
     if (is_mem(d, i)) {
         unsigned size = d->ops[i].size;
         uint8_t buf[10] = { 0 };
+        emu_simd_mmio_check(v, d, i, false);
         emu_mem_read_buf(v, d->ops[i].seg, emu_opnd_ea(v, d, i), buf, size);
         if (integer) {
             int64_t x = 0;
@@ -257,6 +258,7 @@ static int h_fst(struct emu_vcpu *v, const struct decoded_insn *d)
         x87_raise(f, exc);
         return EMU_H_NEXT;
     }
+    emu_simd_mmio_check(v, d, 0, true);
     emu_mem_write_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), buf, size);
     f->fsw = (uint16_t)((f->fsw & ~X87_C1) | (exc & X87_C1));
     x87_raise(f, exc);
@@ -354,6 +356,7 @@ static int h_fnclex(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_fldcw(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     struct emu_fpu *f = fpu_check(v, true);
+    emu_simd_mmio_check(v, d, 0, false);
     uint16_t cw = (uint16_t)emu_opnd_read(v, d, 0);
     f->fcw = cw | 0x40; /* bit 6 reads as 1 */
     /* unmasking a pending exception makes it pending for #MF */
