@@ -136,36 +136,35 @@ static inline __attribute__((always_inline)) void decode_mem(struct dstate *s, s
         o->seg = effective_seg(d, s, segbase);
         return;
     }
-    uint8_t basereg;
+    /* 32/64-bit forms (SDM tables 2-2, 2-3), written with few branches: the
+     * displacement size comes from mod, and "no base" (mod 0 with r/m or SIB
+     * base 101b) turns it into disp32 -- RIP-relative only without a SIB. */
+    static const uint8_t disp_by_mod[4] = {0, 1, 4, 0};
+    unsigned dispn = disp_by_mod[mod];
+    unsigned base = rm;
+    int rip = 0;
     if (rm == 4) {
         if (!need(s, 1))
             return;
         uint8_t sib = s->b[s->i++];
         d->sib = sib;
-        unsigned ss = sib >> 6, idx = ((sib >> 3) & 7) | (s->rex_x << 3), base = sib & 7;
-        o->scale = (uint8_t)(1u << ss);
-        o->index = idx == 4 ? DECODER_NO_REG : (uint8_t)idx; /* SIB index 100b = none, SDM table 2-3 */
-        if (base == 5 && mod == 0) {
-            o->base = DECODER_NO_REG;
-            o->disp = sext(read_le(s, 4), 4);
-            basereg = DECODER_NO_REG;
-        } else {
-            o->base = (uint8_t)(base | (s->rex_b << 3));
-            basereg = (uint8_t)base;
-        }
-    } else if (rm == 5 && mod == 0) {
-        /* disp32: RIP-relative in 64-bit mode (SDM 2.2.1.6) */
-        o->base = s->mode == DECODER_MODE_64 ? DECODER_BASE_RIP : DECODER_NO_REG;
-        o->disp = sext(read_le(s, 4), 4);
-        basereg = DECODER_NO_REG;
+        unsigned idx = ((sib >> 3) & 7) | (s->rex_x << 3);
+        o->scale = (uint8_t)(1u << (sib >> 6));
+        o->index = idx == 4 ? DECODER_NO_REG : (uint8_t)idx; /* SIB index 100b = none */
+        base = sib & 7;
     } else {
-        o->base = (uint8_t)(rm | (s->rex_b << 3));
-        basereg = (uint8_t)rm;
+        rip = s->mode == DECODER_MODE_64;
     }
-    if (mod == 1)
-        o->disp = sext(read_le(s, 1), 1);
-    else if (mod == 2)
-        o->disp = sext(read_le(s, 4), 4);
+    uint8_t basereg = (uint8_t)base;
+    if (base == 5 && mod == 0) {
+        dispn = 4;
+        basereg = DECODER_NO_REG;
+        o->base = rip ? DECODER_BASE_RIP : DECODER_NO_REG;
+    } else {
+        o->base = (uint8_t)(base | (s->rex_b << 3));
+    }
+    if (dispn)
+        o->disp = sext(read_le(s, dispn), dispn);
     o->seg = effective_seg(d, s, basereg);
 }
 
@@ -342,44 +341,31 @@ static inline uint8_t entry_opsize(const struct dstate *s, const struct dec_entr
     return sz;
 }
 
-static inline __attribute__((always_inline)) int entry_matches(const struct dstate *s, const struct decoded_insn *d,
-                         const struct dec_entry *e)
+/* The instruction's side of the entry constraints, packed like dec_entry.kmask/kval. */
+static inline uint32_t make_key(const struct dstate *s, const struct decoded_insn *d)
 {
-    if (!(e->modes & (1u << s->mode)))
+    return DKEY_REG(s->regf) | (s->mod == 3 ? DKEY_REGFORM : DKEY_MEM) | DKEY_RM(s->rmf) |
+           DKEY_MP(s->mp) | DKEY_ASZ(d->addrsize) | (s->rex_w ? DKEY_W : 0) |
+           (s->rex_b ? DKEY_REXB : 0) | (s->vex_l & 1 ? DKEY_L : 0) | (d->vex_vvvv ? DKEY_VVVV : 0);
+}
+
+static inline __attribute__((always_inline)) int entry_matches(const struct dstate *s, uint32_t key,
+                                                               const struct dec_entry *e)
+{
+    if ((key & e->kmask) != e->kval || !(e->modes & (1u << s->mode)))
         return 0;
-    if (e->reg != 0xff && e->reg != s->regf)
-        return 0;
-    if (e->mod == 1 && s->mod == 3)
-        return 0;
-    if (e->mod == 2 && s->mod != 3)
-        return 0;
-    if (e->rm != 0xff && e->rm != s->rmf)
-        return 0;
-    if (e->pfx && e->pfx != s->mp)
-        return 0;
-    if (e->osz && e->osz != entry_opsize(s, e))
-        return 0;
-    if (e->asz && e->asz != d->addrsize)
-        return 0;
-    if (e->w && e->w != 1u + s->rex_w)
-        return 0;
-    if (e->b0 && s->rex_b)
-        return 0;
-    if (e->l && e->l != 1u + s->vex_l)
-        return 0;
-    if (e->vexnovvvv && d->vex_vvvv != 0)
-        return 0;
-    return 1;
+    /* operand size depends on the entry itself (mandatory 66, d64/f64) */
+    return !e->osz || e->osz == entry_opsize(s, e);
 }
 
 static const struct dec_entry *find_entry(const struct dstate *s, const struct decoded_insn *d,
                                           const struct dec_slot *slot)
 {
-    for (unsigned k = 0; k < slot->count; k++) {
-        const struct dec_entry *x = &dec_entries[slot->first + k];
-        if (entry_matches(s, d, x))
+    uint32_t key = make_key(s, d);
+    const struct dec_entry *x = &dec_entries[slot->first], *end = x + slot->count;
+    for (; x < end; x++)
+        if (entry_matches(s, key, x))
             return x;
-    }
     return NULL;
 }
 
@@ -648,9 +634,7 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
     }
     if (byte_form[e->opnd[0]])
         d->opsize = 1;
-    d->nops = (uint8_t)n;
-    for (unsigned k = n; k < DECODER_MAX_OPERANDS; k++)
-        d->ops[k].kind = DOPND_NONE;
+    d->nops = (uint8_t)n; /* ops[nops..] are not cleared: nops says how many are valid */
     d->length = (uint8_t)s.i;
     if (ud)
         return fail(d, &s, DECODER_UD);

@@ -29,7 +29,20 @@ struct dec_entry {
     uint8_t vexnovvvv; /* VEX.vvvv must be 1111b */
     uint8_t opnd[4];   /* enum dec_opnd_type, Intel order */
     uint8_t opflags;   /* copy of decoder_op_info[op].flags (saves a cache line per decode) */
+    uint32_t kmask, kval; /* the constraints above except modes/osz as (key & kmask) == kval */
 };
+
+/* Instruction key bits compared against dec_entry.kmask/kval (see decoder.c make_key). */
+#define DKEY_REG(r) ((unsigned)(r))          /* bits 0-2 ModRM.reg */
+#define DKEY_MEM (1u << 3)                   /* mod != 3 */
+#define DKEY_REGFORM (1u << 4)               /* mod == 3 */
+#define DKEY_RM(r) ((unsigned)(r) << 5)      /* bits 5-7 */
+#define DKEY_MP(p) ((unsigned)(p) << 8)      /* bits 8-10 mandatory prefix code */
+#define DKEY_ASZ(a) ((unsigned)(a) << 11)    /* bits 11-14 address size */
+#define DKEY_W (1u << 15)
+#define DKEY_REXB (1u << 16)
+#define DKEY_L (1u << 17)
+#define DKEY_VVVV (1u << 18)                 /* VEX.vvvv != 0 */
 
 struct dec_slot {
     uint16_t first;

@@ -392,11 +392,23 @@ int main(int argc, char **argv)
     fprintf(c, "};\n\nconst struct dec_entry dec_entries[] = {\n");
     for (int i = 0; i < nents; i++) {
         struct entry *e = &ents[i];
-        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d}, /* line %d */\n",
+        /* constraint key mask/value, bit layout shared with decoder.c (DKEY_*) */
+        unsigned mask = 0, val = 0;
+        if (e->reg >= 0) { mask |= 7u; val |= (unsigned)e->reg; }
+        if (e->mod == 1) { mask |= 1u << 3; val |= 1u << 3; }
+        if (e->mod == 2) { mask |= 1u << 4; val |= 1u << 4; }
+        if (e->rm >= 0) { mask |= 7u << 5; val |= (unsigned)e->rm << 5; }
+        if (e->pfx) { mask |= 7u << 8; val |= (unsigned)e->pfx << 8; }
+        if (e->asz) { mask |= 15u << 11; val |= (unsigned)e->asz << 11; }
+        if (e->w) { mask |= 1u << 15; val |= (e->w == 2 ? 1u : 0u) << 15; }
+        if (e->b0) mask |= 1u << 16;
+        if (e->l) { mask |= 1u << 17; val |= (e->l == 2 ? 1u : 0u) << 17; }
+        if (e->vexnovvvv) mask |= 1u << 18;
+        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d, 0x%x, 0x%x}, /* line %d */\n",
                 ops[e->op].dop, e->reg < 0 ? 0xff : e->reg, e->mod, e->rm < 0 ? 0xff : e->rm,
                 e->pfx, e->osz, e->asz, e->w, e->b0, e->l, e->modes, e->d64, e->f64, e->lock,
                 e->cond, e->vexnovvvv, e->opnd[0], e->opnd[1], e->opnd[2], e->opnd[3],
-                ops[e->op].flags & ~F_LOCK, e->line);
+                ops[e->op].flags & ~F_LOCK, mask, val, e->line);
     }
     fprintf(c, "    {0}\n};\n\n");
     /* slot index: per map (7) x 256 opcodes: first entry, count, has-ModRM */
