@@ -115,6 +115,9 @@ const char *msr_pt_policy_name(enum msr_pt_policy p);
 /* Would this policy pass the MSR through for this vCPU now (before the filter)? */
 bool msr_pt_policy_holds(const struct msr_vcpu *v, enum msr_pt_policy p, unsigned list_idx, bool write);
 
+/* h_tsc.c: host-side TSC write with KVM's cross-vCPU synchronisation */
+void msr_tsc_host_write(struct msr_vcpu *v, uint64_t data, bool creation);
+
 /* filter.c */
 void msr_filter_free_all(struct msr_vm *vm);
 

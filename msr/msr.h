@@ -70,6 +70,10 @@ struct msr_vm {
     uint64_t boot_ns_at_create;
     uint64_t tsc_khz;                    /* host TSC frequency, calibrated at msr_vm_init */
     _Atomic uint64_t pv_wall_clock;      /* MSR_KVM_WALL_CLOCK(_NEW) value (VM-wide in KVM) */
+    /* TSC synchronisation across vCPUs (kvm_synchronize_tsc): the last host-side TSC write
+     * or vCPU creation, as (guest TSC value, CLOCK_MONOTONIC ns); under `lock`. */
+    bool tsc_synced;
+    uint64_t tsc_sync_value, tsc_sync_ns;
 };
 
 int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor);
@@ -189,8 +193,9 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event);
 /* KVM_SET_CPUID2: copy, derive gates, recompute bitmaps. */
 void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, unsigned n);
 /* Use `read` (the counter emu's RDTSC adds cpu->tsc_offset to, at `khz` kHz) as the TSC
- * source; re-bases cpu->tsc_offset so the guest TSC starts at 0, as KVM's vCPU creation
- * does (kvm_synchronize_tsc). msr_vcpu_create does the same with the host TSC. */
+ * source; re-bases cpu->tsc_offset as KVM's vCPU creation does (kvm_synchronize_tsc): the
+ * VM's first vCPU starts at 0, later vCPUs join the VM's running TSC. msr_vcpu_create does
+ * the same with the host TSC. */
 void msr_vcpu_set_tsc_source(struct msr_vcpu *v, uint64_t (*read)(void *ctx), void *ctx,
                              uint64_t khz);
 /* KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU fd. */

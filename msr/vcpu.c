@@ -26,8 +26,9 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     v->filter = atomic_load_explicit(&vm->filter, memory_order_acquire);
     v->filter_gen = atomic_load_explicit(&vm->filter_gen, memory_order_acquire);
     msr_vcpu_set_cpuid(v, NULL, 0);
-    /* kvm_arch_vcpu_postcreate -> kvm_synchronize_tsc: the guest TSC starts at 0 */
-    cpu->tsc_offset = -msr_tsc_counter(v);
+    /* kvm_arch_vcpu_postcreate -> kvm_synchronize_tsc: the first vCPU's TSC starts at 0,
+     * later ones join it */
+    msr_tsc_host_write(v, 0, true);
     return v;
 }
 
@@ -38,7 +39,7 @@ void msr_vcpu_set_tsc_source(struct msr_vcpu *v, uint64_t (*read)(void *ctx), vo
     v->tsc_ctx = ctx;
     if (khz)
         v->vm->tsc_khz = khz;
-    v->cpu->tsc_offset = -msr_tsc_counter(v);
+    msr_tsc_host_write(v, 0, true);
 }
 
 void msr_vcpu_destroy(struct msr_vcpu *v)

@@ -161,26 +161,63 @@ START_TEST(tsc_msrs_selftest_sequence)
     fake_counter = 123456789;
     msr_vcpu_set_tsc_source(f->v, read_fake, NULL, 1000000);
     const uint64_t STEP = 4ull << 30, HOST_ADJ = 64ull << 30;
-    uint64_t tsc, adj;
+    uint64_t tsc, adj, t0;
     uint32_t reason;
 #define BOTH(t, a) do { ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &tsc), 0); \
         ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC_ADJUST, &adj), 0); \
         ck_assert_uint_eq(tsc, (t)); ck_assert_uint_eq(adj, (a)); } while (0)
-    BOTH(0, 0);                                   /* starts at 0 */
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &t0), 0);
+    ck_assert_uint_lt(t0, 1ull << 30);            /* starts near 0 */
     fake_counter += 1000;
-    BOTH(1000, 0);
+    BOTH(t0 + 1000, 0);
+    /* guest TSC write: both move */
     ck_assert_int_eq(gwr(f, MSR_IA32_TSC, STEP, &reason), EMU_MSR_OK);
-    BOTH(STEP, STEP - 1000);
+    uint64_t a1 = STEP - (t0 + 1000);
+    BOTH(STEP, a1);
+    /* guest TSC_ADJUST write: both move by the same delta */
     ck_assert_int_eq(gwr(f, MSR_IA32_TSC_ADJUST, 2 * STEP, &reason), EMU_MSR_OK);
-    BOTH(STEP + (2 * STEP - (STEP - 1000)), 2 * STEP);
-    uint64_t base = tsc;
-    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_TSC, HOST_ADJ + base), 0);
-    BOTH(HOST_ADJ + base, 2 * STEP);              /* host write: TSC_ADJUST untouched */
+    uint64_t t2 = STEP + (2 * STEP - a1);
+    BOTH(t2, 2 * STEP);
+    /* host TSC write: TSC_ADJUST untouched */
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_TSC, HOST_ADJ + t2), 0);
+    BOTH(HOST_ADJ + t2, 2 * STEP);
+    /* guest TSC_ADJUST write keeps the host offset */
     ck_assert_int_eq(gwr(f, MSR_IA32_TSC_ADJUST, 3 * STEP, &reason), EMU_MSR_OK);
-    BOTH(HOST_ADJ + base + STEP, 3 * STEP);
+    BOTH(HOST_ADJ + t2 + STEP, 3 * STEP);
+    /* guest TSC write: the host offset shows up in TSC_ADJUST */
     ck_assert_int_eq(gwr(f, MSR_IA32_TSC, 4 * STEP, &reason), EMU_MSR_OK);
-    BOTH(4 * STEP, 3 * STEP + (4 * STEP - (HOST_ADJ + base + STEP)));
+    BOTH(4 * STEP, 3 * STEP + (4 * STEP - (HOST_ADJ + t2 + STEP)));
 #undef BOTH
+    fx_free(f);
+}
+END_TEST
+
+/* vCPUs of one VM share one TSC even when their counters differ (kvm_synchronize_tsc). */
+static uint64_t counter_a, counter_b;
+static uint64_t read_a(void *ctx) { (void)ctx; return counter_a; }
+static uint64_t read_b(void *ctx) { (void)ctx; return counter_b; }
+
+START_TEST(vcpus_share_one_tsc)
+{
+    struct fx *f = fx_new(MSR_VENDOR_INTEL);
+    struct cpu cpu2 = {0};
+    struct msr_vcpu *v2 = msr_vcpu_create(&f->vm, &cpu2);
+    counter_a = 5000000000ull;
+    counter_b = 777;
+    msr_vcpu_set_tsc_source(f->v, read_a, NULL, 1000000);
+    msr_vcpu_set_tsc_source(v2, read_b, NULL, 1000000);
+    uint64_t t1, t2;
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &t1), 0);
+    ck_assert_int_eq(msr_vcpu_get(v2, MSR_IA32_TSC, &t2), 0);
+    ck_assert_uint_lt(t2 - t1, 100000000ull); /* < 100 ms of real time apart, not 5 s */
+    /* a host write far from the shared TSC starts a new point; one within 1 s joins */
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_TSC, 1ull << 40), 0);
+    ck_assert_int_eq(msr_vcpu_set(v2, MSR_IA32_TSC, (1ull << 40) + 12345), 0);
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &t1), 0);
+    ck_assert_int_eq(msr_vcpu_get(v2, MSR_IA32_TSC, &t2), 0);
+    ck_assert(t2 >= t1 && t2 - t1 < 100000000ull);
+    ck_assert(t1 >= (1ull << 40));
+    msr_vcpu_destroy(v2);
     fx_free(f);
 }
 END_TEST
@@ -635,6 +672,7 @@ int main(void)
     tcase_add_test(tc, tsc_and_adjust);
     tcase_add_test(tc, tsc_msrs_selftest_sequence);
     tcase_add_test(tc, fresh_vcpu_tsc_starts_near_zero);
+    tcase_add_test(tc, vcpus_share_one_tsc);
     tcase_add_test(tc, tsc_aux_gate_and_bits);
     tcase_add_test(tc, pv_msrs_enforcement);
     tcase_add_test(tc, kvmclock_writes_guest_memory);
