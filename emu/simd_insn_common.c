@@ -5,6 +5,21 @@
 
 #include "emu/xsave.h"
 
+/* SDM vol.1 9.5.1: every MMX instruction (but EMMS) sets TOP = 0 and all tags
+ * valid. emu_fpu.st[] is ST-relative, so rotate it to make ST(i) = R(i) = MM(i). */
+static void mmx_enter(struct emu_fpu *f)
+{
+    unsigned top = (f->fsw >> 11) & 7;
+    if (top) {
+        uint8_t tmp[8][16];
+        memcpy(tmp, f->st, sizeof(tmp));
+        for (unsigned i = 0; i < 8; i++) /* R(i) was ST((i - TOP) & 7) */
+            memcpy(f->st[i], tmp[(i - top) & 7], 16);
+        f->fsw &= (uint16_t)~(7u << 11);
+    }
+    f->ftw = 0xff;
+}
+
 bool emu_simd_uses_mmx(const struct decoded_insn *d)
 {
     for (unsigned i = 0; i < d->nops; i++)
@@ -21,6 +36,10 @@ void emu_simd_check(struct emu_vcpu *v, const struct decoded_insn *d)
          * SSE forms on MMX registers (MOVQ2DQ, CVTPI2PS) also need OSFXSR for the XMM side */
         if (c->cr0 & EMU_CR0_EM)
             emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+        if (c->cr0 & EMU_CR0_TS)
+            emu_raise(v, EMU_NM, EMU_NO_ERRCODE);
+        mmx_enter(&v->cpu.fpu);
+        return;
     } else if (emu_simd_is_vex(d)) {
         if (!(c->cr4 & EMU_CR4_OSXSAVE) ||
             (c->xcr0 & (EMU_XFEATURE_SSE | EMU_XFEATURE_YMM)) != (EMU_XFEATURE_SSE | EMU_XFEATURE_YMM))
@@ -178,7 +197,7 @@ void emu_simd_write(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i
 }
 
 /* SDM vol.1 9.5.1: an MMX write sets the register's exponent/sign bits (79:64)
- * to all ones, TOS to 0 and all tags to valid. */
+ * to all ones (TOP = 0 and all tags valid were set by emu_simd_check). */
 void emu_simd_write_mmx(struct emu_vcpu *v, unsigned reg, uint64_t val)
 {
     struct emu_fpu *f = &v->cpu.fpu;

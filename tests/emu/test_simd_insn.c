@@ -499,6 +499,28 @@ START_TEST(x87_programs_match_host)
 }
 END_TEST
 
+/* MMX aliases the physical x87 registers: MMi = R(i) whatever TOP was. */
+START_TEST(mmx_aliasing)
+{
+    /* fninit; fld1; fldz (TOP=6: R7 = 1.0, R6 = 0.0); movq mm2, mm7; movq [rdi], mm2;
+     * mov eax, 0x11223344; movd mm1, eax; paddb mm1, mm1; movd ecx, mm1; emms; hlt */
+    static const uint8_t c[] = { 0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xee, 0x0f, 0x6f, 0xd7,
+                                 0x0f, 0x7f, 0x17, 0xb8, 0x44, 0x33, 0x22, 0x11,
+                                 0x0f, 0x6e, 0xc8, 0x0f, 0xfc, 0xc9, 0x0f, 0x7e, 0xc9,
+                                 0x0f, 0x77, 0xf4 };
+    tvm_code(&T, c, sizeof(c));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_uint_eq(tvm_r64(&T, TVM_DATA), 0x8000000000000000ull); /* mantissa of 1.0 */
+    ck_assert_uint_eq(T.c->gpr[EMU_RCX], 0x22446688u);
+    ck_assert_uint_eq(T.c->fpu.ftw, 0);                  /* EMMS: all empty */
+    ck_assert_uint_eq((T.c->fpu.fsw >> 11) & 7, 0);      /* MMX set TOP = 0 */
+    ck_assert_uint_eq(T.c->fpu.st[1][8], 0xff);          /* MMX write: exponent all ones */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("simd_insn");
@@ -512,6 +534,7 @@ int main(void)
     tcase_add_test(tc, fault_rules);
     tcase_add_test(tc, xsave_family);
     tcase_add_test(tc, x87_programs_match_host);
+    tcase_add_test(tc, mmx_aliasing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
