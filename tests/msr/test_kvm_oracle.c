@@ -220,9 +220,8 @@ START_TEST(host_msr_rules_match_real_kvm)
 {
     if (!oracle_up())
         return;
-    unsigned a, b, c, d;
-    __get_cpuid(0, &a, &b, &c, &d);
-    if (b != 0x756e6547) { /* the cases mirror the Intel/VMX flavour */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x756e6547) { /* the cases mirror the Intel/VMX flavour */
         fprintf(stderr, "test_kvm_oracle: host is not Intel, host-MSR comparison skipped\n");
         return;
     }
