@@ -220,6 +220,7 @@ uint8_t emu_parity(uint8_t b);
 struct emu_dcache_entry {
     uint64_t tag; /* gpa << 2 | mode, ~0 = invalid */
     uint8_t bytes[16];
+    uint64_t mask[2]; /* covers the instruction's length within bytes[] */
     emu_handler_fn *fn;
     bool priv; /* emu_op_privileged(d.op) */
     struct decoded_insn d;
@@ -300,6 +301,11 @@ struct emu_vcpu {
     volatile int kick;
 
     struct emu_tlb_entry tlb[EMU_TLB_KINDS][EMU_TLB_SIZE];
+    /* last code page used for fetch (lin page | cpl<<1 | 1 tag, host page, gpa page);
+     * dropped with the TLB */
+    uint64_t fetch_tag;
+    uint8_t *fetch_host;
+    uint64_t fetch_gpa;
     struct emu_dcache_entry *dcache;
 
     uint64_t tsc_base_ns; /* RDTSC = (now_ns - tsc_base_ns) * tsc_mult + tsc_offset */

@@ -43,6 +43,7 @@ static void mark_dirty(const struct emu_slot *s, uint64_t gpa)
 void emu_tlb_flush(struct emu_vcpu *v)
 {
     memset(v->tlb, 0, sizeof v->tlb);
+    v->fetch_tag = 0;
 }
 
 void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin)
@@ -232,7 +233,17 @@ uint8_t *emu_fetch_ptr(struct emu_vcpu *v, uint64_t lin, unsigned *avail, uint64
 {
     if (!v->long_mode)
         lin = (uint32_t)lin;
-    uint8_t *h = translate(v, lin, EMU_ACC_FETCH, gpa);
+    uint64_t tag = (lin & ~0xfffull) | ((uint64_t)v->cpu.cpl << 1) | 1;
     *avail = 4096 - (lin & 0xfff);
+    if (v->fetch_tag == tag) {
+        *gpa = v->fetch_gpa | (lin & 0xfff);
+        return v->fetch_host + (lin & 0xfff);
+    }
+    uint8_t *h = translate(v, lin, EMU_ACC_FETCH, gpa);
+    if (h) {
+        v->fetch_tag = tag;
+        v->fetch_host = h - (lin & 0xfff);
+        v->fetch_gpa = *gpa & ~0xfffull;
+    }
     return h;
 }

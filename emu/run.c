@@ -98,7 +98,20 @@ static const struct decoded_insn *fetch(struct emu_vcpu *v, emu_handler_fn **fn,
     if (h) {
         struct emu_dcache_entry *e = &v->dcache[dc_index(gpa)];
         uint64_t tag = gpa << 2 | v->mode;
-        if (e->tag == tag && e->d.length <= avail && !memcmp(e->bytes, h, e->d.length)) {
+        bool same;
+        if (e->tag != tag) {
+            same = false;
+        } else if (avail >= 16) {
+            /* the guest bytes must still be the cached instruction (SMC, other vCPUs, host) */
+            uint64_t w[2];
+            memcpy(w, h, 16);
+            uint64_t b[2];
+            memcpy(b, e->bytes, 16);
+            same = (((w[0] ^ b[0]) & e->mask[0]) | ((w[1] ^ b[1]) & e->mask[1])) == 0;
+        } else {
+            same = e->d.length <= avail && !memcmp(e->bytes, h, e->d.length);
+        }
+        if (same) {
             v->insn_len = e->d.length;
             *fn = e->fn;
             *priv = e->priv;
@@ -110,7 +123,11 @@ static const struct decoded_insn *fetch(struct emu_vcpu *v, emu_handler_fn **fn,
             v->insn_len = e->d.length;
             if (e->d.status == DECODER_OK) {
                 e->tag = tag;
+                memset(e->bytes, 0, sizeof e->bytes);
                 memcpy(e->bytes, h, e->d.length);
+                unsigned L = e->d.length;
+                e->mask[0] = L >= 8 ? ~0ull : (1ull << (L * 8)) - 1;
+                e->mask[1] = L <= 8 ? 0 : L >= 16 ? ~0ull : (1ull << ((L - 8) * 8)) - 1;
                 e->fn = emu_handler_for(e->d.op);
                 e->priv = emu_op_privileged(e->d.op);
                 *fn = e->fn;
