@@ -173,11 +173,13 @@ int msr_get_spec_ctrl(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 int msr_set_spec_ctrl(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 {
     (void)i;
+    (void)host;
     if (val & ~msr_spec_ctrl_valid_bits(v)) /* kvm_spec_ctrl_test_value: what "hardware" takes */
         return MSR_RET_INVAL;
     v->cpu->spec_ctrl = val;
-    /* First non-zero guest write: KVM stops intercepting SPEC_CTRL (vmx/svm_set_msr). */
-    if (!host && val)
+    /* First non-zero write (guest or host, e.g. a restore): KVM stops intercepting SPEC_CTRL
+     * (vmx_set_msr / svm_set_msr). */
+    if (val)
         msr_passthrough_enable(v, MSR_IA32_SPEC_CTRL, true, true);
     return MSR_RET_OK;
 }

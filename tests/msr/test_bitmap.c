@@ -129,6 +129,13 @@ START_TEST(spec_ctrl_passthrough_after_nonzero_write)
     ck_assert_int_eq(hw_wr(f, MSR_IA32_SPEC_CTRL, 1, &reason), EMU_MSR_OK);
     ck_assert(!vmx_bit(f, MSR_IA32_SPEC_CTRL, true));
     ck_assert(!vmx_bit(f, MSR_IA32_SPEC_CTRL, false));
+    /* a host write (state restore) of a non-zero value does the same */
+    struct fx *g = fx_new(MSR_VENDOR_AMD);
+    ck_assert_int_eq(msr_vcpu_set(g->v, MSR_IA32_SPEC_CTRL, 0), 0);
+    ck_assert(svm_bit(g, MSR_IA32_SPEC_CTRL, true));
+    ck_assert_int_eq(msr_vcpu_set(g->v, MSR_IA32_SPEC_CTRL, 4), 0);
+    ck_assert(!svm_bit(g, MSR_IA32_SPEC_CTRL, true));
+    fx_free(g);
     uint64_t hits = f->v->stats.passthrough_hits, val;
     ck_assert_int_eq(hw_rd(f, MSR_IA32_SPEC_CTRL, &val, &reason), EMU_MSR_OK);
     ck_assert_uint_eq(val, 1);
