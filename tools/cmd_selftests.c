@@ -36,7 +36,7 @@ static void usage(FILE *f)
         "                     instead of asking the Makefile\n"
         "Results follow kselftest: exit 0 PASS, 4 SKIP, other FAIL; killed at the timeout\n"
         "TIMEOUT. Exit status: 0 all passed or no regression against --expect, 1 otherwise,\n"
-        "2 usage or build error.\n");
+        "2 usage, build error or `softkvm run` unusable, 130 interrupted.\n");
 }
 
 enum { OPT_KTREE = 1000, OPT_BUILD, OPT_TESTS, OPT_LIST, OPT_NOBUILD, OPT_FILTER, OPT_JOBS,
@@ -193,6 +193,16 @@ int softkvm_cmd_selftests(int argc, char **argv)
     }
     if (suite.n == 0) {
         fprintf(stderr, "softkvm selftests: no tests to run\n");
+        st_suite_free(&suite);
+        return 2;
+    }
+    /* One trivial program under `softkvm run` first: a missing preload library would
+     * otherwise show up as 84 identical failures. */
+    char *probe[] = {o.self_exe, "run", "--", "true", NULL};
+    int prc = modes[ST_SOFTKVM] ? st_run_command(probe, NULL, NULL) : 0;
+    if (prc != 0) {
+        fprintf(stderr, "softkvm selftests: `softkvm run -- true` fails (exit %d); is "
+                        "libsoftkvm-preload.so built?\n", prc);
         st_suite_free(&suite);
         return 2;
     }
