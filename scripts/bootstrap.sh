@@ -35,6 +35,8 @@ case "${1:-}" in
     install_deps
     build build
     ./build/tools/softkvm --version
+    # The main job: an ordinary KVM program, served by softkvm (not the host's /dev/kvm).
+    ./build/tools/softkvm run -- ./build/tools/kvm-msr-demo
     ;;
   test)
     install_deps
