@@ -499,6 +499,129 @@ START_TEST(x87_programs_match_host)
 }
 END_TEST
 
+/* ---------------- 256-bit forms ---------------- */
+struct yregs {
+    uint8_t y0[32], y1[32], y2[32]; /* 0, 32, 64 */
+    uint64_t rax, rcx, rflags;      /* 96, 104, 112 */
+    uint32_t mxcsr_in, mxcsr_out, mxcsr_host; /* 120, 124, 128 */
+};
+
+static void host_exec_y(const uint8_t *insn, size_t len, struct yregs *io)
+{
+    static const uint8_t pro[] = { 0xc5, 0xfe, 0x6f, 0x07, 0xc5, 0xfe, 0x6f, 0x4f, 0x20,
+                                   0xc5, 0xfe, 0x6f, 0x57, 0x40, 0x48, 0x8b, 0x47, 0x60,
+                                   0x48, 0x8b, 0x4f, 0x68, 0x0f, 0xae, 0x57, 0x78,
+                                   0x6a, 0x02, 0x9d };
+    static const uint8_t epi[] = { 0xc5, 0xfe, 0x7f, 0x07, 0xc5, 0xfe, 0x7f, 0x4f, 0x20,
+                                   0x48, 0x89, 0x47, 0x60, 0x48, 0x89, 0x4f, 0x68,
+                                   0x9c, 0x8f, 0x47, 0x70, 0x0f, 0xae, 0x5f, 0x7c,
+                                   0x0f, 0xae, 0x97, 0x80, 0x00, 0x00, 0x00,
+                                   0xc5, 0xf8, 0x77, 0xc3 };
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(page, MAP_FAILED);
+    memcpy(page, pro, sizeof(pro));
+    memcpy(page + sizeof(pro), insn, len);
+    memcpy(page + sizeof(pro) + len, epi, sizeof(epi));
+    __asm__ volatile("stmxcsr %0" : "=m"(io->mxcsr_host));
+    ((void (*)(struct yregs *))(void *)page)(io);
+    munmap(page, 4096);
+}
+
+static void guest_exec_y(const uint8_t *insn, size_t len, struct yregs *io)
+{
+    uint8_t code[32];
+    memcpy(code, insn, len);
+    code[len] = 0xf4;
+    tvm_code(&T, code, len + 1);
+    struct cpu *c = T.c;
+    c->rip = TVM_CODE;
+    const uint8_t *in[3] = { io->y0, io->y1, io->y2 };
+    for (int r = 0; r < 3; r++) {
+        memcpy(c->fpu.xmm[r], in[r], 16);
+        memcpy(c->fpu.ymmh[r], in[r] + 16, 16);
+    }
+    c->gpr[EMU_RAX] = io->rax;
+    c->gpr[EMU_RCX] = io->rcx;
+    c->fpu.mxcsr = io->mxcsr_in;
+    c->rflags = 2;
+    emu_state_changed(T.v);
+    enum emu_exit_reason why = go();
+    ck_assert_msg(why == EMU_EXIT_HLT && tvm_halted_vector(&T) == -1,
+                  "exit %d vector %d at %02x %02x %02x %02x %02x", why, tvm_halted_vector(&T),
+                  insn[0], insn[1], insn[2], insn[3], insn[4]);
+    memcpy(io->y0, c->fpu.xmm[0], 16);
+    memcpy(io->y0 + 16, c->fpu.ymmh[0], 16);
+    memcpy(io->y1, c->fpu.xmm[1], 16);
+    memcpy(io->y1 + 16, c->fpu.ymmh[1], 16);
+    io->rax = c->gpr[EMU_RAX];
+    io->rcx = c->gpr[EMU_RCX];
+    io->rflags = emu_get_rflags(T.v);
+    io->mxcsr_out = c->fpu.mxcsr;
+}
+
+static const struct form yforms[] = {
+    /* AVX2 lane-wise: vpaddb, vpshufb, vpunpcklbw, vpsrlw (xmm count), vpshufd, vpalignr */
+    { { 0xc5, 0xf5, 0xfc, 0xc2 }, 4, 0 }, { { 0xc4, 0xe2, 0x75, 0x00, 0xc2 }, 5, 0 },
+    { { 0xc5, 0xf5, 0x60, 0xc2 }, 4, 0 }, { { 0xc5, 0xf5, 0xd1, 0xc2 }, 4, 0 },
+    { { 0xc5, 0xfd, 0x70, 0xc1 }, 4, 1 }, { { 0xc4, 0xe3, 0x75, 0x0f, 0xc2 }, 5, 1 },
+    /* AVX float: vaddps, vxorps, vshufpd, vblendps; masks and tests */
+    { { 0xc5, 0xf4, 0x58, 0xc2 }, 4, 0 }, { { 0xc5, 0xf4, 0x57, 0xc2 }, 4, 0 },
+    { { 0xc5, 0xf5, 0xc6, 0xc2 }, 4, 1 }, { { 0xc4, 0xe3, 0x75, 0x0c, 0xc2 }, 5, 1 },
+    { { 0xc5, 0xfd, 0xd7, 0xc1 }, 4, 0 }, { { 0xc4, 0xe2, 0x7d, 0x17, 0xca }, 5, 0 },
+    { { 0xc5, 0xfe, 0x6f, 0xc1 }, 4, 0 },
+    /* cross-lane: vpbroadcastd/b, vinserti128, vextracti128, vperm2i128, vpermq, vpermd */
+    { { 0xc4, 0xe2, 0x7d, 0x58, 0xc1 }, 5, 0 }, { { 0xc4, 0xe2, 0x7d, 0x78, 0xc1 }, 5, 0 },
+    { { 0xc4, 0xe3, 0x75, 0x38, 0xc2 }, 5, 1 }, { { 0xc4, 0xe3, 0x7d, 0x39, 0xc8 }, 5, 1 },
+    { { 0xc4, 0xe3, 0x75, 0x46, 0xc2 }, 5, 1 }, { { 0xc4, 0xe3, 0xfd, 0x00, 0xc1 }, 5, 1 },
+    { { 0xc4, 0xe2, 0x75, 0x36, 0xc2 }, 5, 0 },
+    /* vpblendd, vblendvps (mask ymm0), vpermilps (var, imm), vtestps, variable shifts */
+    { { 0xc4, 0xe3, 0x75, 0x02, 0xc2 }, 5, 1 }, { { 0xc4, 0xe3, 0x75, 0x4a, 0xc2, 0x00 }, 6, 0 },
+    { { 0xc4, 0xe2, 0x75, 0x0c, 0xc2 }, 5, 0 }, { { 0xc4, 0xe3, 0x7d, 0x04, 0xc1 }, 5, 1 },
+    { { 0xc4, 0xe2, 0x7d, 0x0e, 0xca }, 5, 0 }, { { 0xc4, 0xe2, 0x75, 0x47, 0xc2 }, 5, 0 },
+    { { 0xc4, 0xe2, 0x75, 0x46, 0xc2 }, 5, 0 }, { { 0xc4, 0xe2, 0xf5, 0x45, 0xc2 }, 5, 0 },
+    /* pclmulqdq xmm0, xmm1 / vpclmulqdq xmm0, xmm1, xmm2 */
+    { { 0x66, 0x0f, 0x3a, 0x44, 0xc1 }, 5, 1 }, { { 0xc4, 0xe3, 0x71, 0x44, 0xc2 }, 5, 1 },
+};
+
+START_TEST(ymm_insns_match_host)
+{
+    unsigned checked = 0;
+    for (unsigned k = 0; k < sizeof(yforms) / sizeof(yforms[0]); k++) {
+        for (int it = 0; it < 60; it++) {
+            struct yregs in = { .mxcsr_in = 0x1f80 };
+            rnd_fill(in.y0, 32, it & 1);
+            rnd_fill(in.y1, 32, it & 1);
+            rnd_fill(in.y2, 32, it & 1);
+            if (it & 2) /* small per-element counts / indices sometimes */
+                for (int i = 0; i < 32; i++)
+                    in.y2[i] &= 0x1f;
+            in.rax = rnd();
+            in.rcx = rnd();
+            uint8_t insn[9];
+            memcpy(insn, yforms[k].b, yforms[k].len);
+            size_t len = yforms[k].len;
+            if (yforms[k].ib)
+                insn[len++] = (uint8_t)rnd();
+            struct yregs h = in, g = in;
+            host_exec_y(insn, len, &h);
+            guest_exec_y(insn, len, &g);
+            const uint64_t sf = 0x8d5;
+            if (memcmp(h.y0, g.y0, 32) || memcmp(h.y1, g.y1, 32) || h.rax != g.rax ||
+                (h.rflags & sf) != (g.rflags & sf) || h.mxcsr_out != g.mxcsr_out) {
+                fprintf(stderr, "insn:");
+                for (size_t i = 0; i < len; i++)
+                    fprintf(stderr, " %02x", insn[i]);
+                fprintf(stderr, "\n");
+                ck_abort_msg("ymm form %u differs from the host CPU", k);
+            }
+            checked++;
+        }
+    }
+    fprintf(stderr, "ymm insns: %u executions agree with the host CPU\n", checked);
+}
+END_TEST
+
 /* MMX aliases the physical x87 registers: MMi = R(i) whatever TOP was. */
 START_TEST(mmx_aliasing)
 {
@@ -535,6 +658,7 @@ int main(void)
     tcase_add_test(tc, xsave_family);
     tcase_add_test(tc, x87_programs_match_host);
     tcase_add_test(tc, mmx_aliasing);
+    tcase_add_test(tc, ymm_insns_match_host);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
