@@ -37,8 +37,23 @@ int msr_vcpu_get(struct msr_vcpu *v, uint32_t index, uint64_t *value)
     return msr_do_access(v, index, value, false, true);
 }
 
+/* kvm_is_immutable_feature_msr: the CPU-model MSRs (all feature MSRs but UCODE_REV) */
+static bool immutable_feature_msr(enum msr_vendor vendor, uint32_t index)
+{
+    const struct msr_entry *e = msr_table_lookup(vendor, index);
+    return ((e && (e->flags & MSR_F_FEATURE)) ||
+            (index >= MSR_IA32_VMX_BASIC && index <= MSR_IA32_VMX_VMFUNC)) &&
+           index != MSR_IA32_UCODE_REV;
+}
+
 int msr_vcpu_set(struct msr_vcpu *v, uint32_t index, uint64_t value)
 {
+    /* do_set_msr(): after KVM_RUN, a feature MSR may only be "written" with its value */
+    if (v->has_run && immutable_feature_msr(v->vm->vendor, index)) {
+        uint64_t cur;
+        if (msr_do_access(v, index, &cur, false, true) || cur != value)
+            return MSR_RET_INVAL;
+    }
     return msr_do_access(v, index, &value, true, true);
 }
 

@@ -175,6 +175,7 @@ struct msr_vcpu {
     struct msr_guest_features feat;
     bool enforce_pv_cpuid; /* KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
     bool in_vmx_operation; /* cleared by a host FEATURE_CONTROL write of 0 */
+    bool has_run;          /* set by msr_vcpu_sync (KVM_RUN entry): feature MSRs freeze */
     struct msr_kernel_state k;
     struct msr_apic_ops apic;
     struct msr_stats stats;
@@ -205,7 +206,8 @@ int msr_vcpu_setup_mce(struct msr_vcpu *v, uint64_t mcg_cap);
 /* Write the kvmclock page (pvclock_vcpu_time_info) if the guest enabled it; abi calls this
  * at KVM_RUN entry (KVM_REQ_CLOCK_UPDATE). */
 void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
-/* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry). */
+/* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry); also
+ * marks the vCPU as having run (KVM refuses changes to feature MSRs after that). */
 void msr_vcpu_sync(struct msr_vcpu *v);
 
 /* Host-initiated KVM_GET_MSRS / KVM_SET_MSRS for one MSR: 0 = ok, nonzero = failed (the

@@ -74,6 +74,7 @@ int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable)
 
 void msr_vcpu_sync(struct msr_vcpu *v)
 {
+    v->has_run = true;
     uint64_t gen = atomic_load_explicit(&v->vm->filter_gen, memory_order_acquire);
     if (gen == v->filter_gen)
         return;

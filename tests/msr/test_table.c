@@ -408,6 +408,7 @@ START_TEST(misc_enable_and_capabilities)
     struct fx *f = fx_new(MSR_VENDOR_INTEL);
     uint32_t reason;
     uint64_t val;
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_ARCH_CAPABILITIES, 0x21), 0); /* before KVM_RUN */
     ck_assert_int_eq(grd(f, MSR_IA32_MISC_ENABLE, &val, &reason), EMU_MSR_OK);
     ck_assert_uint_eq(val, 0x1800);
     ck_assert_int_eq(gwr(f, MSR_IA32_MISC_ENABLE, 0x0800, &reason), EMU_MSR_GP); /* RO bit 12 */
@@ -417,7 +418,10 @@ START_TEST(misc_enable_and_capabilities)
     ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_MISC_ENABLE, 0x80), 0);
     ck_assert_int_eq(grd(f, MSR_IA32_ARCH_CAPABILITIES, &val, &reason), EMU_MSR_GP);
     ck_assert_int_eq(grd(f, MSR_IA32_PERF_CAPABILITIES, &val, &reason), EMU_MSR_GP);
+    /* the vCPU has run now: feature MSRs are frozen except for rewriting the same value */
+    ck_assert_int_ne(msr_vcpu_set(f->v, MSR_IA32_ARCH_CAPABILITIES, 0x23), 0);
     ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_ARCH_CAPABILITIES, 0x21), 0);
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_UCODE_REV, 0x42), 0); /* not immutable */
     struct kvm_cpuid_entry2 e = leaf(7, 0, 0, 0, 0, 1u << 29);
     set_cpuid1(f, &e, 1);
     ck_assert_int_eq(grd(f, MSR_IA32_ARCH_CAPABILITIES, &val, &reason), EMU_MSR_OK);
