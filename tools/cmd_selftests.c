@@ -30,6 +30,8 @@ static void usage(FILE *f)
         "  --expect FILE      judge the results (softkvm's; the host's with --real-only)\n"
         "                     against an expectations TSV\n"
         "                     (name, result, reason); exit 1 on a regression\n"
+        "  --update-expect    rewrite the --expect file with this run's results\n"
+        "                     (reasons and FLAKY lines kept), then judge nothing\n"
         "  --no-build         use the binaries already built\n"
         "  --tests-dir DIR    where the binaries are (default BUILD-DIR/kvm)\n"
         "  --list FILE        test names (relative to the tests dir), one per line,\n"
@@ -40,7 +42,8 @@ static void usage(FILE *f)
 }
 
 enum { OPT_KTREE = 1000, OPT_BUILD, OPT_TESTS, OPT_LIST, OPT_NOBUILD, OPT_FILTER, OPT_JOBS,
-       OPT_TIMEOUT, OPT_REAL, OPT_REALONLY, OPT_JUNIT, OPT_TSV, OPT_EXPECT, OPT_HELP };
+       OPT_TIMEOUT, OPT_REAL, OPT_REALONLY, OPT_JUNIT, OPT_TSV, OPT_EXPECT, OPT_UPDATE,
+       OPT_HELP };
 
 static const struct option long_opts[] = {
     {"kernel-tree", required_argument, NULL, OPT_KTREE},
@@ -56,6 +59,7 @@ static const struct option long_opts[] = {
     {"junit", required_argument, NULL, OPT_JUNIT},
     {"tsv", required_argument, NULL, OPT_TSV},
     {"expect", required_argument, NULL, OPT_EXPECT},
+    {"update-expect", no_argument, NULL, OPT_UPDATE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -94,9 +98,14 @@ static int parse_args(int argc, char **argv, struct st_options *o)
         case OPT_JUNIT: o->junit = optarg; break;
         case OPT_TSV: o->tsv = optarg; break;
         case OPT_EXPECT: o->expect = optarg; break;
+        case OPT_UPDATE: o->update_expect = true; break;
         case OPT_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
+    }
+    if (o->update_expect && !o->expect) {
+        fprintf(stderr, "softkvm selftests: --update-expect needs --expect FILE\n");
+        return -1;
     }
     if (optind != argc) {
         fprintf(stderr, "softkvm selftests: unexpected argument '%s'\n", argv[optind]);
@@ -225,7 +234,9 @@ int softkvm_cmd_selftests(int argc, char **argv)
         goto out;
     /* The primary column is softkvm's; with --real-only it is the host's. */
     enum st_mode primary = modes[ST_SOFTKVM] ? ST_SOFTKVM : ST_REAL;
-    if (o.expect) {
+    if (o.expect && o.update_expect) {
+        rc = st_update_expectations(o.expect, &suite, primary) < 0 ? 2 : 0;
+    } else if (o.expect) {
         rc = st_check_expectations(o.expect, &suite, primary) != 0 ? 1 : 0;
     } else {
         for (size_t i = 0; i < suite.n; i++) {

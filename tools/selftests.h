@@ -46,6 +46,7 @@ struct st_options {
     const char *junit;
     const char *tsv;
     const char *expect;      /* expectations TSV: name, result, reason */
+    bool update_expect;      /* rewrite it with this run's results */
     int jobs;
     int timeout;
     bool compare_real;
@@ -84,5 +85,7 @@ int st_write_junit(const char *path, const struct st_suite *s, const bool modes[
 /* Compares mode m's results with the expectations: returns the number of regressions
  * (expected PASS, did not pass) plus malformed lines, -1 if the file cannot be read. */
 int st_check_expectations(const char *path, const struct st_suite *s, enum st_mode m);
+/* Rewrites the expectations with mode m's results (reasons kept); lines changed, or -1. */
+int st_update_expectations(const char *path, const struct st_suite *s, enum st_mode m);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "selftests.h"
 
@@ -282,4 +283,65 @@ int st_check_expectations(const char *path, const struct st_suite *s, enum st_mo
     printf("  %zu judged: %d regression(s), %d better than expected, %d other change(s)\n", judged,
            regressions, better, changed);
     return bad ? regressions + bad : regressions;
+}
+
+/* --update-expect: rewrites the expectations file with this run's results, keeping comments,
+ * order, FLAKY lines and reasons; a test that now passes loses its reason, a newly failing
+ * one without a reason gets "TODO: why" so the gap is visible in review; tests missing from
+ * the file are appended. Written to FILE.new and renamed, so a crash never truncates it. */
+int st_update_expectations(const char *path, const struct st_suite *s, enum st_mode m)
+{
+    FILE *in = fopen(path, "r");
+    char tmp[PATH_MAX + 8];
+    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        if (in)
+            fclose(in);
+        fprintf(stderr, "softkvm selftests: cannot write %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    bool *seen = calloc(s->n ? s->n : 1, sizeof *seen);
+    char line[4096];
+    int updated = 0;
+    while (in && seen && fgets(line, sizeof line, in)) {
+        char keep[4096];
+        snprintf(keep, sizeof keep, "%s", line);
+        line[strcspn(line, "\r\n")] = '\0';
+        char *name = line[0] && line[0] != '#' ? strtok(line, "\t") : NULL;
+        char *res = name ? strtok(NULL, "\t") : NULL;
+        char *reason = res ? strtok(NULL, "") : NULL;
+        const struct st_test *t = name ? find_test(s, name) : NULL;
+        if (t)
+            seen[t - s->tests] = true;
+        if (!t || !res || strcmp(res, "FLAKY") == 0 || t->out[m].result == ST_NOTRUN) {
+            fputs(keep, out);
+            continue;
+        }
+        enum st_result got = t->out[m].result;
+        if (strcmp(res, result_names[got]) != 0)
+            updated++;
+        const char *why = got == ST_PASS ? "" : reason && *reason ? reason : "TODO: why";
+        fprintf(out, "%s\t%s\t%s\n", name, result_names[got], why);
+    }
+    for (size_t i = 0; seen && i < s->n; i++) {
+        if (seen[i] || s->tests[i].out[m].result == ST_NOTRUN)
+            continue;
+        enum st_result got = s->tests[i].out[m].result;
+        fprintf(out, "%s\t%s\t%s\n", s->tests[i].name, result_names[got],
+                got == ST_PASS ? "" : "TODO: why");
+        updated++;
+    }
+    if (in)
+        fclose(in);
+    bool ok = seen != NULL;
+    free(seen);
+    if (fclose(out) != 0 || !ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "softkvm selftests: could not update %s\n", path);
+        unlink(tmp);
+        return -1;
+    }
+    printf("softkvm selftests: %s: %d line(s) updated\n", path, updated);
+    return updated;
 }

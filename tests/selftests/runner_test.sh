@@ -79,6 +79,14 @@ printf 'x86_64/pass_test\tPASS\t\nx86_64/fail_test\tFLAKY\ttiming\n' > "$t/exp.t
 run --expect "$t/exp.tsv" --filter 'pass|fail' > "$t/e4.txt" 2>&1
 check "FLAKY is shown, not judged" test $? -eq 0
 check "FLAKY is shown" grep -q 'flaky .*fail_test.*got FAIL' "$t/e4.txt"
+# --update-expect rewrites results, keeps reasons/comments/FLAKY, appends missing tests.
+printf '# head\nx86_64/pass_test\tFAIL\tlacks Y\nx86_64/fail_test\tPASS\t\nx86_64/crash_test\tFLAKY\tload\n' > "$t/exp.tsv"
+run --expect "$t/exp.tsv" --update-expect --filter 'pass|fail|crash|skip' > /dev/null 2>&1
+check "--update-expect exits 0" test $? -eq 0
+printf '# head\nx86_64/pass_test\tPASS\t\nx86_64/fail_test\tFAIL\tTODO: why\nx86_64/crash_test\tFLAKY\tload\nx86_64/skip_test\tSKIP\tTODO: why\n' > "$t/want.tsv"
+check "--update-expect result" cmp -s "$t/exp.tsv" "$t/want.tsv"
+run --expect "$t/exp.tsv" --filter 'pass|fail|crash|skip' > /dev/null 2>&1
+check "updated file is met" test $? -eq 0
 printf 'x86_64/pass_test\tGREAT\t\n' > "$t/exp.tsv"
 run --expect "$t/exp.tsv" --filter pass > /dev/null 2>&1
 check "malformed expectation line fails" test $? -eq 1
