@@ -52,7 +52,7 @@ const char *msr_pt_policy_name(enum msr_pt_policy p)
 {
     static const char *const names[] = {
         [PT_NONE] = "not in list", [PT_NEVER] = "listed, needs a feature softkvm lacks",
-        [PT_ALWAYS] = "always", [PT_DYNAMIC] = "after first non-zero guest write",
+        [PT_ALWAYS] = "always", [PT_DYNAMIC] = "after the first non-zero write",
         [PT_IF_PRED_CMD] = "if guest CPUID has IBPB", [PT_IF_FLUSH_L1D] = "if guest CPUID has FLUSH_L1D",
         [PT_IF_XFD] = "if guest CPUID has XFD",
         [PT_IF_NOT_INTEL_GUEST] = "if guest CPUID vendor is not Intel-compatible",

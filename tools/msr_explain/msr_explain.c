@@ -17,12 +17,15 @@
 static void usage(FILE *o)
 {
     fprintf(o,
-        "usage: msr-explain --vendor intel|amd [--filter FILE] [--value V] MSR [read|write]\n"
+        "usage: msr-explain --vendor intel|amd [--filter FILE] [--value V] [--full-cpuid]\n"
+        "                   MSR [read|write]\n"
         "\n"
         "Shows the path a guest RDMSR/WRMSR of MSR (number, e.g. 0xc0000100) takes in softkvm:\n"
         "the VMX 4 KiB MSR bitmap or SVM 8 KiB MSRPM bit (byte offset and bit), the\n"
         "KVM_X86_SET_MSR_FILTER range that decided, the in-kernel handler (or 'not emulated')\n"
-        "and the outcome. --value is the value written (default 0).\n"
+        "and the outcome. --value is the value written (default 0). The access is performed on\n"
+        "a fresh vCPU whose guest CPUID is empty, or with --full-cpuid exposes every feature\n"
+        "msr/ gates on (vendor string of the flavour, KVM PV leaf with all KVM_FEATURE_* bits).\n"
         "\n"
         "FILTER file format (one directive per line, '#' starts a comment):\n"
         "  default allow|deny                  KVM_MSR_FILTER_DEFAULT_ALLOW/DENY (default allow)\n"
@@ -120,16 +123,41 @@ static void explain_kernel(struct msr_vcpu *v, uint32_t idx)
         printf("   feature MSR (KVM_GET_MSR_FEATURE_INDEX_LIST, readable on the system fd)\n");
 }
 
+/* A guest CPUID exposing every feature an MSR gate looks at. */
+static void full_cpuid(struct msr_vcpu *v, bool amd)
+{
+    struct kvm_cpuid_entry2 e[] = {
+        {.function = 0, .eax = 0xd, .ebx = amd ? 0x68747541 : 0x756e6547,
+         .ecx = amd ? 0x444d4163 : 0x6c65746e, .edx = amd ? 0x69746e65 : 0x49656e69},
+        {.function = 1, .ecx = (1u << 0) | (1u << 15) | (1u << 21) | (1u << 24) | (amd ? 0 : 1u << 5),
+         .edx = (1u << 7) | (1u << 12) | (1u << 14) | (1u << 16)},
+        {.function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .ebx = 1u << 1,
+         .ecx = (1u << 5) | (1u << 22),
+         .edx = (1u << 26) | (1u << 27) | (1u << 28) | (1u << 29) | (1u << 31)},
+        {.function = 0xd, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = (1u << 3) | (1u << 4)},
+        {.function = 0x40000000, .eax = 0x40000001, .ebx = 0x4b4d564b, .ecx = 0x564b4d56, .edx = 0x4d},
+        {.function = 0x40000001, .eax = 0x7fff},
+        {.function = 0x80000001, .ecx = (amd ? 1u << 2 : 0) | (1u << 9),
+         .edx = (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29)},
+        {.function = 0x80000008, .eax = 48,
+         .ebx = (1u << 12) | (1u << 14) | (1u << 15) | (1u << 24) | (1u << 25)},
+    };
+    msr_vcpu_set_cpuid(v, e, sizeof(e) / sizeof(e[0]));
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"vendor", required_argument, 0, 'v'}, {"filter", required_argument, 0, 'f'},
-        {"value", required_argument, 0, 'x'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"value", required_argument, 0, 'x'}, {"full-cpuid", no_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    bool want_full_cpuid = false;
     const char *vendor = NULL, *filter_path = NULL;
     uint64_t value = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "v:f:x:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "v:f:x:ch", opts, NULL)) != -1) {
         switch (c) {
+        case 'c': want_full_cpuid = true; break;
         case 'v': vendor = optarg; break;
         case 'f': filter_path = optarg; break;
         case 'x': value = strtoull(optarg, NULL, 0); break;
@@ -186,6 +214,8 @@ int main(int argc, char **argv)
     struct msr_vcpu *v = msr_vcpu_create(&vm, &cpu);
     if (!v)
         return 1;
+    if (want_full_cpuid)
+        full_cpuid(v, ven == MSR_VENDOR_AMD);
 
     const char *name = msr_name(idx);
     printf("MSR 0x%08x (%s), guest %s%s, %s flavour\n", idx, name ? name : "unknown",
@@ -206,7 +236,7 @@ int main(int argc, char **argv)
     else
         r = write ? msr_emu_ops.wrmsr(v, &cpu, idx, value, &reason)
                   : msr_emu_ops.rdmsr(v, &cpu, idx, &val, &reason);
-    printf("5. outcome on a fresh vCPU (empty guest CPUID):\n");
+    printf("5. outcome on a fresh vCPU (%s guest CPUID):\n", want_full_cpuid ? "full" : "empty");
     switch (r) {
     case EMU_MSR_OK:
         if (write)
