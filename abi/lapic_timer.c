@@ -129,8 +129,12 @@ uint32_t lapic_timer_tmcct(struct abi_lapic *l)
         l->expire_ns) {
         uint64_t now = irqchip_now_ns();
         uint64_t rem = l->expire_ns > now ? l->expire_ns - now : 0;
-        if (l->timer_mode == APIC_TIMER_PERIODIC)
-            rem %= l->period_ns;
+        if (l->timer_mode == APIC_TIMER_PERIODIC) {
+            /* A periodic count reloads at once even if the timer thread has
+             * not yet run the expiry. */
+            rem = l->expire_ns > now ? rem % l->period_ns
+                                     : l->period_ns - (now - l->expire_ns) % l->period_ns;
+        }
         count = (uint32_t)(rem / tick_ns(l));
     }
     pthread_mutex_unlock(&l->timer_lock);

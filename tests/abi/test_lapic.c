@@ -376,17 +376,17 @@ START_TEST(timer_oneshot_and_count)
     sw_enable(l1);
     mmio_wr(l1, APIC_REG_TDCR, 0xb);          /* divide by 1 */
     mmio_wr(l1, APIC_REG_LVTT, 0x50);         /* one-shot, vector 0x50 */
-    mmio_wr(l1, APIC_REG_TMICT, 50000000);    /* 50 ms at 1 ns/tick */
+    mmio_wr(l1, APIC_REG_TMICT, 4000000000u); /* 4 s at 1 ns/tick */
     uint32_t c1 = mmio_rd(l1, APIC_REG_TMCCT);
     sleep_ns(5000000);
     uint32_t c2 = mmio_rd(l1, APIC_REG_TMCCT);
-    ck_assert_uint_le(c1, 50000000);
+    ck_assert_uint_le(c1, 4000000000u);
     ck_assert_uint_gt(c1, c2);
-    ck_assert_uint_ge(c1 - c2, 4000000); /* at least 4 ms elapsed in counts */
+    ck_assert_uint_ge(c1 - c2, 5000000); /* at least the 5 ms slept, in counts */
     ck_assert(!irr_has(l1, 0x50));
     /* Re-arm short and wait for the timer thread to fire it. */
     mmio_wr(l1, APIC_REG_TMICT, 1000000);
-    for (int i = 0; i < 200 && !irr_has(l1, 0x50); i++)
+    for (int i = 0; i < 2000 && !irr_has(l1, 0x50); i++)
         sleep_ns(1000000);
     ck_assert(irr_has(l1, 0x50));
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_TMCCT), 0);
@@ -414,12 +414,18 @@ START_TEST(timer_bus_cycle_and_divide)
     sw_enable(a);
     mmio_wr(a, APIC_REG_TDCR, 0x1);        /* divide by 4: 40 ns per count */
     mmio_wr(a, APIC_REG_LVTT, 0x51);
-    mmio_wr(a, APIC_REG_TMICT, 1000000);   /* 40 ms */
+    uint64_t t0 = irqchip_now_ns();
+    mmio_wr(a, APIC_REG_TMICT, 100000000);  /* 4 s */
     sleep_ns(10000000);
+    uint64_t t1 = irqchip_now_ns();
     uint32_t c = mmio_rd(a, APIC_REG_TMCCT);
-    /* ~10 ms of 40 ms elapsed: about 750000 counts left (wide margin for load). */
-    ck_assert_uint_lt(c, 760000);
-    ck_assert_uint_gt(c, 200000);
+    uint64_t t2 = irqchip_now_ns();
+    /* The count left must match the time elapsed at 40 ns per count, bounded
+     * by the clock reads around the TMICT write and the TMCCT read. */
+    uint64_t hi = (4000000000ull - (t1 - t0)) / 40 + 1, lo = (4000000000ull - (t2 - t0)) / 40;
+    ck_assert_uint_le(c, hi);
+    ck_assert_uint_ge(c, lo > 100 ? lo - 100 : 0);
+    ck_assert_uint_lt(c, 100000000 - 250000); /* >= 10 ms elapsed */
     abi_lapic_destroy(a);
     abi_irqchip_destroy(c2);
 }
@@ -475,11 +481,15 @@ START_TEST(timer_tsc_deadline)
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_TMICT), 0); /* mode switch clears TMICT */
     mmio_wr(l1, APIC_REG_TMICT, 12345);                /* ignored in this mode */
     ck_assert_uint_eq(mmio_rd(l1, APIC_REG_TMICT), 0);
-    /* 1 GHz TSC: deadline 3e6 cycles ahead = 3 ms. */
+    /* 1 GHz TSC: a deadline 3e9 cycles ahead is 3 s away. */
+    abi_lapic_set_tsc_deadline(l1, fake_tsc + 3000000000u);
+    ck_assert_uint_eq(abi_lapic_get_tsc_deadline(l1), 3001000000u);
+    sleep_ns(2000000);
+    ck_assert(!irr_has(l1, 0x53));
+    /* Re-programmed 3 ms ahead: fires. */
     abi_lapic_set_tsc_deadline(l1, fake_tsc + 3000000);
     ck_assert_uint_eq(abi_lapic_get_tsc_deadline(l1), 4000000);
-    ck_assert(!irr_has(l1, 0x53));
-    for (int i = 0; i < 200 && !irr_has(l1, 0x53); i++)
+    for (int i = 0; i < 2000 && !irr_has(l1, 0x53); i++)
         sleep_ns(1000000);
     ck_assert(irr_has(l1, 0x53));
     ck_assert_uint_eq(abi_lapic_get_tsc_deadline(l1), 0); /* cleared on expiry */
@@ -487,14 +497,15 @@ START_TEST(timer_tsc_deadline)
     ck_assert_int_eq(take_irq(l1), 0x53);
     mmio_wr(l1, APIC_REG_EOI, 0);
     abi_lapic_set_tsc_deadline(l1, 10);
-    for (int i = 0; i < 200 && !irr_has(l1, 0x53); i++)
+    for (int i = 0; i < 2000 && !irr_has(l1, 0x53); i++)
         sleep_ns(1000000);
     ck_assert(irr_has(l1, 0x53));
     /* Writing 0 disarms. */
     ck_assert_int_eq(take_irq(l1), 0x53);
     mmio_wr(l1, APIC_REG_EOI, 0);
-    abi_lapic_set_tsc_deadline(l1, fake_tsc + 2000000);
+    abi_lapic_set_tsc_deadline(l1, fake_tsc + 3000000000u);
     abi_lapic_set_tsc_deadline(l1, 0);
+    ck_assert_uint_eq(abi_lapic_get_tsc_deadline(l1), 0);
     sleep_ns(10000000);
     ck_assert(!irr_has(l1, 0x53));
 }
