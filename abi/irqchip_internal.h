@@ -199,6 +199,7 @@ uint64_t irqchip_now_ns(void);
 int lapic_reg_read(struct abi_lapic *l, unsigned off, uint32_t *val);
 int lapic_reg_write(struct abi_lapic *l, unsigned off, uint32_t val);
 void lapic_update_ppr(struct abi_lapic *l);
+void lapic_sync_cr8(struct abi_lapic *l, struct cpu *cpu);
 int lapic_highest_irr(const struct abi_lapic *l);
 void lapic_irr_resync(struct abi_lapic *l);
 int lapic_highest_isr(const struct abi_lapic *l);

@@ -83,7 +83,7 @@ int lapic_reg_read(struct abi_lapic *l, unsigned off, uint32_t *val)
     if (off > 0x3f0 || (off & 0xf) || !reg_readable(l, off))
         return ABI_IRQCHIP_GP;
     if (off == APIC_REG_TPR || off == APIC_REG_PPR)
-        lapic_irq_pending(l, l->cpu); /* folds a CR8 write into TPR/PPR */
+        lapic_sync_cr8(l, l->cpu); /* a MOV to CR8 changed TPR/PPR */
     if (off == APIC_REG_TMCCT)
         *val = lapic_timer_tmcct(l);
     else
@@ -352,7 +352,7 @@ void abi_lapic_msr_tscdeadline_set(void *lapic, uint64_t value)
 
 int abi_lapic_get_state(struct abi_lapic *l, struct kvm_lapic_state *s)
 {
-    lapic_irq_pending(l, l->cpu); /* fold CR8 */
+    lapic_sync_cr8(l, l->cpu);
     for (unsigned off = 0; off < KVM_APIC_REG_SIZE; off += 4) {
         uint32_t v = lapic_reg(l, off);
         memcpy(s->regs + off, &v, 4);

@@ -77,7 +77,7 @@ void lapic_update_ppr(struct abi_lapic *l)
 }
 
 /* Fold a guest MOV to CR8 into TPR (CR8[3:0] = TPR[7:4], SDM 10.8.6.1). */
-static void sync_cr8(struct abi_lapic *l, struct cpu *cpu)
+void lapic_sync_cr8(struct abi_lapic *l, struct cpu *cpu)
 {
     if (cpu && cpu->cr8 != l->synced_cr8) {
         l->synced_cr8 = cpu->cr8;
@@ -281,22 +281,23 @@ static bool accepts_pic(const struct abi_lapic *l)
 {
     uint32_t lvt0 = lapic_reg(l, APIC_REG_LVT0);
     if (!lapic_hw_enabled(l))
-        return l->bsp;
+        return true;
     return !(lvt0 & APIC_LVT_MASKED) && ((lvt0 >> 8) & 7) == APIC_DM_EXTINT;
 }
 
-int lapic_irq_pending(void *ctx, struct cpu *cpu)
+/* Highest deliverable vector now, or -1; *from_pic says it is the PIC's.
+ * No side effects beyond the CR8 fold, so any thread may ask. */
+static int deliverable(struct abi_lapic *l, struct cpu *cpu, bool *from_pic)
 {
-    struct abi_lapic *l = ctx;
-    sync_cr8(l, cpu);
-    l->pic_vector_pending = false;
+    lapic_sync_cr8(l, cpu);
+    *from_pic = false;
     struct abi_irqchip *chip = l->chip;
     if (__atomic_load_n(&chip->pic.output, __ATOMIC_ACQUIRE) && accepts_pic(l)) {
         pthread_mutex_lock(&chip->lock);
         int v = pic_has_output(&chip->pic) ? pic_peek_irq(&chip->pic) : -1;
         pthread_mutex_unlock(&chip->lock);
         if (v >= 0) {
-            l->pic_vector_pending = true;
+            *from_pic = true;
             return v;
         }
     }
@@ -306,6 +307,16 @@ int lapic_irq_pending(void *ctx, struct cpu *cpu)
     if (irr < 0 || (uint32_t)(irr & 0xf0) <= lapic_reg(l, APIC_REG_PPR))
         return -1;
     return irr;
+}
+
+/* emu hook (owner thread): remembers whether ack() must INTA the PIC. */
+int lapic_irq_pending(void *ctx, struct cpu *cpu)
+{
+    struct abi_lapic *l = ctx;
+    bool from_pic;
+    int v = deliverable(l, cpu, &from_pic);
+    l->pic_vector_pending = from_pic;
+    return v;
 }
 
 void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
@@ -368,10 +379,8 @@ bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed)
         return true;
     if (!irq_allowed)
         return false;
-    bool had_pic = l->pic_vector_pending;
-    int v = lapic_irq_pending(l, l->cpu);
-    l->pic_vector_pending = had_pic && l->pic_vector_pending;
-    return v >= 0;
+    bool from_pic;
+    return deliverable(l, l->cpu, &from_pic) >= 0;
 }
 
 static enum abi_lapic_wake wait_ret(struct abi_lapic *l, enum abi_lapic_wake w)
@@ -391,7 +400,7 @@ enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed)
             __atomic_load_n(&l->sipi_pending, __ATOMIC_SEQ_CST))
             return wait_ret(l, ABI_LAPIC_WAKE_EVENT);
         if (__atomic_load_n(&l->nmi_pending, __ATOMIC_SEQ_CST) ||
-            (irq_allowed && lapic_irq_pending(l, l->cpu) >= 0))
+            (irq_allowed && abi_lapic_runnable(l, true)))
             return wait_ret(l, ABI_LAPIC_WAKE_IRQ);
         /* The timer thread fires expiries into IRR and bumps wake_seq, so a
          * plain futex wait covers timers, IPIs and kicks; a signal handler

@@ -136,6 +136,29 @@ START_TEST(irr_isr_ppr_eoi)
 }
 END_TEST
 
+START_TEST(cr8_is_tpr)
+{
+    /* A MOV to CR8 (emu writes cpu->cr8) becomes TPR[7:4] at the next hook call. */
+    static struct cpu cpu; /* static: struct cpu is large */
+    memset(&cpu, 0, sizeof cpu);
+    sw_enable(l0);
+    struct apic_irq a = {.vector = 0x52}, b = {.vector = 0x61};
+    irqchip_deliver(chip, NULL, &a);
+    cpu.cr8 = 5;
+    ck_assert_int_eq(lapic_irq_pending(l0, &cpu), -1);
+    ck_assert_uint_eq(mmio_rd(l0, APIC_REG_TPR), 0x50u);
+    ck_assert_uint_eq(mmio_rd(l0, APIC_REG_PPR), 0x50u);
+    irqchip_deliver(chip, NULL, &b);
+    ck_assert_int_eq(lapic_irq_pending(l0, &cpu), 0x61);
+    cpu.cr8 = 0;
+    lapic_irq_ack(l0, &cpu, 0x61);
+    ck_assert_int_eq(lapic_irq_pending(l0, &cpu), -1); /* 0x52 below ISR 0x61 */
+    ck_assert_uint_eq(mmio_rd(l0, APIC_REG_TPR), 0u);
+    lapic_eoi(l0);
+    ck_assert_int_eq(lapic_irq_pending(l0, &cpu), 0x52);
+}
+END_TEST
+
 START_TEST(ipi_destinations)
 {
     sw_enable(l0);
@@ -663,6 +686,7 @@ int main(void)
     tcase_add_test(tc, reset_state);
     tcase_add_test(tc, mmio_register_masks);
     tcase_add_test(tc, irr_isr_ppr_eoi);
+    tcase_add_test(tc, cr8_is_tpr);
     tcase_add_test(tc, ipi_destinations);
     tcase_add_test(tc, cmci_and_local_deliver);
     tcase_add_test(tc, apic_base_transitions);
