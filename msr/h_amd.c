@@ -119,3 +119,23 @@ int msr_set_osvw(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
         v->k.osvw_status = val;
     return MSR_RET_OK;
 }
+
+/* TSC_RATIO (svm.c): host-only without the TSCRATEMSR guest feature (never offered here);
+ * 8.32 fixed point, bits 63:40 reserved; default 1.0. */
+int msr_get_tsc_ratio(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
+{
+    (void)i;
+    if (!host)
+        return MSR_RET_INVAL;
+    *val = v->k.tsc_ratio;
+    return MSR_RET_OK;
+}
+
+int msr_set_tsc_ratio(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
+{
+    (void)i;
+    if (!host || (val & 0xffffff0000000000ull))
+        return MSR_RET_INVAL;
+    v->k.tsc_ratio = val;
+    return MSR_RET_OK;
+}

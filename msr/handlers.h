@@ -88,6 +88,8 @@ int msr_set_zero_only(struct msr_vcpu *v, uint32_t index, uint64_t value, bool h
 int msr_set_debugctl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_get_debugctl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 bool msr_pat_valid(uint64_t val);
+int msr_get_tsc_ratio(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_set_tsc_ratio(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_get_refused(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_set_refused(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 

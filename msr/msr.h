@@ -155,6 +155,7 @@ struct msr_kernel_state {
     uint64_t xfd, xfd_err;
     uint64_t misc_features_enables, smi_count, power_ctl, osvw_length, osvw_status, de_cfg;
     uint64_t pv_async_pf_ack_pending;
+    uint64_t tsc_ratio; /* AMD TSC_RATIO MSR, 8.32 fixed point */
 };
 
 struct msr_vcpu {

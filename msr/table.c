@@ -145,6 +145,8 @@ const struct msr_entry msr_table[] = {
      msr_set_syscall, "must be canonical (host too)"},
     {MSR_TSC_AUX, MSR_TSC_AUX, "TSC_AUX", B, S, GATE_RDTSCP_OR_RDPID, msr_get_tsc_aux,
      msr_set_tsc_aux, "Intel guests: bits 63:32 reserved; others: truncated"},
+    {0xc0000104, 0xc0000104, "AMD64_TSC_RATIO", A, S, GATE_NONE, msr_get_tsc_ratio,
+     msr_set_tsc_ratio, "host-only (guest lacks TSCRATEMSR); bits 63:40 reserved"},
     {MSR_K7_EVNTSEL0, MSR_K7_EVNTSEL0 + 7, "K7_EVNTSEL0-3/PERFCTR0-3", B, 0, GATE_NONE,
      msr_get_fixed, msr_set_ignore, "no vPMU: reads 0, writes dropped"},
     {MSR_K8_SYSCFG, MSR_K8_SYSCFG, "AMD64_SYSCFG", B, 0, GATE_NONE, msr_get_fixed, NULL, "reads 0"},

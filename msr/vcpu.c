@@ -20,6 +20,7 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     v->k.ucode_rev = MSR_UCODE_REV_DEFAULT;
     v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
     v->k.pv_poll_control = 1; /* kvm_arch_vcpu_create */
+    v->k.tsc_ratio = 1ull << 32; /* SVM_TSC_RATIO_DEFAULT */
     msr_vcpu_reset(v, false);
     /* pick up the current filter, then derive gates and bitmaps from the (empty) CPUID */
     v->filter_gen = UINT64_MAX;

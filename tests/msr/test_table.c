@@ -471,7 +471,13 @@ START_TEST(vm_cr_and_hsave)
     ck_assert_int_eq(gwr(f, MSR_VM_HSAVE_PA, 0x1001, &reason), EMU_MSR_GP);
     ck_assert_int_eq(gwr(f, MSR_VM_HSAVE_PA, 0x2000, &reason), EMU_MSR_OK);
     ck_assert_int_eq(msr_vcpu_set(f->v, MSR_VM_HSAVE_PA, 0x1001), 0);
+    /* TSC_RATIO: host-only, 1.0 by default, bits 63:40 reserved */
+    ck_assert_int_eq(msr_vcpu_get(f->v, 0xc0000104, &val), 0);
+    ck_assert_uint_eq(val, 1ull << 32);
+    ck_assert_int_eq(grd(f, 0xc0000104, &val, &reason), EMU_MSR_GP);
+    ck_assert_int_ne(msr_vcpu_set(f->v, 0xc0000104, 1ull << 40), 0);
     struct fx *i = fx_new(MSR_VENDOR_INTEL);
+    ck_assert_int_ne(msr_vcpu_get(i->v, 0xc0000104, &val), 0); /* AMD only */
     ck_assert_int_eq(grd(i, MSR_VM_CR, &val, &reason), EMU_MSR_GP);
     ck_assert_int_eq(gwr(i, MSR_VM_HSAVE_PA, 0x1001, &reason), EMU_MSR_OK); /* VMX: dropped */
     fx_free(i);
