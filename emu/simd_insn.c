@@ -256,12 +256,57 @@ static int h_binop(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* Source of a widening VEX.256 form whose table operand is the 128-bit form's
+ * (Wq/Wd/Ww): a register is read whole, memory is `bytes` long. */
+static void rd_wide_src(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i, simd_v128 s[2],
+                        unsigned bytes)
+{
+    memset(s, 0, 2 * sizeof(*s));
+    const struct decoder_operand *o = &d->ops[i];
+    if (o->kind == DOPND_MEM) {
+        emu_simd_mmio_check(v, d, i, false);
+        emu_mem_read_buf(v, o->seg, emu_opnd_ea(v, d, i), s, bytes);
+    } else {
+        emu_simd_read(v, d, i, s, false);
+    }
+}
+
+/* VEX.256 conversions that are not lane-wise (SDM vol.2 VCVTPS2PD & co.):
+ * widening ones take a 128-bit source, narrowing ones produce a 128-bit result. */
+static int fp_cvt256(struct emu_vcpu *v, const struct decoded_insn *d, simd_fp_fn *fn)
+{
+    uint32_t m = v->cpu.fpu.mxcsr, fl;
+    simd_v128 s[2], r[2] = { { .q = { 0, 0 } }, { .q = { 0, 0 } } }, lo, hi;
+    switch (d->op) {
+    case DOP_VCVTPS2PD: case DOP_VCVTDQ2PD: { /* 4 x 32 -> 4 x 64 */
+        rd_wide_src(v, d, 1, s, 16);
+        simd_v128 s_hi = { .q = { s[0].q[1], 0 } };
+        fl = fn(&r[0], &r[0], &s[0], m) | fn(&r[1], &r[1], &s_hi, m);
+        break;
+    }
+    case DOP_VCVTPD2PS: case DOP_VCVTPD2DQ: case DOP_VCVTTPD2DQ: /* 4 x 64 -> 4 x 32 */
+        emu_simd_read(v, d, 1, s, false);
+        fl = fn(&lo, &lo, &s[0], m) | fn(&hi, &hi, &s[1], m);
+        r[0].q[0] = lo.q[0];
+        r[0].q[1] = hi.q[0];
+        break;
+    default:
+        emu_unimplemented(v);
+    }
+    emu_simd_fp_flags(v, fl);
+    /* the destination is xmm for the narrowing forms: bits 255:128 cleared */
+    const struct decoder_operand *o = &d->ops[0];
+    memcpy(v->cpu.fpu.xmm[o->reg], &r[0], 16);
+    memcpy(v->cpu.fpu.ymmh[o->reg], &r[1], 16);
+    return EMU_H_NEXT;
+}
+
 static int h_fpop(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     const struct fpop_desc *fd = &fpops[d->op];
     emu_simd_check(v, d);
     if (is_256(d) && !(fd->flags & BO_256))
-        emu_unimplemented(v);
+        return fp_cvt256(v, d, fd->fn);
     unsigned ia, ib;
     srcs(d, 0, &ia, &ib);
     simd_v128 a[2], b[2], r[2];
@@ -728,8 +773,6 @@ static int h_insertps(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_pmovx(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     emu_simd_check(v, d);
-    if (is_256(d))
-        emu_unimplemented(v);
     static const struct {
         uint16_t op, vop;
         uint8_t from, to;
@@ -746,7 +789,15 @@ static int h_pmovx(struct emu_vcpu *v, const struct decoded_insn *d)
     while (tbl[k].op != d->op && tbl[k].vop != d->op)
         k++;
     simd_v128 a[2], r[2] = { 0 };
-    rd(v, d, 1, a);
+    if (is_256(d)) { /* the source is twice the 128-bit form's: upper lane from its upper half */
+        unsigned half = 16 * tbl[k].from / tbl[k].to;
+        rd_wide_src(v, d, 1, a, 2 * half);
+        simd_v128 upper = { .q = { 0, 0 } };
+        memcpy(&upper, a[0].b + half, half);
+        simd_pmovx(&r[1], &upper, tbl[k].from, tbl[k].to, tbl[k].sign);
+    } else {
+        rd(v, d, 1, a);
+    }
     simd_pmovx(&r[0], &a[0], tbl[k].from, tbl[k].to, tbl[k].sign);
     emu_simd_write(v, d, 0, r, false);
     return EMU_H_NEXT;

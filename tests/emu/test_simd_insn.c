@@ -261,6 +261,19 @@ START_TEST(memory_forms_and_alignment)
         ck_assert_uint_eq(T.c->fpu.xmm[3][i], 0);
     ck_assert_int_eq(memcmp(data + 48, data, 4), 0);
     ck_assert_uint_eq(data[52], 0);
+    /* vpmovzxbw ymm2, [rdi]: a 16-byte memory source for the 256-bit form */
+    static const uint8_t c6[] = { 0xc4, 0xe2, 0x7d, 0x30, 0x17, 0xf4 };
+    tvm_code(&T, c6, sizeof(c6));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    for (int i = 0; i < 8; i++) {
+        uint16_t lo, hi;
+        memcpy(&lo, T.c->fpu.xmm[2] + 2 * i, 2);
+        memcpy(&hi, T.c->fpu.ymmh[2] + 2 * i, 2);
+        ck_assert_uint_eq(lo, data[i]);
+        ck_assert_uint_eq(hi, data[8 + i]);
+    }
 }
 END_TEST
 
@@ -580,6 +593,12 @@ static const struct form yforms[] = {
     { { 0xc4, 0xe2, 0x75, 0x0c, 0xc2 }, 5, 0 }, { { 0xc4, 0xe3, 0x7d, 0x04, 0xc1 }, 5, 1 },
     { { 0xc4, 0xe2, 0x7d, 0x0e, 0xca }, 5, 0 }, { { 0xc4, 0xe2, 0x75, 0x47, 0xc2 }, 5, 0 },
     { { 0xc4, 0xe2, 0x75, 0x46, 0xc2 }, 5, 0 }, { { 0xc4, 0xe2, 0xf5, 0x45, 0xc2 }, 5, 0 },
+    /* 256-bit conversions and widening moves: vcvtps2pd, vcvtpd2ps, vcvtdq2pd, vcvttpd2dq,
+     * vcvtpd2dq, vpmovzxbw, vpmovsxbd, vpmovzxdq */
+    { { 0xc5, 0xfc, 0x5a, 0xc1 }, 4, 0 }, { { 0xc5, 0xfd, 0x5a, 0xc1 }, 4, 0 },
+    { { 0xc5, 0xfe, 0xe6, 0xc1 }, 4, 0 }, { { 0xc5, 0xfd, 0xe6, 0xc1 }, 4, 0 },
+    { { 0xc5, 0xff, 0xe6, 0xc1 }, 4, 0 }, { { 0xc4, 0xe2, 0x7d, 0x30, 0xc1 }, 5, 0 },
+    { { 0xc4, 0xe2, 0x7d, 0x21, 0xc1 }, 5, 0 }, { { 0xc4, 0xe2, 0x7d, 0x35, 0xc1 }, 5, 0 },
     /* pclmulqdq xmm0, xmm1 / vpclmulqdq xmm0, xmm1, xmm2 */
     { { 0x66, 0x0f, 0x3a, 0x44, 0xc1 }, 5, 1 }, { { 0xc4, 0xe3, 0x71, 0x44, 0xc2 }, 5, 1 },
 };
