@@ -459,7 +459,8 @@ static void x87_prog(const uint8_t *code, size_t n, const uint8_t in[64])
     ((void (*)(uint8_t *))(void *)page)(host);
     __asm__ volatile("frstor %0" : : "m"(env));
     munmap(page, 4096);
-    uint8_t code2[64];
+    uint8_t code2[128];
+    ck_assert_uint_lt(n, sizeof(code2));
     memcpy(code2, code, n);
     code2[n] = 0xf4;
     tvm_code(&T, code2, n + 1);
@@ -508,7 +509,43 @@ START_TEST(x87_programs_match_host)
                                       0xdd, 0x3f, 0xde, 0xd9, 0xdd, 0x7f, 0x02, 0xdb, 0x47, 0x20,
                                       0xdf, 0x4f, 0x04, 0xdd, 0x7f, 0x06 };
         x87_prog(p3, sizeof(p3), in);
+        /* fninit; fld [rdi+48]; fld [rdi+40]; fcomi st,st1; sbb eax,eax; mov [rdi],eax;
+         * fucomip st,st1; setz al; mov [rdi+4],al; fld1; fxch st1; fcmovb st,st1;
+         * fstp qword [rdi+8]; fchs; fabs; frndint; fst qword [rdi+16]; fild dword [rdi+32];
+         * fimul dword [rdi+36]; fistp word [rdi+24]; fnstsw [rdi+26]; fldz; fdivr st,st1;
+         * fstp tword [rdi]; fxam; fnstsw [rdi+28]; ffree st0; fincstp; fnstsw [rdi+30]; fninit */
+        static const uint8_t p4[] = {
+            0xdb, 0xe3, 0xdd, 0x47, 0x30, 0xdd, 0x47, 0x28, 0xdb, 0xf1, 0x19, 0xc0,
+            0x89, 0x07, 0xdf, 0xe9, 0x0f, 0x94, 0xc0, 0x88, 0x47, 0x04, 0xd9, 0xe8,
+            0xd9, 0xc9, 0xda, 0xc1, 0xdd, 0x5f, 0x08, 0xd9, 0xe0, 0xd9, 0xe1, 0xd9,
+            0xfc, 0xdd, 0x57, 0x10, 0xdb, 0x47, 0x20, 0xda, 0x4f, 0x24, 0xdf, 0x5f,
+            0x18, 0xdd, 0x7f, 0x1a, 0xd9, 0xee, 0xd8, 0xf9, 0xdb, 0x3f, 0xd9, 0xe5,
+            0xdd, 0x7f, 0x1c, 0xdd, 0xc0, 0xd9, 0xf7, 0xdd, 0x7f, 0x1e, 0xdb, 0xe3,
+        };
+        x87_prog(p4, sizeof(p4), in);
     }
+}
+END_TEST
+
+/* An unmasked x87 exception is delivered as #MF by the next waiting x87
+ * instruction when CR0.NE = 1 (SDM vol.1 8.7). */
+START_TEST(x87_pending_exception_mf)
+{
+    /* fninit; fldcw [rdi] (ZM unmasked); fldz; fld1; fdiv st,st1 (1/0: ZE pending, ST0 kept);
+     * fnstsw [rdi+2] (no-wait: runs); fld1 (waiting: #MF) */
+    static const uint8_t c[] = { 0xdb, 0xe3, 0xd9, 0x2f, 0xd9, 0xee, 0xd9, 0xe8, 0xd8, 0xf1,
+                                 0xdd, 0x7f, 0x02, 0xd9, 0xe8, 0xf4 };
+    uint16_t cw = 0x37f & ~0x4;
+    memcpy(T.ram + TVM_DATA, &cw, 2);
+    tvm_code(&T, c, sizeof(c));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 16);
+    uint16_t sw;
+    memcpy(&sw, T.ram + TVM_DATA + 2, 2);
+    ck_assert_uint_eq(sw & 0x80ff, 0x8084); /* B, ES, ZE */
+    ck_assert_uint_eq(T.c->fpu.st[0][9] & 0x7f, 0x3f); /* ST0 still 1.0: no result stored */
 }
 END_TEST
 
@@ -677,6 +714,7 @@ int main(void)
     tcase_add_test(tc, xsave_family);
     tcase_add_test(tc, x87_programs_match_host);
     tcase_add_test(tc, mmx_aliasing);
+    tcase_add_test(tc, x87_pending_exception_mf);
     tcase_add_test(tc, ymm_insns_match_host);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
