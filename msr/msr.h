@@ -130,6 +130,15 @@ struct msr_stats {
     uint64_t bitmap_recomputes; /* filter-change / CPUID-change recomputations */
 };
 
+/* Names for the stats fd (KVM_GET_STATS_FD, all cumulative u64): name and byte offset of
+ * each counter inside struct msr_stats. */
+struct msr_stat_field {
+    const char *name;
+    size_t offset;
+};
+extern const struct msr_stat_field msr_stat_fields[];
+extern const unsigned msr_stat_nfields;
+
 /* Guest features msr/ gates on, derived from the vCPU's CPUID (msr_vcpu_set_cpuid). */
 struct msr_guest_features {
     bool lm, nx, syscall, svm, vmx, smx, sgx, sgx_lc, lmce, mce, mca, mtrr, pat, tsc_adjust,

@@ -1,9 +1,26 @@
 /* msr/: per-VM MSR state: creation, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_MSR_PLATFORM_INFO. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
 #include "msr/internal.h"
+
+const struct msr_stat_field msr_stat_fields[] = {
+    {"msr_exits_inval", offsetof(struct msr_stats, exits[0])},
+    {"msr_exits_unknown", offsetof(struct msr_stats, exits[1])},
+    {"msr_exits_filter", offsetof(struct msr_stats, exits[2])},
+    {"msr_rdmsr_intercepts", offsetof(struct msr_stats, rdmsr_intercepts)},
+    {"msr_wrmsr_intercepts", offsetof(struct msr_stats, wrmsr_intercepts)},
+    {"msr_passthrough_hits", offsetof(struct msr_stats, passthrough_hits)},
+    {"msr_gp_injected", offsetof(struct msr_stats, gp_injected)},
+    {"msr_filter_denials", offsetof(struct msr_stats, filter_denials)},
+    {"msr_bitmap_recomputes", offsetof(struct msr_stats, bitmap_recomputes)},
+};
+const unsigned msr_stat_nfields = sizeof(msr_stat_fields) / sizeof(msr_stat_fields[0]);
+_Static_assert(sizeof(msr_stat_fields) / sizeof(msr_stat_fields[0]) ==
+                   sizeof(struct msr_stats) / sizeof(uint64_t),
+               "every msr_stats counter has a name");
 
 #define USER_SPACE_MSR_VALID \
     (KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER)

@@ -151,6 +151,16 @@ START_TEST(counters)
     ck_assert_uint_eq(f->v->stats.rdmsr_intercepts, 2);
     ck_assert_uint_eq(f->v->stats.wrmsr_intercepts, 1);
     ck_assert_uint_eq(f->v->stats.passthrough_hits, 1);
+    /* the stats-fd names cover every counter at distinct offsets */
+    ck_assert_uint_eq(msr_stat_nfields, sizeof(struct msr_stats) / sizeof(uint64_t));
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < msr_stat_nfields; i++) {
+        ck_assert_uint_eq(msr_stat_fields[i].offset % 8, 0);
+        seen |= 1ull << (msr_stat_fields[i].offset / 8);
+    }
+    ck_assert_uint_eq(seen, (1ull << msr_stat_nfields) - 1);
+    const uint8_t *base = (const uint8_t *)&f->v->stats;
+    ck_assert_uint_eq(*(const uint64_t *)(base + msr_stat_fields[1].offset), 2); /* unknown exits */
     fx_free(f);
 }
 END_TEST
