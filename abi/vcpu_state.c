@@ -548,6 +548,7 @@ static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
         const struct kvm_cpuid_entry2 *l1 = abi_cpuid_find(e, hdr.nent, 1, 0);
         abi_lapic_set_cpu_caps(v->lapic, l1 && (l1->ecx & (1u << 21)),
                                abi_maxphyaddr(e, hdr.nent));
+        abi_lapic_set_tsc_deadline_cap(v->lapic, l1 && (l1->ecx & (1u << 24)));
     }
     return 0;
 }
