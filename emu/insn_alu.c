@@ -179,7 +179,13 @@ static int h_cmpxchg(struct emu_vcpu *v, const struct decoded_insn *d)
         (void)ok;
     } else {
         cur = emu_opnd_read(v, d, 0);
-        emu_opnd_write(v, d, 0, cur == acc ? src : cur);
+        /* a memory destination is always written back; a register destination only on
+         * success (checked on the host CPU: a failing 32-bit CMPXCHG leaves the upper
+         * half of the destination register alone) */
+        if (cur == acc)
+            emu_opnd_write(v, d, 0, src);
+        else if (d->ops[0].kind == DOPND_MEM)
+            emu_opnd_write(v, d, 0, cur);
     }
     emu_lf_set(v, EMU_LF_SUB, size, acc - cur, acc, cur);
     if (cur != acc)
