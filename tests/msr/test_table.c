@@ -325,6 +325,20 @@ START_TEST(kvmclock_writes_guest_memory)
     ck_assert_uint_ne(version, 0);
     ck_assert_uint_ne(mul, 0);
     ck_assert_uint_ne(tsc_ts, 0);
+    /* a 1 GHz counter: ns = ((delta << shift) * mul) >> 32 must be the identity */
+    msr_vcpu_set_tsc_source(f->v, read_fake, NULL, 1000000);
+    fake_counter = 1000;
+    ck_assert_int_eq(gwr(f, MSR_KVM_SYSTEM_TIME_NEW, 0x2001, &reason), EMU_MSR_OK);
+    int8_t shift;
+    memcpy(&mul, guest_ram + 0x2018, 4);
+    memcpy(&shift, guest_ram + 0x201c, 1);
+    uint64_t delta = 123456789;
+    uint64_t ns = (uint64_t)(((unsigned __int128)(shift >= 0 ? delta << shift : delta >> -shift) * mul) >> 32);
+    ck_assert_uint_eq(ns, delta);
+    memcpy(&tsc_ts, guest_ram + 0x2008, 8);
+    uint64_t tsc_now;
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_TSC, &tsc_now), 0);
+    ck_assert_uint_eq(tsc_ts, tsc_now); /* frozen counter */
     /* outside memory: accepted, nothing written, no crash */
     ck_assert_int_eq(gwr(f, MSR_KVM_WALL_CLOCK_NEW, 0x100000, &reason), EMU_MSR_OK);
     ck_assert_int_eq(gwr(f, MSR_KVM_WALL_CLOCK_NEW, sizeof(guest_ram) - 4, &reason), EMU_MSR_OK);
