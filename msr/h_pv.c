@@ -111,7 +111,9 @@ void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
     t.system_time = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
     t.mul = (uint32_t)mul;
     t.shift = (int8_t)shift;
-    t.flags = 0;
+    /* PVCLOCK_TSC_STABLE_BIT: all vCPUs share one synchronised TSC (msr_tsc_host_write), the
+     * situation in which KVM's master clock sets it */
+    t.flags = 1;
     gwrite(v, gpa, &t, sizeof(t));
     version++;
     gwrite(v, gpa, &version, 4);
