@@ -219,6 +219,19 @@ static int decode_operand(struct dstate *s, struct decoded_insn *d, struct decod
     case S_M:
         decode_mem(s, d, o);
         return 1;
+    case S_MV:
+        /* VSIB (SDM 2.3.12): SIB required; its index (REX/VEX.X extended, 100b
+         * included) names a vector register, flagged by DFLAG_VSIB */
+        if (s->rmf != 4 || d->addrsize == 2) { /* no SIB, or 16-bit addressing: #UD */
+            decode_mem(s, d, o);                /* still measured */
+            return 0;
+        }
+        decode_mem(s, d, o);
+        o->index = (uint8_t)(((d->sib >> 3) & 7) | (s->rex_x << 3));
+        if (s->mode != DECODER_MODE_64)
+            o->index &= 7;
+        d->flags |= DFLAG_VSIB;
+        return 1;
     case S_G: {
         unsigned reg = s->regf;
         if (t->cls != DREG_MMX && t->cls != DREG_SEG)

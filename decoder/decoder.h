@@ -90,6 +90,7 @@ struct decoder_operand {
 #define DFLAG_PRIVILEGED 0x08 /* CPL 0 only (#GP otherwise) */
 #define DFLAG_ENDS_BLOCK 0x10 /* decoded-insn cache block must end after this (branches, mode changes, serializing) */
 #define DFLAG_STRING 0x20     /* string instruction: REP semantics apply */
+#define DFLAG_VSIB 0x40       /* (added by decoder/) the memory operand's index is an XMM/YMM register (VSIB gathers, SDM 2.3.12) */
 
 struct decoded_insn {
     uint16_t op;       /* enum decoder_op */
@@ -123,6 +124,10 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
 
 /* Lower-case Intel mnemonic of an op ("add", "jne", "cmovg"...). */
 const char *decoder_op_name(uint16_t op);
+
+/* Lower-case name of a DOPND_REG operand ("rax", "r8d", "ah", "xmm3", "ymm3",
+ * "st(1)", "cr3", "es"...); "" for other kinds. (Added by decoder/.) */
+const char *decoder_reg_name(const struct decoder_operand *op);
 
 /* Intel-syntax disassembly, e.g. "add qword ptr [rax + rbx*8 + 0x10], 5".
  * Returns the number of characters written (snprintf semantics). */

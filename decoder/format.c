@@ -45,18 +45,31 @@ static const char *gpr_name(unsigned reg, unsigned size)
     }
 }
 
-static void put_reg(struct out *o, const struct decoder_operand *op)
+
+const char *decoder_reg_name(const struct decoder_operand *op)
 {
+    static const char *const crs[16] = {"cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7",
+                                        "cr8", "cr9", "cr10", "cr11", "cr12", "cr13", "cr14", "cr15"};
+    static const char *const drs[16] = {"dr0", "dr1", "dr2", "dr3", "dr4", "dr5", "dr6", "dr7",
+                                        "dr8", "dr9", "dr10", "dr11", "dr12", "dr13", "dr14", "dr15"};
+    static const char *const mms[8] = {"mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"};
+    static const char *const sts[8] = {"st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"};
+    static const char *const xmms[16] = {"xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+                                         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"};
+    static const char *const ymms[16] = {"ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7",
+                                         "ymm8", "ymm9", "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15"};
+    if (op->kind != DOPND_REG)
+        return "";
     switch (op->reg_class) {
-    case DREG_GPR: put(o, "%s", gpr_name(op->reg, op->size)); break;
-    case DREG_GPR8H: put(o, "%s", gpr8h[op->reg & 3]); break;
-    case DREG_SEG: put(o, "%s", segs[op->reg & 7]); break;
-    case DREG_CR: put(o, "cr%u", op->reg); break;
-    case DREG_DR: put(o, "dr%u", op->reg); break;
-    case DREG_MMX: put(o, "mm%u", op->reg); break;
-    case DREG_XMM: put(o, "%cmm%u", op->size == 32 ? 'y' : 'x', op->reg); break;
-    case DREG_ST: put(o, "st(%u)", op->reg); break;
-    default: put(o, "?"); break;
+    case DREG_GPR: return gpr_name(op->reg, op->size);
+    case DREG_GPR8H: return gpr8h[op->reg & 3];
+    case DREG_SEG: return segs[op->reg & 7];
+    case DREG_CR: return crs[op->reg & 15];
+    case DREG_DR: return drs[op->reg & 15];
+    case DREG_MMX: return mms[op->reg & 7];
+    case DREG_XMM: return op->size == 32 ? ymms[op->reg & 15] : xmms[op->reg & 15];
+    case DREG_ST: return sts[op->reg & 7];
+    default: return "?";
     }
 }
 
@@ -103,7 +116,10 @@ static void put_mem(struct out *o, const struct decoded_insn *in, const struct d
         any = 1;
     }
     if (op->index != DECODER_NO_REG) {
-        put(o, "%s%s", any ? " + " : "", gpr_name(op->index, in->addrsize));
+        struct decoder_operand vix = {.kind = DOPND_REG, .reg_class = DREG_XMM, .reg = op->index,
+                                      .size = in->vex_l ? 32 : 16};
+        put(o, "%s%s", any ? " + " : "",
+            (in->flags & DFLAG_VSIB) ? decoder_reg_name(&vix) : gpr_name(op->index, in->addrsize));
         if (op->scale != 1)
             put(o, "*%u", op->scale);
         any = 1;
@@ -141,7 +157,7 @@ int decoder_format(const struct decoded_insn *in, uint64_t rip, char *buf, size_
         const struct decoder_operand *op = &in->ops[k];
         put(&o, k ? ", " : " ");
         switch (op->kind) {
-        case DOPND_REG: put_reg(&o, op); break;
+        case DOPND_REG: put(&o, "%s", decoder_reg_name(op)); break;
         case DOPND_MEM: put_mem(&o, in, op); break;
         case DOPND_IMM:
             if (op->disp < 0 && op->size >= in->opsize && op->size > 1) {

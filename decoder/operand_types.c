@@ -117,4 +117,5 @@ const struct dec_opnd_desc dec_opnd_desc[OT_COUNT] = {
     [OT_Ma] = R(S_M, 0, SZ_A, 0, 0, 0),
     [OT_Mxs] = R(S_M, 0, 0, 0, 0, 0),
     [OT_XMM0] = R(S_FIX, DREG_XMM, 16, 0, 0, 0),
+    [OT_Mvsib] = R(S_MV, 0, SZ_X, 0, 0, 0),
 };

@@ -23,6 +23,7 @@ enum dec_src {
     S_X,   /* DS:rSI */
     S_Y,   /* ES:rDI */
     S_L,   /* register in imm8[7:4] */
+    S_MV,  /* VSIB memory: ModRM must select a SIB whose index is a vector register */
 };
 
 /* size codes above the literal byte sizes */

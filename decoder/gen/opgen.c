@@ -72,6 +72,8 @@ static const char *const OPND_NAMES[] = {
     "ST0", "STi", "Mfs", "Mfd", "Mft", "Mfi16", "Mfi32", "Mfi64", "Mbcd", "Menv", "Mfst",
     /* bound / mem+reg tricky */
     "Ma", "Mxs", "XMM0",
+    /* VSIB memory (AVX2 gathers): SIB index is a vector register */
+    "Mvsib",
 };
 #define NOPND (sizeof OPND_NAMES / sizeof OPND_NAMES[0])
 

@@ -49,7 +49,7 @@ static const struct tcase cases[] = {
     {DECODER_MODE_64, "0f05", DECODER_OK, 2, "syscall"},
     {DECODER_MODE_64, "48cf", DECODER_OK, 2, "iretq"},
     {DECODER_MODE_64, "f390", DECODER_OK, 2, "pause"},
-    {DECODER_MODE_64, "4190", DECODER_OK, 2, "xchg r8d, eax"},
+    {DECODER_MODE_64, "4190", DECODER_OK, 2, "xchg eax, r8d"},
     {DECODER_MODE_64, "90", DECODER_OK, 1, "nop"},
     {DECODER_MODE_64, "0f", DECODER_TRUNCATED, 1, NULL},
     {DECODER_MODE_64, "666666666666666666666666666666 90", DECODER_TOO_LONG, 15, NULL},

@@ -132,6 +132,10 @@ static int synth(const struct dec_entry *e, int map, unsigned opc, unsigned modr
     if (dec_slots[map][opc].modrm) {
         s->b[s->n++] = (uint8_t)modrm;
         len++;
+        if ((modrm >> 6) != 3 && (modrm & 7) == 4 && s->mode != DECODER_MODE_16) {
+            s->b[s->n++] = 0x08; /* SIB: [rax + rcx*1] (VSIB: index xmm1) */
+            len++;
+        }
     }
     unsigned imm = imm_bytes(e, opsize, addrsize);
     for (unsigned k = 0; k < imm; k++)
@@ -157,7 +161,7 @@ static int modrm_ok(const struct dec_entry *e, unsigned modrm, enum decoder_mode
     /* no displacement / SIB in the synthesized memory forms */
     if (mod == 1 || mod == 2)
         return 0;
-    if (mod == 0 && (rm == 4 || rm == 5))
+    if (mod == 0 && rm == 5)
         return 0;
     (void)mode;
     return 1;

@@ -28,8 +28,9 @@ int capdiff_open(struct capdiff *c, enum decoder_mode mode, const char *allowlis
     memset(c, 0, sizeof *c);
     c->mode = mode;
     cs_mode m = mode == DECODER_MODE_64 ? CS_MODE_64 : mode == DECODER_MODE_32 ? CS_MODE_32 : CS_MODE_16;
-    if (cs_open(CS_ARCH_X86, m, &c->cs) != CS_ERR_OK)
+    if (cs_open(CS_ARCH_X86, m, &c->cs) != CS_ERR_OK || cs_open(CS_ARCH_X86, m, &c->csd) != CS_ERR_OK)
         return -1;
+    cs_option(c->csd, CS_OPT_DETAIL, CS_OPT_ON);
     if (!allowlist)
         return 0;
     FILE *f = fopen(allowlist, "r");
@@ -57,6 +58,7 @@ int capdiff_open(struct capdiff *c, enum decoder_mode mode, const char *allowlis
 void capdiff_close(struct capdiff *c)
 {
     cs_close(&c->cs);
+    cs_close(&c->csd);
 }
 
 /* Capstone folds prefixes into the mnemonic ("lock add", "rep stosb"). */
@@ -125,8 +127,9 @@ static int rule_has(const char *rules, const char *name)
     return 0;
 }
 
-static int rule_explains(const struct capdiff *c, const char *rule, const uint8_t *b, size_t n,
-                         const char *csm, int cslen, const struct decoded_insn *orig)
+/* Apply the prefix rewrites named in `rule` to b[0..n) into t; returns its length. */
+static size_t rewrite(const struct capdiff *c, const char *rule, const uint8_t *b, size_t n,
+                      const struct decoded_insn *orig, uint8_t t[32], size_t *removed_out, size_t *np_out)
 {
     size_t np = prefix_len(c, b, n);
     /* Capstone's prefix-order bugs need at least two prefix bytes (legacy or REX) */
@@ -136,9 +139,8 @@ static int rule_explains(const struct capdiff *c, const char *rule, const uint8_
      * 64-bit mode only when the next byte has mod=11) */
     int vex_follows = np + 1 < n && (b[np] == 0xc4 || b[np] == 0xc5) &&
                       (c->mode == DECODER_MODE_64 || (b[np + 1] & 0xc0) == 0xc0);
-    uint8_t t[32];
-    size_t m = 0, removed = 0;
-    for (size_t i = 0; i < n && m < sizeof t; i++) {
+    size_t m = 0, removed = 0, added = 0;
+    for (size_t i = 0; i < n && m < 32; i++) {
         uint8_t x = b[i];
         if (i < np) {
             /* Capstone never checks LOCK legality, so every rule also drops LOCK */
@@ -147,7 +149,12 @@ static int rule_explains(const struct capdiff *c, const char *rule, const uint8_
             if (nlegacy >= 2 && rule_has(rule, "drop-66") && x == 0x66) { removed++; continue; }
             if (nlegacy >= 2 && rule_has(rule, "drop-67") && x == 0x67) { removed++; continue; }
             if (rule_has(rule, "mp16") && c->mode == DECODER_MODE_16 && (x == 0x66 || x == 0xf2 || x == 0xf3)) { removed++; continue; }
-            if (rule_has(rule, "67-as-66") && x == 0x67) x = 0x66;
+            if (rule_has(rule, "67-as-66") && x == 0x67 && m < 31) {
+                /* Capstone keeps the 67 (address size) and also applies it as a 66 */
+                t[m++] = 0x67;
+                x = 0x66;
+                added++;
+            }
             if (rule_has(rule, "np-66") && x == 0x66 && orig->status == DECODER_UD) { removed++; continue; }
             if (rule_has(rule, "vex-pfx") && vex_follows && (x == 0x66 || x == 0xf2 || x == 0xf3 || (x & 0xf0) == 0x40)) { removed++; continue; }
             if (rule_has(rule, "drop-rexw") && c->mode == DECODER_MODE_64 && (x & 0xf8) == 0x48) x &= 0xf7;
@@ -160,8 +167,18 @@ static int rule_explains(const struct capdiff *c, const char *rule, const uint8_
         t[m++] = x;
     }
     (void)has;
-    (void)orig;
-    if (!removed && !memcmp(t, b, m) && !rule_has(rule, "branch-66"))
+    *removed_out = removed - added; /* net bytes removed; may wrap when bytes were added */
+    *np_out = np;
+    return m;
+}
+
+static int rule_explains(const struct capdiff *c, const char *rule, const uint8_t *b, size_t n,
+                         const char *csm, int cslen, const struct decoded_insn *orig)
+{
+    uint8_t t[32];
+    size_t removed, np;
+    size_t m = rewrite(c, rule, b, n, orig, t, &removed, &np);
+    if (m == n && !memcmp(t, b, m) && !rule_has(rule, "branch-66"))
         return 0;
     struct decoded_insn d;
     if (decoder_decode(t, m, c->mode, &d) != DECODER_OK)
@@ -175,7 +192,7 @@ static int rule_explains(const struct capdiff *c, const char *rule, const uint8_
         return c->mode == DECODER_MODE_64 && has66 && (d.flags & DFLAG_BRANCH) && d.nops == 1 &&
                d.ops[0].kind == DOPND_REL && same_name(c, decoder_op_name(d.op), csm);
     }
-    return same_name(c, decoder_op_name(d.op), csm) && d.length + removed == (size_t)cslen;
+    return same_name(c, decoder_op_name(d.op), csm) && (size_t)d.length + removed == (size_t)cslen;
 }
 
 static int allowed(struct capdiff *c, const char *kind, const char *ours, const char *cs,
@@ -263,6 +280,183 @@ enum capdiff_result capdiff_check(struct capdiff *c, const uint8_t *b, size_t n,
     }
     c->unexplained++;
     return CAPDIFF_DISAGREE;
+}
+
+static const char *cs_reg(csh h, unsigned r)
+{
+    const char *n = r ? cs_reg_name(h, r) : NULL;
+    return n ? n : "";
+}
+
+/* one operand: 0 same, else a short reason */
+static const char *operand_diff(const struct capdiff *c, const struct decoded_insn *d,
+                                const struct decoder_operand *o, const cs_x86_op *x)
+{
+    switch (o->kind) {
+    case DOPND_REG:
+        if (x->type != X86_OP_REG)
+            return "kind";
+        return strcmp(decoder_reg_name(o), cs_reg(c->csd, x->reg)) ? "register" : NULL;
+    case DOPND_MEM: {
+        if (x->type != X86_OP_MEM)
+            return "kind";
+        char ours[16] = "";
+        if (o->base == DECODER_BASE_RIP)
+            snprintf(ours, sizeof ours, "%s", d->addrsize == 4 ? "eip" : "rip");
+        else if (o->base != DECODER_NO_REG) {
+            struct decoder_operand r = {.kind = DOPND_REG, .reg_class = DREG_GPR, .reg = o->base, .size = d->addrsize};
+            snprintf(ours, sizeof ours, "%s", decoder_reg_name(&r));
+        }
+        if (strcmp(ours, cs_reg(c->csd, x->mem.base)))
+            return "base";
+        ours[0] = 0;
+        if (o->index != DECODER_NO_REG) {
+            struct decoder_operand r = {.kind = DOPND_REG, .reg_class = DREG_GPR, .reg = o->index, .size = d->addrsize};
+            if (d->flags & DFLAG_VSIB) {
+                r.reg_class = DREG_XMM;
+                r.size = d->vex_l ? 32 : 16;
+            }
+            snprintf(ours, sizeof ours, "%s", decoder_reg_name(&r));
+        }
+        if (strcmp(ours, cs_reg(c->csd, x->mem.index)))
+            return "index";
+        if (o->index != DECODER_NO_REG && o->scale != x->mem.scale)
+            return "scale";
+        uint64_t mask = d->addrsize == 8 ? ~0ull : (1ull << (8 * d->addrsize)) - 1;
+        if (((uint64_t)o->disp & mask) != ((uint64_t)x->mem.disp & mask))
+            return "displacement";
+        return NULL;
+    }
+    case DOPND_IMM: {
+        if (x->type != X86_OP_IMM)
+            return "kind";
+        unsigned sz = o->size ? o->size : 8;
+        if (sz == 8 && (int64_t)(int32_t)o->disp == o->disp)
+            sz = 4; /* imm32 sign-extended to 64 (SDM); Capstone reports it unextended */
+        uint64_t mask = sz >= 8 ? ~0ull : (1ull << (8 * sz)) - 1;
+        return ((uint64_t)o->disp & mask) == ((uint64_t)x->imm & mask) ? NULL : "immediate";
+    }
+    case DOPND_REL: {
+        if (x->type != X86_OP_IMM)
+            return "kind";
+        uint64_t t = 0x1000 + d->length + (uint64_t)o->disp;
+        uint64_t mask = d->mode == DECODER_MODE_64 ? ~0ull : d->opsize == 2 ? 0xffff : 0xffffffff;
+        return (t & mask) == ((uint64_t)x->imm & mask) ? NULL : "branch target";
+    }
+    default:
+        return "kind";
+    }
+}
+
+static int operands_equal(const struct capdiff *c, const struct decoded_insn *d, const cs_insn *insn)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    if (x->op_count != d->nops)
+        return 0;
+    for (unsigned k = 0; k < d->nops; k++)
+        if (operand_diff(c, d, &d->ops[k], &x->operands[k]))
+            return 0;
+    return 1;
+}
+
+/* A prefix rule explains an operand difference when our decode of the
+ * rewritten bytes has Capstone's operands. */
+static int operands_rule(const struct capdiff *c, const char *rule, const uint8_t *b, size_t n,
+                         const struct decoded_insn *orig, const cs_insn *insn)
+{
+    if (rule_has(rule, "branch-66"))
+        return c->mode == DECODER_MODE_64 && orig->nops == 1 && orig->ops[0].kind == DOPND_REL &&
+               (memchr(b, 0x66, prefix_len(c, b, n)) || memchr(b, 0x67, prefix_len(c, b, n)));
+    uint8_t t[32];
+    size_t removed, np;
+    if (rule_has(rule, "gpr-size-66rep")) {
+        /* Capstone 4 prints 32-bit registers for 66-prefixed GPR forms when F2/F3 is
+         * also present, while decoding the 16-bit immediate: only the size differs. */
+        size_t np0 = prefix_len(c, b, n);
+        if (!memchr(b, 0x66, np0) || (!memchr(b, 0xf2, np0) && !memchr(b, 0xf3, np0)))
+            return 0;
+        const cs_x86 *x = &insn->detail->x86;
+        for (unsigned k = 0; k < orig->nops; k++) {
+            const struct decoder_operand *o = &orig->ops[k];
+            if (!operand_diff(c, orig, o, &x->operands[k]))
+                continue;
+            if (o->kind != DOPND_REG || o->reg_class != DREG_GPR || x->operands[k].type != X86_OP_REG)
+                return 0;
+            struct decoder_operand wide = *o;
+            wide.size = 4;
+            if (strcmp(decoder_reg_name(&wide), cs_reg(c->csd, x->operands[k].reg)))
+                return 0;
+        }
+        return 1;
+    }
+    size_t m = rewrite(c, rule, b, n, orig, t, &removed, &np);
+    if (m == n && !memcmp(t, b, m))
+        return 0;
+    struct decoded_insn d;
+    if (decoder_decode(t, m, c->mode, &d) != DECODER_OK || d.op != orig->op)
+        return 0;
+    d.length = orig->length; /* branch targets are relative to the original length */
+    return operands_equal(c, &d, insn);
+}
+
+enum capdiff_result capdiff_check_operands(struct capdiff *c, const uint8_t *b, size_t n, char *why,
+                                           size_t whysz)
+{
+    struct decoded_insn d;
+    if (decoder_decode(b, n, c->mode, &d) != DECODER_OK)
+        return CAPDIFF_AGREE;
+    cs_insn *insn = NULL;
+    size_t cnt = cs_disasm(c->csd, b, n, 0x1000, 1, &insn);
+    if (!cnt)
+        return CAPDIFF_AGREE;
+    enum capdiff_result res = CAPDIFF_AGREE;
+    const cs_x86 *x = &insn->detail->x86;
+    const char *csm = cs_base_mnemonic(insn->mnemonic);
+    if (insn->size != d.length || strcmp(csm, decoder_op_name(d.op)) || x->op_count != d.nops) {
+        c->opskipped++; /* different instruction (handled by capdiff_check) or implicit-operand conventions */
+        goto out;
+    }
+    c->opn++;
+    for (unsigned k = 0; k < d.nops; k++) {
+        const char *diff = operand_diff(c, &d, &d.ops[k], &x->operands[k]);
+        if (!diff)
+            continue;
+        if (why && whysz) {
+            char mine[96];
+            decoder_format(&d, 0x1000, mine, sizeof mine);
+            char hex[40] = "";
+            for (size_t i = 0; i < d.length && i < 15; i++)
+                snprintf(hex + 2 * i, sizeof hex - 2 * i, "%02x", b[i]);
+            snprintf(why, whysz, "operands mode%d %s: operand %u %s: ours '%s' | capstone '%s %s'", 16 << c->mode,
+                     hex, k, diff, mine, insn->mnemonic, insn->op_str);
+        }
+        int ok = 0;
+        for (unsigned i = 0; i < c->nallow && !ok; i++) {
+            struct capdiff_allow *a = &c->allow[i];
+            if (!(a->modes & (1u << c->mode)))
+                continue;
+            if (!strcmp(a->kind, "operands") && !fnmatch(a->ours, decoder_op_name(d.op), 0) &&
+                !fnmatch(a->cs, diff, 0)) {
+                a->hits++;
+                ok = 1;
+            } else if (!strcmp(a->kind, "rule") && operands_rule(c, a->ours, b, n, &d, insn)) {
+                a->hits++;
+                ok = 1;
+            }
+        }
+        if (ok) {
+            c->opallowed++;
+            res = CAPDIFF_ALLOWED;
+        } else {
+            c->opbad++;
+            res = CAPDIFF_DISAGREE;
+        }
+        goto out;
+    }
+    c->opsame++;
+out:
+    cs_free(insn, cnt);
+    return res;
 }
 
 static const uint8_t legacy_pfx[] = {0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65};

@@ -27,6 +27,8 @@ struct capdiff {
     struct capdiff_allow allow[CAPDIFF_MAX_ALLOW];
     unsigned nallow;
     unsigned long n, exact, allowed, unexplained;
+    csh csd; /* second handle with detail on, for operand comparison */
+    unsigned long opn, opsame, opskipped, opallowed, opbad;
 };
 
 enum capdiff_result { CAPDIFF_AGREE, CAPDIFF_ALLOWED, CAPDIFF_DISAGREE };
@@ -37,6 +39,12 @@ void capdiff_close(struct capdiff *c);
 /* Compare one instruction at b[0..n). why (if non-NULL) receives a one-line explanation. */
 enum capdiff_result capdiff_check(struct capdiff *c, const uint8_t *b, size_t n, char *why,
                                   size_t whysz);
+/* Operand-level comparison for an instruction both decoders agree on (mnemonic,
+ * length): register names, memory base/index/scale/displacement, immediates and
+ * branch targets, in Intel order, when both list the same number of operands.
+ * Differences are explained only by "operands" allow-list entries. */
+enum capdiff_result capdiff_check_operands(struct capdiff *c, const uint8_t *b, size_t n, char *why,
+                                           size_t whysz);
 /* Fill buf[0..15) with a random instruction-shaped byte string (prefixes, REX,
  * escapes, VEX, then random bytes); state is a xorshift64 seed, never 0. */
 void capdiff_gen(uint64_t *state, enum decoder_mode mode, uint8_t buf[15]);
