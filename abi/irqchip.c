@@ -118,6 +118,7 @@ static void msi_to_irq(const struct abi_irqchip *chip, uint32_t addr_lo, uint32_
         .level = data & (1u << 15),
         .assert = true,
         .logical = addr_lo & (1u << 2),
+        .redir_hint = addr_lo & (1u << 3),
         .dest = (addr_lo >> 12) & 0xff,
     };
     if (chip->x2apic_format) {

@@ -59,6 +59,7 @@ struct apic_irq {
     uint8_t shorthand;
     uint32_t dest;       /* 8-bit xAPIC or 32-bit x2APIC destination */
     bool x2apic_dest;    /* dest came from an x2APIC-format source (32-bit, 0xffffffff bcast) */
+    bool redir_hint;     /* MSI RH=1: treated like lowest priority (KVM msi_redir_hint) */
 };
 
 struct abi_lapic {

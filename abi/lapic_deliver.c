@@ -221,7 +221,11 @@ int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struc
         struct abi_lapic *t = chip->lapics[i];
         if (!t || !lapic_hw_enabled(t) || !match_dest(chip, t, src, irq))
             continue;
-        if (irq->delivery_mode == APIC_DM_LOWEST && irq->shorthand == APIC_SH_NONE) {
+        /* KVM kvm_lowest_prio_delivery: lowest-priority mode, or an MSI
+         * whose redirection hint asks for it. */
+        bool lowest_prio = irq->delivery_mode == APIC_DM_LOWEST ||
+                           (irq->redir_hint && irq->delivery_mode == APIC_DM_FIXED);
+        if (lowest_prio && irq->shorthand == APIC_SH_NONE) {
             lowest[nlowest++] = t;
             continue;
         }

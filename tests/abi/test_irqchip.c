@@ -212,6 +212,16 @@ START_TEST(msi_and_routing)
     msi.data = 0x4072;
     ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), 2);
     ck_assert(irr_has(l0, 0x72) && irr_has(l1, 0x72));
+    /* Redirection hint with a logical destination of both: one receives it. */
+    mmio_wr(l0, APIC_REG_LDR, 0x01u << 24);
+    mmio_wr(l1, APIC_REG_LDR, 0x02u << 24);
+    msi.address_lo = 0xfee00000 | (0x03u << 12) | (1u << 3) | (1u << 2);
+    msi.data = 0x73;
+    ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), 1);
+    ck_assert_int_eq(irr_has(l0, 0x73) + irr_has(l1, 0x73), 1);
+    msi.address_lo = 0xfee00000 | (0x03u << 12) | (1u << 2); /* no hint: both */
+    msi.data = 0x74;
+    ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), 2);
     msi.flags = 4;
     ck_assert_int_eq(abi_irqchip_signal_msi(chip, &msi), -EINVAL);
     msi.flags = 0;
