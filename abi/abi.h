@@ -32,6 +32,10 @@ void abi_fd_duped(struct abi_process *p, int oldfd, int newfd);
  * -EINTR with KVM_EXIT_INTR (KVM: signal_pending() check in vcpu_run). Async-signal-safe. */
 void abi_signal_arrived(void);
 
+/* Thread `t` is about to be cancelled (pthread_cancel): if it is inside KVM_RUN, make
+ * KVM_RUN return -EINTR as the cancellation signal would on Linux KVM. */
+bool abi_thread_interrupt(struct abi_process *p, unsigned long t); /* true: t was in KVM_RUN */
+
 /* Text of /sys/module/<module>/parameters/<param> as a KVM with our configuration would
  * show it, or NULL when that file would not exist (e.g. kvm_amd on an Intel flavour). */
 const char *abi_module_param(const char *module, const char *param);

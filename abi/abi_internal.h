@@ -79,6 +79,7 @@ struct abi_vm {
     uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
     int64_t clock_offset_ns;        /* KVM_SET_CLOCK: kvmclock = host monotonic + offset */
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
+    uint32_t max_vcpu_ids;          /* KVM_CAP_MAX_VCPU_ID (0 = default) */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
     struct abi_ioeventfd ioeventfds[ABI_MAX_IOEVENTFDS];
@@ -100,6 +101,7 @@ struct abi_vcpu {
     struct emu_exit exit;
     bool pending_completion;
     atomic_bool in_run;
+    pthread_t run_thread; /* valid while in_run */
     atomic_bool signalled;
     struct kvm_cpuid_entry2 *cpuid;
     unsigned ncpuid;

@@ -55,6 +55,7 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_SET_BOOT_CPU_ID, 1},
     {KVM_CAP_NR_VCPUS, 2},
     {KVM_CAP_IOEVENTFD, 1},
+    {KVM_CAP_X86_APIC_BUS_CYCLES_NS, 1}, /* APIC_BUS_CYCLE_NS_DEFAULT */
     {KVM_CAP_IOEVENTFD_ANY_LENGTH, 1},
 };
 
@@ -62,6 +63,8 @@ long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
 {
     (void)s;
     (void)vm;
+    if (cap == KVM_CAP_MAX_VCPU_ID && vm && vm->max_vcpu_ids)
+        return vm->max_vcpu_ids;
     if (cap == KVM_CAP_XSAVE2)
         return 4096; /* KVM: max(sizeof(struct kvm_xsave), xstate size of guest features) */
     for (size_t i = 0; i < sizeof caps_fixed / sizeof caps_fixed[0]; i++)

@@ -43,6 +43,27 @@ void abi_signal_arrived(void)
         abi_lapic_kick(v->lapic);
 }
 
+bool abi_thread_interrupt(struct abi_process *p, unsigned long t)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->lock);
+    for (int fd = 0; fd < p->nfds; fd++) {
+        struct abi_obj *o = p->fds[fd];
+        if (!o || o->kind != ABI_VCPU)
+            continue;
+        struct abi_vcpu *v = (struct abi_vcpu *)o;
+        if (atomic_load(&v->in_run) && pthread_equal(v->run_thread, (pthread_t)t)) {
+            atomic_store(&v->signalled, true);
+            emu_request_stop(v->emu);
+            if (v->lapic)
+                abi_lapic_kick(v->lapic);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
 static void sync_regs_out(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
@@ -334,6 +355,7 @@ long abi_vcpu_run(struct abi_vcpu *v)
         pthread_sigmask(SIG_SETMASK, &m, &old);
     }
     this_thread_vcpu = v;
+    v->run_thread = pthread_self();
     atomic_store(&v->signalled, false);
     atomic_store(&v->in_run, true);
     v->stat_exits++;

@@ -32,9 +32,37 @@ static uint64_t guest_tsc(void *ctx)
     return emu_read_tsc(ctx);
 }
 
+/* msr/ reaches the in-kernel LAPIC through these (x2APIC MSRs, APIC_BASE, TSC deadline). */
+static int lapic_rdmsr(void *ctx, uint32_t index, uint64_t *value)
+{
+    return abi_lapic_rdmsr(ctx, index, value);
+}
+
+static int lapic_wrmsr(void *ctx, uint32_t index, uint64_t value)
+{
+    return abi_lapic_wrmsr(ctx, index, value);
+}
+
+static void lapic_base_changed(void *ctx, uint64_t old_value, uint64_t new_value, bool host)
+{
+    (void)old_value;
+    /* msr/ validated the value already; the LAPIC switches mode/address */
+    abi_lapic_set_base(ctx, new_value, host);
+}
+
+static uint64_t lapic_deadline_get(void *ctx)
+{
+    return abi_lapic_get_tsc_deadline(ctx);
+}
+
+static void lapic_deadline_set(void *ctx, uint64_t value)
+{
+    abi_lapic_set_tsc_deadline(ctx, value);
+}
+
 static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned long id)
 {
-    if (id >= ABI_MAX_VCPU_ID)
+    if (id >= ABI_MAX_VCPU_ID || (vm->max_vcpu_ids && id >= vm->max_vcpu_ids))
         return -EINVAL;
     pthread_mutex_lock(&vm->lock);
     long r = 0;
@@ -97,6 +125,12 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
             goto fail_fd;
         }
         abi_lapic_set_tsc_reader(v->lapic, guest_tsc, v->emu);
+        v->msr->apic = (struct msr_apic_ops){.read = lapic_rdmsr,
+                                             .write = lapic_wrmsr,
+                                             .base_changed = lapic_base_changed,
+                                             .tscdeadline_get = lapic_deadline_get,
+                                             .tscdeadline_set = lapic_deadline_set,
+                                             .ctx = v->lapic};
     }
     abi_vcpu_init_state(v);
     r = abi_obj_install(p, &v->obj, fd);
@@ -169,6 +203,27 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
             break;
         vm->disabled_exits |= c.args[0];
         r = 0;
+        break;
+    case KVM_CAP_MAX_VCPU_ID: /* x86.c: may be set once, not below the BSP id */
+        if (c.args[0] > ABI_MAX_VCPU_ID || vm->boot_cpu_id > c.args[0])
+            break;
+        if (vm->max_vcpu_ids == c.args[0])
+            r = 0;
+        else if (!vm->max_vcpu_ids) {
+            vm->max_vcpu_ids = (uint32_t)c.args[0];
+            r = 0;
+        }
+        break;
+    case KVM_CAP_X86_APIC_BUS_CYCLES_NS:
+        /* x86.c: 0 or overflowing tmict_to_ns() is EINVAL, no irqchip ENXIO, vCPUs EINVAL */
+        if (!c.args[0] || c.args[0] > UINT64_MAX / (0xffffffffull * 128))
+            break;
+        if (!vm->irqchip_state)
+            r = -ENXIO;
+        else if (vm->created_vcpu)
+            r = -EINVAL;
+        else
+            r = abi_irqchip_set_bus_cycle_ns(vm->irqchip_state, c.args[0]);
         break;
     case KVM_CAP_X2APIC_API:
         if (c.args[0] & ~(uint64_t)KVM_X2APIC_API_VALID)
@@ -322,6 +377,8 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
     case KVM_SET_BOOT_CPU_ID:
         if (vm->created_vcpu)
             return -EBUSY;
+        if (arg > ABI_MAX_VCPU_ID || (vm->max_vcpu_ids && arg > vm->max_vcpu_ids))
+            return -EINVAL;
         vm->boot_cpu_id = (uint32_t)arg;
         return 0;
     case KVM_CREATE_IRQCHIP:

@@ -46,6 +46,7 @@ struct real_fns {
     int (*lstat)(const char *, struct stat *);
     int (*fstatat)(int, const char *, struct stat *, int);
     int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+    int (*pthread_cancel)(pthread_t);
 };
 
 static struct real_fns real;
@@ -53,6 +54,16 @@ static struct abi_process *proc;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 /* user handlers for signals whose delivery we observe (index = signal number) */
 static struct sigaction user_act[NSIG];
+/* Threads currently inside an abi ioctl (cancellation disabled), and whether
+ * pthread_cancel was called on them meanwhile: we then carry the cancel out. */
+#define MAX_IN_IOCTL 256
+struct in_ioctl {
+    pthread_t t;
+    bool cancel;
+};
+static struct in_ioctl in_ioctl[MAX_IN_IOCTL];
+static unsigned nin_ioctl;
+static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void init(void)
@@ -71,6 +82,7 @@ static void init(void)
     real.lstat = dlsym(RTLD_NEXT, "lstat");
     real.fstatat = dlsym(RTLD_NEXT, "fstatat");
     real.sigaction = dlsym(RTLD_NEXT, "sigaction");
+    real.pthread_cancel = dlsym(RTLD_NEXT, "pthread_cancel");
     proc = abi_process_create();
 }
 
@@ -211,6 +223,44 @@ int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("_
 
 /* ---------------- fd operations ---------------- */
 
+static void enter_ioctl(void)
+{
+    pthread_mutex_lock(&cancel_lock);
+    if (nin_ioctl < MAX_IN_IOCTL)
+        in_ioctl[nin_ioctl++] = (struct in_ioctl){pthread_self(), false};
+    pthread_mutex_unlock(&cancel_lock);
+}
+
+/* Returns whether pthread_cancel was called on us during the ioctl. */
+static bool leave_ioctl(void)
+{
+    bool cancel = false;
+    pthread_mutex_lock(&cancel_lock);
+    for (unsigned i = 0; i < nin_ioctl; i++)
+        if (pthread_equal(in_ioctl[i].t, pthread_self())) {
+            cancel = in_ioctl[i].cancel;
+            in_ioctl[i] = in_ioctl[--nin_ioctl];
+            break;
+        }
+    pthread_mutex_unlock(&cancel_lock);
+    return cancel;
+}
+
+/* glibc drops an asynchronous cancel that arrives while cancellation is disabled, so
+ * a thread cancelled during one of our ioctls is cancelled here, as Linux would at the
+ * return to user space: asynchronous type -> now; deferred -> glibc's own pending
+ * cancel acts at the next cancellation point. */
+static void act_on_cancel(bool cancelled, int state)
+{
+    if (!cancelled || state != PTHREAD_CANCEL_ENABLE)
+        return;
+    int type;
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+    pthread_setcanceltype(type, NULL);
+    if (type == PTHREAD_CANCEL_ASYNCHRONOUS)
+        pthread_exit(PTHREAD_CANCELED);
+}
+
 int ioctl(int fd, unsigned long request, ...)
 {
     va_list ap;
@@ -220,9 +270,21 @@ int ioctl(int fd, unsigned long request, ...)
     ensure_init();
     if (!abi_owns_fd(proc, fd))
         return real.ioctl(fd, request, arg);
+    /* Linux KVM code runs in the kernel, where an (asynchronous) thread cancellation
+     * cannot strike; ours runs in user space with locks held, so cancellation waits
+     * until the ioctl returns (then acts at once if it is asynchronous and pending). */
+    int oldstate;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
+    enter_ioctl();
     long r = abi_ioctl(proc, fd, request, arg);
-    if (r < 0)
-        return fail(r);
+    int e = r < 0 ? (int)-r : 0;
+    bool cancelled = leave_ioctl();
+    pthread_setcancelstate(oldstate, NULL);
+    act_on_cancel(cancelled, oldstate);
+    if (r < 0) {
+        errno = e;
+        return -1;
+    }
     return (int)r;
 }
 
@@ -353,6 +415,20 @@ int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
 }
 
 /* ---------------- signals ---------------- */
+
+/* glibc cancels with an internal signal we never see: tell abi first, so a target
+ * thread inside KVM_RUN returns (EINTR) and the cancellation can take effect. */
+int pthread_cancel(pthread_t t)
+{
+    ensure_init();
+    pthread_mutex_lock(&cancel_lock);
+    for (unsigned i = 0; i < nin_ioctl; i++)
+        if (pthread_equal(in_ioctl[i].t, t))
+            in_ioctl[i].cancel = true;
+    pthread_mutex_unlock(&cancel_lock);
+    abi_thread_interrupt(proc, (unsigned long)t);
+    return real.pthread_cancel(t);
+}
 
 /* Runs first for every caught signal: tell abi (KVM_RUN must return EINTR), then
  * call the program's own handler exactly as the kernel would have. */
