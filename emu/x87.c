@@ -186,6 +186,102 @@ uint16_t x87_unary(enum x87_unary op, x87_f80 *res, x87_f80 a, uint16_t fcw)
     return sw;
 }
 
+/* FSCALE/FPREM/FPREM1: ST0 = a, ST1 = b; the result replaces ST0. FPREM/FPREM1
+ * report quotient bits in C0/C3/C1 and "incomplete" in C2, so the whole
+ * condition-code field is returned. */
+#define X87_HOST2CC(fname, insn)                                                                   \
+    static uint16_t fname(struct hbuf *r, const struct hbuf *a, const struct hbuf *b, uint16_t cw)\
+    {                                                                                              \
+        uint16_t saved, sw;                                                                        \
+        __asm__ volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t"                         \
+                         "fldt %[b]\n\tfldt %[a]\n\t" insn "\n\t"                            \
+                         "fnstsw %[sw]\n\tfstpt %[r]\n\tfstp %%st(0)\n\tfldcw %[sv]"         \
+                         : [sv] "=m"(saved), [sw] "=m"(sw), [r] "=m"(*r)                           \
+                         : [cw] "m"(cw), [a] "m"(*a), [b] "m"(*b));                                \
+        return sw & (0x3f | X87_C0 | X87_C1 | X87_C2 | X87_C3);                                    \
+    }
+X87_HOST2CC(h_scale, "fscale")
+X87_HOST2CC(h_prem, "fprem")
+X87_HOST2CC(h_prem1, "fprem1")
+
+uint16_t x87_binary_st(enum x87_binary_st op, x87_f80 *res, x87_f80 a, x87_f80 b, uint16_t fcw)
+{
+    static host2_fn *const fns[] = { [X87_SCALE] = h_scale, [X87_PREM] = h_prem, [X87_PREM1] = h_prem1 };
+    struct hbuf A = hb(a), B = hb(b), R;
+    uint16_t sw = fns[op](&R, &A, &B, fcw | 0x3f);
+    if (op == X87_SCALE) /* FSCALE defines only C1 */
+        sw &= 0x3f | X87_C1;
+    *res = fromhb(&R);
+    return sw;
+}
+
+/* Binary ops that pop: ST0 = a, ST1 = b; one value is left and stored to *r. */
+#define X87_HOST2P(fname, insn)                                                                    \
+    static uint16_t fname(struct hbuf *r, const struct hbuf *a, const struct hbuf *b, uint16_t cw)\
+    {                                                                                              \
+        uint16_t saved, sw;                                                                        \
+        __asm__ volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t"                         \
+                         "fldt %[b]\n\tfldt %[a]\n\t" insn "\n\t"                            \
+                         "fstpt %[r]\n\tfnstsw %[sw]\n\tfldcw %[sv]"                           \
+                         : [sv] "=m"(saved), [sw] "=m"(sw), [r] "=m"(*r)                           \
+                         : [cw] "m"(cw), [a] "m"(*a), [b] "m"(*b));                                \
+        return sw & (0x3f | X87_C1);                                                               \
+    }
+X87_HOST2P(h_yl2x, "fyl2x")
+X87_HOST2P(h_yl2xp1, "fyl2xp1")
+X87_HOST2P(h_patan, "fpatan")
+
+uint16_t x87_binary_pop(enum x87_binary_pop op, x87_f80 *res, x87_f80 a, x87_f80 b, uint16_t fcw)
+{
+    static host2_fn *const fns[] = { [X87_YL2X] = h_yl2x, [X87_YL2XP1] = h_yl2xp1, [X87_PATAN] = h_patan };
+    struct hbuf A = hb(a), B = hb(b), R;
+    uint16_t sw = fns[op](&R, &A, &B, fcw | 0x3f);
+    *res = fromhb(&R);
+    return sw;
+}
+
+/* FPTAN/FSINCOS push only when C2 = 0 (in range): the asm branches on C2 so the
+ * host stack is left empty either way. FXTRACT always pushes. */
+#define X87_HOST1PUSH(fname, insn)                                                                 \
+    static uint16_t fname(struct hbuf *r0, struct hbuf *r1, const struct hbuf *a, uint16_t cw)    \
+    {                                                                                              \
+        uint16_t saved, sw;                                                                        \
+        __asm__ volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t"                         \
+                         "fldt %[a]\n\t" insn "\n\t"                                           \
+                         "fnstsw %%ax\n\tmovw %%ax, %[sw]\n\ttestw $0x400, %%ax\n\t"         \
+                         "jnz 1f\n\tfstpt %[p]\n"                                               \
+                         "1:\tfstpt %[q]\n\tfldcw %[sv]"                                        \
+                         : [sv] "=m"(saved), [sw] "=m"(sw), [p] "=m"(*r1), [q] "=m"(*r0)           \
+                         : [cw] "m"(cw), [a] "m"(*a)                                               \
+                         : "ax", "cc");                                                            \
+        return sw & (0x3f | X87_C1 | X87_C2);                                                      \
+    }
+X87_HOST1PUSH(h_ptan, "fptan")
+X87_HOST1PUSH(h_sincos, "fsincos")
+
+static uint16_t h_xtract(struct hbuf *r0, struct hbuf *r1, const struct hbuf *a, uint16_t cw)
+{
+    uint16_t saved, sw;
+    __asm__ volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t"
+                     "fldt %[a]\n\tfxtract\n\tfnstsw %[sw]\n\t"
+                     "fstpt %[p]\n\tfstpt %[q]\n\tfldcw %[sv]"
+                     : [sv] "=m"(saved), [sw] "=m"(sw), [p] "=m"(*r1), [q] "=m"(*r0)
+                     : [cw] "m"(cw), [a] "m"(*a));
+    return sw & (0x3f | X87_C1); /* C2 undefined: never "out of range" */
+}
+
+uint16_t x87_unary_push(enum x87_unary_push op, x87_f80 *st0, x87_f80 *pushed, x87_f80 a,
+                        uint16_t fcw)
+{
+    typedef uint16_t fn_t(struct hbuf *, struct hbuf *, const struct hbuf *, uint16_t);
+    static fn_t *const fns[] = { [X87_PTAN] = h_ptan, [X87_SINCOS] = h_sincos, [X87_XTRACT] = h_xtract };
+    struct hbuf A = hb(a), R0 = A, R1 = A;
+    uint16_t sw = fns[op](&R0, &R1, &A, fcw | 0x3f);
+    *st0 = fromhb(&R0);
+    *pushed = fromhb(&R1);
+    return sw;
+}
+
 uint16_t x87_load_real(x87_f80 *res, const void *mem, unsigned size)
 {
     struct hbuf m = { { 0 } }, R;

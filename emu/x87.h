@@ -59,6 +59,18 @@ enum x87_unary { X87_SQRT, X87_RNDINT, X87_SIN, X87_COS, X87_F2XM1, X87_CHS, X87
 /* Host-executed operations; each returns the raised FSW exception bits and C1. */
 uint16_t x87_arith(enum x87_arith op, x87_f80 *res, x87_f80 a, x87_f80 b, uint16_t fcw);
 uint16_t x87_unary(enum x87_unary op, x87_f80 *res, x87_f80 a, uint16_t fcw);
+/* Two-operand ops on ST0 = a, ST1 = b (SDM vol.2 FSCALE, FPREM, FPREM1): result
+ * replaces ST0; returns exception bits plus C0..C3 as the instruction sets them. */
+enum x87_binary_st { X87_SCALE, X87_PREM, X87_PREM1 };
+uint16_t x87_binary_st(enum x87_binary_st op, x87_f80 *res, x87_f80 a, x87_f80 b, uint16_t fcw);
+/* FYL2X, FYL2XP1, FPATAN: ST1 = f(ST1, ST0), then pop; a = ST0, b = ST1. */
+enum x87_binary_pop { X87_YL2X, X87_YL2XP1, X87_PATAN };
+uint16_t x87_binary_pop(enum x87_binary_pop op, x87_f80 *res, x87_f80 a, x87_f80 b, uint16_t fcw);
+/* FPTAN, FSINCOS, FXTRACT: ST0 = first, then push second. C2 = 1 (out of range)
+ * leaves ST0 unchanged and pushes nothing. */
+enum x87_unary_push { X87_PTAN, X87_SINCOS, X87_XTRACT };
+uint16_t x87_unary_push(enum x87_unary_push op, x87_f80 *st0, x87_f80 *pushed, x87_f80 a,
+                        uint16_t fcw);
 /* memory formats <-> 80-bit: size 4 (float), 8 (double), 10 (m80). */
 uint16_t x87_load_real(x87_f80 *res, const void *mem, unsigned size);
 uint16_t x87_store_real(void *mem, x87_f80 v, unsigned size, uint16_t fcw);

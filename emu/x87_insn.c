@@ -1,7 +1,6 @@
 /* emu/: x87 instruction handlers (SDM vol.2 F* pages) on top of emu/x87.c.
  * Not modelled yet (they exit with KVM_INTERNAL_ERROR_EMULATION): FLDENV,
- * FNSTENV, FNSAVE, FRSTOR, FBLD, FBSTP, FPTAN, FPATAN, FSCALE, FPREM(1),
- * FXTRACT, FYL2X(P1), FSINCOS. Unmasked exceptions set FSW.ES; the #MF is
+ * FNSTENV, FNSAVE, FRSTOR, FBLD, FBSTP. Unmasked exceptions set FSW.ES; the #MF is
  * taken by the next waiting x87 instruction when CR0.NE=1 (SDM vol.1 8.7). */
 #include <string.h>
 
@@ -313,6 +312,82 @@ static int h_unary(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* FSCALE, FPREM, FPREM1: ST0 = f(ST0, ST1). */
+static int h_binst(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, true);
+    enum x87_binary_st op = d->op == DOP_FSCALE ? X87_SCALE : d->op == DOP_FPREM ? X87_PREM : X87_PREM1;
+    note(v, d);
+    if (x87_empty(f, 0) || x87_empty(f, 1)) {
+        x87_underflow(f);
+        if (f->fcw & X87_IE)
+            x87_set(f, 0, x87_indefinite);
+        return EMU_H_NEXT;
+    }
+    x87_f80 r;
+    uint16_t sw = x87_binary_st(op, &r, x87_get(f, 0), x87_get(f, 1), f->fcw);
+    uint16_t cc = op == X87_SCALE ? X87_C1 : X87_CC;
+    f->fsw = (uint16_t)((f->fsw & ~cc) | (sw & cc));
+    if (x87_raise(f, sw))
+        return EMU_H_NEXT;
+    x87_set(f, 0, r);
+    return EMU_H_NEXT;
+}
+
+/* FYL2X, FYL2XP1, FPATAN: ST1 = f(ST1, ST0), pop. */
+static int h_binpop(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, true);
+    enum x87_binary_pop op = d->op == DOP_FYL2X ? X87_YL2X : d->op == DOP_FYL2XP1 ? X87_YL2XP1 : X87_PATAN;
+    note(v, d);
+    x87_f80 r = x87_indefinite;
+    if (x87_empty(f, 0) || x87_empty(f, 1)) {
+        x87_underflow(f);
+        if (!(f->fcw & X87_IE))
+            return EMU_H_NEXT;
+    } else {
+        uint16_t sw = x87_binary_pop(op, &r, x87_get(f, 0), x87_get(f, 1), f->fcw);
+        f->fsw = (uint16_t)((f->fsw & ~X87_C1) | (sw & X87_C1));
+        if (x87_raise(f, sw))
+            return EMU_H_NEXT;
+    }
+    x87_set(f, 1, r);
+    x87_pop(f);
+    return EMU_H_NEXT;
+}
+
+/* FPTAN, FSINCOS, FXTRACT: ST0 = first result, then push the second. */
+static int h_unpush(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, true);
+    enum x87_unary_push op = d->op == DOP_FPTAN ? X87_PTAN : d->op == DOP_FSINCOS ? X87_SINCOS : X87_XTRACT;
+    note(v, d);
+    if (x87_empty(f, 0)) {
+        x87_underflow(f);
+        if (f->fcw & X87_IE) {
+            x87_set(f, 0, x87_indefinite);
+            x87_push(f, x87_indefinite);
+        }
+        return EMU_H_NEXT;
+    }
+    if (!x87_empty(f, 7)) { /* the push would overflow (SDM vol.1 8.5.1.1) */
+        f->fsw |= X87_C1;
+        if (!x87_raise(f, X87_IE | X87_SF)) {
+            x87_set(f, 0, x87_indefinite);
+            x87_push(f, x87_indefinite);
+        }
+        return EMU_H_NEXT;
+    }
+    x87_f80 r0, r1;
+    uint16_t sw = x87_unary_push(op, &r0, &r1, x87_get(f, 0), f->fcw);
+    f->fsw = (uint16_t)((f->fsw & ~(X87_C1 | X87_C2)) | (sw & (X87_C1 | X87_C2)));
+    if (x87_raise(f, sw) || (sw & X87_C2))
+        return EMU_H_NEXT; /* unmasked exception, or out of range: nothing changes */
+    x87_set(f, 0, r0);
+    x87_push(f, r1);
+    return EMU_H_NEXT;
+}
+
 static int h_fcmov(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     struct emu_fpu *f = fpu_check(v, true);
@@ -439,6 +514,9 @@ const struct emu_handler_entry emu_x87_handlers[] = {
     { DOP_FCHS, h_unary },   { DOP_FABS, h_unary },   { DOP_FSQRT, h_unary },
     { DOP_FRNDINT, h_unary }, { DOP_FSIN, h_unary },  { DOP_FCOS, h_unary },
     { DOP_F2XM1, h_unary },
+    { DOP_FSCALE, h_binst }, { DOP_FPREM, h_binst }, { DOP_FPREM1, h_binst },
+    { DOP_FYL2X, h_binpop }, { DOP_FYL2XP1, h_binpop }, { DOP_FPATAN, h_binpop },
+    { DOP_FPTAN, h_unpush }, { DOP_FSINCOS, h_unpush }, { DOP_FXTRACT, h_unpush },
     { DOP_FCMOVB, h_fcmov }, { DOP_FCMOVNB, h_fcmov }, { DOP_FCMOVE, h_fcmov },
     { DOP_FCMOVNE, h_fcmov }, { DOP_FCMOVBE, h_fcmov }, { DOP_FCMOVNBE, h_fcmov },
     { DOP_FCMOVU, h_fcmov }, { DOP_FCMOVNU, h_fcmov },
