@@ -129,6 +129,12 @@ static int parse_args(int argc, char **argv, struct st_options *o)
             return fprintf(stderr, "softkvm selftests: build path too long\n"), -1;
         o->tests_dir = o->tests_dir_buf;
     }
+    /* Tests run in their own directory: a relative SOFTKVM_PRELOAD (read by `softkvm run`)
+     * must not change meaning there. */
+    const char *pre = getenv("SOFTKVM_PRELOAD");
+    char abs[PATH_MAX];
+    if (pre && *pre && *pre != '/' && realpath(pre, abs))
+        setenv("SOFTKVM_PRELOAD", abs, 1);
     ssize_t n = readlink("/proc/self/exe", o->self_exe, sizeof o->self_exe - 1);
     if (n <= 0) {
         fprintf(stderr, "softkvm selftests: cannot find own executable\n");

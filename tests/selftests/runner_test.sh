@@ -2,9 +2,11 @@
 # Checks the `softkvm selftests` runner itself, without a kernel tree: fake kselftests that
 # pass, skip, fail, crash, hang (with a child that must die with them) are run directly
 # (--real-only), and the TSV, JUnit XML, timeout, filter and expectations logic are verified.
-# usage: runner_test.sh SOFTKVM_BINARY
+# With PRELOAD_LIB, the same fakes also run in the default mode, through `softkvm run`.
+# usage: runner_test.sh SOFTKVM_BINARY [PRELOAD_LIB]
 set -u
 softkvm=$1
+preload=${2:-}
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 fails=0
@@ -109,6 +111,21 @@ sleep 0.5
 run --filter pass > "$t/second.txt" 2>&1
 check "second run on the same build dir waits" grep -q 'waiting for another run' "$t/second.txt"
 wait $first
+
+# The default mode runs each test through `softkvm run --` (the fakes do not use /dev/kvm,
+# so they must behave exactly as when run directly).
+if [ -n "$preload" ]; then
+  SOFTKVM_PRELOAD=$preload "$softkvm" selftests --no-build --build-dir "$t/build" \
+    --tests-dir "$t/kvm" --list "$t/list" --timeout 1 --jobs 2 --tsv "$t/s.tsv" > "$t/s.txt" 2>&1
+  # Results, not exit codes: in the ASan build the preloaded sanitizer runtime turns the
+  # crash test's SIGSEGV into its own exit 1.
+  check "softkvm mode: same results as direct" \
+    cmp -s <(cut -f1-2 "$t/out.tsv" | sed 1d) <(cut -f1-2 "$t/s.tsv" | sed 1d)
+  check "softkvm mode: column named softkvm" grep -q '^softkvm: 5 tests' "$t/s.txt"
+  SOFTKVM_PRELOAD=/nonexistent "$softkvm" selftests --no-build --build-dir "$t/build" \
+    --tests-dir "$t/kvm" --list "$t/list" > "$t/s2.txt" 2>&1
+  check "softkvm mode: unusable softkvm run is an error (2)" test $? -eq 2
+fi
 
 rm -rf "$t/build/logs"
 check "bad --filter is a usage error" bash -c "'$softkvm' selftests --real-only --no-build --build-dir '$t/build' --tests-dir '$t/kvm' --list '$t/list' --filter '(' >/dev/null 2>&1; test \$? -eq 2"
