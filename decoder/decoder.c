@@ -637,14 +637,14 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
      * Byte-size GPR operands must see the real operand size, so decode with the
      * entry's size and let the table's per-operand size rule finish it. */
     d->opsize = full_opsize;
-    unsigned n = 0;
-    for (; n < DECODER_MAX_OPERANDS && e->opnd[n]; n++) {
-        d->ops[n] = (struct decoder_operand){0};
-        if (!decode_operand(&s, d, &d->ops[n], e->opnd[n]))
-            ud = 1;
-        if (__builtin_expect(s.status != 0, 0))
-            return fail(d, &s, s.status);
+    unsigned n = e->nopnd;
+    for (unsigned k = 0; k < n; k++) {
+        d->ops[k] = (struct decoder_operand){0};
+        ud |= !decode_operand(&s, d, &d->ops[k], e->opnd[k]);
     }
+    /* a failed need() leaves status set and later reads harmless (they return 0) */
+    if (__builtin_expect(s.status != 0, 0))
+        return fail(d, &s, s.status);
     if (byte_form[e->opnd[0]])
         d->opsize = 1;
     d->nops = (uint8_t)n; /* ops[nops..] are not cleared: nops says how many are valid */

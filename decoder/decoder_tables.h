@@ -30,6 +30,7 @@ struct dec_entry {
     uint8_t opnd[4];   /* enum dec_opnd_type, Intel order */
     uint8_t opflags;   /* copy of decoder_op_info[op].flags (saves a cache line per decode) */
     uint32_t kmask, kval; /* the constraints above except modes/osz as (key & kmask) == kval */
+    uint8_t nopnd;        /* number of operands in opnd[] */
 };
 
 /* Instruction key bits compared against dec_entry.kmask/kval (see decoder.c make_key). */
@@ -51,8 +52,10 @@ struct dec_slot {
     uint8_t simple; /* one entry without constraints: no matching needed */
 };
 
-extern const struct dec_entry dec_entries[];
-extern const struct dec_slot dec_slots[DEC_NMAPS][256];
-extern const unsigned dec_nentries;
+/* hidden: libsoftkvm is built -fPIC; hidden tables are reached RIP-relative, not via the GOT */
+#define DEC_HIDDEN __attribute__((visibility("hidden")))
+extern DEC_HIDDEN const struct dec_entry dec_entries[];
+extern DEC_HIDDEN const struct dec_slot dec_slots[DEC_NMAPS][256];
+extern DEC_HIDDEN const unsigned dec_nentries;
 
 #endif

@@ -48,6 +48,6 @@ struct dec_opnd_desc {
     uint8_t sext;   /* immediate is sign-extended */
 };
 
-extern const struct dec_opnd_desc dec_opnd_desc[OT_COUNT];
+extern __attribute__((visibility("hidden"))) const struct dec_opnd_desc dec_opnd_desc[OT_COUNT];
 
 #endif

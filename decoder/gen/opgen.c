@@ -406,11 +406,12 @@ int main(int argc, char **argv)
         if (e->b0) mask |= 1u << 16;
         if (e->l) { mask |= 1u << 17; val |= (e->l == 2 ? 1u : 0u) << 17; }
         if (e->vexnovvvv) mask |= 1u << 18;
-        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d, 0x%x, 0x%x}, /* line %d */\n",
+        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d, 0x%x, 0x%x, %d}, /* line %d */\n",
                 ops[e->op].dop, e->reg < 0 ? 0xff : e->reg, e->mod, e->rm < 0 ? 0xff : e->rm,
                 e->pfx, e->osz, e->asz, e->w, e->b0, e->l, e->modes, e->d64, e->f64, e->lock,
                 e->cond, e->vexnovvvv, e->opnd[0], e->opnd[1], e->opnd[2], e->opnd[3],
-                ops[e->op].flags & ~F_LOCK, mask, val, e->line);
+                ops[e->op].flags & ~F_LOCK, mask, val,
+                (e->opnd[0] != 0) + (e->opnd[1] != 0) + (e->opnd[2] != 0) + (e->opnd[3] != 0), e->line);
     }
     fprintf(c, "    {0}\n};\n\n");
     /* slot index: per map (7) x 256 opcodes: first entry, count, has-ModRM */
