@@ -1,6 +1,5 @@
 /* emu/: x87 instruction handlers (SDM vol.2 F* pages) on top of emu/x87.c.
- * Not modelled yet (they exit with KVM_INTERNAL_ERROR_EMULATION): FLDENV,
- * FNSTENV, FNSAVE, FRSTOR, FBLD, FBSTP. Unmasked exceptions set FSW.ES; the #MF is
+ * Not modelled yet (they exit with KVM_INTERNAL_ERROR_EMULATION): FBLD, FBSTP. Unmasked exceptions set FSW.ES; the #MF is
  * taken by the next waiting x87 instruction when CR0.NE=1 (SDM vol.1 8.7). */
 #include <string.h>
 
@@ -494,7 +493,137 @@ static int h_fstack(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* ---------------- environment: FNSTENV/FLDENV/FNSAVE/FRSTOR ----------------
+ * Layouts: SDM vol.1 figures 8-9 to 8-12 (32/16-bit, protected/real mode). */
+
+#define EMU_CR0_PE 1ull
+
+/* Full 2-bit tag of physical register p (SDM vol.1 8.1.7): 00 valid, 01 zero,
+ * 10 special (NaN, infinity, denormal, unsupported), 11 empty. */
+static unsigned full_tag(const struct emu_fpu *f, unsigned p)
+{
+    if (!((f->ftw >> p) & 1))
+        return 3;
+    const uint8_t *r = f->st[(p - x87_top(f)) & 7];
+    uint16_t e = (uint16_t)((r[9] << 8 | r[8]) & 0x7fff);
+    uint64_t m;
+    memcpy(&m, r, 8);
+    if (e == 0)
+        return m == 0 ? 1 : 2;
+    if (e == 0x7fff || !(m >> 63))
+        return 2;
+    return 0;
+}
+
+static unsigned env_size(const struct decoded_insn *d)
+{
+    return d->opsize == 2 ? 14 : 28;
+}
+
+static void env_store(struct emu_vcpu *v, const struct decoded_insn *d, uint8_t *m)
+{
+    const struct emu_fpu *f = &v->cpu.fpu;
+    bool real = !(v->cpu.cr0 & EMU_CR0_PE) || (v->cpu.rflags & EMU_FL_VM);
+    uint16_t ftw = 0;
+    for (unsigned p = 0; p < 8; p++)
+        ftw |= (uint16_t)(full_tag(f, p) << (2 * p));
+    uint32_t fip = (uint32_t)f->fip, fdp = (uint32_t)f->fdp;
+    uint32_t w[7] = { f->fcw | 0xffff0000u, f->fsw | 0xffff0000u, ftw | 0xffff0000u, 0, 0, 0, 0 };
+    if (real) {
+        w[3] = (fip & 0xffff) | 0xffff0000u;
+        w[4] = ((fip >> 16) << 12) | (f->fop & 0x7ff);
+        w[5] = (fdp & 0xffff) | 0xffff0000u;
+        w[6] = (fdp >> 16) << 12;
+    } else { /* FCS/FDS are not tracked: stored as 0 */
+        w[3] = fip;
+        w[4] = (uint32_t)(f->fop & 0x7ff) << 16;
+        w[5] = fdp;
+        w[6] = 0;
+    }
+    if (d->opsize == 2) {
+        for (int i = 0; i < 7; i++) {
+            uint16_t h = (uint16_t)w[i];
+            if (real && (i == 4 || i == 6)) /* 16-bit real: bits 19:16 in 15:12 */
+                h = (uint16_t)((w[i] & 0xf000) | (i == 4 ? (f->fop & 0x7ff) : 0));
+            memcpy(m + 2 * i, &h, 2);
+        }
+    } else {
+        memcpy(m, w, 28);
+    }
+}
+
+static void env_load(struct emu_vcpu *v, const struct decoded_insn *d, const uint8_t *m)
+{
+    struct emu_fpu *f = &v->cpu.fpu;
+    bool real = !(v->cpu.cr0 & EMU_CR0_PE) || (v->cpu.rflags & EMU_FL_VM);
+    uint32_t w[7];
+    if (d->opsize == 2) {
+        for (int i = 0; i < 7; i++) {
+            uint16_t h;
+            memcpy(&h, m + 2 * i, 2);
+            w[i] = h;
+        }
+    } else {
+        memcpy(w, m, 28);
+    }
+    f->fcw = (uint16_t)w[0] | 0x40;
+    f->fsw = (uint16_t)w[1];
+    uint16_t ftw = (uint16_t)w[2];
+    f->ftw = 0;
+    for (unsigned p = 0; p < 8; p++)
+        if (((ftw >> (2 * p)) & 3) != 3)
+            f->ftw |= (uint8_t)(1u << p);
+    if (real) {
+        f->fip = (w[3] & 0xffff) | ((w[4] >> 12) << 16);
+        f->fop = w[4] & 0x7ff;
+        f->fdp = (w[5] & 0xffff) | ((w[6] >> 12) << 16);
+    } else {
+        f->fip = w[3];
+        f->fop = (w[4] >> 16) & 0x7ff;
+        f->fdp = w[5];
+    }
+}
+
+static int h_fnstenv(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, false);
+    bool save = d->op == DOP_FNSAVE;
+    uint8_t m[108];
+    unsigned n = env_size(d);
+    env_store(v, d, m);
+    if (save)
+        for (unsigned i = 0; i < 8; i++)
+            memcpy(m + n + 10 * i, f->st[i], 10);
+    unsigned len = n + (save ? 80 : 0);
+    emu_simd_mmio_check(v, d, 0, true);
+    emu_mem_write_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), m, len);
+    if (save)
+        x87_init(f); /* FNSAVE ends with FNINIT */
+    else
+        f->fcw |= 0x3f; /* FNSTENV masks all exceptions */
+    return EMU_H_NEXT;
+}
+
+static int h_fldenv(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, false);
+    bool rstor = d->op == DOP_FRSTOR;
+    uint8_t m[108];
+    unsigned n = env_size(d), len = n + (rstor ? 80 : 0);
+    emu_simd_mmio_check(v, d, 0, false);
+    emu_mem_read_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), m, len);
+    env_load(v, d, m);
+    if (rstor)
+        for (unsigned i = 0; i < 8; i++) {
+            memcpy(f->st[i], m + n + 10 * i, 10);
+            memset(f->st[i] + 10, 0, 6);
+        }
+    return EMU_H_NEXT;
+}
+
 const struct emu_handler_entry emu_x87_handlers[] = {
+    { DOP_FNSTENV, h_fnstenv }, { DOP_FNSAVE, h_fnstenv },
+    { DOP_FLDENV, h_fldenv },   { DOP_FRSTOR, h_fldenv },
     { DOP_FADD, h_arith },   { DOP_FMUL, h_arith },   { DOP_FSUB, h_arith },
     { DOP_FSUBR, h_arith },  { DOP_FDIV, h_arith },   { DOP_FDIVR, h_arith },
     { DOP_FADDP, h_arith },  { DOP_FMULP, h_arith },  { DOP_FSUBP, h_arith },

@@ -540,6 +540,62 @@ START_TEST(x87_programs_match_host)
 }
 END_TEST
 
+/* FNSTENV image (FCW, FSW, full tag word) vs the host, FNSAVE/FRSTOR round trip.
+ * FIP/FDP hold host vs guest addresses, so only the address-free fields are compared. */
+START_TEST(x87_env_match_host)
+{
+    uint8_t in[64] = { 0 };
+    double x = -0.0, y = 1e-310; /* zero and denormal tags */
+    memcpy(in + 40, &x, 8);
+    memcpy(in + 48, &y, 8);
+    /* fninit; fld1; fld [rdi+40]; fld [rdi+48]; fldpi; ffree st1; fnstenv [rdi] */
+    static const uint8_t p[] = { 0xdb, 0xe3, 0xd9, 0xe8, 0xdd, 0x47, 0x28, 0xdd, 0x47, 0x30,
+                                 0xd9, 0xeb, 0xdd, 0xc1, 0xd9, 0x37 };
+    uint8_t host[64], *guest = T.ram + TVM_DATA;
+    memcpy(host, in, 64);
+    memcpy(guest, in, 64);
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memcpy(page, p, sizeof(p));
+    page[sizeof(p)] = 0xdb; /* fninit */
+    page[sizeof(p) + 1] = 0xe3;
+    page[sizeof(p) + 2] = 0xc3;
+    uint8_t env[108];
+    __asm__ volatile("fnsave %0" : "=m"(env));
+    ((void (*)(uint8_t *))(void *)page)(host);
+    __asm__ volatile("frstor %0" : : "m"(env));
+    munmap(page, 4096);
+    uint8_t code[32];
+    memcpy(code, p, sizeof(p));
+    code[sizeof(p)] = 0xf4;
+    tvm_code(&T, code, sizeof(p) + 1);
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_int_eq(memcmp(host, guest, 12), 0);          /* FCW, FSW, full FTW */
+    /* FOP is not compared: recent CPUs store it only after unmasked exceptions */
+    ck_assert_uint_eq(T.c->fpu.fcw & 0x3f, 0x3f);           /* FNSTENV masked everything */
+    /* FNSAVE then FRSTOR restores the stack exactly; FNSAVE reinitialises */
+    struct emu_fpu before = T.c->fpu;
+    static const uint8_t sv[] = { 0xdd, 0x37, 0xf4 };
+    tvm_code(&T, sv, sizeof(sv));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->fpu.fcw, 0x37f);
+    ck_assert_uint_eq(T.c->fpu.ftw, 0);
+    static const uint8_t rs_[] = { 0xdd, 0x27, 0xf4 };
+    tvm_code(&T, rs_, sizeof(rs_));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->fpu.fcw, before.fcw);
+    ck_assert_uint_eq(T.c->fpu.fsw, before.fsw);
+    ck_assert_uint_eq(T.c->fpu.ftw, before.ftw);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(memcmp(T.c->fpu.st[i], before.st[i], 10), 0);
+}
+END_TEST
+
 /* An unmasked x87 exception is delivered as #MF by the next waiting x87
  * instruction when CR0.NE = 1 (SDM vol.1 8.7). */
 START_TEST(x87_pending_exception_mf)
@@ -728,6 +784,7 @@ int main(void)
     tcase_add_test(tc, x87_programs_match_host);
     tcase_add_test(tc, mmx_aliasing);
     tcase_add_test(tc, x87_pending_exception_mf);
+    tcase_add_test(tc, x87_env_match_host);
     tcase_add_test(tc, ymm_insns_match_host);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
