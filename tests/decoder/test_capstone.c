@@ -11,7 +11,7 @@
 
 #include "../../tools/decoder_fuzz/capdiff.c"
 
-#define PER_MODE 250000
+#define PER_MODE 150000
 
 static void allowlist_path(char *buf, size_t size)
 {
