@@ -527,6 +527,20 @@ static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
         free(ee);
         return -EFAULT;
     }
+    /* cpuid.c kvm_update_pv_runtime/__kvm_update_cpuid_runtime: with HLT exits disabled
+     * KVM clears KVM_FEATURE_PV_UNHALT in the KVM leaves it finds by signature */
+    if (v->vm->disabled_exits & KVM_X86_DISABLE_EXITS_HLT) {
+        for (uint32_t base = 0x40000000; base < 0x40010000; base += 0x100) {
+            const struct kvm_cpuid_entry2 *sig = abi_cpuid_find(e, hdr.nent, base, 0);
+            if (!sig || memcmp(&sig->ebx, "KVMK", 4) || memcmp(&sig->ecx, "VMKV", 4) ||
+                memcmp(&sig->edx, "M\0\0\0", 4))
+                continue;
+            for (unsigned i = 0; i < hdr.nent; i++)
+                if (e[i].function == base + 1)
+                    e[i].eax &= ~(1u << 7); /* KVM_FEATURE_PV_UNHALT */
+            break;
+        }
+    }
     /* KVM 6.12: after the first KVM_RUN only an identical CPUID may be set */
     if (v->stat_exits && (hdr.nent != v->ncpuid || memcmp(e, v->cpuid, hdr.nent * sizeof *e))) {
         free(e);

@@ -197,11 +197,10 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
         r = 0;
         break;
     case KVM_CAP_X86_DISABLE_EXITS:
-        /* KVM: unknown bits or vCPUs already created -> EINVAL */
-        if ((c.args[0] & ~(uint64_t)(KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE)) ||
-            vm->created_vcpu)
+        /* 6.12: unknown bits EINVAL; MWAIT is dropped when it cannot be offered */
+        if (c.args[0] & ~(uint64_t)KVM_X86_DISABLE_VALID_EXITS)
             break;
-        vm->disabled_exits |= c.args[0];
+        vm->disabled_exits |= c.args[0] & ~(uint64_t)KVM_X86_DISABLE_EXITS_MWAIT;
         r = 0;
         break;
     case KVM_CAP_MAX_VCPU_ID: /* x86.c: may be set once, not below the BSP id */
