@@ -198,6 +198,9 @@ static inline bool lapic_sw_enabled(const struct abi_lapic *l)
 uint64_t irqchip_now_ns(void);
 
 int lapic_reg_read(struct abi_lapic *l, unsigned off, uint32_t *val);
+void lapic_set_version(struct abi_lapic *l);
+void lapic_sync_tpr_to_cr8(struct abi_lapic *l);
+unsigned lapic_lvt_reg(unsigned index); /* KVM LVT index order: timer .. CMCI */
 int lapic_reg_write(struct abi_lapic *l, unsigned off, uint32_t val);
 void lapic_update_ppr(struct abi_lapic *l);
 void lapic_sync_cr8(struct abi_lapic *l, struct cpu *cpu);
