@@ -133,6 +133,28 @@ static inline void tvm_init64(struct tvm *t)
     emu_state_changed(t->v);
 }
 
+/* 32-bit protected mode without paging (flat CS 0x18 / DS 0x10, CPL 0), IDT of 32-bit
+ * interrupt gates at TVM_IDT32 to the same hlt stubs. */
+#define TVM_IDT32 0xa000
+static inline void tvm_init32(struct tvm *t)
+{
+    tvm_init64(t);
+    struct cpu *c = t->c;
+    for (unsigned n = 0; n < 256; n++) {
+        uint32_t off = TVM_STUB + n * 16;
+        uint64_t g = (off & 0xffff) | ((uint64_t)SEL_CODE32 << 16) | (0xeull << 40) | (1ull << 47) |
+                     ((uint64_t)(off >> 16) << 48);
+        tvm_w64(t, TVM_IDT32 + n * 8, g);
+    }
+    c->idtr.base = TVM_IDT32;
+    c->idtr.limit = 0x7ff;
+    c->efer = 0;
+    c->cr0 = 0x11; /* PE ET */
+    c->cr4 = 0x600;
+    tvm_set_seg(&c->seg[EMU_CS], SEL_CODE32, 0xb, 0, 0, 1);
+    emu_state_changed(t->v);
+}
+
 static inline void tvm_code(struct tvm *t, const void *code, size_t n)
 {
     memcpy(t->ram + TVM_CODE, code, n);

@@ -1,5 +1,5 @@
 /* tests/emu: fixed-seed differential test against Unicorn 2.0.1 (tools/emu_fuzz/difftest.h):
- * random 64-bit GP instruction sequences, compared after every instruction. */
+ * random 64-bit and 32-bit GP instruction sequences, compared after every instruction. */
 #include <check.h>
 #include <stdlib.h>
 
@@ -7,14 +7,14 @@
 
 #define CASES 400
 
-START_TEST(unicorn_agreement_64)
+static void run_cases(bool m32, uint64_t seed)
 {
-    struct dt_rng r = {0x5eed};
+    struct dt_rng r = {seed};
     static struct dt_case c;
     unsigned agree = 0;
     for (unsigned n = 0; n < CASES; n++) {
         char why[256] = "";
-        dt_gen_case(&r, &c);
+        dt_gen_case(&r, &c, m32);
         if (dt_run_case(&c, why, sizeof why))
             agree++;
         else {
@@ -24,6 +24,10 @@ START_TEST(unicorn_agreement_64)
     }
     ck_assert_uint_eq(agree, CASES);
 }
+
+START_TEST(unicorn_agreement_64) { run_cases(false, 0x5eed); }
+END_TEST
+START_TEST(unicorn_agreement_32) { run_cases(true, 0x5eed32); }
 END_TEST
 
 int main(void)
@@ -32,6 +36,7 @@ int main(void)
     TCase *t = tcase_create("diff");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, unicorn_agreement_64);
+    tcase_add_test(t, unicorn_agreement_32);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

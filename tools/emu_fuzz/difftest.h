@@ -40,6 +40,8 @@ enum {
     DF_JCC = 32,     /* rel8 patched to skip the next instruction */
     DF_OPREG = 64,   /* register in the opcode's low 3 bits */
     DF_NOREX = 128,  /* Unicorn 2.0.1 mishandles LAHF/SAHF with a REX prefix */
+    DF_X64 = 256,    /* 64-bit mode only */
+    DF_X32 = 512,    /* 32-bit mode only (invalid in 64-bit mode) */
 };
 
 enum dt_imm { I_NONE, I_B, I_Z, I_V };
@@ -99,7 +101,15 @@ static const struct dt_form dt_forms[] = {
     {0, 0xfe, 0, I_NONE, DF_BYTE | DF_LOCK, 0}, {0, 0xfe, 1, I_NONE, DF_BYTE | DF_LOCK, 0},
     {0, 0xff, 0, I_NONE, DF_LOCK, 0}, {0, 0xff, 1, I_NONE, DF_LOCK, 0},
     {0, 0x69, -1, I_Z, 0, DT_SF | DT_ZF | DT_AF | DT_PF}, {0, 0x6b, -1, I_B, 0, DT_SF | DT_ZF | DT_AF | DT_PF},
-    {0, 0x63, -1, I_NONE, 0, 0},
+    {0, 0x63, -1, I_NONE, DF_X64, 0},
+    /* legacy-mode only: INC/DEC r, decimal adjust (SDM: DAA/DAS OF undefined; AAA/AAS
+     * OF SF ZF PF undefined; AAM/AAD OF AF CF undefined) */
+    {0, 0x40, -2, I_NONE, DF_OPREG | DF_X32, 0}, {0, 0x48, -2, I_NONE, DF_OPREG | DF_X32, 0},
+    {0, 0x27, -2, I_NONE, DF_X32 | DF_NO66, DT_OF}, {0, 0x2f, -2, I_NONE, DF_X32 | DF_NO66, DT_OF},
+    {0, 0x37, -2, I_NONE, DF_X32 | DF_NO66, DT_OF | DT_SF | DT_ZF | DT_PF},
+    {0, 0x3f, -2, I_NONE, DF_X32 | DF_NO66, DT_OF | DT_SF | DT_ZF | DT_PF},
+    {0, 0xd4, -2, I_B, DF_X32 | DF_NO66, DT_OF | DT_AF | DT_CF},
+    {0, 0xd5, -2, I_B, DF_X32 | DF_NO66, DT_OF | DT_AF | DT_CF},
     {0, 0x70, -2, I_B, DF_JCC, 0}, {0, 0x72, -2, I_B, DF_JCC, 0}, {0, 0x74, -2, I_B, DF_JCC, 0},
     {0, 0x76, -2, I_B, DF_JCC, 0}, {0, 0x78, -2, I_B, DF_JCC, 0}, {0, 0x7a, -2, I_B, DF_JCC, 0},
     {0, 0x7c, -2, I_B, DF_JCC, 0}, {0, 0x7f, -2, I_B, DF_JCC, 0},
@@ -153,9 +163,12 @@ struct dt_insn {
     int16_t jcc_at; /* offset of the rel8 byte for DF_JCC, else -1 */
 };
 
-static void dt_gen_insn(struct dt_rng *r, uint64_t at, struct dt_insn *o)
+static void dt_gen_insn(struct dt_rng *r, uint64_t at, struct dt_insn *o, bool m32)
 {
-    const struct dt_form *f = &dt_forms[dt_next(r) % DT_NFORMS];
+    const struct dt_form *f;
+    do
+        f = &dt_forms[dt_next(r) % DT_NFORMS];
+    while ((f->flags & (m32 ? DF_X64 : DF_X32)) != 0);
     unsigned n = 0;
     bool o16 = !(f->flags & (DF_BYTE | DF_NO66 | DF_JCC)) && (dt_next(r) % 5 == 0);
     bool mem = !(f->flags & DF_REGONLY) && f->digit != -2 && ((f->flags & DF_MEMONLY) || dt_next(r) % 3 == 0);
@@ -164,7 +177,7 @@ static void dt_gen_insn(struct dt_rng *r, uint64_t at, struct dt_insn *o)
                   (f->map == 0 && f->opc >= 0x80 && f->opc <= 0x83 && f->digit == 7);
     bool lock = (f->flags & DF_LOCK) && !is_cmp && mem && dt_next(r) % 3 == 0;
     uint8_t rex = 0;
-    if (!(f->flags & (DF_JCC | DF_NOREX)) && dt_next(r) % 2) {
+    if (!m32 && !(f->flags & (DF_JCC | DF_NOREX)) && dt_next(r) % 2) {
         rex = 0x40 | (uint8_t)(dt_next(r) & 0xd); /* W R B (no X: index unused) */
         /* REX.R with a /digit opcode: hardware ignores it, Unicorn raises #UD */
         if (f->digit >= 0)
@@ -221,9 +234,9 @@ static void dt_gen_insn(struct dt_rng *r, uint64_t at, struct dt_insn *o)
     memcpy(o->b + n, &imm, isz);
     n += isz;
     if (disp_at >= 0) {
-        /* RIP-relative into the data page, leaving room for 8-byte operands */
+        /* RIP-relative (64-bit) or absolute disp32 (32-bit) into the data page */
         uint64_t target = DT_DATA + dt_next(r) % (4096 - 16);
-        int32_t disp = (int32_t)(target - (at + n));
+        int32_t disp = m32 ? (int32_t)target : (int32_t)(target - (at + n));
         memcpy(o->b + disp_at, &disp, 4);
     }
     o->len = (uint8_t)n;
@@ -231,6 +244,7 @@ static void dt_gen_insn(struct dt_rng *r, uint64_t at, struct dt_insn *o)
 }
 
 struct dt_case {
+    bool m32; /* 32-bit protected mode instead of 64-bit */
     uint8_t code[DT_MAXINSN * 16];
     unsigned ninsn;
     uint64_t end;
@@ -240,16 +254,17 @@ struct dt_case {
     uint8_t data[4096];
 };
 
-static void dt_gen_case(struct dt_rng *r, struct dt_case *c)
+static void dt_gen_case(struct dt_rng *r, struct dt_case *c, bool m32)
 {
     memset(c, 0, sizeof *c);
+    c->m32 = m32;
     c->ninsn = 4 + dt_next(r) % (DT_MAXINSN - 4);
     uint64_t at = DT_CODE;
     unsigned off = 0;
     int pending_jcc = -1;
     for (unsigned i = 0; i < c->ninsn; i++) {
         struct dt_insn ins;
-        dt_gen_insn(r, at, &ins);
+        dt_gen_insn(r, at, &ins, m32);
         memcpy(c->code + off, ins.b, ins.len);
         c->undef[i] = ins.undef;
         if (pending_jcc >= 0) {
@@ -275,6 +290,9 @@ static void dt_gen_case(struct dt_rng *r, struct dt_case *c)
         default: c->gpr[i] = x; break;
         }
     }
+    if (m32)
+        for (unsigned i = 0; i < 16; i++)
+            c->gpr[i] = i < 8 ? (uint32_t)c->gpr[i] : 0;
     c->gpr[EMU_RSP] = TVM_STACK - 0x1000;
     c->rflags = 2 | (dt_next(r) & (DT_ARITH | DT_DF));
     for (unsigned i = 0; i < 4096; i += 8) {
@@ -288,6 +306,9 @@ static const int dt_uc_regs[16] = {UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RD
                                    UC_X86_REG_R8,  UC_X86_REG_R9,  UC_X86_REG_R10, UC_X86_REG_R11,
                                    UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15};
 
+static const int dt_uc_regs32[8] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
+                                   UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI};
+
 static void dt_uc_intr(uc_engine *uc, uint32_t intno, void *user)
 {
     *(int *)user = (int)intno;
@@ -300,14 +321,23 @@ static bool dt_run_case(const struct dt_case *c, char *why, size_t whylen)
 {
     bool agree = true;
     struct tvm t;
-    tvm_init64(&t);
+    if (c->m32)
+        tvm_init32(&t);
+    else
+        tvm_init64(&t);
+    unsigned ngpr = c->m32 ? 8 : 16;
+    uint64_t gmask = c->m32 ? 0xffffffffull : ~0ull;
+    enum decoder_mode dmode = c->m32 ? DECODER_MODE_32 : DECODER_MODE_64;
+    const int *uregs = c->m32 ? dt_uc_regs32 : dt_uc_regs;
+    int urip_reg = c->m32 ? UC_X86_REG_EIP : UC_X86_REG_RIP;
+    int ufl_reg = c->m32 ? UC_X86_REG_EFLAGS : UC_X86_REG_RFLAGS;
     memcpy(t.ram + DT_CODE, c->code, c->end - DT_CODE);
     memcpy(t.ram + DT_DATA, c->data, 4096);
     memcpy(t.c->gpr, c->gpr, sizeof c->gpr);
     emu_set_rflags(t.v, c->rflags);
 
     uc_engine *uc;
-    if (uc_open(UC_ARCH_X86, UC_MODE_64, &uc) != UC_ERR_OK) {
+    if (uc_open(UC_ARCH_X86, c->m32 ? UC_MODE_32 : UC_MODE_64, &uc) != UC_ERR_OK) {
         snprintf(why, whylen, "uc_open failed");
         tvm_destroy(&t);
         return false;
@@ -317,10 +347,10 @@ static bool dt_run_case(const struct dt_case *c, char *why, size_t whylen)
     uc_mem_map(uc, TVM_STACK - 0x2000, 0x2000, UC_PROT_ALL);
     uc_mem_write(uc, DT_CODE, c->code, c->end - DT_CODE);
     uc_mem_write(uc, DT_DATA, c->data, 4096);
-    for (unsigned i = 0; i < 16; i++)
-        uc_reg_write(uc, dt_uc_regs[i], &c->gpr[i]);
+    for (unsigned i = 0; i < ngpr; i++)
+        uc_reg_write(uc, uregs[i], &c->gpr[i]);
     uint64_t fl = c->rflags;
-    uc_reg_write(uc, UC_X86_REG_RFLAGS, &fl);
+    uc_reg_write(uc, ufl_reg, &fl);
     int uc_vec = -1;
     uc_hook hh;
     uc_hook_add(uc, &hh, UC_HOOK_INTR, (void *)dt_uc_intr, &uc_vec, 1, 0);
@@ -356,16 +386,17 @@ static bool dt_run_case(const struct dt_case *c, char *why, size_t whylen)
             }
             goto out; /* both faulted the same way: nothing more to compare */
         }
-        uc_reg_read(uc, UC_X86_REG_RIP, &urip);
-        uint64_t ufl;
-        uc_reg_read(uc, UC_X86_REG_RFLAGS, &ufl);
+        urip = 0;
+        uc_reg_read(uc, urip_reg, &urip);
+        uint64_t ufl = 0;
+        uc_reg_read(uc, ufl_reg, &ufl);
         /* which instruction was this (for its undefined-flag mask) */
         unsigned idx = 0;
         {
             uint64_t p = DT_CODE;
             struct decoded_insn d;
             while (p < at && idx < c->ninsn) {
-                decoder_decode(c->code + (p - DT_CODE), 15, DECODER_MODE_64, &d);
+                decoder_decode(c->code + (p - DT_CODE), 15, dmode, &d);
                 p += d.length;
                 idx++;
             }
@@ -378,10 +409,10 @@ static bool dt_run_case(const struct dt_case *c, char *why, size_t whylen)
             agree = false;
             break;
         }
-        for (unsigned i = 0; i < 16; i++) {
-            uint64_t u;
-            uc_reg_read(uc, dt_uc_regs[i], &u);
-            if (u != t.c->gpr[i]) {
+        for (unsigned i = 0; i < ngpr; i++) {
+            uint64_t u = 0;
+            uc_reg_read(uc, uregs[i], &u);
+            if ((u & gmask) != (t.c->gpr[i] & gmask)) {
                 snprintf(why, whylen, "gpr %u after insn at %#" PRIx64 ": unicorn %#" PRIx64
                          " softkvm %#" PRIx64, i, at, u, t.c->gpr[i]);
                 agree = false;
@@ -421,7 +452,7 @@ static void dt_print_case(FILE *f, const struct dt_case *c)
     while (p < c->end) {
         struct decoded_insn d;
         char buf[128];
-        decoder_decode(c->code + (p - DT_CODE), 15, DECODER_MODE_64, &d);
+        decoder_decode(c->code + (p - DT_CODE), 15, c->m32 ? DECODER_MODE_32 : DECODER_MODE_64, &d);
         decoder_format(&d, p, buf, sizeof buf);
         fprintf(f, "  %#" PRIx64 ":", p);
         for (unsigned i = 0; i < d.length; i++)
