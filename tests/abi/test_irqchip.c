@@ -108,6 +108,57 @@ START_TEST(pic_extint_delivery)
 }
 END_TEST
 
+START_TEST(pic_modes)
+{
+    pic_init();
+    mmio_wr(l0, APIC_REG_LVT0, APIC_LVT_MASKED | 0x700); /* observe the PIC alone */
+    /* Priority: IRQ3 beats IRQ5; poll mode (OCW3 P) returns 0x80|irq and acks. */
+    abi_irqchip_set_irq(chip, 5, 1);
+    abi_irqchip_set_irq(chip, 3, 1);
+    outb(0x20, 0x0c);
+    ck_assert_uint_eq(inb(0x20), 0x83);
+    outb(0x20, 0x0b);
+    ck_assert_uint_eq(inb(0x20), 0x00); /* poll read does not leave IRQ3 in service */
+    /* INTA of IRQ5 then rotate-on-specific-EOI (OCW2 0xe5): IRQ5 becomes lowest. */
+    ck_assert_int_eq(pic_read_irq(&chip->pic), 0x25);
+    outb(0x20, 0x0b);
+    ck_assert_uint_eq(inb(0x20), 0x20);
+    outb(0x20, 0xe5);
+    ck_assert_uint_eq(inb(0x20), 0x00);
+    struct kvm_irqchip st = {.chip_id = KVM_IRQCHIP_PIC_MASTER};
+    ck_assert_int_eq(abi_irqchip_get(chip, &st), 0);
+    ck_assert_uint_eq(st.chip.pic.priority_add, 6);
+    /* Now IRQ6 has top priority, IRQ5 the lowest: IRQ5 and IRQ6 pending -> 6. */
+    abi_irqchip_set_irq(chip, 5, 0);
+    abi_irqchip_set_irq(chip, 5, 1);
+    abi_irqchip_set_irq(chip, 6, 1);
+    ck_assert_int_eq(pic_read_irq(&chip->pic), 0x26);
+    outb(0x20, 0x66); /* specific EOI for IRQ6 */
+    ck_assert_int_eq(pic_read_irq(&chip->pic), 0x25);
+    outb(0x20, 0x20);
+    /* Auto-EOI (ICW4 bit 1): nothing stays in service. */
+    outb(0x20, 0x11); outb(0x21, 0x30); outb(0x21, 0x04); outb(0x21, 0x03);
+    ck_assert_uint_eq(inb(0x21), 0); /* ICW1 cleared the mask */
+    abi_irqchip_set_irq(chip, 7, 0);
+    abi_irqchip_set_irq(chip, 7, 1);
+    ck_assert_int_eq(pic_read_irq(&chip->pic), 0x37);
+    outb(0x20, 0x0b);
+    ck_assert_uint_eq(inb(0x20), 0x00);
+    /* Nothing requested: spurious IRQ7 vector. */
+    ck_assert_int_eq(pic_read_irq(&chip->pic), 0x37);
+    /* Level-triggered (ELCR) line stays requested until lowered. */
+    outb(0x4d0, 0x08);
+    abi_irqchip_set_irq(chip, 3, 0);
+    abi_irqchip_set_irq(chip, 3, 1);
+    outb(0x20, 0x0a);
+    ck_assert_uint_eq(inb(0x20) & 0x08, 0x08);
+    ck_assert_int_eq(pic_read_irq(&chip->pic), 0x33);
+    ck_assert_uint_eq(inb(0x20) & 0x08, 0x08); /* IRR kept: still asserted */
+    abi_irqchip_set_irq(chip, 3, 0);
+    ck_assert_uint_eq(inb(0x20) & 0x08, 0x00);
+}
+END_TEST
+
 START_TEST(ioapic_edge_and_mask)
 {
     ck_assert_uint_eq(ioapic_read(0x01), 0x170011u);
@@ -268,6 +319,7 @@ int main(void)
     TCase *tc = tcase_create("irqchip");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, pic_extint_delivery);
+    tcase_add_test(tc, pic_modes);
     tcase_add_test(tc, ioapic_edge_and_mask);
     tcase_add_test(tc, ioapic_level_eoi);
     tcase_add_test(tc, get_set_irqchip);

@@ -57,6 +57,37 @@ START_TEST(reset_state)
 }
 END_TEST
 
+START_TEST(init_reset)
+{
+    /* INIT (kvm_lapic_reset with init_event): APIC_BASE and the ID survive,
+     * the rest returns to its reset value. */
+    sw_enable(l1);
+    mmio_wr(l1, APIC_REG_ID, 7u << 24);
+    mmio_wr(l1, APIC_REG_TPR, 0x30);
+    mmio_wr(l1, APIC_REG_LVT1, 0x4ff);
+    struct apic_irq a = {.vector = 0x90, .dest = 7};
+    ck_assert_int_eq(irqchip_deliver(chip, NULL, &a), 1);
+    ck_assert_int_eq(abi_lapic_set_base(l1, 0xfed00000 | APIC_BASE_ENABLE, false), 0);
+    abi_lapic_reset(l1, true);
+    ck_assert_uint_eq(abi_lapic_get_base(l1), 0xfed00000 | APIC_BASE_ENABLE);
+    uint32_t v = 0;
+    ck_assert(abi_lapic_mmio(l1, 0xfed00020, false, &v, 4));
+    ck_assert_uint_eq(v, 7u << 24);
+    ck_assert(abi_lapic_mmio(l1, 0xfed000f0, false, &v, 4));
+    ck_assert_uint_eq(v, 0xff);
+    ck_assert(abi_lapic_mmio(l1, 0xfed00360, false, &v, 4));
+    ck_assert_uint_eq(v, APIC_LVT_MASKED);
+    ck_assert(abi_lapic_mmio(l1, 0xfed00080, false, &v, 4));
+    ck_assert_uint_eq(v, 0);
+    ck_assert(!irr_has(l1, 0x90));
+    ck_assert_int_eq(lapic_irq_pending(l1, NULL), -1);
+    /* RESET also restores the base and the ID. */
+    abi_lapic_reset(l1, false);
+    ck_assert_uint_eq(abi_lapic_get_base(l1), 0xfee00000u | APIC_BASE_ENABLE);
+    ck_assert_uint_eq(mmio_rd(l1, APIC_REG_ID), 1u << 24);
+}
+END_TEST
+
 START_TEST(mmio_register_masks)
 {
     set_cpuid_caps(l1);
@@ -684,6 +715,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, reset_state);
+    tcase_add_test(tc, init_reset);
     tcase_add_test(tc, mmio_register_masks);
     tcase_add_test(tc, irr_isr_ppr_eoi);
     tcase_add_test(tc, cr8_is_tpr);
