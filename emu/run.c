@@ -58,6 +58,10 @@ static void finish_io_in(struct emu_vcpu *v)
     bool rep = d->prefixes & (DPFX_REP | DPFX_REPNE);
     int64_t step = (emu_flags(v) & EMU_FL_DF) ? -(int64_t)sz : (int64_t)sz;
     for (unsigned i = 0; i < v->io_count; i++) {
+        /* KVM re-executes the REP INS and consumes min(RCX, batched) elements: user
+         * space may have lowered RCX during the exit (userspace_io_test) */
+        if (rep && (c->gpr[EMU_RCX] & emu_mask(as)) == 0)
+            break;
         uint64_t di = c->gpr[EMU_RDI] & emu_mask(as);
         uint64_t val = 0;
         memcpy(&val, v->io_data + i * sz, sz);
