@@ -129,6 +129,9 @@ const char *decoder_op_name(uint16_t op);
  * "st(1)", "cr3", "es"...); "" for other kinds. (Added by decoder/.) */
 const char *decoder_reg_name(const struct decoder_operand *op);
 
+/* With DFLAG_VSIB: width in bytes (16 XMM, 32 YMM) of the vector index register. (Added by decoder/.) */
+unsigned decoder_vsib_index_size(const struct decoded_insn *insn);
+
 /* Intel-syntax disassembly, e.g. "add qword ptr [rax + rbx*8 + 0x10], 5".
  * Returns the number of characters written (snprintf semantics). */
 int decoder_format(const struct decoded_insn *insn, uint64_t rip, char *buf, size_t size);

@@ -73,6 +73,15 @@ const char *decoder_reg_name(const struct decoder_operand *op)
     }
 }
 
+unsigned decoder_vsib_index_size(const struct decoded_insn *in)
+{
+    /* SDM 2.3.12: dword-index gathers of qword elements use an XMM index even
+     * with VEX.256 (vm32x); the others follow VEX.L (vm32x/y, vm64x/y). */
+    if (in->op == DOP_VPGATHERDQ || in->op == DOP_VGATHERDPD)
+        return 16;
+    return in->vex_l ? 32 : 16;
+}
+
 static const char *ptr_name(unsigned size)
 {
     switch (size) {
@@ -117,7 +126,7 @@ static void put_mem(struct out *o, const struct decoded_insn *in, const struct d
     }
     if (op->index != DECODER_NO_REG) {
         struct decoder_operand vix = {.kind = DOPND_REG, .reg_class = DREG_XMM, .reg = op->index,
-                                      .size = in->vex_l ? 32 : 16};
+                                      .size = (uint8_t)decoder_vsib_index_size(in)};
         put(o, "%s%s", any ? " + " : "",
             (in->flags & DFLAG_VSIB) ? decoder_reg_name(&vix) : gpr_name(op->index, in->addrsize));
         if (op->scale != 1)

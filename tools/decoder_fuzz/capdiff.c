@@ -149,7 +149,7 @@ static size_t rewrite(const struct capdiff *c, const char *rule, const uint8_t *
             if (nlegacy >= 2 && rule_has(rule, "drop-66") && x == 0x66) { removed++; continue; }
             if (nlegacy >= 2 && rule_has(rule, "drop-67") && x == 0x67) { removed++; continue; }
             if (rule_has(rule, "mp16") && c->mode == DECODER_MODE_16 && (x == 0x66 || x == 0xf2 || x == 0xf3)) { removed++; continue; }
-            if (rule_has(rule, "67-as-66") && x == 0x67 && m < 31) {
+            if (rule_has(rule, "67-as-66") && x == 0x67 && !added && m < 31) {
                 /* Capstone keeps the 67 (address size) and also applies it as a 66 */
                 t[m++] = 0x67;
                 x = 0x66;
@@ -314,7 +314,7 @@ static const char *operand_diff(const struct capdiff *c, const struct decoded_in
             struct decoder_operand r = {.kind = DOPND_REG, .reg_class = DREG_GPR, .reg = o->index, .size = d->addrsize};
             if (d->flags & DFLAG_VSIB) {
                 r.reg_class = DREG_XMM;
-                r.size = d->vex_l ? 32 : 16;
+                r.size = decoder_vsib_index_size(d);
             }
             snprintf(ours, sizeof ours, "%s", decoder_reg_name(&r));
         }
