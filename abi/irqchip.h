@@ -63,7 +63,9 @@ int abi_irqchip_set_x2apic_api(struct abi_irqchip *chip, uint64_t flags);
  * table) to `level`. Returns KVM's status: >0 delivered to that many
  * destinations, 0 coalesced, -1 masked or no route (kvm_set_irq). */
 int abi_irqchip_set_irq(struct abi_irqchip *chip, uint32_t irq, int level);
-/* KVM_SIGNAL_MSI: 1 delivered, 0 no destination, -EINVAL bad flags. */
+/* KVM_SIGNAL_MSI: number of LAPICs that accepted it; with none, 0 for a
+ * directed message (KVM's APIC-map path) and -1 for a broadcast (slow path);
+ * -EINVAL for bad flags or, with 32-bit x2APIC IDs, address_hi[7:0] != 0. */
 int abi_irqchip_signal_msi(struct abi_irqchip *chip, const struct kvm_msi *msi);
 /* KVM_SET_GSI_ROUTING (replaces the table). -EINVAL on bad entries. */
 int abi_irqchip_set_gsi_routing(struct abi_irqchip *chip, const struct kvm_irq_routing *r);
@@ -82,8 +84,11 @@ bool abi_irqchip_mmio(struct abi_irqchip *chip, uint64_t gpa, bool write, void *
 
 /* KVM_CREATE_VCPU with an in-kernel irqchip: creates the LAPIC, resets it
  * (bsp = vcpu_id == boot cpu id, KVM_SET_BOOT_CPU_ID) and installs the emu
- * irq hooks on `v` (emu_set_irq_ops). NULL on allocation failure or a
- * duplicate vcpu_id. */
+ * irq hooks on `v` (emu_set_irq_ops). The nmi_pending hook hands over one
+ * NMI per true return, and only when the CPU can take it now (NMIs not
+ * masked, no blocking shadow), since emu does not latch it otherwise.
+ * NULL on allocation failure, vcpu_id >= 4096 (KVM_MAX_VCPU_IDS), more than
+ * 1024 LAPICs (KVM_MAX_VCPUS) or a duplicate vcpu_id. */
 struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v,
                                    uint32_t vcpu_id, bool bsp);
 void abi_lapic_destroy(struct abi_lapic *l);
@@ -122,8 +127,10 @@ void abi_lapic_set_tsc_reader(struct abi_lapic *l, uint64_t (*read_tsc)(void *ct
 uint64_t abi_lapic_get_base(const struct abi_lapic *l);
 int abi_lapic_set_base(struct abi_lapic *l, uint64_t value, bool host_initiated);
 
-/* xAPIC MMIO. Returns true if `gpa` falls in this LAPIC's enabled xAPIC page
- * (then the access is done; reads fill `data`), false to leave it to user space. */
+/* xAPIC MMIO. Returns true if `gpa` falls in the 4 KiB page at this LAPIC's
+ * APIC_BASE address (then the access is done; reads fill `data`), false to
+ * leave it to user space. While the APIC is disabled or in x2APIC mode the
+ * page reads all-ones and drops writes (KVM_X86_QUIRK_LAPIC_MMIO_HOLE). */
 bool abi_lapic_mmio(struct abi_lapic *l, uint64_t gpa, bool write, void *data, unsigned len);
 
 /* x2APIC MSRs 0x800-0x8ff (msr/ hook). 0 or ABI_IRQCHIP_GP (not in x2APIC
@@ -162,7 +169,8 @@ bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector);
  * pending), abi_lapic_kick(), or a signal handler ran in this thread. */
 enum abi_lapic_wake {
     ABI_LAPIC_WAKE_IRQ = 0,   /* an interrupt/NMI is deliverable: resume guest */
-    ABI_LAPIC_WAKE_EVENT,     /* INIT or SIPI pending */
+    ABI_LAPIC_WAKE_EVENT,     /* INIT or SIPI pending: consume with take_init/take_sipi,
+                               * or the next wait returns EVENT again */
     ABI_LAPIC_WAKE_KICK,      /* abi_lapic_kick() (e.g. immediate_exit, destroy) */
     ABI_LAPIC_WAKE_SIGNAL,    /* interrupted by a signal: KVM_RUN returns -EINTR */
 };
@@ -171,7 +179,7 @@ enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed);
 void abi_lapic_kick(struct abi_lapic *l);
 
 /* Whether the LAPIC has an interrupt/NMI/event that makes a halted vCPU
- * runnable (KVM_GET_MP_STATE). */
+ * runnable (KVM_GET_MP_STATE). No side effects: any thread may ask. */
 bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed);
 
 #endif
