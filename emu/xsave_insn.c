@@ -89,7 +89,11 @@ static int do_xsave(struct emu_vcpu *v, const struct decoded_insn *d, uint64_t r
     /* XSAVE leaves parts of the area alone (unrequested components, header bits):
      * start from the memory contents so they are written back unchanged. */
     emu_mem_read_buf(v, d->ops[0].seg, ea, img, len);
+    uint8_t hi_xmm[128];
+    memcpy(hi_xmm, img + 160 + 128, sizeof(hi_xmm));
     emu_xsave_image(&v->cpu.fpu, img, rfbm, compacted);
+    if (nxmm(v) == 8) /* outside 64-bit mode XMM8-15 are not saved (SDM 13.5.2) */
+        memcpy(img + 160 + 128, hi_xmm, sizeof(hi_xmm));
     emu_mem_write_buf(v, d->ops[0].seg, ea, img, len);
     return EMU_H_NEXT;
 }
@@ -140,6 +144,8 @@ static int do_xrstor(struct emu_vcpu *v, const struct decoded_insn *d, uint64_t 
     struct emu_fpu f = v->cpu.fpu;
     if (!emu_xrstor_image(&f, img, rfbm, v->cpu.xcr0))
         emu_raise(v, EMU_GP, 0);
+    if (nxmm(v) == 8) /* outside 64-bit mode XMM8-15 are not restored */
+        memcpy(f.xmm[8], v->cpu.fpu.xmm[8], 8 * 16);
     v->cpu.fpu = f;
     return EMU_H_NEXT;
 }

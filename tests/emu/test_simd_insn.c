@@ -540,6 +540,37 @@ START_TEST(x87_programs_match_host)
 }
 END_TEST
 
+/* Outside 64-bit mode XSAVE/XRSTOR do not touch XMM8-15 (SDM 13.5.2). */
+START_TEST(xsave_compat_mode_xmm8_15)
+{
+    struct emu_cpuid_entry e = { .function = 0xd, .index = 0, .eax = 7 };
+    emu_set_cpuid(T.v, &e, 1);
+    tvm_set_seg(&T.c->seg[EMU_CS], SEL_CODE32, 0xb, 0, 0, 1); /* compatibility mode */
+    emu_state_changed(T.v);
+    memset(T.ram + TVM_DATA, 0xcc, 1024);
+    memset(T.ram + TVM_DATA + 512, 0, 64); /* XSAVE leaves the header's reserved bytes alone */
+    memset(T.c->fpu.xmm, 0x11, sizeof(T.c->fpu.xmm));
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    T.c->gpr[EMU_RAX] = 3;
+    T.c->gpr[EMU_RDX] = 0;
+    static const uint8_t sv[] = { 0x0f, 0xae, 0x27, 0xf4 }; /* xsave [edi] */
+    tvm_code(&T, sv, sizeof(sv));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_uint_eq(T.ram[TVM_DATA + 160], 0x11);       /* XMM0 saved */
+    ck_assert_uint_eq(T.ram[TVM_DATA + 160 + 128], 0xcc); /* XMM8 slot untouched */
+    memset(T.ram + TVM_DATA + 160, 0x22, 256);
+    static const uint8_t rs_[] = { 0x0f, 0xae, 0x2f, 0xf4 }; /* xrstor [edi] */
+    tvm_code(&T, rs_, sizeof(rs_));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_uint_eq(T.c->fpu.xmm[7][0], 0x22);
+    ck_assert_uint_eq(T.c->fpu.xmm[8][0], 0x11);
+}
+END_TEST
+
 /* FNSTENV image (FCW, FSW, full tag word) vs the host, FNSAVE/FRSTOR round trip.
  * FIP/FDP hold host vs guest addresses, so only the address-free fields are compared. */
 START_TEST(x87_env_match_host)
@@ -785,6 +816,7 @@ int main(void)
     tcase_add_test(tc, mmx_aliasing);
     tcase_add_test(tc, x87_pending_exception_mf);
     tcase_add_test(tc, x87_env_match_host);
+    tcase_add_test(tc, xsave_compat_mode_xmm8_15);
     tcase_add_test(tc, ymm_insns_match_host);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
