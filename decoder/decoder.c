@@ -93,6 +93,9 @@ static inline unsigned size_of(unsigned code, const struct decoded_insn *d, cons
     case SZ_A: return 2u * d->opsize;
     case SZ_ENV: return d->opsize == 2 ? 14 : 28;
     case SZ_FST: return d->opsize == 2 ? 94 : 108;
+    case SZ_H: return s->vex_l ? 16 : 8;
+    case SZ_QTR: return s->vex_l ? 8 : 4;
+    case SZ_OCT: return s->vex_l ? 4 : 2;
     default: return code;
     }
 }

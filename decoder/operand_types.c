@@ -118,4 +118,7 @@ const struct dec_opnd_desc dec_opnd_desc[OT_COUNT] = {
     [OT_Mxs] = R(S_M, 0, 0, 0, 0, 0),
     [OT_XMM0] = R(S_FIX, DREG_XMM, 16, 0, 0, 0),
     [OT_Mvsib] = R(S_MV, 0, SZ_X, 0, 0, 0),
+    [OT_Wh] = R(S_E, DREG_XMM, SZ_H, 0, 16, 0),
+    [OT_Wqtr] = R(S_E, DREG_XMM, SZ_QTR, 0, 16, 0),
+    [OT_Woct] = R(S_E, DREG_XMM, SZ_OCT, 0, 16, 0),
 };

@@ -37,6 +37,9 @@ enum {
     SZ_A,       /* BOUND: two operand-size words */
     SZ_ENV,     /* x87 environment: 14 or 28 */
     SZ_FST,     /* x87 state: 94 or 108 */
+    SZ_H,       /* half vector: 16 if VEX.L else 8 */
+    SZ_QTR,     /* quarter vector: 8 if VEX.L else 4 */
+    SZ_OCT,     /* eighth vector: 4 if VEX.L else 2 */
 };
 
 struct dec_opnd_desc {

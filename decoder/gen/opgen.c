@@ -74,6 +74,8 @@ static const char *const OPND_NAMES[] = {
     "Ma", "Mxs", "XMM0",
     /* VSIB memory (AVX2 gathers): SIB index is a vector register */
     "Mvsib",
+    /* vector sources that are a half/quarter/eighth of the destination width (VEX.L scales them) */
+    "Wh", "Wqtr", "Woct",
 };
 #define NOPND (sizeof OPND_NAMES / sizeof OPND_NAMES[0])
 

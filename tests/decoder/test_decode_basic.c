@@ -107,12 +107,79 @@ START_TEST(test_op_names)
 }
 END_TEST
 
+/* Fields emu/ relies on, beyond the text: sizes, segments, registers, flags. */
+START_TEST(test_fields)
+{
+    struct decoded_insn d;
+    const uint8_t load[] = {0x48, 0x8b, 0x44, 0x24, 0x08}; /* mov rax, [rsp+8] */
+    ck_assert_int_eq(decoder_decode(load, sizeof load, DECODER_MODE_64, &d), DECODER_OK);
+    ck_assert_int_eq(d.op, DOP_MOV);
+    ck_assert_int_eq(d.opsize, 8);
+    ck_assert_int_eq(d.addrsize, 8);
+    ck_assert_int_eq(d.nops, 2);
+    ck_assert_int_eq(d.ops[0].kind, DOPND_REG);
+    ck_assert_int_eq(d.ops[0].reg, 0);
+    ck_assert_int_eq(d.ops[1].kind, DOPND_MEM);
+    ck_assert_int_eq(d.ops[1].base, 4);
+    ck_assert_int_eq(d.ops[1].index, DECODER_NO_REG);
+    ck_assert_int_eq(d.ops[1].disp, 8);
+    ck_assert_int_eq(d.ops[1].seg, 2); /* rSP base: SS */
+    ck_assert_int_eq(d.ops[1].size, 8);
+    ck_assert(d.flags & DFLAG_MODRM);
+
+    const uint8_t lockadd[] = {0xf0, 0x83, 0x00, 0x01}; /* lock add dword [rax], 1 */
+    ck_assert_int_eq(decoder_decode(lockadd, sizeof lockadd, DECODER_MODE_64, &d), DECODER_OK);
+    ck_assert(d.flags & DFLAG_LOCK_OK);
+    ck_assert(d.prefixes & DPFX_LOCK);
+    ck_assert_int_eq(d.ops[1].kind, DOPND_IMM);
+    ck_assert_int_eq(d.ops[1].disp, 1);
+
+    const uint8_t pmov[] = {0xc4, 0xe2, 0x7d, 0x21, 0x00}; /* vpmovsxbd ymm0, qword [rax] */
+    ck_assert_int_eq(decoder_decode(pmov, sizeof pmov, DECODER_MODE_64, &d), DECODER_OK);
+    ck_assert_int_eq(d.op, DOP_VPMOVSXBD);
+    ck_assert_int_eq(d.ops[0].size, 32);
+    ck_assert_int_eq(d.ops[1].size, 8);
+    ck_assert(d.prefixes & DPFX_VEX);
+
+    const uint8_t gather[] = {0xc4, 0xe2, 0x7d, 0x90, 0x04, 0x88, 0x00}; /* vpgatherdd ymm0, [rax+ymm1*4], ymm0 */
+    ck_assert_int_eq(decoder_decode(gather, 6, DECODER_MODE_64, &d), DECODER_OK);
+    ck_assert(d.flags & DFLAG_VSIB);
+    ck_assert_int_eq(d.ops[1].index, 1);
+    ck_assert_int_eq(d.ops[1].scale, 4);
+    ck_assert_uint_eq(decoder_vsib_index_size(&d), 32);
+
+    const uint8_t jne[] = {0x75, 0xfe};
+    ck_assert_int_eq(decoder_decode(jne, sizeof jne, DECODER_MODE_64, &d), DECODER_OK);
+    ck_assert_int_eq(d.cond, 5);
+    ck_assert_int_eq(d.ops[0].kind, DOPND_REL);
+    ck_assert_int_eq(d.ops[0].disp, -2);
+    ck_assert(d.flags & DFLAG_BRANCH);
+    ck_assert(d.flags & DFLAG_ENDS_BLOCK);
+
+    const uint8_t evex[] = {0x62, 0xf1, 0x7c, 0x48, 0x58, 0xc1}; /* vaddps zmm0, zmm0, zmm1 */
+    ck_assert_int_eq(decoder_decode(evex, sizeof evex, DECODER_MODE_64, &d), DECODER_UD); /* no AVX-512 */
+    ck_assert_int_eq(d.length, 6);
+    ck_assert_int_eq(d.op, DOP_VADDPS);
+
+    const uint8_t fs16[] = {0x26, 0x8b, 0x46, 0x02}; /* mov ax, es:[bp+2] (16-bit) */
+    ck_assert_int_eq(decoder_decode(fs16, sizeof fs16, DECODER_MODE_16, &d), DECODER_OK);
+    ck_assert_int_eq(d.opsize, 2);
+    ck_assert_int_eq(d.addrsize, 2);
+    ck_assert_int_eq(d.ops[1].base, 5);
+    ck_assert_int_eq(d.ops[1].seg, 0);
+    ck_assert_str_eq(decoder_reg_name(&d.ops[0]), "ax");
+    ck_assert_int_eq(decoder_op_info[DOP_PADDB].ext, DEXT_MMX);
+    ck_assert_str_eq(decoder_ext_names[DEXT_SSE41], "sse41");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decoder_basic");
     TCase *tc = tcase_create("basic");
     tcase_add_loop_test(tc, test_cases, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, test_op_names);
+    tcase_add_test(tc, test_fields);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
