@@ -155,7 +155,8 @@ static size_t rewrite(const struct capdiff *c, const char *rule, const uint8_t *
                 x = 0x66;
                 added++;
             }
-            if (rule_has(rule, "np-66") && x == 0x66 && orig->status == DECODER_UD) { removed++; continue; }
+            /* np-66: neutralize the 66 (a DS override keeps the byte count and any REX non-adjacent) */
+            if (rule_has(rule, "np-66") && x == 0x66 && orig->status == DECODER_UD) x = 0x3e;
             if (rule_has(rule, "vex-pfx") && vex_follows && (x == 0x66 || x == 0xf2 || x == 0xf3 || (x & 0xf0) == 0x40)) { removed++; continue; }
             if (rule_has(rule, "drop-rexw") && c->mode == DECODER_MODE_64 && (x & 0xf8) == 0x48) x &= 0xf7;
         }
