@@ -134,7 +134,6 @@ static size_t rewrite(const struct capdiff *c, const char *rule, const uint8_t *
     size_t np = prefix_len(c, b, n);
     /* Capstone's prefix-order bugs need at least two prefix bytes (legacy or REX) */
     unsigned nlegacy = (unsigned)np;
-    int has = 0;
     /* a VEX/EVEX prefix right after the legacy prefixes (SDM 2.3.5: outside
      * 64-bit mode only when the next byte has mod=11) */
     int vex_follows = np + 1 < n && (b[np] == 0xc4 || b[np] == 0xc5) &&
@@ -167,7 +166,6 @@ static size_t rewrite(const struct capdiff *c, const char *rule, const uint8_t *
         }
         t[m++] = x;
     }
-    (void)has;
     *removed_out = removed - added; /* net bytes removed; may wrap when bytes were added */
     *np_out = np;
     return m;
