@@ -803,6 +803,99 @@ static int h_pmovx(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* MPSADBW (SDM vol.2): eight sums of absolute differences of 4-byte groups;
+ * imm[1:0] picks the src2 dword, imm[2] the src1 offset (VEX.256 upper lane: imm[4:3], imm[5]). */
+static void mpsadbw(simd_v128 *r, const simd_v128 *a, const simd_v128 *b, unsigned imm)
+{
+    unsigned o1 = ((imm >> 2) & 1) * 4, o2 = (imm & 3) * 4;
+    simd_v128 t;
+    for (unsigned i = 0; i < 8; i++) {
+        unsigned sum = 0;
+        for (unsigned j = 0; j < 4; j++) {
+            int x = a->b[o1 + i + j] - b->b[o2 + j];
+            sum += (unsigned)(x < 0 ? -x : x);
+        }
+        t.w[i] = (uint16_t)sum;
+    }
+    *r = t;
+}
+
+static int h_mpsadbw(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_simd_check(v, d);
+    unsigned ia, ib, imm = imm8(d);
+    srcs(d, 1, &ia, &ib);
+    simd_v128 a[2], b[2], r[2];
+    rd(v, d, ia, a);
+    rd(v, d, ib, b);
+    mpsadbw(&r[0], &a[0], &b[0], imm);
+    mpsadbw(&r[1], &a[1], &b[1], imm >> 3);
+    emu_simd_write(v, d, 0, r, false);
+    return EMU_H_NEXT;
+}
+
+/* DPPS/DPPD (SDM vol.2 pseudo-code): products of the elements selected by imm[7:4]
+ * (unselected ones are +0.0 and raise nothing), summed pairwise with the
+ * instruction's association, broadcast to the elements selected by imm[3:0].
+ * Every step is the host's rounded SSE operation, so flags and rounding agree. */
+static uint32_t dp(simd_v128 *r, const simd_v128 *a, const simd_v128 *b, unsigned imm, bool dbl,
+                   uint32_t m)
+{
+    simd_v128 x = { .q = { 0, 0 } }, y = { .q = { 0, 0 } }, p, s1, s2, sum;
+    unsigned n = dbl ? 2 : 4;
+    for (unsigned i = 0; i < n; i++)
+        if ((imm >> (4 + i)) & 1) {
+            if (dbl) {
+                x.q[i] = a->q[i];
+                y.q[i] = b->q[i];
+            } else {
+                x.d[i] = a->d[i];
+                y.d[i] = b->d[i];
+            }
+        }
+    uint32_t fl = dbl ? simd_mulpd(&p, &x, &y, m) : simd_mulps(&p, &x, &y, m);
+    if (dbl) {
+        s1 = p;
+        s2 = (simd_v128){ .q = { p.q[1], 0 } };
+        fl |= simd_addsd(&sum, &s1, &s2, m);
+    } else {
+        s1 = (simd_v128){ .d = { p.d[0], p.d[2], 0, 0 } };
+        s2 = (simd_v128){ .d = { p.d[1], p.d[3], 0, 0 } };
+        simd_v128 pair, hi;
+        fl |= simd_addps(&pair, &s1, &s2, m); /* (p0+p1), (p2+p3) */
+        hi = (simd_v128){ .d = { pair.d[1], 0, 0, 0 } };
+        fl |= simd_addss(&sum, &pair, &hi, m);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        bool on = (imm >> i) & 1;
+        if (dbl)
+            r->q[i] = on ? sum.q[0] : 0;
+        else
+            r->d[i] = on ? sum.d[0] : 0;
+    }
+    return fl;
+}
+
+static int h_dp(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_simd_check(v, d);
+    bool dbl = d->op == DOP_DPPD || d->op == DOP_VDPPD;
+    if (dbl && is_256(d))
+        emu_unimplemented(v); /* VDPPD has no 256-bit form (#UD on hardware) */
+    unsigned ia, ib, imm = imm8(d);
+    srcs(d, 1, &ia, &ib);
+    simd_v128 a[2], b[2], r[2] = { { .q = { 0, 0 } }, { .q = { 0, 0 } } };
+    rd(v, d, ia, a);
+    rd(v, d, ib, b);
+    uint32_t m = v->cpu.fpu.mxcsr;
+    uint32_t fl = dp(&r[0], &a[0], &b[0], imm, dbl, m);
+    if (is_256(d))
+        fl |= dp(&r[1], &a[1], &b[1], imm, dbl, m);
+    emu_simd_fp_flags(v, fl);
+    emu_simd_write(v, d, 0, r, false);
+    return EMU_H_NEXT;
+}
+
 /* ---------------- SSE4.2 ---------------- */
 
 static int h_pcmpstr(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -962,6 +1055,8 @@ const struct emu_handler_entry emu_simd_handlers[] = {
     { DOP_PCMPESTRI, h_pcmpstr }, { DOP_PCMPESTRM, h_pcmpstr }, { DOP_PCMPISTRI, h_pcmpstr }, { DOP_PCMPISTRM, h_pcmpstr },
     { DOP_VPCMPESTRI, h_pcmpstr }, { DOP_VPCMPESTRM, h_pcmpstr }, { DOP_VPCMPISTRI, h_pcmpstr }, { DOP_VPCMPISTRM, h_pcmpstr },
     { DOP_CRC32, h_crc32 },
+    { DOP_MPSADBW, h_mpsadbw }, { DOP_VMPSADBW, h_mpsadbw },
+    { DOP_DPPS, h_dp }, { DOP_VDPPS, h_dp }, { DOP_DPPD, h_dp }, { DOP_VDPPD, h_dp },
     { DOP_VZEROUPPER, h_vzero }, { DOP_VZEROALL, h_vzero }, { DOP_EMMS, h_emms },
     { DOP_LFENCE, h_fence }, { DOP_SFENCE, h_fence }, { DOP_MFENCE, h_fence },
     { DOP_PREFETCHNTA, h_prefetch }, { DOP_PREFETCHT0, h_prefetch },
