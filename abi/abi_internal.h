@@ -77,9 +77,9 @@ struct abi_vm {
     bool exception_payload;         /* KVM_CAP_EXCEPTION_PAYLOAD */
     bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE */
     uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
-    int64_t clock_offset_ns;        /* KVM_SET_CLOCK: kvmclock = host monotonic + offset */
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
     uint32_t max_vcpu_ids;          /* KVM_CAP_MAX_VCPU_ID (0 = default) */
+    atomic_uint clock_gen;          /* bumped by KVM_SET_CLOCK (KVM_REQ_CLOCK_UPDATE) */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
     struct abi_ioeventfd ioeventfds[ABI_MAX_IOEVENTFDS];
@@ -102,6 +102,7 @@ struct abi_vcpu {
     bool pending_completion;
     atomic_bool in_run;
     pthread_t run_thread; /* valid while in_run */
+    unsigned clock_gen;   /* vm->clock_gen this vCPU's kvmclock page reflects */
     atomic_bool signalled;
     struct kvm_cpuid_entry2 *cpuid;
     unsigned ncpuid;

@@ -360,6 +360,11 @@ long abi_vcpu_run(struct abi_vcpu *v)
     atomic_store(&v->in_run, true);
     v->stat_exits++;
     msr_vcpu_sync(v->msr);
+    unsigned cg = atomic_load(&v->vm->clock_gen);
+    if (cg != v->clock_gen) { /* KVM_REQ_CLOCK_UPDATE after KVM_SET_CLOCK */
+        v->clock_gen = cg;
+        msr_vcpu_update_kvmclock(v->msr);
+    }
 
     /* immediate_exit: -EINTR without touching exit_reason (KVM checks wants_to_run
      * before vcpu_run(); verified on this machine's /dev/kvm) */

@@ -268,6 +268,9 @@ static long vm_irq_line(struct abi_vm *vm, unsigned long arg, bool status)
     return 0;
 }
 
+/* KVM_GET_CLOCK / KVM_SET_CLOCK: the VM's kvmclock, which msr/ publishes to the guest
+ * as CLOCK_BOOTTIME - msr.boot_ns_at_create (KVM: get_kvmclock / kvm_vm_ioctl_set_clock).
+ * GET reports the REALTIME and HOST_TSC samples taken together with the clock. */
 static long vm_clock(struct abi_vm *vm, unsigned long arg, bool set)
 {
     struct kvm_clock_data d;
@@ -276,20 +279,23 @@ static long vm_clock(struct abi_vm *vm, unsigned long arg, bool set)
             return -EFAULT;
         if (d.flags & ~(uint32_t)(KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC))
             return -EINVAL;
-        uint64_t base = now_ns(CLOCK_MONOTONIC);
+        uint64_t boot = now_ns(CLOCK_BOOTTIME);
+        uint64_t clock = d.clock;
         if (d.flags & KVM_CLOCK_REALTIME) {
-            /* KVM: advance by the realtime elapsed since the caller sampled it */
+            /* advance by the realtime elapsed since the caller sampled it */
             uint64_t rt = now_ns(CLOCK_REALTIME);
             if (rt > d.realtime)
-                d.clock += rt - d.realtime;
+                clock += rt - d.realtime;
         }
-        vm->clock_offset_ns = (int64_t)(d.clock - base);
+        vm->msr.boot_ns_at_create = boot - clock;
+        atomic_fetch_add(&vm->clock_gen, 1); /* every vCPU refreshes its kvmclock page */
         return 0;
     }
     memset(&d, 0, sizeof d);
-    d.clock = now_ns(CLOCK_MONOTONIC) + (uint64_t)vm->clock_offset_ns;
     d.realtime = now_ns(CLOCK_REALTIME);
-    d.flags = KVM_CLOCK_REALTIME;
+    d.host_tsc = __builtin_ia32_rdtsc();
+    d.clock = now_ns(CLOCK_BOOTTIME) - vm->msr.boot_ns_at_create;
+    d.flags = KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC;
     return abi_copy_to_user((void *)arg, &d, sizeof d) ? -EFAULT : 0;
 }
 
