@@ -4,14 +4,14 @@
 #include <stddef.h>
 
 #include "emu/internal.h"
-#include "emu/simd_insn.h" /* emu_{simd,xsave,x87,avx,fma}_handlers */
+#include "emu/simd_insn.h" /* emu_{simd,xsave,x87,avx,fma,aes}_handlers */
 
 static const struct emu_handler_entry *const lists[] = {
     emu_alu_handlers,   emu_muldiv_handlers, emu_shift_handlers, emu_bit_handlers,
     emu_bcd_handlers,   emu_mov_handlers,    emu_stack_handlers, emu_branch_handlers,
     emu_string_handlers, emu_system_handlers, emu_io_handlers,
     emu_simd_handlers,  emu_xsave_handlers,  emu_x87_handlers,   emu_avx_handlers,
-    emu_fma_handlers,
+    emu_fma_handlers,   emu_aes_handlers,
 };
 
 /* Ops that are CPL-0-only in every form (#GP(0) otherwise). The decoder's per-op

@@ -13,6 +13,7 @@ extern const struct emu_handler_entry emu_xsave_handlers[]; /* emu/xsave_insn.c 
 extern const struct emu_handler_entry emu_x87_handlers[];   /* emu/x87_insn.c */
 extern const struct emu_handler_entry emu_avx_handlers[];   /* emu/simd_avx.c */
 extern const struct emu_handler_entry emu_fma_handlers[];   /* emu/simd_fma.c */
+extern const struct emu_handler_entry emu_aes_handlers[];   /* emu/simd_aes.c */
 
 #define EMU_CR0_MP (1ull << 1)
 #define EMU_CR0_EM (1ull << 2)
