@@ -181,4 +181,11 @@ struct emu_cpuid_entry {
 };
 void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n);
 
+/* KVM_SET_GUEST_DEBUG: control = KVM_GUESTDBG_* (ENABLE, SINGLESTEP, USE_SW_BP, USE_HW_BP;
+ * INJECT_* are queued by the caller), dbg = kvm_guest_debug_arch.debugreg[8]. Exits are
+ * EMU_EXIT_DEBUG: single-step after each instruction (exception 1, DR6.BS), INT3 (exception 3,
+ * pc = the INT3), execution breakpoints DR0-3/DR7 before the instruction (exception 1).
+ * Data breakpoints are not implemented. */
+void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t dbg[8]);
+
 #endif

@@ -39,6 +39,7 @@ static int mov_dr(struct emu_vcpu *v, const struct decoded_insn *d)
     struct cpu *c = &v->cpu;
     if (c->cpl != 0)
         emu_raise(v, EMU_GP, 0);
+    emu_debug_gd_check(v);
     if (d->ops[0].reg_class == DREG_DR) {
         unsigned n = dr_index(v, d->ops[0].reg);
         uint64_t val = emu_opnd_read(v, d, 1);

@@ -310,9 +310,26 @@ struct emu_vcpu {
 
     uint64_t tsc_base_ns; /* RDTSC = (now_ns - tsc_base_ns) * tsc_mult + tsc_offset */
     uint64_t icount;      /* instructions retired (bench/statistics) */
+    /* KVM_SET_GUEST_DEBUG (emu/debug.c) */
+    uint32_t dbg_control;   /* KVM_GUESTDBG_* */
+    uint64_t dbg_regs[8];   /* debugreg[0..3] addresses, [7] DR7-format control */
+    uint64_t dbg_skip_rip;  /* resume after an exec-breakpoint exit without re-triggering */
+    bool dbg_skip;
+    bool dbg_data;          /* a data breakpoint is armed: memory accesses are checked */
+    uint8_t dbg_data_hit;   /* DR6.B0-3 of data breakpoints hit by this instruction */
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
 };
+
+/* Debug (emu/debug.c): guest-debug exits (single-step, INT3, execution breakpoints) and
+ * the guest's own single-step trap (EFLAGS.TF, SDM vol.3 18.3.1.4). */
+bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip);
+bool emu_debug_int3_exit(struct emu_vcpu *v);
+void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int);
+/* Data breakpoint check of one access (only called when v->dbg_data). */
+void emu_debug_data(struct emu_vcpu *v, uint64_t lin, unsigned size, bool write);
+/* MOV DRn with DR7.GD set (VMM's or guest's): exits or raises #DB; true if it did not return. */
+void emu_debug_gd_check(struct emu_vcpu *v);
 
 /* Recompute mode caches (decoder mode, CPL, long mode) after CR0/EFER/CS changes. */
 void emu_update_mode(struct emu_vcpu *v);

@@ -180,6 +180,8 @@ static void access_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len
 
 uint64_t emu_lin_read(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
 {
+    if (__builtin_expect(v->dbg_data, 0))
+        emu_debug_data(v, lin, size, false);
     struct emu_tlb_entry *e = &v->tlb[tlb_kind(v, acc)][(lin >> 12) % EMU_TLB_SIZE];
     if (e->tag == ((lin & ~0xfffull) | 1) && (lin & 0xfff) + size <= 4096) {
         const uint8_t *p = e->host + (lin & 0xfff);
@@ -198,6 +200,8 @@ uint64_t emu_lin_read(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned 
 void emu_lin_write(struct emu_vcpu *v, uint64_t lin, unsigned size, uint64_t val, unsigned acc)
 {
     acc = (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE;
+    if (__builtin_expect(v->dbg_data, 0))
+        emu_debug_data(v, lin, size, true);
     struct emu_tlb_entry *e = &v->tlb[tlb_kind(v, acc)][(lin >> 12) % EMU_TLB_SIZE];
     if (e->tag == ((lin & ~0xfffull) | 1) && (lin & 0xfff) + size <= 4096) {
         memcpy(e->host + (lin & 0xfff), &val, size);
@@ -208,17 +212,23 @@ void emu_lin_write(struct emu_vcpu *v, uint64_t lin, unsigned size, uint64_t val
 
 void emu_lin_read_buf(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned len, unsigned acc)
 {
+    if (__builtin_expect(v->dbg_data, 0) && (acc & EMU_ACC_KIND) != EMU_ACC_FETCH)
+        emu_debug_data(v, lin, len, false);
     access_buf(v, lin, buf, len, acc, false);
 }
 
 void emu_lin_write_buf(struct emu_vcpu *v, uint64_t lin, const void *buf, unsigned len,
                        unsigned acc)
 {
+    if (__builtin_expect(v->dbg_data, 0))
+        emu_debug_data(v, lin, len, true);
     access_buf(v, lin, (void *)buf, len, (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE, true);
 }
 
 void *emu_lin_ptr(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
 {
+    if (__builtin_expect(v->dbg_data, 0))
+        emu_debug_data(v, lin, size, (acc & EMU_ACC_KIND) == EMU_ACC_WRITE);
     if (!v->long_mode)
         lin = (uint32_t)lin;
     if ((lin & 0xfff) + size > 4096)

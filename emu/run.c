@@ -248,7 +248,8 @@ static void inject_events(struct emu_vcpu *v)
         take_external(v, EMU_NMI);
         return;
     }
-    bool can_irq = (c->rflags & EMU_FL_IF) && !ev->int_shadow;
+    /* KVM_GUESTDBG_BLOCKIRQ (0x100000): no interrupts while the VMM single-steps */
+    bool can_irq = (c->rflags & EMU_FL_IF) && !ev->int_shadow && !(v->dbg_control & 0x100000u);
     if (ev->irq_injected) {
         if (!can_irq && !ev->irq_soft)
             return;
@@ -319,12 +320,26 @@ static void run_loop(struct emu_vcpu *v)
             emu_unimplemented(v);
         if (priv && c->cpl != 0)
             emu_raise(v, EMU_GP, 0);
+        if (__builtin_expect(v->dbg_control != 0, 0)) {
+            uint64_t lin = v->mode == DECODER_MODE_64 ? rip : (uint32_t)(c->seg[EMU_CS].base + rip);
+            if (emu_debug_before(v, lin))
+                return;
+            if (d->op == DOP_INT3 && emu_debug_int3_exit(v))
+                return;
+        }
         uint8_t shadow = ev->int_shadow;
+        bool tf = c->rflags & EMU_FL_TF;
         int r = fn(v, d);
         if (shadow)
             ev->int_shadow = 0; /* the shadow covers exactly one instruction */
         c->rip = v->next_rip;
         v->icount++;
+        if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit, 0)) {
+            bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
+            emu_debug_after(v, tf, soft);
+            if (x->reason == EMU_EXIT_DEBUG)
+                return;
+        }
         if (r == EMU_H_EXIT || v->exit_ready)
             return;
         if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {

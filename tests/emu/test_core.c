@@ -473,6 +473,44 @@ START_TEST(real_mode_int_ivt)
 }
 END_TEST
 
+START_TEST(guest_tf_single_step_db)
+{
+    emu_set_rflags(T.v, 2 | EMU_FL_TF);
+    CODE(0x90, 0x90);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(tvm_r64(&T, T.c->gpr[EMU_RSP]), TVM_CODE + 1); /* trap: after the nop */
+    ck_assert(T.c->dr[6] & 0x4000);                                  /* DR6.BS */
+    ck_assert(!(emu_get_rflags(T.v) & EMU_FL_TF));                   /* delivery clears TF */
+}
+END_TEST
+
+START_TEST(guest_debug_singlestep_sw_and_hw_bp)
+{
+    uint64_t dbg[8] = {0};
+    /* nop; int3; nop; nop; hlt */
+    CODE(0x90, 0xcc, 0x90, 0x90, 0xf4);
+    emu_set_guest_debug(T.v, 0x1 | 0x2, dbg); /* ENABLE | SINGLESTEP */
+    ck_assert_int_eq(RUN(), EMU_EXIT_DEBUG);
+    ck_assert_uint_eq(X.debug.exception, 1);
+    ck_assert_uint_eq(X.debug.pc, TVM_CODE + 1);
+    ck_assert_uint_eq(X.debug.dr6, 0xffff4ff0);
+    emu_set_guest_debug(T.v, 0x1 | 0x10000, dbg); /* USE_SW_BP */
+    ck_assert_int_eq(RUN(), EMU_EXIT_DEBUG);
+    ck_assert_uint_eq(X.debug.exception, 3);
+    ck_assert_uint_eq(X.debug.pc, TVM_CODE + 1);
+    ck_assert_uint_eq(T.c->rip, TVM_CODE + 1);
+    T.c->rip += 1; /* the VMM skips the int3 */
+    dbg[2] = TVM_CODE + 3;
+    dbg[7] = 0x400 | (1u << 5); /* G2, execute */
+    emu_set_guest_debug(T.v, 0x1 | 0x20000, dbg);
+    ck_assert_int_eq(RUN(), EMU_EXIT_DEBUG);
+    ck_assert_uint_eq(X.debug.pc, TVM_CODE + 3);
+    ck_assert_uint_eq(X.debug.dr6, 0xffff0ff0 | 4);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT); /* resumes past the breakpoint */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_core");
@@ -504,6 +542,8 @@ static Suite *suite(void)
     tcase_add_test(t, locked_ops);
     tcase_add_test(t, real_mode_reset_vector);
     tcase_add_test(t, real_mode_int_ivt);
+    tcase_add_test(t, guest_tf_single_step_db);
+    tcase_add_test(t, guest_debug_singlestep_sw_and_hw_bp);
     suite_add_tcase(s, t);
     return s;
 }

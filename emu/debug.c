@@ -1,0 +1,132 @@
+/* emu/: debugging: KVM_SET_GUEST_DEBUG exits (arch/x86/kvm/x86.c kvm_vcpu_do_singlestep,
+ * kvm_vcpu_check_code_breakpoint, handle_exception's #BP path) and the guest's own
+ * single-step trap through its IDT (SDM vol.3 18.3.1.4: #DB after the instruction when
+ * EFLAGS.TF was set at its start, DR6.BS). */
+#include <string.h>
+
+#include "emu/internal.h"
+
+#define GDBG_ENABLE 0x1u
+#define GDBG_SINGLESTEP 0x2u
+#define GDBG_USE_SW_BP 0x10000u
+#define GDBG_USE_HW_BP 0x20000u
+#define DR6_FIXED 0xffff0ff0ull
+#define DR6_BS 0x4000ull
+
+void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t dbg[8])
+{
+    v->dbg_control = (control & GDBG_ENABLE) ? control : 0;
+    if (dbg)
+        memcpy(v->dbg_regs, dbg, sizeof v->dbg_regs);
+    v->dbg_skip = false;
+    v->dbg_data = false;
+    v->dbg_data_hit = 0;
+    if (v->dbg_control & GDBG_USE_HW_BP)
+        for (unsigned i = 0; i < 4; i++)
+            if (((v->dbg_regs[7] >> (2 * i)) & 3) && ((v->dbg_regs[7] >> (16 + 4 * i)) & 3) != 0)
+                v->dbg_data = true;
+}
+
+static void debug_exit(struct emu_vcpu *v, uint32_t exc, uint64_t pc, uint64_t dr6)
+{
+    struct emu_exit *x = v->exit;
+    x->reason = EMU_EXIT_DEBUG;
+    x->debug.exception = exc;
+    x->debug.pc = pc;
+    x->debug.dr6 = dr6;
+    x->debug.dr7 = (v->dbg_control & GDBG_USE_HW_BP) ? v->dbg_regs[7] : v->cpu.dr[7];
+}
+
+/* Execution breakpoints of the VMM (DR7 format: L/G enable bits, R/W = 00 = execute). */
+bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip)
+{
+    if (!(v->dbg_control & GDBG_USE_HW_BP))
+        return false;
+    if (v->dbg_skip && v->dbg_skip_rip == lin_rip) {
+        v->dbg_skip = false;
+        return false;
+    }
+    v->dbg_skip = false;
+    uint64_t dr7 = v->dbg_regs[7], hit = 0;
+    for (unsigned i = 0; i < 4; i++)
+        if (((dr7 >> (2 * i)) & 3) && ((dr7 >> (16 + 4 * i)) & 3) == 0 && v->dbg_regs[i] == lin_rip)
+            hit |= 1ull << i;
+    if (!hit)
+        return false;
+    v->dbg_skip = true; /* like RFLAGS.RF: the next run executes the instruction */
+    v->dbg_skip_rip = lin_rip;
+    debug_exit(v, 1, lin_rip, DR6_FIXED | hit);
+    return true;
+}
+
+/* INT3 with KVM_GUESTDBG_USE_SW_BP exits to the VMM instead of the guest's #BP. */
+bool emu_debug_int3_exit(struct emu_vcpu *v)
+{
+    if (!(v->dbg_control & GDBG_USE_SW_BP))
+        return false;
+    uint64_t lin = v->mode == DECODER_MODE_64 ? v->insn_rip
+                                              : (uint32_t)(v->cpu.seg[EMU_CS].base + v->insn_rip);
+    debug_exit(v, 3, lin, DR6_FIXED);
+    return true;
+}
+
+/* DR7 R/W = 01 write, 11 read/write (10 = I/O, not supported); LEN 00/01/11/10 = 1/2/4/8. */
+void emu_debug_data(struct emu_vcpu *v, uint64_t lin, unsigned size, bool write)
+{
+    static const unsigned lens[4] = {1, 2, 8, 4};
+    uint64_t dr7 = v->dbg_regs[7];
+    for (unsigned i = 0; i < 4; i++) {
+        unsigned rw = (dr7 >> (16 + 4 * i)) & 3;
+        if (!((dr7 >> (2 * i)) & 3) || (rw != 1 && rw != 3) || (rw == 1 && !write))
+            continue;
+        unsigned len = lens[(dr7 >> (18 + 4 * i)) & 3];
+        uint64_t a = v->dbg_regs[i] & ~(uint64_t)(len - 1);
+        if (lin < a + len && a < lin + size)
+            v->dbg_data_hit |= (uint8_t)(1u << i);
+    }
+}
+
+void emu_debug_gd_check(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    if ((v->dbg_control & GDBG_USE_HW_BP) && (v->dbg_regs[7] & (1u << 13))) {
+        uint64_t lin = v->mode == DECODER_MODE_64 ? v->insn_rip
+                                                  : (uint32_t)(c->seg[EMU_CS].base + v->insn_rip);
+        debug_exit(v, 1, lin, DR6_FIXED | 0x2000);
+        v->next_rip = v->insn_rip;
+        emu_suspend(v);
+    }
+    if (c->dr[7] & (1u << 13)) {
+        /* guest's general detect: #DB fault, DR6.BD, GD cleared (SDM vol.3 18.2.4) */
+        c->dr[6] |= 0x2000;
+        c->dr[7] &= ~(1ull << 13);
+        emu_raise(v, EMU_DB, EMU_NO_ERRCODE);
+    }
+}
+
+/* After an instruction retired (RIP committed). */
+void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int)
+{
+    struct cpu *c = &v->cpu;
+    if (v->dbg_data_hit) {
+        uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
+        debug_exit(v, 1, lin, DR6_FIXED | v->dbg_data_hit);
+        v->dbg_data_hit = 0;
+        return;
+    }
+    if (v->dbg_control & GDBG_SINGLESTEP) {
+        if (v->exit->reason == EMU_EXIT_NONE) {
+            uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
+            debug_exit(v, 1, lin, DR6_FIXED | DR6_BS);
+        }
+        return;
+    }
+    if (tf_before && !was_soft_int) {
+        /* the guest's own single-step: #DB trap through its IDT, DR6.BS set */
+        c->dr[6] |= DR6_BS;
+        v->delivering = true;
+        v->delivering_vector = EMU_DB;
+        emu_deliver_event(v, EMU_DB, EMU_NO_ERRCODE, false, c->rip);
+        v->delivering = false;
+    }
+}
