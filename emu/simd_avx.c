@@ -254,7 +254,61 @@ static int h_pclmul(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* VMASKMOVPS/PD, VPMASKMOVD/Q: only elements whose mask sign bit is set are
+ * accessed, so masked-off elements never fault (SDM vol.2 VMASKMOV); loads
+ * zero the other elements. */
+static int h_maskmov(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_simd_check(v, d);
+    bool q = d->op == DOP_VMASKMOVPD || (d->op == DOP_VPMASKMOVQ);
+    unsigned esz = q ? 8 : 4, n = 16 * nlanes(d) / esz;
+    bool store = d->ops[0].kind == DOPND_MEM;
+    unsigned im = store ? 0 : 2;
+    simd_v128 mask[2], val[2], r[2] = { { .q = { 0, 0 } }, { .q = { 0, 0 } } };
+    rd(v, d, 1, mask);
+    if (store)
+        rd(v, d, 2, val);
+    const uint8_t *mb = (const uint8_t *)mask;
+    uint64_t ea = emu_opnd_ea(v, d, im);
+    unsigned seg = d->ops[im].seg;
+    bool any = false;
+    for (unsigned i = 0; i < n; i++)
+        any |= (mb[i * esz + esz - 1] & 0x80) != 0;
+    if (any)
+        emu_simd_mmio_check(v, d, im, store);
+    for (unsigned i = 0; i < n; i++) {
+        if (!(mb[i * esz + esz - 1] & 0x80))
+            continue;
+        if (store)
+            emu_mem_write_buf(v, seg, ea + i * esz, (const uint8_t *)val + i * esz, esz);
+        else
+            emu_mem_read_buf(v, seg, ea + i * esz, (uint8_t *)r + i * esz, esz);
+    }
+    if (!store)
+        emu_simd_write(v, d, 0, r, false);
+    return EMU_H_NEXT;
+}
+
+/* MASKMOVDQU / VMASKMOVDQU: byte stores to DS:rDI (segment overridable) where the
+ * mask byte's top bit is set. */
+static int h_maskmovdqu(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_simd_check(v, d);
+    simd_v128 val[2], mask[2];
+    emu_simd_read(v, d, 0, val, false);
+    emu_simd_read(v, d, 1, mask, false);
+    unsigned seg = (d->prefixes & DPFX_SEG) ? d->seg_override : EMU_DS;
+    uint64_t di = emu_gpr_read(v, EMU_RDI, d->addrsize);
+    for (unsigned i = 0; i < 16; i++)
+        if (mask[0].b[i] & 0x80)
+            emu_mem_write(v, seg, (di + i) & emu_mask(d->addrsize), 1, val[0].b[i]);
+    return EMU_H_NEXT;
+}
+
 const struct emu_handler_entry emu_avx_handlers[] = {
+    { DOP_VMASKMOVPS, h_maskmov }, { DOP_VMASKMOVPD, h_maskmov },
+    { DOP_VPMASKMOVD, h_maskmov }, { DOP_VPMASKMOVQ, h_maskmov },
+    { DOP_MASKMOVDQU, h_maskmovdqu }, { DOP_VMASKMOVDQU, h_maskmovdqu },
     { DOP_VBROADCASTSS, h_broadcast }, { DOP_VBROADCASTSD, h_broadcast },
     { DOP_VBROADCASTF128, h_broadcast }, { DOP_VBROADCASTI128, h_broadcast },
     { DOP_VPBROADCASTB, h_broadcast }, { DOP_VPBROADCASTW, h_broadcast },

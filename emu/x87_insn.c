@@ -487,7 +487,7 @@ static int h_fstack(struct emu_vcpu *v, const struct decoded_insn *d)
         f->ftw &= (uint8_t)~(1u << ((t + sti(d, 0)) & 7));
         x87_pop(f);
         break;
-    default: /* FNOP */
+    default: /* FNOP; FNENI/FNDISI/FNSETPM are no-ops since the 80387 */
         break;
     }
     return EMU_H_NEXT;
@@ -621,7 +621,22 @@ static int h_fldenv(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* WAIT/FWAIT: #NM only when CR0.MP and CR0.TS are both set; then a pending
+ * unmasked x87 exception is delivered (SDM vol.2 WAIT/FWAIT, table 2-26). */
+static int h_fwait(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    (void)d;
+    uint64_t cr0 = v->cpu.cr0;
+    if ((cr0 & EMU_CR0_MP) && (cr0 & EMU_CR0_TS))
+        emu_raise(v, EMU_NM, EMU_NO_ERRCODE);
+    if ((v->cpu.fpu.fsw & X87_ES) && (cr0 & EMU_CR0_NE))
+        emu_raise(v, EMU_MF, EMU_NO_ERRCODE);
+    return EMU_H_NEXT;
+}
+
 const struct emu_handler_entry emu_x87_handlers[] = {
+    { DOP_WAIT, h_fwait }, { DOP_FNENI, h_fstack }, { DOP_FNDISI, h_fstack },
+    { DOP_FNSETPM, h_fstack },
     { DOP_FNSTENV, h_fnstenv }, { DOP_FNSAVE, h_fnstenv },
     { DOP_FLDENV, h_fldenv },   { DOP_FRSTOR, h_fldenv },
     { DOP_FADD, h_arith },   { DOP_FMUL, h_arith },   { DOP_FSUB, h_arith },

@@ -548,6 +548,68 @@ START_TEST(x87_programs_match_host)
 }
 END_TEST
 
+/* Masked moves touch only the selected elements: a masked-off element on an
+ * unmapped page must not fault. FWAIT honours CR0.MP/TS. */
+START_TEST(masked_moves_and_fwait)
+{
+    /* mask in ymm1: elements 0 and 2 (dwords) selected */
+    memset(T.c->fpu.xmm[1], 0, 16);
+    memset(T.c->fpu.ymmh[1], 0, 16);
+    T.c->fpu.xmm[1][3] = 0x80;
+    T.c->fpu.xmm[1][11] = 0x80;
+    uint8_t *data = T.ram + TVM_DATA;
+    for (int i = 0; i < 32; i++)
+        data[i] = (uint8_t)(0x40 + i);
+    memset(T.c->fpu.xmm[0], 0xee, 16);
+    memset(T.c->fpu.ymmh[0], 0xee, 16);
+    /* vmaskmovps ymm0, ymm1, [rdi] */
+    static const uint8_t ld[] = { 0xc4, 0xe2, 0x75, 0x2c, 0x07, 0xf4 };
+    tvm_code(&T, ld, sizeof(ld));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_int_eq(memcmp(T.c->fpu.xmm[0], data, 4), 0);
+    ck_assert_uint_eq(T.c->fpu.xmm[0][4], 0);
+    ck_assert_int_eq(memcmp(T.c->fpu.xmm[0] + 8, data + 8, 4), 0);
+    ck_assert_uint_eq(T.c->fpu.ymmh[0][0], 0);
+    /* vmaskmovps [rdi], ymm1, ymm2 with only element 0 selected, 4 bytes before an
+     * unmapped page: no #PF */
+    tvm_w64(&T, TVM_PT + 0x21 * 8, 0); /* page 0x21000 not present */
+    memset(T.c->fpu.xmm[1], 0, 16);
+    T.c->fpu.xmm[1][3] = 0x80;
+    memset(T.c->fpu.xmm[2], 0x5a, 16);
+    static const uint8_t st[] = { 0xc4, 0xe2, 0x75, 0x2e, 0x17, 0xf4 };
+    tvm_code(&T, st, sizeof(st));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RDI] = 0x21000 - 4;
+    emu_state_changed(T.v);
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_uint_eq(T.ram[0x21000 - 4], 0x5a);
+    /* selecting element 1 too faults */
+    T.c->fpu.xmm[1][7] = 0x80;
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RSP] = TVM_STACK - 0x1000;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 14);
+    /* fwait: CR0.TS alone does not fault, TS+MP does (#NM) */
+    static const uint8_t w[] = { 0x9b, 0xf4 };
+    T.c->cr0 = (T.c->cr0 | 8) & ~2ull;
+    emu_state_changed(T.v);
+    tvm_code(&T, w, sizeof(w));
+    T.c->rip = TVM_CODE;
+    T.c->gpr[EMU_RSP] = TVM_STACK - 0x1000;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    T.c->cr0 |= 2;
+    emu_state_changed(T.v);
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 7);
+}
+END_TEST
+
 /* Outside 64-bit mode XSAVE/XRSTOR do not touch XMM8-15 (SDM 13.5.2). */
 START_TEST(xsave_compat_mode_xmm8_15)
 {
@@ -833,6 +895,7 @@ int main(void)
     tcase_add_test(tc, x87_pending_exception_mf);
     tcase_add_test(tc, x87_env_match_host);
     tcase_add_test(tc, xsave_compat_mode_xmm8_15);
+    tcase_add_test(tc, masked_moves_and_fwait);
     tcase_add_test(tc, ymm_insns_match_host);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
