@@ -130,7 +130,9 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit);
  * EMU_EXIT_INTERRUPTED at the next instruction boundary. Async-signal-safe. */
 void emu_request_stop(struct emu_vcpu *v);
 
-/* Completions for the exit just returned. */
+/* Completions for the exit just returned. emu_complete_io finishes a plain IN at once
+ * (register written, RIP advanced), as KVM does at the start of the next KVM_RUN even
+ * with immediate_exit; INS and MMIO reads finish in the next emu_run. */
 void emu_complete_io(struct emu_vcpu *v, const void *in_data);
 void emu_complete_mmio(struct emu_vcpu *v, const void *read_data);
 /* error != 0: #GP(0) at the RDMSR/WRMSR; else RDMSR loads EDX:EAX = data and RIP advances. */

@@ -7,10 +7,22 @@
 
 /* --- completions (KVM: complete_userspace_io / complete_emulated_msr) --- */
 
+static void finish_io_in(struct emu_vcpu *v);
+
+/* KVM completes a pending IN at the start of the next KVM_RUN even when immediate_exit
+ * makes that KVM_RUN return -EINTR at once (kvm_arch_vcpu_ioctl_run runs
+ * complete_userspace_io first): the selftests' vcpu_save_state relies on it. A plain IN
+ * cannot fault, so it is finished right here; INS (memory writes) finishes in emu_run. */
 void emu_complete_io(struct emu_vcpu *v, const void *in_data)
 {
-    if (v->pending == EMU_PEND_IO_IN && in_data)
+    if (v->pending != EMU_PEND_IO_IN)
+        return;
+    if (in_data)
         memcpy(v->io_data, in_data, (size_t)v->io_in_reg_size * v->io_count);
+    if (!v->io_string) {
+        v->pending = EMU_PEND_NONE;
+        finish_io_in(v);
+    }
 }
 
 void emu_complete_mmio(struct emu_vcpu *v, const void *read_data)
