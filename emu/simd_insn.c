@@ -896,6 +896,50 @@ static int h_dp(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* CVTPI2PS/CVTPI2PD/CVT(T)PS2PI/CVT(T)PD2PI: SSE <-> MMX packed conversions, done
+ * with the 128-bit functions on the 64-bit halves involved. */
+static int h_cvtpi(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_simd_check(v, d);
+    simd_v128 a[2], b[2], r[2] = { { .q = { 0, 0 } }, { .q = { 0, 0 } } };
+    rd(v, d, 0, a);
+    rd(v, d, 1, b);
+    uint32_t m = v->cpu.fpu.mxcsr, fl;
+    switch (d->op) {
+    case DOP_CVTPI2PS: /* low 64 bits of the xmm replaced, upper kept */
+        r[0] = a[0];
+        simd_v128 t;
+        fl = simd_cvtdq2ps(&t, &b[0], &b[0], m);
+        r[0].q[0] = t.q[0];
+        break;
+    case DOP_CVTPI2PD:
+        fl = simd_cvtdq2pd(&r[0], &b[0], &b[0], m);
+        break;
+    case DOP_CVTPS2PI: fl = simd_cvtps2dq(&r[0], &b[0], &b[0], m); r[0].q[1] = 0; break;
+    case DOP_CVTTPS2PI: fl = simd_cvttps2dq(&r[0], &b[0], &b[0], m); r[0].q[1] = 0; break;
+    case DOP_CVTPD2PI: fl = simd_cvtpd2dq(&r[0], &b[0], &b[0], m); break;
+    default: fl = simd_cvttpd2dq(&r[0], &b[0], &b[0], m); break;
+    }
+    emu_simd_fp_flags(v, fl);
+    emu_simd_write(v, d, 0, r, false);
+    return EMU_H_NEXT;
+}
+
+/* MASKMOVQ mm1, mm2: byte stores of mm1 to DS:rDI where mm2's byte has bit 7 set. */
+static int h_maskmovq(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    emu_simd_check(v, d);
+    simd_v128 val[2], mask[2];
+    rd(v, d, 0, val);
+    rd(v, d, 1, mask);
+    unsigned seg = (d->prefixes & DPFX_SEG) ? d->seg_override : EMU_DS;
+    uint64_t di = emu_gpr_read(v, EMU_RDI, d->addrsize);
+    for (unsigned i = 0; i < 8; i++)
+        if (mask[0].b[i] & 0x80)
+            emu_mem_write(v, seg, (di + i) & emu_mask(d->addrsize), 1, val[0].b[i]);
+    return EMU_H_NEXT;
+}
+
 /* ---------------- SSE4.2 ---------------- */
 
 static int h_pcmpstr(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -1055,6 +1099,9 @@ const struct emu_handler_entry emu_simd_handlers[] = {
     { DOP_PCMPESTRI, h_pcmpstr }, { DOP_PCMPESTRM, h_pcmpstr }, { DOP_PCMPISTRI, h_pcmpstr }, { DOP_PCMPISTRM, h_pcmpstr },
     { DOP_VPCMPESTRI, h_pcmpstr }, { DOP_VPCMPESTRM, h_pcmpstr }, { DOP_VPCMPISTRI, h_pcmpstr }, { DOP_VPCMPISTRM, h_pcmpstr },
     { DOP_CRC32, h_crc32 },
+    { DOP_CVTPI2PS, h_cvtpi }, { DOP_CVTPI2PD, h_cvtpi }, { DOP_CVTPS2PI, h_cvtpi },
+    { DOP_CVTTPS2PI, h_cvtpi }, { DOP_CVTPD2PI, h_cvtpi }, { DOP_CVTTPD2PI, h_cvtpi },
+    { DOP_MASKMOVQ, h_maskmovq },
     { DOP_MPSADBW, h_mpsadbw }, { DOP_VMPSADBW, h_mpsadbw },
     { DOP_DPPS, h_dp }, { DOP_VDPPS, h_dp }, { DOP_DPPD, h_dp }, { DOP_VDPPD, h_dp },
     { DOP_VZEROUPPER, h_vzero }, { DOP_VZEROALL, h_vzero }, { DOP_EMMS, h_emms },

@@ -875,6 +875,26 @@ START_TEST(mmx_aliasing)
     ck_assert_uint_eq(T.c->fpu.ftw, 0);                  /* EMMS: all empty */
     ck_assert_uint_eq((T.c->fpu.fsw >> 11) & 7, 0);      /* MMX set TOP = 0 */
     ck_assert_uint_eq(T.c->fpu.st[1][8], 0xff);          /* MMX write: exponent all ones */
+
+    /* mov eax,7; movd mm1,eax; cvtpi2ps xmm0,mm1; cvttps2pi mm2,xmm0; movd ecx,mm2;
+     * cvtpi2pd xmm3,mm1; cvtpd2pi mm4,xmm3; movd edx,mm4; emms; hlt */
+    static const uint8_t cv[] = { 0xb8, 0x07, 0x00, 0x00, 0x00, 0x0f, 0x6e, 0xc8, 0x0f, 0x2a, 0xc1,
+                                  0x0f, 0x2c, 0xd0, 0x0f, 0x7e, 0xd1, 0x66, 0x0f, 0x2a, 0xd9,
+                                  0x66, 0x0f, 0x2d, 0xe3, 0x0f, 0x7e, 0xe2, 0x0f, 0x77, 0xf4 };
+    memset(T.c->fpu.xmm[0], 0x77, 16);
+    tvm_code(&T, cv, sizeof(cv));
+    T.c->rip = TVM_CODE;
+    ck_assert_int_eq(go(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    float f0;
+    memcpy(&f0, T.c->fpu.xmm[0], 4);
+    ck_assert(f0 == 7.0f);
+    ck_assert_uint_eq(T.c->fpu.xmm[0][15], 0x77); /* CVTPI2PS keeps bits 127:64 */
+    ck_assert_uint_eq(T.c->gpr[EMU_RCX], 7);
+    ck_assert_uint_eq(T.c->gpr[EMU_RDX], 7);
+    double d3;
+    memcpy(&d3, T.c->fpu.xmm[3], 8);
+    ck_assert(d3 == 7.0);
 }
 END_TEST
 
