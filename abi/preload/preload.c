@@ -231,8 +231,14 @@ static void enter_ioctl(void)
     pthread_mutex_unlock(&cancel_lock);
 }
 
-/* Returns whether pthread_cancel was called on us during the ioctl. */
-static bool leave_ioctl(void)
+/* Leave the ioctl and restore the cancellation state. glibc (2.36) drops an
+ * asynchronous cancel that arrives while cancellation is disabled, and re-enabling
+ * with a cancel pending unwinds the thread with a NULL result; so a thread cancelled
+ * during one of our ioctls is cancelled here, as Linux would at the return to user
+ * space: asynchronous type -> pthread_exit(PTHREAD_CANCELED) now; deferred -> glibc's
+ * pending cancel acts at the next cancellation point. cancel_lock makes this atomic
+ * with respect to pthread_cancel(). */
+static void leave_ioctl(int oldstate)
 {
     bool cancel = false;
     pthread_mutex_lock(&cancel_lock);
@@ -242,22 +248,16 @@ static bool leave_ioctl(void)
             in_ioctl[i] = in_ioctl[--nin_ioctl];
             break;
         }
+    int type = PTHREAD_CANCEL_DEFERRED;
+    if (cancel && oldstate == PTHREAD_CANCEL_ENABLE) {
+        /* reading the type while disabled never acts on the pending cancel */
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+        pthread_setcanceltype(type, NULL);
+    }
+    if (type != PTHREAD_CANCEL_ASYNCHRONOUS || !cancel || oldstate != PTHREAD_CANCEL_ENABLE)
+        pthread_setcancelstate(oldstate, NULL);
     pthread_mutex_unlock(&cancel_lock);
-    return cancel;
-}
-
-/* glibc drops an asynchronous cancel that arrives while cancellation is disabled, so
- * a thread cancelled during one of our ioctls is cancelled here, as Linux would at the
- * return to user space: asynchronous type -> now; deferred -> glibc's own pending
- * cancel acts at the next cancellation point. */
-static void act_on_cancel(bool cancelled, int state)
-{
-    if (!cancelled || state != PTHREAD_CANCEL_ENABLE)
-        return;
-    int type;
-    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
-    pthread_setcanceltype(type, NULL);
-    if (type == PTHREAD_CANCEL_ASYNCHRONOUS)
+    if (cancel && oldstate == PTHREAD_CANCEL_ENABLE && type == PTHREAD_CANCEL_ASYNCHRONOUS)
         pthread_exit(PTHREAD_CANCELED);
 }
 
@@ -278,9 +278,7 @@ int ioctl(int fd, unsigned long request, ...)
     enter_ioctl();
     long r = abi_ioctl(proc, fd, request, arg);
     int e = r < 0 ? (int)-r : 0;
-    bool cancelled = leave_ioctl();
-    pthread_setcancelstate(oldstate, NULL);
-    act_on_cancel(cancelled, oldstate);
+    leave_ioctl(oldstate);
     if (r < 0) {
         errno = e;
         return -1;
@@ -422,12 +420,15 @@ int pthread_cancel(pthread_t t)
 {
     ensure_init();
     pthread_mutex_lock(&cancel_lock);
+    bool in_ours = false;
     for (unsigned i = 0; i < nin_ioctl; i++)
         if (pthread_equal(in_ioctl[i].t, t))
-            in_ioctl[i].cancel = true;
+            in_ioctl[i].cancel = in_ours = true;
+    int r = real.pthread_cancel(t);
     pthread_mutex_unlock(&cancel_lock);
-    abi_thread_interrupt(proc, (unsigned long)t);
-    return real.pthread_cancel(t);
+    if (in_ours)
+        abi_thread_interrupt(proc, (unsigned long)t);
+    return r;
 }
 
 /* Runs first for every caught signal: tell abi (KVM_RUN must return EINTR), then
