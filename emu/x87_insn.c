@@ -1,5 +1,5 @@
 /* emu/: x87 instruction handlers (SDM vol.2 F* pages) on top of emu/x87.c.
- * Not modelled yet (they exit with KVM_INTERNAL_ERROR_EMULATION): FBLD, FBSTP. Unmasked exceptions set FSW.ES; the #MF is
+ * All x87 instructions of the decoder's table have handlers here. Unmasked exceptions set FSW.ES; the #MF is
  * taken by the next waiting x87 instruction when CR0.NE=1 (SDM vol.1 8.7). */
 #include <string.h>
 
@@ -621,6 +621,68 @@ static int h_fldenv(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* FBLD m80: 18 packed BCD digits + sign byte (SDM vol.1 4.7); exact as an integer. */
+static int h_fbld(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, true);
+    uint8_t m[10];
+    emu_simd_mmio_check(v, d, 0, false);
+    emu_mem_read_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), m, 10);
+    note(v, d);
+    int64_t val = 0;
+    for (int i = 8; i >= 0; i--) /* invalid digits: undefined result, taken as is */
+        val = val * 100 + (m[i] >> 4) * 10 + (m[i] & 15);
+    x87_f80 x = x87_from_int(val);
+    if (m[9] & 0x80)
+        x.b[9] |= 0x80; /* -0 stays -0 */
+    f->fsw &= (uint16_t)~X87_C1;
+    x87_push(f, x);
+    return EMU_H_NEXT;
+}
+
+/* FBSTP m80: round ST0 by FCW.RC to an integer, store 18 BCD digits, pop; out of
+ * range or NaN stores the packed-BCD indefinite with #IA (SDM vol.2 FBSTP). */
+static int h_fbstp(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    struct emu_fpu *f = fpu_check(v, true);
+    note(v, d);
+    bool empty = x87_empty(f, 0);
+    uint8_t m[10] = { 0 };
+    uint16_t exc = 0;
+    int64_t iv = 0;
+    if (empty) {
+        x87_underflow(f);
+        exc = X87_IE;
+    } else {
+        exc = x87_to_int(&iv, x87_get(f, 0), 8, false, f->fcw);
+        if (!(exc & X87_IE) && (iv > 999999999999999999ll || iv < -999999999999999999ll))
+            exc = (uint16_t)((exc & ~X87_PE) | X87_IE);
+    }
+    if (exc & X87_IE) {
+        if (!(f->fcw & X87_IE)) {
+            x87_raise(f, exc);
+            return EMU_H_NEXT; /* unmasked: nothing stored, no pop */
+        }
+        m[7] = 0xc0; /* packed BCD indefinite */
+        m[8] = 0xff;
+        m[9] = 0xff;
+    } else {
+        uint64_t u = iv < 0 ? (uint64_t)0 - (uint64_t)iv : (uint64_t)iv;
+        for (int i = 0; i < 9; i++) {
+            m[i] = (uint8_t)((u % 10) | ((u / 10 % 10) << 4));
+            u /= 100;
+        }
+        if (iv < 0 || (x87_get(f, 0).b[9] & 0x80))
+            m[9] = 0x80;
+    }
+    emu_simd_mmio_check(v, d, 0, true);
+    emu_mem_write_buf(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), m, 10);
+    if (!empty)
+        x87_raise(f, exc);
+    x87_pop(f);
+    return EMU_H_NEXT;
+}
+
 /* WAIT/FWAIT: #NM only when CR0.MP and CR0.TS are both set; then a pending
  * unmasked x87 exception is delivered (SDM vol.2 WAIT/FWAIT, table 2-26). */
 static int h_fwait(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -635,7 +697,7 @@ static int h_fwait(struct emu_vcpu *v, const struct decoded_insn *d)
 }
 
 const struct emu_handler_entry emu_x87_handlers[] = {
-    { DOP_WAIT, h_fwait }, { DOP_FNENI, h_fstack }, { DOP_FNDISI, h_fstack },
+    { DOP_WAIT, h_fwait }, { DOP_FBLD, h_fbld }, { DOP_FBSTP, h_fbstp }, { DOP_FNENI, h_fstack }, { DOP_FNDISI, h_fstack },
     { DOP_FNSETPM, h_fstack },
     { DOP_FNSTENV, h_fnstenv }, { DOP_FNSAVE, h_fnstenv },
     { DOP_FLDENV, h_fldenv },   { DOP_FRSTOR, h_fldenv },

@@ -544,6 +544,17 @@ START_TEST(x87_programs_match_host)
             0xdd, 0x7f, 0x3c, 0xdb, 0xe3,
         };
         x87_prog(p5, sizeof(p5), in);
+        /* BCD: fninit; fldcw [rdi+56]; fild dword [rdi+32]; fbstp [rdi]; fbld [rdi];
+         * fld qword [rdi+40]; fbstp [rdi+10]; fistp qword [rdi+20]; fnstsw [rdi+28] */
+        static const uint8_t p6[] = { 0xdb, 0xe3, 0xd9, 0x6f, 0x38, 0xdb, 0x47, 0x20, 0xdf, 0x37,
+                                      0xdf, 0x27, 0xdd, 0x47, 0x28, 0xdf, 0x77, 0x0a,
+                                      0xdf, 0x7f, 0x14, 0xdd, 0x7f, 0x1c, 0xdb, 0xe3 };
+        x87_prog(p6, sizeof(p6), in);
+        if (it < 4) { /* BCD edge cases: out of range (indefinite), negative, -0, NaN */
+            static const double edge[] = { 1e20, -12345.5, -0.0, __builtin_nan("") };
+            memcpy(in + 40, &edge[it], 8);
+            x87_prog(p6, sizeof(p6), in);
+        }
     }
 }
 END_TEST
