@@ -109,6 +109,14 @@ static inline uint64_t msr_spec_ctrl_valid_bits(const struct msr_vcpu *v)
     return 0x7;
 }
 
+/* CPUID faulting (MSR_MISC_FEATURES_ENABLES bit 0, allowed when PLATFORM_INFO bit 31 is
+ * set): emu must raise #GP(0) for CPUID at CPL > 0 while this is true (KVM
+ * kvm_emulate_cpuid -> cpuid_fault_enabled). */
+static inline bool msr_cpuid_faulting(const struct msr_vcpu *v)
+{
+    return v && (v->k.misc_features_enables & 1);
+}
+
 /* The fast path: what the CPU does for a passed-through MSR with guest state loaded.
  * Only MSRs that appear in a vendor's pass-through list are handled; anything else
  * (which a correct bitmap never passes) reports #GP so a bitmap bug is visible. */

@@ -93,6 +93,15 @@ START_TEST(platform_info_cap)
     ck_assert_int_eq(grd(f, MSR_PLATFORM_INFO, &val, &reason), EMU_MSR_OK);
     ck_assert_uint_eq(val, 0xff00 | (1ull << 31));
     ck_assert_int_eq(gwr(f, MSR_PLATFORM_INFO, 0, &reason), EMU_MSR_GP);
+    /* CPUID faulting: enabled through MISC_FEATURES_ENABLES while PLATFORM_INFO allows it */
+    ck_assert(!msr_cpuid_faulting(f->v));
+    ck_assert_int_eq(gwr(f, 0x140, 1, &reason), EMU_MSR_OK);
+    ck_assert(msr_cpuid_faulting(f->v));
+    ck_assert_int_eq(gwr(f, 0x140, 2, &reason), EMU_MSR_GP);
+    ck_assert_int_ne(msr_vcpu_set(f->v, MSR_PLATFORM_INFO, 0), 0); /* can't withdraw while used */
+    ck_assert_int_eq(gwr(f, 0x140, 0, &reason), EMU_MSR_OK);
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_PLATFORM_INFO, 0xff00), 0);
+    ck_assert_int_eq(gwr(f, 0x140, 1, &reason), EMU_MSR_GP); /* no longer supported */
     ck_assert_int_eq(msr_vm_enable_platform_info(&f->vm, 0), 0);
     ck_assert_int_eq(grd(f, MSR_PLATFORM_INFO, &val, &reason), EMU_MSR_GP);
     ck_assert_uint_eq(val, 0);
