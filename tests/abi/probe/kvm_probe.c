@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,6 +97,46 @@ static void run_guest(int vm)
     printf("guest: rip in loop=%d\n", g.rip == 0x3000);
     close(vcpu);
     close(kvm);
+}
+
+/* A thread blocked in KVM_RUN (HLT with the in-kernel irqchip) and cancelled
+ * asynchronously ends with PTHREAD_CANCELED, as with Linux KVM. */
+static void *halt_thread(void *arg)
+{
+    int vcpu = *(int *)arg, old;
+    pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
+    for (;;)
+        ioctl(vcpu, KVM_RUN, 0);
+    return NULL;
+}
+
+static void cancel_in_run(int kvm)
+{
+    static const uint8_t cli_hlt[] = {0xfa, 0xf4, 0xeb, 0xfd}; /* cli; hlt; jmp back */
+    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    CHECK("cancel: create irqchip", ioctl(vm, KVM_CREATE_IRQCHIP, 0));
+    uint8_t *mem = mmap(NULL, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memcpy(mem + 0x1000, cli_hlt, sizeof cli_hlt);
+    struct kvm_userspace_memory_region r = {.memory_size = 0x10000,
+                                            .userspace_addr = (uintptr_t)mem};
+    ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r);
+    int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+    struct kvm_sregs s;
+    ioctl(vcpu, KVM_GET_SREGS, &s);
+    s.cs.base = 0;
+    s.cs.selector = 0;
+    ioctl(vcpu, KVM_SET_SREGS, &s);
+    struct kvm_regs g = {.rip = 0x1000, .rflags = 2};
+    ioctl(vcpu, KVM_SET_REGS, &g);
+    pthread_t t;
+    pthread_create(&t, NULL, halt_thread, &vcpu);
+    usleep(200000);
+    void *rv = NULL;
+    printf("cancel: cancel=%d\n", pthread_cancel(t));
+    printf("cancel: join=%d\n", pthread_join(t, &rv));
+    printf("cancel: result is PTHREAD_CANCELED=%d\n", rv == PTHREAD_CANCELED);
+    close(vcpu);
+    close(vm);
 }
 
 int main(int argc, char **argv)
@@ -272,6 +313,7 @@ int main(int argc, char **argv)
     close(vcpu);
     run_guest(vm);
     close(vm);
+    cancel_in_run(kvm);
     close(kvm);
     return 0;
 }
