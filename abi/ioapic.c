@@ -125,9 +125,11 @@ static void write_indirect(struct abi_irqchip *chip, uint32_t val)
         service(chip, idx);
 }
 
+/* Only the exact offsets 0x00 and 0x10 are registers (KVM ioapic_mmio_read/
+ * write switch on the offset itself); everything else reads 0, drops writes. */
 uint32_t ioapic_mmio_read(struct abi_irqchip *chip, unsigned off)
 {
-    switch (off & ~3u) {
+    switch (off) {
     case IOREGSEL:
         return chip->ioapic.ioregsel;
     case IOWIN:
@@ -139,9 +141,9 @@ uint32_t ioapic_mmio_read(struct abi_irqchip *chip, unsigned off)
 
 void ioapic_mmio_write(struct abi_irqchip *chip, unsigned off, uint32_t val)
 {
-    switch (off & ~3u) {
+    switch (off) {
     case IOREGSEL:
-        chip->ioapic.ioregsel = val;
+        chip->ioapic.ioregsel = val & 0xff; /* an 8-bit register */
         break;
     case IOWIN:
         write_indirect(chip, val);

@@ -231,11 +231,15 @@ bool abi_irqchip_pio(struct abi_irqchip *chip, uint16_t port, bool in, void *dat
     if (!pic_port)
         return false;
     uint8_t *b = data;
+    /* KVM's PIC (picdev_read/write) only does byte accesses: wider reads
+     * return 0 and wider writes are dropped. */
+    if (size != 1) {
+        if (in)
+            memset(data, 0, size);
+        return true;
+    }
     pthread_mutex_lock(&chip->lock);
     if (in) {
-        /* KVM's PIC handles byte accesses; wider reads see the byte repeated
-         * nowhere, so fill the rest with zero. */
-        memset(data, 0, size);
         pic_ioport_read(&chip->pic, port, b);
     } else {
         pic_ioport_write(&chip->pic, port, b[0]);
@@ -255,7 +259,7 @@ bool abi_irqchip_mmio(struct abi_irqchip *chip, uint64_t gpa, bool write, void *
     }
     unsigned off = (unsigned)(gpa - base);
     if (write) {
-        uint32_t v = 0;
+        uint32_t v = 0; /* an 8-byte write stores its low 32 bits */
         memcpy(&v, data, len < 4 ? len : 4);
         ioapic_mmio_write(chip, off, v);
     } else {

@@ -186,6 +186,17 @@ START_TEST(ioapic_edge_and_mask)
     ck_assert(!irr_has(l1, 0x40));
     /* Out-of-range redirection index reads all-ones. */
     ck_assert_uint_eq(ioapic_read(0x10 + 2 * 24), 0xffffffffu);
+    /* IOREGSEL is 8 bits; only offsets 0x00/0x10 are registers. */
+    ioapic_write(0x101, 0);
+    uint32_t sel = 0;
+    ck_assert(abi_irqchip_mmio(chip, 0xfec00000, false, &sel, 4));
+    ck_assert_uint_eq(sel, 0x01);
+    ck_assert(abi_irqchip_mmio(chip, 0xfec00004, false, &sel, 4));
+    ck_assert_uint_eq(sel, 0);
+    /* The PIC answers bytes only. */
+    uint16_t w = 0xffff;
+    ck_assert(abi_irqchip_pio(chip, 0x21, true, &w, 2));
+    ck_assert_uint_eq(w, 0);
     /* Not our window. */
     uint32_t v;
     ck_assert(!abi_irqchip_mmio(chip, 0xfec00100, false, &v, 4));
