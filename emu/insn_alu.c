@@ -58,6 +58,21 @@ static uint64_t atomic_rmw(void *p, unsigned size, enum alu op, uint64_t b, bool
 static int alu(struct emu_vcpu *v, const struct decoded_insn *d, enum alu op)
 {
     unsigned size = d->ops[0].size;
+    const struct decoder_operand *o0 = &d->ops[0], *o1 = &d->ops[1];
+    /* fast path: GPR destination, GPR or immediate source (no faults possible) */
+    if (o0->kind == DOPND_REG && o0->reg_class == DREG_GPR &&
+        (o1->kind == DOPND_IMM || (o1->kind == DOPND_REG && o1->reg_class == DREG_GPR))) {
+        uint64_t m = emu_mask(size);
+        uint64_t a = v->cpu.gpr[o0->reg] & m;
+        uint64_t b = (o1->kind == DOPND_IMM ? (uint64_t)o1->disp : v->cpu.gpr[o1->reg]) & m;
+        bool cf = (op == A_ADC || op == A_SBB) ? emu_cf(v) : false;
+        uint64_t r = alu_compute(op, a, b, cf) & m;
+        if (op != A_CMP && op != A_TEST)
+            emu_gpr_write(v, o0->reg, size, r);
+        emu_lf_set(v, alu_lf[op], size, r, a, b);
+        v->lf.cf_in = cf;
+        return EMU_H_NEXT;
+    }
     uint64_t m = emu_mask(size);
     uint64_t b = emu_opnd_read(v, d, 1) & m;
     bool cf = (op == A_ADC || op == A_SBB) ? emu_cf(v) : false;

@@ -110,7 +110,16 @@ static const struct decoded_insn *fetch(struct emu_vcpu *v, emu_handler_fn **fn,
     uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
     unsigned avail;
     uint64_t gpa;
-    uint8_t *h = emu_fetch_ptr(v, lin, &avail, &gpa);
+    uint8_t *h;
+    /* fast path: same code page as the last fetch (see emu_fetch_ptr) */
+    uint64_t ftag = ((v->long_mode ? lin : (uint32_t)lin) & ~0xfffull) | ((uint64_t)c->cpl << 1) | 1;
+    if (__builtin_expect(v->fetch_tag == ftag, 1)) {
+        avail = 4096 - (lin & 0xfff);
+        gpa = v->fetch_gpa | (lin & 0xfff);
+        h = v->fetch_host + (lin & 0xfff);
+    } else {
+        h = emu_fetch_ptr(v, lin, &avail, &gpa);
+    }
     if (h) {
         struct emu_dcache_entry *e = &v->dcache[dc_index(gpa)];
         uint64_t tag = gpa << 2 | v->mode;
