@@ -36,6 +36,10 @@ void abi_signal_arrived(void);
  * KVM_RUN return -EINTR as the cancellation signal would on Linux KVM. */
 bool abi_thread_interrupt(struct abi_process *p, unsigned long t); /* true: t was in KVM_RUN */
 
+/* For a vCPU fd: the memfd of its VM's coalesced MMIO ring, which must appear at page
+ * ABI_COALESCED_MMIO_PAGE_OFFSET of every mapping of the vCPU fd; else -1. */
+int abi_vcpu_ring_fd(struct abi_process *p, int fd);
+
 /* Text of /sys/module/<module>/parameters/<param> as a KVM with our configuration would
  * show it, or NULL when that file would not exist (e.g. kvm_amd on an Intel flavour). */
 const char *abi_module_param(const char *module, const char *param);

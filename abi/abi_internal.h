@@ -51,6 +51,7 @@ struct abi_memslot {
 struct abi_vcpu;
 
 #define ABI_MAX_IOEVENTFDS 1000 /* NR_IOBUS_DEVS */
+#define ABI_MAX_COALESCED_ZONES 1000
 struct abi_ioeventfd {
     bool pio, datamatch;
     uint64_t addr, value;
@@ -83,6 +84,10 @@ struct abi_vm {
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
     struct abi_ioeventfd ioeventfds[ABI_MAX_IOEVENTFDS];
+    struct kvm_coalesced_mmio_zone zones[ABI_MAX_COALESCED_ZONES];
+    unsigned nzones;
+    int ring_fd;                          /* coalesced MMIO ring page (memfd) */
+    struct kvm_coalesced_mmio_ring *ring; /* our mapping of it */
     unsigned nioeventfds;
 };
 
@@ -175,6 +180,14 @@ long abi_vm_ioeventfd(struct abi_vm *vm, unsigned long arg);
 bool abi_ioeventfd_signal(struct abi_vm *vm, bool pio, uint64_t addr, const void *data,
                           unsigned len);
 void abi_ioeventfd_free(struct abi_vm *vm);
+
+/* coalesced.c */
+int abi_coalesced_init(struct abi_vm *vm);
+void abi_coalesced_free(struct abi_vm *vm);
+long abi_vm_coalesced_zone(struct abi_vm *vm, unsigned long arg, bool reg);
+/* A guest write: true if it went into the coalesced ring (no exit to user space). */
+bool abi_coalesced_write(struct abi_vm *vm, bool pio, uint64_t addr, const void *data,
+                         unsigned len);
 
 /* stats.c: KVM_GET_STATS_FD for the VM (vcpu == NULL) or a vCPU */
 long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);

@@ -56,6 +56,8 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_SET_BOOT_CPU_ID, 1},
     {KVM_CAP_NR_VCPUS, 2},
     {KVM_CAP_IOEVENTFD, 1},
+    {KVM_CAP_COALESCED_MMIO, ABI_COALESCED_MMIO_PAGE_OFFSET},
+    {KVM_CAP_COALESCED_PIO, 1},
     {KVM_CAP_ADJUST_CLOCK, KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC},
     {KVM_CAP_X86_APIC_BUS_CYCLES_NS, 1}, /* APIC_BUS_CYCLE_NS_DEFAULT */
     {KVM_CAP_IOEVENTFD_ANY_LENGTH, 1},
@@ -107,6 +109,8 @@ static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned 
     atomic_fetch_add(&s->obj.refs, 1);
     vm->sys = s;
     int r = abi_msr_vm_init(vm);
+    if (r >= 0)
+        r = abi_coalesced_init(vm);
     if (r >= 0)
         r = abi_obj_install(p, &vm->obj, fd);
     if (r < 0) {
@@ -192,6 +196,12 @@ long abi_system_ioctl(struct abi_process *p, struct abi_system *s, unsigned long
         return abi_msr_feature_get(s, arg);
     case KVM_GET_DEVICE_ATTR:
         return sys_get_device_attr(arg);
+    case KVM_X86_GET_MCE_CAP_SUPPORTED: {
+        /* MCG_CTL_P | MCG_SER_P (KVM_MCE_CAP_SUPPORTED without LMCE/CMCI, which need
+         * KVM_X86_SETUP_MCE/SET_MCE injection that we do not offer) */
+        uint64_t caps = (1ull << 8) | (1ull << 24);
+        return abi_copy_to_user((void *)arg, &caps, sizeof caps) ? -EFAULT : 0;
+    }
     case KVM_HAS_DEVICE_ATTR:
         return sys_has_device_attr(arg);
     default:

@@ -206,7 +206,8 @@ static int handle_exit(struct abi_vcpu *v)
         if (v->vm->irqchip_state && irqchip_pio(v))
             return 1;
         if (!x->io.in && x->io.count <= 1 &&
-            abi_ioeventfd_signal(v->vm, true, x->io.port, x->io.data, x->io.size)) {
+            (abi_ioeventfd_signal(v->vm, true, x->io.port, x->io.data, x->io.size) ||
+             abi_coalesced_write(v->vm, true, x->io.port, x->io.data, x->io.size))) {
             emu_complete_io(v->emu, NULL);
             return 1;
         }
@@ -227,7 +228,8 @@ static int handle_exit(struct abi_vcpu *v)
     }
     case EMU_EXIT_MMIO:
         if (x->mmio.is_write &&
-            abi_ioeventfd_signal(v->vm, false, x->mmio.gpa, x->mmio.data, x->mmio.len)) {
+            (abi_ioeventfd_signal(v->vm, false, x->mmio.gpa, x->mmio.data, x->mmio.len) ||
+             abi_coalesced_write(v->vm, false, x->mmio.gpa, x->mmio.data, x->mmio.len))) {
             emu_complete_mmio(v->emu, NULL);
             return 1;
         }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ struct real_fns {
     int (*fstatat)(int, const char *, struct stat *, int);
     int (*sigaction)(int, const struct sigaction *, struct sigaction *);
     int (*pthread_cancel)(pthread_t);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
 };
 
 static struct real_fns real;
@@ -83,6 +85,7 @@ static void init(void)
     real.fstatat = dlsym(RTLD_NEXT, "fstatat");
     real.sigaction = dlsym(RTLD_NEXT, "sigaction");
     real.pthread_cancel = dlsym(RTLD_NEXT, "pthread_cancel");
+    real.mmap = dlsym(RTLD_NEXT, "mmap");
     proc = abi_process_create();
 }
 
@@ -340,6 +343,29 @@ int fcntl(int fd, int cmd, ...)
     return r;
 }
 int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+/* A vCPU fd is a memfd, so mmap works natively, except that the coalesced MMIO page
+ * (page 2) must be the VM's shared ring: map that page over from the ring memfd. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (!real.mmap) /* before our constructor (e.g. from the dynamic loader): no KVM fds yet */
+        return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    void *p = real.mmap(addr, len, prot, flags, fd, off);
+    if (p == MAP_FAILED || fd < 0 || !abi_owns_fd(proc, fd))
+        return p;
+    int ring = abi_vcpu_ring_fd(proc, fd);
+    long pg = sysconf(_SC_PAGESIZE);
+    off_t ring_off = (off_t)ABI_COALESCED_MMIO_PAGE_OFFSET * pg;
+    if (ring >= 0 && off <= ring_off && (off_t)(off + len) > ring_off &&
+        real.mmap((char *)p + (ring_off - off), (size_t)pg, prot, (flags & ~MAP_PRIVATE) | MAP_SHARED | MAP_FIXED,
+                  ring, 0) == MAP_FAILED) {
+        munmap(p, len);
+        return MAP_FAILED;
+    }
+    return p;
+}
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    __attribute__((alias("mmap")));
 
 /* ---------------- /dev/kvm existence checks ---------------- */
 

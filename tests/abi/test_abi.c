@@ -306,6 +306,28 @@ START_TEST(run_ioeventfd)
 }
 END_TEST
 
+/* Coalesced PIO: writes to a registered zone land in the VM's ring without exiting. */
+START_TEST(run_coalesced_pio)
+{
+    static const uint8_t code[] = {0xb0, 0x42, 0xe6, 0x10, 0xb0, 0x43, 0xe6, 0x10, 0xf4};
+    struct guest g = guest_create(code, sizeof code);
+    struct kvm_coalesced_mmio_zone z = {.addr = 0x10, .size = 1, .pio = 1};
+    ck_assert_int_eq(io(&g.f, g.f.vm, KVM_REGISTER_COALESCED_MMIO, &z), 0);
+    z.pio = 2;
+    ck_assert_int_eq(io(&g.f, g.f.vm, KVM_REGISTER_COALESCED_MMIO, &z), -EINVAL);
+    ck_assert_int_eq(io(&g.f, g.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(g.run->exit_reason, KVM_EXIT_HLT);
+    struct abi_vm *vm = (struct abi_vm *)abi_obj_get(g.f.p, g.f.vm);
+    ck_assert_uint_eq(vm->ring->first, 0);
+    ck_assert_uint_eq(vm->ring->last, 2);
+    ck_assert_uint_eq(vm->ring->coalesced_mmio[0].phys_addr, 0x10);
+    ck_assert_uint_eq(vm->ring->coalesced_mmio[0].pio, 1);
+    ck_assert_uint_eq(vm->ring->coalesced_mmio[1].data[0], 0x43);
+    abi_obj_put(&vm->obj);
+    guest_destroy(&g);
+}
+END_TEST
+
 /* /work/shared/spec/msr.md sections 2-3: a filtered RDMSR exits to user space with
  * reason FILTER; msr.error=0 completes it with msr.data, msr.error=1 injects #GP. */
 START_TEST(run_msr_filter_exit)
@@ -369,6 +391,7 @@ int main(void)
     tcase_add_test(run, run_io_and_hlt);
     tcase_add_test(run, run_msr_filter_exit);
     tcase_add_test(run, run_ioeventfd);
+    tcase_add_test(run, run_coalesced_pio);
     suite_add_tcase(s, run);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
