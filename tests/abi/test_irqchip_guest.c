@@ -5,8 +5,9 @@
  * interrupt waking HLT, a PIC IRQ (ExtINT via LINT0), an IOAPIC edge pin and
  * an IOAPIC level pin with EOI/Remote IRR. Every value it reports on port
  * 0xe9 is compared with the transcript of the same guest on this machine's
- * real /dev/kvm; the 8 lines where that host (PVM-based KVM) deviates from the
- * SDM or returns undefined data carry the SDM value and say so. */
+ * real /dev/kvm; the 10 lines where that host (PVM-based KVM) deviates from the
+ * SDM or returns undefined data carry the SDM value and say so. The last part
+ * arms the TSC-deadline timer (CPUID from KVM_GET_SUPPORTED_CPUID) and HLTs. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -203,6 +204,30 @@ __asm__(".pushsection .rodata.irqg, \"a\"\n"
     "    IRQG_REPV $0xdddd\n"
     "    IRQG_RD 0x200\n"
     "    IRQG_RD 0x210\n"
+    "    /* TSC-deadline timer (CPUID has TSC_DEADLINE) */\n"
+    "    IRQG_WR 0x320, $0x40032\n"
+    "    IRQG_RD 0x320\n"
+    "    rdtsc\n"
+    "    shl $32, %rdx\n"
+    "    or %rdx, %rax\n"
+    "    add $3000000, %rax\n"
+    "    mov %rax, %rdx\n"
+    "    shr $32, %rdx\n"
+    "    mov $0x6e0, %ecx\n"
+    "    wrmsr\n"
+    "    rdmsr\n"
+    "    xor %ebx, %ebx\n"
+    "    or %edx, %eax\n"
+    "    setnz %bl\n"
+    "    mov %ebx, %eax\n"
+    "    IRQG_REP\n"
+    "    sti\n"
+    "    hlt\n"
+    "    cli\n"
+    "    mov $0x6e0, %ecx\n"
+    "    rdmsr\n"
+    "    or %edx, %eax\n"
+    "    IRQG_REP\n"
     "    mov $0xea, %dx\n"
     "    out %eax, %dx\n"
     "2:  hlt\n"
@@ -221,6 +246,11 @@ __asm__(".pushsection .rodata.irqg, \"a\"\n"
     "    iretq\n"
     "irqg_h33: push %rax\n"
     "    IRQG_REPV $0x33\n"
+    "    pop %rax\n"
+    "    iretq\n"
+    "irqg_h32: push %rax\n"
+    "    IRQG_REPV $0x32\n"
+    "    movl $0, 0xb0(%rsi)\n"
     "    pop %rax\n"
     "    iretq\n"
     "irqg_h40: push %rax\n"
@@ -253,8 +283,8 @@ __asm__(".pushsection .rodata.irqg, \"a\"\n"
     ".purgem IRQG_WR\n"
     ".purgem IRQG_PIN_IN\n"
 ".popsection\n");
-extern const uint8_t irqg_start[], irqg_end[], irqg_h24[], irqg_h30[], irqg_h33[], irqg_h40[],
-    irqg_h41[], irqg_bad[];
+extern const uint8_t irqg_start[], irqg_end[], irqg_h24[], irqg_h30[], irqg_h32[], irqg_h33[],
+    irqg_h40[], irqg_h41[], irqg_bad[];
 
 /* Values reported by the guest, in order (real KVM transcript). */
 static const uint32_t expected[] = {
@@ -275,7 +305,7 @@ static const uint32_t expected[] = {
     0x00010000,
     0x00010000,
     0x000110ff,
-    0x000110ff,
+    0x000710ff, /* 18: LVTT keeps mode bits 18:17 once CPUID has TSC-deadline */
     0x000117ff,
     0x0001f7ff,
     0x0001f7ff,
@@ -325,6 +355,11 @@ static const uint32_t expected[] = {
     0x0000dddd,
     0x00000000,
     0x00000000,
+    0x00040032, /* 68: LVTT in TSC-deadline mode */
+    0x00000001, /* 69: IA32_TSC_DEADLINE armed */
+    0x00000032, /* 70: the deadline interrupt woke HLT (the PVM oracle, still holding
+                 * the level 0x41 it never saw EOIed, took 0x41 here) */
+    0x00000000, /* 71: IA32_TSC_DEADLINE reads 0 after it fired */
 };
 
 #define MEM_SIZE (1u << 20)
@@ -376,7 +411,8 @@ static void vm_setup(struct vmctx *c)
     gdt[2] = 0x00cf92000000ffffull;
     /* IDT: every vector to irqg_bad, then the expected ones. */
     const struct { unsigned vec; const uint8_t *h; } gates[] = {
-        {0x24, irqg_h24}, {0x30, irqg_h30}, {0x33, irqg_h33}, {0x40, irqg_h40}, {0x41, irqg_h41},
+        {0x24, irqg_h24}, {0x30, irqg_h30}, {0x32, irqg_h32}, {0x33, irqg_h33}, {0x40, irqg_h40},
+        {0x41, irqg_h41},
     };
     uint64_t *idt = (uint64_t *)(c->mem + IDT_GPA);
     for (unsigned v = 0; v < 256; v++)
@@ -397,6 +433,18 @@ static void vm_setup(struct vmctx *c)
     ck_assert_int_eq(io(c, c->vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
     c->vcpu = (int)io(c, c->vm, KVM_CREATE_VCPU, 0);
     ck_assert_int_ge(c->vcpu, 0);
+    /* The CPU model KVM offers (with TSC-deadline), as a VMM would set it. */
+    static struct {
+        struct kvm_cpuid2 h;
+        struct kvm_cpuid_entry2 e[128];
+    } cpuid = {.h.nent = 128};
+    ck_assert_int_eq(io(c, c->kvm, KVM_GET_SUPPORTED_CPUID, &cpuid), 0);
+    bool tscdl = false;
+    for (unsigned k = 0; k < cpuid.h.nent; k++)
+        if (cpuid.e[k].function == 1)
+            tscdl = cpuid.e[k].ecx & (1u << 24);
+    ck_assert(tscdl);
+    ck_assert_int_eq(io(c, c->vcpu, KVM_SET_CPUID2, &cpuid), 0);
     long sz = io(c, c->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     ck_assert_int_gt(sz, 0);
     c->run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, c->vcpu, 0);
