@@ -641,9 +641,26 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
      * entry's size and let the table's per-operand size rule finish it. */
     d->opsize = full_opsize;
     unsigned n = e->nopnd;
-    for (unsigned k = 0; k < n; k++) {
-        d->ops[k] = (struct decoder_operand){0};
-        ud |= !decode_operand(&s, d, &d->ops[k], e->opnd[k]);
+    if (e->shape) {
+        /* r/m + reg GPR pairs (MOV, ADD, CMP, TEST...): straight-line version of
+         * the generic loop below, same results */
+        unsigned size = e->shape >= 3 ? 1 : d->opsize;
+        int has_rex = d->rex != 0;
+        struct decoder_operand *rm = &d->ops[(e->shape & 1) ? 0 : 1], *g = &d->ops[(e->shape & 1) ? 1 : 0];
+        *rm = (struct decoder_operand){0};
+        *g = (struct decoder_operand){0};
+        if (s.mod != 3) {
+            decode_mem(&s, d, rm);
+            rm->size = (uint8_t)size;
+        } else {
+            set_gpr(rm, &s, s.rmf | (s.rex_b << 3), size, has_rex);
+        }
+        set_gpr(g, &s, s.regf | (s.rex_r << 3), size, has_rex);
+    } else {
+        for (unsigned k = 0; k < n; k++) {
+            d->ops[k] = (struct decoder_operand){0};
+            ud |= !decode_operand(&s, d, &d->ops[k], e->opnd[k]);
+        }
     }
     /* a failed need() leaves status set and later reads harmless (they return 0) */
     if (__builtin_expect(s.status != 0, 0))

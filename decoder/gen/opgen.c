@@ -311,6 +311,20 @@ static void parse_line(char *line, int lineno)
     }
 }
 
+/* The commonest operand shapes get a straight-line path in the decoder:
+ * 1 = Ev,Gv  2 = Gv,Ev  3 = Eb,Gb  4 = Gb,Eb (see dec_entry.shape). */
+static int gpr_shape(const struct entry *e)
+{
+    const char *a = OPND_NAMES[e->opnd[0]], *b = OPND_NAMES[e->opnd[1]];
+    if (e->opnd[2])
+        return 0;
+    if (!strcmp(a, "Ev") && !strcmp(b, "Gv")) return 1;
+    if (!strcmp(a, "Gv") && !strcmp(b, "Ev")) return 2;
+    if (!strcmp(a, "Eb") && !strcmp(b, "Gb")) return 3;
+    if (!strcmp(a, "Gb") && !strcmp(b, "Eb")) return 4;
+    return 0;
+}
+
 static int cmp_ent(const void *a, const void *b)
 {
     const struct entry *x = a, *y = b;
@@ -408,12 +422,13 @@ int main(int argc, char **argv)
         if (e->b0) mask |= 1u << 16;
         if (e->l) { mask |= 1u << 17; val |= (e->l == 2 ? 1u : 0u) << 17; }
         if (e->vexnovvvv) mask |= 1u << 18;
-        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d, 0x%x, 0x%x, %d}, /* line %d */\n",
+        fprintf(c, "    {DOP_%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {%d, %d, %d, %d}, %d, 0x%x, 0x%x, %d, %d}, /* line %d */\n",
                 ops[e->op].dop, e->reg < 0 ? 0xff : e->reg, e->mod, e->rm < 0 ? 0xff : e->rm,
                 e->pfx, e->osz, e->asz, e->w, e->b0, e->l, e->modes, e->d64, e->f64, e->lock,
                 e->cond, e->vexnovvvv, e->opnd[0], e->opnd[1], e->opnd[2], e->opnd[3],
                 ops[e->op].flags & ~F_LOCK, mask, val,
-                (e->opnd[0] != 0) + (e->opnd[1] != 0) + (e->opnd[2] != 0) + (e->opnd[3] != 0), e->line);
+                (e->opnd[0] != 0) + (e->opnd[1] != 0) + (e->opnd[2] != 0) + (e->opnd[3] != 0),
+                gpr_shape(e), e->line);
     }
     fprintf(c, "    {0}\n};\n\n");
     /* slot index: per map (7) x 256 opcodes: first entry, count, has-ModRM */
