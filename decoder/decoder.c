@@ -641,7 +641,19 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
      * entry's size and let the table's per-operand size rule finish it. */
     d->opsize = full_opsize;
     unsigned n = e->nopnd;
-    if (e->shape) {
+    if (e->shape >= 5) {
+        /* relative branches and register-in-opcode forms (PUSH/POP/BSWAP...) */
+        struct decoder_operand *o = &d->ops[0];
+        *o = (struct decoder_operand){0};
+        if (e->shape == 7) {
+            set_gpr(o, &s, (d->opcode & 7) | (s.rex_b << 3), d->opsize, d->rex != 0);
+        } else {
+            unsigned nb = e->shape == 5 ? 1 : d->opsize == 2 ? 2 : 4;
+            o->kind = DOPND_REL;
+            o->size = d->opsize;
+            o->disp = sext(read_le(&s, nb), nb);
+        }
+    } else if (e->shape) {
         /* r/m + reg GPR pairs (MOV, ADD, CMP, TEST...): straight-line version of
          * the generic loop below, same results */
         unsigned size = e->shape >= 3 ? 1 : d->opsize;

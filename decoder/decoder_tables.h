@@ -31,7 +31,7 @@ struct dec_entry {
     uint8_t opflags;   /* copy of decoder_op_info[op].flags (saves a cache line per decode) */
     uint32_t kmask, kval; /* the constraints above except modes/osz as (key & kmask) == kval */
     uint8_t nopnd;        /* number of operands in opnd[] */
-    uint8_t shape;        /* 1 Ev,Gv  2 Gv,Ev  3 Eb,Gb  4 Gb,Eb: decoded without the generic loop */
+    uint8_t shape;        /* 1 Ev,Gv 2 Gv,Ev 3 Eb,Gb 4 Gb,Eb 5 Jb 6 Jz 7 Zv: decoded without the generic loop */
 };
 
 /* Instruction key bits compared against dec_entry.kmask/kval (see decoder.c make_key). */

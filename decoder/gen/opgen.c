@@ -312,7 +312,7 @@ static void parse_line(char *line, int lineno)
 }
 
 /* The commonest operand shapes get a straight-line path in the decoder:
- * 1 = Ev,Gv  2 = Gv,Ev  3 = Eb,Gb  4 = Gb,Eb (see dec_entry.shape). */
+ * 1 = Ev,Gv  2 = Gv,Ev  3 = Eb,Gb  4 = Gb,Eb  5 = Jb  6 = Jz  7 = Zv (see dec_entry.shape). */
 static int gpr_shape(const struct entry *e)
 {
     const char *a = OPND_NAMES[e->opnd[0]], *b = OPND_NAMES[e->opnd[1]];
@@ -322,6 +322,11 @@ static int gpr_shape(const struct entry *e)
     if (!strcmp(a, "Gv") && !strcmp(b, "Ev")) return 2;
     if (!strcmp(a, "Eb") && !strcmp(b, "Gb")) return 3;
     if (!strcmp(a, "Gb") && !strcmp(b, "Eb")) return 4;
+    if (e->opnd[1])
+        return 0;
+    if (!strcmp(a, "Jb")) return 5;
+    if (!strcmp(a, "Jz")) return 6;
+    if (!strcmp(a, "Zv")) return 7;
     return 0;
 }
 
