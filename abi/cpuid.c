@@ -19,8 +19,10 @@
 #define LEAF1_EDX                                                                          \
     (B(0) | B(1) | B(2) | B(3) | B(4) | B(5) | B(6) | B(7) | B(8) | B(9) | B(11) | B(12) |  \
      B(13) | B(14) | B(15) | B(16) | B(17) | B(19) | B(23) | B(24) | B(25) | B(26))
-/* CPUID.1:ECX: SSE3 SSSE3 CX16 SSE4.1 SSE4.2 x2APIC POPCNT TSC-deadline XSAVE HYPERVISOR */
-#define LEAF1_ECX (B(0) | B(9) | B(13) | B(19) | B(20) | B(21) | B(23) | B(24) | B(26) | B(31))
+/* CPUID.1:ECX: SSE3 SSSE3 CX16 SSE4.1 SSE4.2 x2APIC POPCNT TSC-deadline XSAVE AVX
+ * HYPERVISOR (emu implements AVX with the YMM state component) */
+#define LEAF1_ECX                                                                          \
+    (B(0) | B(9) | B(13) | B(19) | B(20) | B(21) | B(23) | B(24) | B(26) | B(28) | B(31))
 /* CPUID.7.0:EBX: FSGSBASE TSC_ADJUST ERMS */
 #define LEAF7_EBX (B(0) | B(1) | B(9))
 /* CPUID.80000001:EDX: SYSCALL NX PDPE1GB LM; ECX: LAHF/SAHF */
@@ -33,8 +35,11 @@
 /* KVM_FEATURE_CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2 (cpuid.rst) */
 #define KVM_PV_FEATURES (B(0) | B(1) | B(3))
 
-#define XCR0_SUPPORTED 0x3ull /* x87 | SSE */
+#define XCR0_SUPPORTED 0x7ull /* x87 | SSE | AVX (YMM_Hi128) */
 #define XSAVE_LEGACY_SIZE 576  /* legacy area 512 + header 64 (SDM vol.1 13.4) */
+#define XSAVE_YMM_OFFSET 576
+#define XSAVE_YMM_SIZE 256
+#define XSAVE_FULL_SIZE (XSAVE_YMM_OFFSET + XSAVE_YMM_SIZE)
 
 uint64_t abi_supported_xcr0(void)
 {
@@ -112,9 +117,11 @@ unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *ou
     put(&bd, 7, 0, true, 0, LEAF7_EBX, 0, 0);
     if (!amd)
         put(&bd, 0xa, 0, false, 0, 0, 0, 0); /* no PMU (enable_pmu=N) */
-    /* leaf 0xd: XSAVE with x87|SSE; sizes for the supported XCR0 */
-    put(&bd, 0xd, 0, true, (uint32_t)XCR0_SUPPORTED, XSAVE_LEGACY_SIZE, XSAVE_LEGACY_SIZE, 0);
+    /* leaf 0xd: XSAVE with x87|SSE|AVX. EBX = size for the XCR0 in force (KVM reports
+     * the legacy size here; the CPUID instruction recomputes it from XCR0), ECX = max */
+    put(&bd, 0xd, 0, true, (uint32_t)XCR0_SUPPORTED, XSAVE_LEGACY_SIZE, XSAVE_FULL_SIZE, 0);
     put(&bd, 0xd, 1, true, 0, 0, 0, 0);
+    put(&bd, 0xd, 2, true, XSAVE_YMM_SIZE, XSAVE_YMM_OFFSET, 0, 0);
     /* KVM paravirt leaves */
     put(&bd, 0x40000000, 0, false, 0x40000001, str4("KVMK"), str4("VMKV"), str4("M\0\0\0"));
     put(&bd, 0x40000001, 0, false, KVM_PV_FEATURES, 0, 0, 0);
