@@ -7,10 +7,6 @@
 
 #include "abi/abi_internal.h"
 
-/* KVM_SET_GUEST_DEBUG needs emu support; emu may provide it (see emu.h addition). */
-extern void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t dbg[8])
-    __attribute__((weak));
-
 #define GUESTDBG_VALID                                                                     \
     (KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP |             \
      KVM_GUESTDBG_USE_HW_BP | KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP |           \
@@ -23,8 +19,6 @@ static long set_guest_debug(struct abi_vcpu *v, unsigned long arg)
         return -EFAULT;
     if (d.control & ~(uint32_t)GUESTDBG_VALID)
         return -EINVAL;
-    if (!emu_set_guest_debug)
-        return -EINVAL; /* the interpreter cannot do guest debugging yet */
     /* KVM: INJECT_DB / INJECT_BP queue the exception right away */
     if (d.control & KVM_GUESTDBG_INJECT_DB)
         emu_queue_exception(v->emu, 1, false, 0);

@@ -152,12 +152,6 @@ uint64_t emu_read_tsc(struct emu_vcpu *v);
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
 
-/* KVM_SET_GUEST_DEBUG (api.rst 4.59): control = KVM_GUESTDBG_* (ENABLE, SINGLESTEP,
- * USE_SW_BP, USE_HW_BP, BLOCKIRQ), debugreg = the host's DR0-3, DR7 used instead of the
- * guest's for breakpoints. Exits are EMU_EXIT_DEBUG {exception 1/3, pc, dr6, dr7}.
- * OPTIONAL: abi/ references it weakly and answers EINVAL until emu/ provides it. */
-void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t debugreg[8]);
-
 /* ---------------- interrupt controller hooks (in-kernel LAPIC, wired by abi/) ---------------- */
 
 struct emu_irq_ops {
