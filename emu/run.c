@@ -380,6 +380,12 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         exit->reason = EMU_EXIT_SHUTDOWN;
         return;
     }
+    if (!emu_dcache_alloc(v)) {
+        exit->reason = EMU_EXIT_INTERNAL;
+        exit->internal.suberror = 1;
+        exit->internal.insn_len = 0;
+        return;
+    }
     v->in_run = true;
     if (setjmp(v->jb)) {
         /* a fault, an internal error or a suspension abandoned the instruction */

@@ -18,11 +18,8 @@ struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm)
     struct emu_vcpu *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
-    v->dcache = malloc(sizeof *v->dcache * EMU_DCACHE_SIZE);
-    if (!v->dcache) {
-        free(v);
-        return NULL;
-    }
+    /* the decode cache (~1.5 MiB) is allocated on the first emu_run: VMMs and
+     * kvm_create_max_vcpus create thousands of vCPUs that never run */
     v->pm = pm;
     v->tsc_base_ns = now_ns();
     emu_reset(v);
@@ -73,6 +70,8 @@ void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, un
 
 static void dcache_flush(struct emu_vcpu *v)
 {
+    if (!v->dcache)
+        return;
     for (unsigned i = 0; i < EMU_DCACHE_SIZE; i++)
         v->dcache[i].tag = ~0ull;
 }
@@ -184,6 +183,17 @@ void emu_request_stop(struct emu_vcpu *v)
 void emu_kick(struct emu_vcpu *v)
 {
     v->kick = 1;
+}
+
+bool emu_dcache_alloc(struct emu_vcpu *v)
+{
+    if (v->dcache)
+        return true;
+    v->dcache = malloc(sizeof *v->dcache * EMU_DCACHE_SIZE);
+    if (!v->dcache)
+        return false;
+    dcache_flush(v);
+    return true;
 }
 
 void emu_flush_caches(struct emu_vcpu *v)
