@@ -511,6 +511,35 @@ START_TEST(guest_debug_singlestep_sw_and_hw_bp)
 }
 END_TEST
 
+START_TEST(dirty_log_and_generation_flush)
+{
+    /* slot 1: 64 KiB at 16 MiB with a dirty bitmap; identity-mapped by the 2M pages */
+    static uint64_t bitmap[1];
+    static uint8_t a[0x10000], b[0x10000];
+    memset(a, 0x11, sizeof a);
+    memset(b, 0x22, sizeof b);
+    bitmap[0] = 0;
+    T.pm.slots[1] = (struct emu_slot){.gpa = 0x1000000, .size = 0x10000, .host = a, .dirty_bitmap = bitmap};
+    T.pm.nslots = 2;
+    T.pm.generation++;
+    /* mov al,[0x1003000]; mov [0x1005008],al; hlt */
+    CODE(0x8a, 0x04, 0x25, 0x00, 0x30, 0x00, 0x01, 0x88, 0x04, 0x25, 0x08, 0x50, 0x00, 0x01, 0xf4);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(bitmap[0], 1u << 5); /* only the written page */
+    ck_assert_uint_eq(a[0x5008], 0x11);
+    /* the VMM remaps the slot to other memory: after the generation bump the cached
+     * translations must not be used any more */
+    T.pm.slots[1].host = b;
+    T.pm.generation++;
+    T.c->rip = TVM_CODE;
+    T.c->halted = false;
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->gpr[EMU_RAX] & 0xff, 0x22);
+    ck_assert_uint_eq(b[0x5008], 0x22);
+    ck_assert_uint_eq(a[0x5008], 0x11);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_core");
@@ -543,6 +572,7 @@ static Suite *suite(void)
     tcase_add_test(t, real_mode_reset_vector);
     tcase_add_test(t, real_mode_int_ivt);
     tcase_add_test(t, guest_tf_single_step_db);
+    tcase_add_test(t, dirty_log_and_generation_flush);
     tcase_add_test(t, guest_debug_singlestep_sw_and_hw_bp);
     suite_add_tcase(s, t);
     return s;
