@@ -385,6 +385,10 @@ static const struct dec_entry *find_entry(const struct dstate *s, const struct d
     return NULL;
 }
 
+/* First opcode byte: plain, the 0F escape, or a possible VEX/EVEX prefix */
+enum { FB_PLAIN, FB_ESC, FB_VEX };
+static const uint8_t first_byte_class[256] = {[0x0f] = FB_ESC, [0xc4] = FB_VEX, [0xc5] = FB_VEX, [0x62] = FB_VEX};
+
 /* Prefix bytes by class (SDM 2.1.1); PK_SEG + n is segment override n (ES..GS). */
 enum { PK_NONE, PK_REX, PK_LOCK, PK_REP, PK_OPSIZE, PK_ADDRSIZE, PK_SEG };
 static const uint8_t prefix_kind[256] = {
@@ -559,7 +563,8 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
     /* 2. opcode map: escape bytes or VEX/EVEX */
     int map = 0;
     uint8_t c = bytes[s.i];
-    if (c == 0xc4 || c == 0xc5 || c == 0x62) {
+    uint8_t cls = first_byte_class[c];
+    if (__builtin_expect(cls == FB_VEX, 0)) {
         /* Outside 64-bit mode these are LES/LDS/BOUND unless the next byte has mod=11 (SDM 2.3.5) */
         int isvex = mode == DECODER_MODE_64;
         if (!isvex) {
@@ -577,7 +582,7 @@ enum decoder_status decoder_decode(const uint8_t *bytes, size_t len, enum decode
                 return decode_evex_body(&s, d, map);
         }
     }
-    if (map == 0 && c == 0x0f) {
+    if (map == 0 && cls == FB_ESC) {
         s.i++;
         if (!need(&s, 1))
             return fail(d, &s, s.status);
