@@ -157,17 +157,25 @@ static double run_kvm(uint64_t iters, int *sum)
         goto out;
     double t0 = now();
     for (;;) {
-        if (ioctl(cpu, KVM_RUN, 0) < 0 && errno != EINTR)
+        if (ioctl(cpu, KVM_RUN, 0) < 0 && errno != EINTR) {
+            if (getenv("EMU_BENCH_DEBUG"))
+                fprintf(stderr, "kvm: KVM_RUN: %s\n", strerror(errno));
             goto out;
+        }
         if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0xf4) {
             *sum = ((uint8_t *)run)[run->io.data_offset] & 0x7f;
             break;
         }
-        if (run->exit_reason != KVM_EXIT_IO && run->exit_reason != KVM_EXIT_MMIO)
+        if (run->exit_reason != KVM_EXIT_IO && run->exit_reason != KVM_EXIT_MMIO) {
+            if (getenv("EMU_BENCH_DEBUG"))
+                fprintf(stderr, "kvm: exit reason %u\n", run->exit_reason);
             goto out;
+        }
     }
     t = now() - t0;
 out:
+    if (t < 0 && getenv("EMU_BENCH_DEBUG"))
+        fprintf(stderr, "kvm: failed (cpu fd %d, errno %s)\n", cpu, strerror(errno));
     if (cpu >= 0)
         close(cpu);
     close(vm);
