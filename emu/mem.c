@@ -81,7 +81,10 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     if (!s || (write && s->readonly))
         return NULL;
     uint8_t *host = s->host + (gpa - s->gpa);
-    if (write)
+    /* dirty-log marking: plain writes mark after storing (access_page), so a VMM that
+     * harvests and clears the bitmap concurrently never sees the new value without the
+     * bit; pointer users (LOCK atomics, bulk string copies) are marked here, before */
+    if (write && !(acc & EMU_ACC_MARK_LATER))
         mark_dirty(s, gpa);
     /* pages of a dirty-logged slot are not cached for writes: each write marks the log */
     if (!(write && s->dirty_bitmap)) {
@@ -137,12 +140,16 @@ static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned le
                         bool write)
 {
     uint64_t gpa;
-    uint8_t *h = translate(v, lin, acc, &gpa);
+    uint8_t *h = translate(v, lin, write ? acc | EMU_ACC_MARK_LATER : acc, &gpa);
     if (h) {
-        if (write)
+        if (write) {
             memcpy(h, buf, len);
-        else
+            const struct emu_slot *s = gpa_slot(v->pm, gpa);
+            if (s && s->dirty_bitmap)
+                mark_dirty(s, gpa);
+        } else {
             memcpy(buf, h, len);
+        }
     } else if (write) {
         mmio_write(v, gpa, buf, len);
     } else {
