@@ -49,14 +49,15 @@ static void sanitizer_runtimes(char *out, size_t n)
 /* Run the probe; returns its stdout (malloc'd) and exit status. */
 static char *run_probe(bool preload, bool whoami, int *status)
 {
-    char probe[PATH_MAX + 32], lib[PATH_MAX + 32], env[3 * PATH_MAX];
+    char probe[PATH_MAX + 32], lib[PATH_MAX + 32], env[3 * PATH_MAX + 128];
     snprintf(probe, sizeof probe, "%s/abi/softkvm-abi-probe", build_dir);
     snprintf(lib, sizeof lib, "%s/abi/libsoftkvm-preload.so", build_dir);
     ck_assert_msg(access(probe, X_OK) == 0, "missing %s", probe);
     ck_assert_msg(access(lib, R_OK) == 0, "missing %s", lib);
     char rt[2 * PATH_MAX];
     sanitizer_runtimes(rt, sizeof rt);
-    snprintf(env, sizeof env, "LD_PRELOAD=%s%s", rt, lib);
+    int envlen = snprintf(env, sizeof env, "LD_PRELOAD=%s%s", rt, lib);
+    ck_assert_msg(envlen > 0 && (size_t)envlen < sizeof env, "LD_PRELOAD too long");
     int pfd[2];
     ck_assert_int_eq(pipe(pfd), 0);
     pid_t pid = fork();
