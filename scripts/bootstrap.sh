@@ -9,7 +9,7 @@ cd "$here"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config libcapstone-dev libunicorn-dev check libfuse3-dev
-      libseccomp-dev xz-utils)
+      libseccomp-dev xz-utils linux-source-6.12)
 install_deps() {
   local missing=()
   for p in "${pkgs[@]}"; do
