@@ -294,7 +294,7 @@ static void inject_events(struct emu_vcpu *v)
 
 /* Runs instructions until v->exit is filled. Faults longjmp out. Kept out of line:
  * inlined into emu_run (which calls setjmp) every local would live on the stack and
- * be reloaded after each call, which cost ~15% of the per-instruction time. */
+ * be reloaded after each call (callgrind: 6.6% more host instructions per guest one). */
 static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
