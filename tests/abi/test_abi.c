@@ -2,6 +2,7 @@
  * return values and errno against what Linux KVM 6.12 does (the errno expectations were
  * confirmed on this machine's real /dev/kvm with tests/abi/probe/kvm_probe.c). */
 #include <check.h>
+#include "tests/check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -393,9 +394,5 @@ int main(void)
     tcase_add_test(run, run_ioeventfd);
     tcase_add_test(run, run_coalesced_pio);
     suite_add_tcase(s, run);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -1,3 +1,4 @@
+#include "tests/check_main.h"
 /* VM-level irqchip unit tests: 8259 PIC programming and INTA through the
  * BSP's LINT0, IOAPIC redirection (edge, level + EOI, masking), default and
  * custom GSI routing, MSI, KVM_GET/SET_IRQCHIP. Expected values follow Linux
@@ -336,9 +337,5 @@ int main(void)
     tcase_add_test(tc, get_set_irqchip);
     tcase_add_test(tc, msi_and_routing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -9,6 +9,7 @@
  * SDM or returns undefined data carry the SDM value and say so. The last part
  * arms the TSC-deadline timer (CPUID from KVM_GET_SUPPORTED_CPUID) and HLTs. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -530,9 +531,5 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, guest_transcript_matches_real_kvm);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -5,6 +5,7 @@
  * The output must equal, line for line, what the same probe printed on this
  * machine's real /dev/kvm (embedded below). */
 #include <check.h>
+#include "tests/check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -346,9 +347,5 @@ int main(void)
     TCase *tc = tcase_create("ioctl");
     tcase_add_test(tc, ioctl_probe_matches_real_kvm);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -1,3 +1,4 @@
+#include "tests/check_main.h"
 /* Local APIC unit tests: register semantics (xAPIC MMIO and x2APIC MSRs),
  * APIC_BASE transitions, IRR/ISR/PPR/EOI, IPIs, KVM_GET/SET_LAPIC, timer
  * modes and the HLT wait/kick primitive. Expected values follow the SDM and
@@ -731,9 +732,5 @@ int main(void)
     tcase_add_test(tc, wait_wake);
     tcase_add_test(tc, ipi_pingpong_no_lost_wakeup);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -5,6 +5,7 @@
  * served by softkvm although a real /dev/kvm exists. */
 #include <stdbool.h>
 #include <check.h>
+#include "tests/check_main.h"
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -161,9 +162,5 @@ int main(void)
     tcase_add_test(tc, preload_serves_dev_kvm);
     tcase_add_test(tc, transcript_matches_real_kvm);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -6,6 +6,7 @@
  * targets) are compared too. The large runs are done with the
  * decoder-fuzz tool; this portion is sized to stay well under 20 s with ASan. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -85,9 +86,5 @@ int main(void)
     tcase_add_test(tc, test_mode16);
     tcase_add_test(tc, test_detects_disagreement);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return softkvm_check_run(s);
 }

@@ -1,6 +1,7 @@
 /* decoder: hand-checked encodings (bytes -> status, length, Intel text).
  * Expected texts were written from the SDM opcode pages, not from decoder output. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,9 +182,5 @@ int main(void)
     tcase_add_test(tc, test_op_names);
     tcase_add_test(tc, test_fields);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return softkvm_check_run(s);
 }

@@ -9,6 +9,7 @@
  * allow-list in capstone_allowlist.txt explains known Capstone mistakes).
  * Finally every DOP (1..DOP_COUNT-1) must have been reached by some entry. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -260,9 +261,5 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_every_entry);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return softkvm_check_run(s);
 }

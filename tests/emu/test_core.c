@@ -2,6 +2,7 @@
  * IDT (SDM vol.3 ch.6), paging faults/bits (SDM vol.3 ch.4), self-modifying code,
  * real-mode reset state. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdlib.h>
 
 #include "tests/emu/emu_test_vm.h"
@@ -580,9 +581,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(suite());
 }

@@ -1,6 +1,7 @@
 /* tests/emu: fixed-seed differential test against Unicorn 2.0.1 (tools/emu_fuzz/difftest.h):
  * random 64-bit and 32-bit GP instruction sequences, compared after every instruction. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdlib.h>
 
 #include "tools/emu_fuzz/difftest.h"
@@ -38,9 +39,5 @@ int main(void)
     tcase_add_test(t, unicorn_agreement_64);
     tcase_add_test(t, unicorn_agreement_32);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -2,6 +2,7 @@
  * with NX, interrupt/trap gates with 32-bit frames (SDM vol.3 4.3, 4.4, 6.12), and the
  * real -> protected mode switch through CR0.PE and a far jump. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdlib.h>
 
 #include "tests/emu/emu_test_vm.h"
@@ -220,9 +221,5 @@ int main(void)
     tcase_add_test(t, segment_limit_and_null_selector);
     tcase_add_test(t, io_bitmap_cpl3);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

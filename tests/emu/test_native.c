@@ -4,6 +4,7 @@
  * flags must agree. Covers forms where Unicorn is not a reliable reference (SHLD/SHRD
  * flags, LOCK NEG, CMPXCHG register write-back) and a sample of the rest. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -162,9 +163,5 @@ int main(void)
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, host_cpu_agreement, 0, (int)(sizeof ncases / sizeof ncases[0]));
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -6,6 +6,7 @@
  * corner cases (saturation, shift counts >= width, NaN rules, compare
  * predicates) independently of Unicorn. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,9 +755,5 @@ int main(void)
     tcase_add_test(tc, round_modes);
     tcase_add_test(tc, int_hand_cases);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

@@ -3,6 +3,7 @@
  * the host CPU; registers, status flags and MXCSR must agree. Plus the fault
  * rules (#UD/#NM/#GP/#XM), VEX upper-half zeroing and the XSAVE family. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -929,9 +930,5 @@ int main(void)
     tcase_add_test(tc, masked_moves_and_fwait);
     tcase_add_test(tc, ymm_insns_match_host);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

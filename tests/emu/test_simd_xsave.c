@@ -1,6 +1,7 @@
 /* FXSAVE/XSAVE image layout (emu/xsave.h), checked against the host CPU's own
  * FXSAVE64/XSAVE64 of the same state, plus the XRSTOR/XSETBV/KVM rules. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,9 +248,5 @@ int main(void)
     tcase_add_test(tc, xcr0_rules);
     tcase_add_test(tc, kvm_region_roundtrip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

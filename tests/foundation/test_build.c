@@ -1,5 +1,6 @@
 /* Foundation checks: the build is what it claims to be. */
 #include <check.h>
+#include "tests/check_main.h"
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,9 +40,5 @@ int main(void)
     tcase_add_test(tc, version_is_semver);
     tcase_add_test(tc, sanitizer_build_is_sanitized);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }

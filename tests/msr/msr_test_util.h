@@ -3,6 +3,7 @@
 #define SOFTKVM_TESTS_MSR_UTIL_H
 
 #include <check.h>
+#include "tests/check_main.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,11 +89,7 @@ static inline void set_cpuid1(struct fx *f, const struct kvm_cpuid_entry2 *e, un
 
 static inline int run_suite(Suite *s)
 {
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return softkvm_check_run(s);
 }
 
 #endif
