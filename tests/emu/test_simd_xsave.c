@@ -3,6 +3,7 @@
 #include <check.h>
 #include "tests/check_main.h"
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,13 @@ static uint64_t rnd(void)
     return rs;
 }
 
+static bool host_is_amd(void)
+{
+    uint32_t a = 0, b, c, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    return b == 0x68747541u; /* "Auth"enticAMD */
+}
+
 static void random_fpu(struct emu_fpu *f)
 {
     emu_fpu_init(f);
@@ -27,8 +35,14 @@ static void random_fpu(struct emu_fpu *f)
         f->fsw |= 0x8080;
     f->ftw = (uint8_t)rnd();
     f->fop = (uint16_t)(rnd() & 0x7ff);
-    f->fip = rnd() & 0x0000ffffffffffffull;
-    f->fdp = rnd() & 0x0000ffffffffffffull;
+    /* canonical 48-bit pointers: AMD sign-extends FIP/FDP from bit 47 on FXRSTOR/XRSTOR */
+    f->fip = (uint64_t)((int64_t)(rnd() << 16) >> 16);
+    f->fdp = (uint64_t)((int64_t)(rnd() << 16) >> 16);
+    /* AMD's FXRSTOR/XRSTOR load FOP/FIP/FDP only when FSW.ES=1 and zero them otherwise (APM
+     * vol. 4, FXRSTOR), so on an AMD host the round trip through the CPU keeps them only then;
+     * the image layout is what this test checks, so give such a host the state it can hold. */
+    if (host_is_amd() && !(f->fsw & 0x80))
+        f->fop = 0, f->fip = 0, f->fdp = 0;
     f->mxcsr = (uint32_t)(rnd() & 0xffc0) | 0x1f80; /* flags clear: the host must not trap */
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 10; j++)
