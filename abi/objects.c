@@ -204,6 +204,9 @@ long abi_ioctl(struct abi_process *p, int fd, unsigned long request, unsigned lo
     struct abi_obj *o = abi_obj_get(p, fd);
     if (!o)
         return -EBADF;
+    /* the ioctl syscall takes `unsigned int cmd`: a request passed as a negative int
+     * (QEMU's kvm_ioctl) arrives sign-extended and must still match */
+    request = (uint32_t)request;
     long r;
     switch (o->kind) {
     case ABI_SYSTEM:

@@ -1,4 +1,4 @@
-/* emu/: bit instructions BT BTS BTR BTC BSF BSR BSWAP MOVBE (SDM vol.2). A register
+/* emu/: bit instructions BT BTS BTR BTC BSF BSR TZCNT LZCNT POPCNT BSWAP MOVBE (SDM vol.2). A register
  * bit offset with a memory operand addresses beyond the operand (signed offset,
  * SDM "BT: bit base/bit offset"). */
 #include "emu/internal.h"
@@ -81,6 +81,51 @@ static int bsx(struct emu_vcpu *v, const struct decoded_insn *d, bool rev)
 static int h_bsf(struct emu_vcpu *v, const struct decoded_insn *d) { return bsx(v, d, false); }
 static int h_bsr(struct emu_vcpu *v, const struct decoded_insn *d) { return bsx(v, d, true); }
 
+/* TZCNT/LZCNT (F3 0F BC/BD): on a CPU without BMI1 / LZCNT the F3 prefix is ignored and
+ * they are BSF/BSR (SDM vol.2 TZCNT/LZCNT; Linux's __ffs relies on it). The CPU model is
+ * the guest's CPUID: CPUID.7.0:EBX.BMI1[3], CPUID.80000001:ECX.LZCNT[5] (AMD ABM). */
+static bool cpuid_bit(struct emu_vcpu *v, uint32_t fn, unsigned reg, unsigned bit)
+{
+    const struct emu_cpuid_entry *e = emu_cpuid_find(v, fn, 0);
+    if (!e)
+        return false;
+    uint32_t r[4] = {e->eax, e->ebx, e->ecx, e->edx};
+    return (r[reg] >> bit) & 1;
+}
+
+/* Count trailing (rev = false) or leading zeros of the operand-size source: CF = source
+ * was zero, ZF = result is zero; OF SF AF PF undefined (cleared here, as AMD does). */
+static int xzcnt(struct emu_vcpu *v, const struct decoded_insn *d, bool rev)
+{
+    unsigned size = d->ops[0].size, bits = size * 8;
+    uint64_t s = emu_opnd_read(v, d, 1) & emu_mask(size);
+    unsigned n = !s ? bits : rev ? (unsigned)__builtin_clzll(s) - (64 - bits) : (unsigned)__builtin_ctzll(s);
+    emu_opnd_write(v, d, 0, n);
+    emu_flags_update(v, EMU_FL_CF | EMU_FL_ZF | EMU_FL_OF | EMU_FL_SF | EMU_FL_AF | EMU_FL_PF,
+                     (!s ? EMU_FL_CF : 0) | (!n ? EMU_FL_ZF : 0));
+    return EMU_H_NEXT;
+}
+
+static int h_tzcnt(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return cpuid_bit(v, 7, 1, 3) ? xzcnt(v, d, false) : bsx(v, d, false);
+}
+
+static int h_lzcnt(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return cpuid_bit(v, 0x80000001u, 2, 5) ? xzcnt(v, d, true) : bsx(v, d, true);
+}
+
+/* POPCNT: ZF = source was zero, OF SF AF CF PF cleared (SDM vol.2 POPCNT). */
+static int h_popcnt(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t s = emu_opnd_read(v, d, 1) & emu_mask(d->ops[0].size);
+    emu_opnd_write(v, d, 0, (unsigned)__builtin_popcountll(s));
+    emu_flags_update(v, EMU_FL_CF | EMU_FL_ZF | EMU_FL_OF | EMU_FL_SF | EMU_FL_AF | EMU_FL_PF,
+                     !s ? EMU_FL_ZF : 0);
+    return EMU_H_NEXT;
+}
+
 static uint64_t bswap(uint64_t x, unsigned size)
 {
     switch (size) {
@@ -106,6 +151,7 @@ static int h_movbe(struct emu_vcpu *v, const struct decoded_insn *d)
 
 const struct emu_handler_entry emu_bit_handlers[] = {
     {DOP_BT, h_bt}, {DOP_BTS, h_bts}, {DOP_BTR, h_btr}, {DOP_BTC, h_btc},
-    {DOP_BSF, h_bsf}, {DOP_BSR, h_bsr}, {DOP_BSWAP, h_bswap}, {DOP_MOVBE, h_movbe},
+    {DOP_BSF, h_bsf}, {DOP_BSR, h_bsr}, {DOP_TZCNT, h_tzcnt}, {DOP_LZCNT, h_lzcnt},
+    {DOP_POPCNT, h_popcnt}, {DOP_BSWAP, h_bswap}, {DOP_MOVBE, h_movbe},
     {0, NULL},
 };

@@ -56,7 +56,7 @@ static int h_hlt(struct emu_vcpu *v, const struct decoded_insn *d)
 
 /* ---- CPUID (table from emu_set_cpuid, KVM_SET_CPUID2 semantics) ---- */
 
-static const struct emu_cpuid_entry *cpuid_find(struct emu_vcpu *v, uint32_t fn, uint32_t idx)
+const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, uint32_t idx)
 {
     for (unsigned i = 0; i < v->ncpuid; i++) {
         const struct emu_cpuid_entry *e = &v->cpuid[i];
@@ -71,15 +71,15 @@ static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
     (void)d;
     struct cpu *c = &v->cpu;
     uint32_t fn = (uint32_t)c->gpr[EMU_RAX], idx = (uint32_t)c->gpr[EMU_RCX];
-    const struct emu_cpuid_entry *e = cpuid_find(v, fn, idx);
+    const struct emu_cpuid_entry *e = emu_cpuid_find(v, fn, idx);
     uint32_t r[4] = {0, 0, 0, 0};
     if (!e) {
         /* KVM (Intel behaviour): a leaf above the class maximum returns the highest
          * basic leaf; other missing leaves read as zero. */
-        const struct emu_cpuid_entry *basic = cpuid_find(v, 0, 0);
-        const struct emu_cpuid_entry *cls = cpuid_find(v, fn & 0x80000000u, 0);
+        const struct emu_cpuid_entry *basic = emu_cpuid_find(v, 0, 0);
+        const struct emu_cpuid_entry *cls = emu_cpuid_find(v, fn & 0x80000000u, 0);
         if (basic && (!cls || fn > cls->eax))
-            e = cpuid_find(v, basic->eax, idx);
+            e = emu_cpuid_find(v, basic->eax, idx);
     }
     if (e) {
         r[0] = e->eax;
@@ -583,6 +583,13 @@ static int h_rdpmc(struct emu_vcpu *v, const struct decoded_insn *d)
     emu_raise(v, EMU_GP, 0);
 }
 
+static int h_nop_any(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    (void)v;
+    (void)d;
+    return EMU_H_NEXT;
+}
+
 const struct emu_handler_entry emu_system_handlers[] = {
     {DOP_CLI, h_cli}, {DOP_STI, h_sti}, {DOP_HLT, h_hlt}, {DOP_CPUID, h_cpuid},
     {DOP_RDTSC, h_rdtsc}, {DOP_RDTSCP, h_rdtscp}, {DOP_RDPID, h_rdpid},
@@ -595,6 +602,9 @@ const struct emu_handler_entry emu_system_handlers[] = {
     {DOP_WRFSBASE, h_wrfsbase}, {DOP_WRGSBASE, h_wrgsbase},
     {DOP_SYSCALL, h_syscall}, {DOP_SYSRET, h_sysret}, {DOP_SYSENTER, h_sysenter},
     {DOP_SYSEXIT, h_sysexit}, {DOP_CLAC, h_clac}, {DOP_STAC, h_stac},
+    /* ENDBR32/64 are NOPs while CET is not enabled (SDM vol.1 17.3.1); softkvm offers no
+     * CET, so always */
+    {DOP_ENDBR64, h_nop_any}, {DOP_ENDBR32, h_nop_any},
     {DOP_LAR, h_lar}, {DOP_LSL, h_lsl}, {DOP_VERR, h_verr}, {DOP_VERW, h_verw},
     {DOP_RDRAND, h_rdrand}, {DOP_RDSEED, h_rdrand},
     {DOP_VMCALL, h_hypercall}, {DOP_VMMCALL, h_hypercall},

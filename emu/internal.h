@@ -41,6 +41,9 @@ enum emu_hret {
 struct emu_vcpu;
 typedef int emu_handler_fn(struct emu_vcpu *v, const struct decoded_insn *d);
 
+/* The guest's CPUID entry (KVM_SET_CPUID2 table) for leaf fn/subleaf idx, or NULL. */
+const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, uint32_t idx);
+
 struct emu_handler_entry {
     uint16_t op; /* enum decoder_op; 0 terminates the list */
     emu_handler_fn *fn;

@@ -175,6 +175,12 @@ int main(int argc, char **argv)
     struct kvm_msr_list ml = {.nmsrs = 0};
     CHECK("msr index list nmsrs=0", ioctl(kvm, KVM_GET_MSR_INDEX_LIST, &ml));
     printf("  nmsrs>0: %d\n", ml.nmsrs > 0);
+    /* QEMU passes requests as int: bit 31 set reaches glibc sign-extended to 64 bits, and
+     * the kernel's ioctl(unsigned int cmd) drops the upper half */
+    ml.nmsrs = 0;
+    CHECK("msr index list sign-extended req",
+          ioctl(kvm, (unsigned long)(long)(int)KVM_GET_MSR_INDEX_LIST, &ml));
+    printf("  nmsrs>0: %d\n", ml.nmsrs > 0);
 
     int vm = ioctl(kvm, KVM_CREATE_VM, 0);
     printf("create vm ok=%d\n", vm >= 0);
