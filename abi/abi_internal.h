@@ -116,6 +116,7 @@ struct abi_vcpu {
     bool sigmask_set;
     uint64_t sigmask;
     struct emu_cpuid_entry *emu_cpuid;
+    bool tpr_access_reporting; /* KVM_TPR_ACCESS_REPORTING */
     /* KVM_GET_STATS_FD counters */
     uint64_t stat_exits, stat_io_exits, stat_mmio_exits, stat_halt_exits, stat_signal_exits,
         stat_msr_exits;
@@ -194,6 +195,17 @@ long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);
 
 /* vcpu_run.c */
 long abi_vcpu_run(struct abi_vcpu *v);
+
+/* vcpu_mce.c */
+long abi_vcpu_setup_mce(struct abi_vcpu *v, unsigned long arg);
+long abi_vcpu_set_mce(struct abi_vcpu *v, unsigned long arg);
+
+/* vapic.c */
+long abi_vcpu_set_vapic_addr(struct abi_vcpu *v, unsigned long arg);
+long abi_vcpu_tpr_access_reporting(struct abi_vcpu *v, unsigned long arg);
+void abi_vapic_sync_to(struct abi_vcpu *v);
+void abi_vapic_sync_from(struct abi_vcpu *v);
+bool abi_vapic_tpr_exit(struct abi_vcpu *v);
 
 /* vcpu_state.c */
 long abi_vcpu_state_ioctl(struct abi_vcpu *v, unsigned long req, unsigned long arg, bool *handled);

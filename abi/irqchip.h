@@ -182,4 +182,19 @@ void abi_lapic_kick(struct abi_lapic *l);
  * runnable (KVM_GET_MP_STATE). No side effects: any thread may ask. */
 bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed);
 
+/* KVM_SET_VAPIC_ADDR (0 = off; abi checks the page is guest memory) and the syncs KVM
+ * does around every guest entry/exit (lapic.c kvm_lapic_sync_to_vapic/_from_vapic):
+ * vapic_data gives the u32 to store at `gpa` before running (false: no vAPIC page);
+ * vapic_active says whether to read it back after; vapic_set_tpr applies its low byte. */
+void abi_lapic_set_vapic_addr(struct abi_lapic *l, uint64_t gpa);
+bool abi_lapic_vapic_data(struct abi_lapic *l, uint64_t *gpa, uint32_t *data);
+bool abi_lapic_vapic_active(const struct abi_lapic *l, uint64_t *gpa);
+void abi_lapic_vapic_set_tpr(struct abi_lapic *l, uint8_t tpr);
+/* KVM_TPR_ACCESS_REPORTING: guest TPR reads/writes (MMIO, x2APIC MSR) are recorded;
+ * take_tpr_access consumes one report (KVM_EXIT_TPR_ACCESS). set_access_rip tells the
+ * LAPIC the RIP of the instruction whose MMIO abi is handling (0 = use cpu->rip). */
+void abi_lapic_set_tpr_access_reporting(struct abi_lapic *l, bool on);
+void abi_lapic_set_access_rip(struct abi_lapic *l, uint64_t rip);
+bool abi_lapic_take_tpr_access(struct abi_lapic *l, bool *is_write, uint64_t *rip);
+
 #endif

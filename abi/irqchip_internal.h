@@ -79,6 +79,13 @@ struct abi_lapic {
     uint32_t timer_mode_mask;  /* LVTT mode bits the CPU model has (KVM timer_mode_mask) */
     unsigned nr_lvt;         /* 5: no CMCI (KVM with mcg_cap lacking MCG_CMCI_P) */
     uint64_t synced_cr8;     /* cpu->cr8 as of our last TPR sync */
+    /* KVM_SET_VAPIC_ADDR / KVM_TPR_ACCESS_REPORTING (lapic.c vapic_addr, report_tpr_access) */
+    uint64_t vapic_addr;
+    bool vapic_check;        /* KVM_APIC_CHECK_VAPIC: sync TPR with the vAPIC page */
+    bool tpr_access_reporting;
+    bool tpr_report_pending, tpr_report_write;
+    uint64_t tpr_report_rip;
+    uint64_t access_rip;     /* RIP of the instruction whose MMIO is being handled, else 0 */
     bool pic_vector_pending; /* pending() returned the PIC's vector */
     /* Bit w set when IRR word w may be non-zero: lets the per-instruction
      * pending() hook skip the IRR scan. Maintained with atomics (see

@@ -172,6 +172,7 @@ void abi_lapic_reset(struct abi_lapic *l, bool init_event)
     lapic_set_reg(l, APIC_REG_DFR, 0xffffffffu);
     lapic_set_reg(l, APIC_REG_SVR, 0xff);
     lapic_set_reg(l, APIC_REG_TPR, 0);
+    l->vapic_check = false; /* kvm_lapic_reset clears apic_attention; vapic_addr stays */
     if (!lapic_x2apic_mode(l))
         lapic_set_reg(l, APIC_REG_LDR, 0);
     lapic_set_reg(l, APIC_REG_ESR, 0);
@@ -274,4 +275,63 @@ void abi_lapic_set_cpu_caps(struct abi_lapic *l, bool x2apic, unsigned maxphyadd
 {
     l->cpuid_x2apic = x2apic;
     l->maxphyaddr = maxphyaddr;
+}
+
+/* ---------------- vAPIC page and TPR access reports ---------------- */
+
+void abi_lapic_set_vapic_addr(struct abi_lapic *l, uint64_t gpa)
+{
+    l->vapic_addr = gpa;
+    l->vapic_check = gpa != 0;
+}
+
+bool abi_lapic_vapic_data(struct abi_lapic *l, uint64_t *gpa, uint32_t *data)
+{
+    if (!l->vapic_check)
+        return false;
+    lapic_sync_cr8(l, l->cpu); /* a MOV to CR8 may have changed TPR */
+    int irr = lapic_highest_irr(l), isr = lapic_highest_isr(l);
+    if (irr < 0)
+        irr = 0;
+    if (isr < 0)
+        isr = 0;
+    /* lapic.c kvm_lapic_sync_to_vapic: TPR, ISR class, highest IRR vector */
+    *data = (lapic_reg(l, APIC_REG_TPR) & 0xff) | (((uint32_t)isr & 0xf0) << 8) | ((uint32_t)irr << 24);
+    *gpa = l->vapic_addr;
+    return true;
+}
+
+bool abi_lapic_vapic_active(const struct abi_lapic *l, uint64_t *gpa)
+{
+    *gpa = l->vapic_addr;
+    return l->vapic_check;
+}
+
+void abi_lapic_vapic_set_tpr(struct abi_lapic *l, uint8_t tpr)
+{
+    lapic_set_reg(l, APIC_REG_TPR, tpr);
+    lapic_sync_tpr_to_cr8(l);
+    lapic_update_ppr(l);
+}
+
+void abi_lapic_set_tpr_access_reporting(struct abi_lapic *l, bool on)
+{
+    l->tpr_access_reporting = on;
+    if (!on)
+        l->tpr_report_pending = false;
+}
+
+void abi_lapic_set_access_rip(struct abi_lapic *l, uint64_t rip)
+{
+    l->access_rip = rip;
+}
+
+bool abi_lapic_take_tpr_access(struct abi_lapic *l, bool *is_write, uint64_t *rip)
+{
+    if (!l->tpr_report_pending)
+        return false;
+    l->tpr_report_pending = false;
+    *is_write = l->tpr_report_write;
+    *rip = l->tpr_report_rip;
+    return true;
 }

@@ -61,6 +61,18 @@ unsigned lapic_lvt_reg(unsigned index)
     return lvt_table[index].reg;
 }
 
+/* KVM_TPR_ACCESS_REPORTING: a guest read or write of TASKPRI (MMIO or x2APIC MSR) makes
+ * the vCPU exit with KVM_EXIT_TPR_ACCESS once the instruction is done (lapic.c
+ * __report_tpr_access: rip of the accessing instruction, KVM_REQ_REPORT_TPR_ACCESS). */
+static void report_tpr_access(struct abi_lapic *l, bool write)
+{
+    if (!l->tpr_access_reporting)
+        return;
+    l->tpr_report_pending = true;
+    l->tpr_report_write = write;
+    l->tpr_report_rip = l->access_rip ? l->access_rip : l->cpu ? l->cpu->rip : 0;
+}
+
 /* ---------------- readable registers ---------------- */
 
 static bool reg_readable(const struct abi_lapic *l, unsigned off)
@@ -87,6 +99,8 @@ int lapic_reg_read(struct abi_lapic *l, unsigned off, uint32_t *val)
         return ABI_IRQCHIP_GP;
     if (off == APIC_REG_TPR || off == APIC_REG_PPR)
         lapic_sync_cr8(l, l->cpu); /* a MOV to CR8 changed TPR/PPR */
+    if (off == APIC_REG_TPR)
+        report_tpr_access(l, false);
     if (off == APIC_REG_TMCCT)
         *val = lapic_timer_tmcct(l);
     else
@@ -135,6 +149,7 @@ int lapic_reg_write(struct abi_lapic *l, unsigned off, uint32_t val)
         lapic_set_reg(l, APIC_REG_ID, val & 0xff000000u);
         return 0;
     case APIC_REG_TPR:
+        report_tpr_access(l, true);
         lapic_set_reg(l, APIC_REG_TPR, val & 0xff);
         lapic_sync_tpr_to_cr8(l);
         lapic_update_ppr(l);

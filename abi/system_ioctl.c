@@ -61,6 +61,26 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_ADJUST_CLOCK, KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC},
     {KVM_CAP_X86_APIC_BUS_CYCLES_NS, 1}, /* APIC_BUS_CYCLE_NS_DEFAULT */
     {KVM_CAP_IOEVENTFD_ANY_LENGTH, 1},
+    {KVM_CAP_IOEVENTFD_NO_LENGTH, 1},
+    {KVM_CAP_IRQ_ROUTING, 4096},   /* KVM_MAX_IRQ_ROUTES: KVM_SET_GSI_ROUTING */
+    {KVM_CAP_SIGNAL_MSI, 1},       /* KVM_SIGNAL_MSI */
+    {KVM_CAP_IRQ_INJECT_STATUS, 1}, /* KVM_IRQ_LINE_STATUS */
+    {KVM_CAP_SREGS2, 1},
+    {KVM_CAP_SYS_ATTRIBUTES, 1},   /* KVM_GET/HAS_DEVICE_ATTR on /dev/kvm */
+    {KVM_CAP_CHECK_EXTENSION_VM, 1},
+    {KVM_CAP_ENABLE_CAP_VM, 1},
+    {KVM_CAP_ENABLE_CAP, 1},
+    {KVM_CAP_USER_NMI, 1},         /* KVM_NMI */
+    {KVM_CAP_TSC_DEADLINE_TIMER, 1},
+    {KVM_CAP_INTERNAL_ERROR_DATA, 1},
+    {KVM_CAP_BINARY_STATS_FD, 1},  /* KVM_GET_STATS_FD */
+    {KVM_CAP_SET_GUEST_DEBUG2,
+     KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP |
+         KVM_GUESTDBG_USE_HW_BP | KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP |
+         KVM_GUESTDBG_BLOCKIRQ},
+    {KVM_CAP_MCE, 32},             /* KVM_MAX_MCE_BANKS: KVM_X86_SETUP_MCE / SET_MCE */
+    {KVM_CAP_VAPIC, 1},            /* KVM_SET_VAPIC_ADDR, KVM_TPR_ACCESS_REPORTING */
+    {KVM_CAP_KVMCLOCK_CTRL, 1},
 };
 
 long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
@@ -197,9 +217,8 @@ long abi_system_ioctl(struct abi_process *p, struct abi_system *s, unsigned long
     case KVM_GET_DEVICE_ATTR:
         return sys_get_device_attr(arg);
     case KVM_X86_GET_MCE_CAP_SUPPORTED: {
-        /* MCG_CTL_P | MCG_SER_P (KVM_MCE_CAP_SUPPORTED without LMCE/CMCI, which need
-         * KVM_X86_SETUP_MCE/SET_MCE injection that we do not offer) */
-        uint64_t caps = (1ull << 8) | (1ull << 24);
+        uint64_t caps = msr_mce_cap_supported(s->vendor == ABI_VENDOR_AMD ? MSR_VENDOR_AMD
+                                                                          : MSR_VENDOR_INTEL);
         return abi_copy_to_user((void *)arg, &caps, sizeof caps) ? -EFAULT : 0;
     }
     case KVM_HAS_DEVICE_ATTR:

@@ -119,6 +119,21 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
         r = 0;
         break;
     }
+    case KVM_X86_SETUP_MCE:
+        r = abi_vcpu_setup_mce(v, arg);
+        break;
+    case KVM_X86_SET_MCE:
+        r = abi_vcpu_set_mce(v, arg);
+        break;
+    case KVM_SET_VAPIC_ADDR:
+        r = abi_vcpu_set_vapic_addr(v, arg);
+        break;
+    case KVM_TPR_ACCESS_REPORTING:
+        r = abi_vcpu_tpr_access_reporting(v, arg);
+        break;
+    case KVM_KVMCLOCK_CTRL:
+        r = msr_vcpu_kvmclock_paused(v->msr);
+        break;
     case KVM_NMI:
         emu_cpu(v->emu)->ev.nmi_pending = true;
         r = 0;

@@ -245,7 +245,10 @@ static int handle_exit(struct abi_vcpu *v)
         if (v->lapic) {
             uint8_t buf[8];
             memcpy(buf, x->mmio.data, sizeof buf);
-            if (abi_lapic_mmio(v->lapic, x->mmio.gpa, x->mmio.is_write, buf, x->mmio.len)) {
+            abi_lapic_set_access_rip(v->lapic, x->mmio.rip);
+            bool mine = abi_lapic_mmio(v->lapic, x->mmio.gpa, x->mmio.is_write, buf, x->mmio.len);
+            abi_lapic_set_access_rip(v->lapic, 0);
+            if (mine) {
                 emu_complete_mmio(v->emu, x->mmio.is_write ? NULL : buf);
                 return 1;
             }
@@ -377,9 +380,15 @@ long abi_vcpu_run(struct abi_vcpu *v)
             h = -EINTR;
             break;
         }
+        if (abi_vapic_tpr_exit(v)) {
+            h = 0;
+            break;
+        }
         memset(&v->exit, 0, offsetof(struct emu_exit, io));
         pthread_rwlock_rdlock(&v->vm->mem_lock);
+        abi_vapic_sync_to(v);
         emu_run(v->emu, &v->exit);
+        abi_vapic_sync_from(v);
         pthread_rwlock_unlock(&v->vm->mem_lock);
         h = handle_exit(v);
     }

@@ -319,7 +319,7 @@ static long vm_gsi_routing(struct abi_vm *vm, unsigned long arg)
     struct kvm_irq_routing hdr;
     if (abi_copy_from_user(&hdr, (void *)arg, sizeof hdr))
         return -EFAULT;
-    if (hdr.nr >= 4096 /* KVM_MAX_IRQ_ROUTES */ || hdr.flags)
+    if (hdr.nr > 4096 /* KVM_MAX_IRQ_ROUTES */ || hdr.flags)
         return -EINVAL;
     if (!vm->irqchip_state)
         return -EINVAL;

@@ -87,6 +87,7 @@ struct emu_exit {
             uint8_t len;
             bool is_write;
             uint8_t data[8]; /* write: data; read: caller fills then emu_complete_mmio() */
+            uint64_t rip;    /* RIP of the accessing instruction (KVM_EXIT_TPR_ACCESS) */
         } mmio;
         struct {
             bool is_write;

@@ -141,6 +141,11 @@ static int string_op(struct emu_vcpu *v, const struct decoded_insn *d, enum strk
             emu_gpr_write(v, EMU_RCX, as, (c->gpr[EMU_RCX] & am) - 1);
         if (rep && cond && stop)
             return EMU_H_NEXT;
+        /* the element went to MMIO (a write exit is recorded): one MMIO exit per element,
+         * the instruction resumes with the next one after user space has seen it, as
+         * KVM's emulator restarts a REP string op (x86_emulate_insn, string_insn) */
+        if (v->exit_ready)
+            break;
     }
     if (rep && (c->gpr[EMU_RCX] & am) != 0)
         v->next_rip = v->insn_rip; /* more to do: continue after an interrupt window */

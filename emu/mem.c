@@ -112,6 +112,7 @@ static void mmio_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
     x->mmio.gpa = gpa;
     x->mmio.len = (uint8_t)len;
     x->mmio.is_write = false;
+    x->mmio.rip = v->insn_rip;
     memset(x->mmio.data, 0, sizeof x->mmio.data);
     v->pending = EMU_PEND_MMIO_READ;
     v->mmio_gpa = gpa;
@@ -128,6 +129,7 @@ static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsign
     x->mmio.gpa = gpa;
     x->mmio.len = (uint8_t)len;
     x->mmio.is_write = true;
+    x->mmio.rip = v->insn_rip;
     memset(x->mmio.data, 0, sizeof x->mmio.data);
     memcpy(x->mmio.data, buf, len);
     v->exit_ready = true;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <errno.h>
+
 #include "msr/internal.h"
 #include "msr/bitmap.h"
 
@@ -114,9 +116,24 @@ void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
     /* PVCLOCK_TSC_STABLE_BIT: all vCPUs share one synchronised TSC (msr_tsc_host_write), the
      * situation in which KVM's master clock sets it */
     t.flags = 1;
+    if (v->k.pv_guest_stopped) { /* KVM_KVMCLOCK_CTRL: PVCLOCK_GUEST_STOPPED, reported once */
+        t.flags |= 2;
+        v->k.pv_guest_stopped = false;
+    }
     gwrite(v, gpa, &t, sizeof(t));
     version++;
     gwrite(v, gpa, &version, 4);
+}
+
+/* KVM_KVMCLOCK_CTRL (x86.c kvm_set_guest_paused): -EINVAL unless kvmclock is enabled;
+ * the next clock update tells the guest it was stopped (soft-lockup watchdogs). */
+int msr_vcpu_kvmclock_paused(struct msr_vcpu *v)
+{
+    if (!(v->k.pv_system_time & KVM_MSR_ENABLED))
+        return -EINVAL;
+    v->k.pv_guest_stopped = true;
+    msr_vcpu_update_kvmclock(v);
+    return 0;
 }
 
 int msr_get_pv_system_time(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)

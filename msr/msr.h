@@ -165,6 +165,7 @@ struct msr_kernel_state {
     uint64_t misc_features_enables, smi_count, power_ctl, osvw_length, osvw_status, de_cfg;
     uint64_t pv_async_pf_ack_pending;
     uint64_t tsc_ratio; /* AMD TSC_RATIO MSR, 8.32 fixed point */
+    bool pv_guest_stopped; /* KVM_KVMCLOCK_CTRL pending (pvclock_set_guest_stopped_request) */
 };
 
 struct msr_vcpu {
@@ -211,11 +212,24 @@ void msr_vcpu_set_tsc_source(struct msr_vcpu *v, uint64_t (*read)(void *ctx), vo
                              uint64_t khz);
 /* KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU fd. */
 int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable);
+/* KVM_X86_GET_MCE_CAP_SUPPORTED for the vendor flavour. */
+uint64_t msr_mce_cap_supported(enum msr_vendor vendor);
 /* KVM_X86_SETUP_MCE: 0 or -EINVAL (bank count 1..32, only supported capability bits). */
 int msr_vcpu_setup_mce(struct msr_vcpu *v, uint64_t mcg_cap);
+/* KVM_X86_SET_MCE (struct kvm_x86_mce's fields): logs the error in the bank; `action`
+ * says what the caller must do to the vCPU. 0 or -EINVAL (bank out of range, !VAL). */
+struct msr_mce {
+    uint64_t status, addr, misc, mcg_status;
+    uint8_t bank;
+};
+enum msr_mce_action { MSR_MCE_NONE, MSR_MCE_EXCEPTION, MSR_MCE_TRIPLE_FAULT, MSR_MCE_CMCI };
+int msr_vcpu_set_mce(struct msr_vcpu *v, const struct msr_mce *m, bool cr4_mce,
+                     enum msr_mce_action *action);
 /* Write the kvmclock page (pvclock_vcpu_time_info) if the guest enabled it; abi calls this
  * at KVM_RUN entry (KVM_REQ_CLOCK_UPDATE). */
 void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
+/* KVM_KVMCLOCK_CTRL: 0, or -EINVAL when the guest has not enabled kvmclock. */
+int msr_vcpu_kvmclock_paused(struct msr_vcpu *v);
 /* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry); also
  * marks the vCPU as having run (KVM refuses changes to feature MSRs after that). */
 void msr_vcpu_sync(struct msr_vcpu *v);

@@ -238,6 +238,40 @@ START_TEST(mmio_read_and_write)
 }
 END_TEST
 
+/* REP STOS / REP MOVS touching MMIO: one MMIO exit per element, RIP stays on the
+ * instruction until the last one (SeaVGABIOS clears b800:0 with `rep stosw`) */
+START_TEST(rep_string_mmio_per_element)
+{
+    /* mov edi,0x2000000; mov eax,0x11223344; mov ecx,3; rep stosd;
+     * mov esi,0x2000100; mov edi,DATA; mov ecx,2; rep movsb; hlt */
+    CODE(0xbf, 0x00, 0x00, 0x00, 0x02, 0xb8, 0x44, 0x33, 0x22, 0x11, 0xb9, 3, 0, 0, 0, 0xf3, 0xab,
+         0xbe, 0x00, 0x01, 0x00, 0x02, 0xbf, 0x00, 0x00, 0x20, 0x00, 0xb9, 2, 0, 0, 0, 0xf3, 0xa4,
+         0xf4);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_int_eq(RUN(), EMU_EXIT_MMIO);
+        ck_assert(X.mmio.is_write);
+        ck_assert_uint_eq(X.mmio.gpa, 0x2000000 + 4 * i);
+        ck_assert_uint_eq(X.mmio.len, 4);
+        ck_assert_uint_eq(X.mmio.data[0], 0x44);
+        ck_assert_uint_eq(T.c->gpr[EMU_RCX], 2 - i);
+        ck_assert_uint_eq(T.c->rip, i < 2 ? TVM_CODE + 15 : TVM_CODE + 17);
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        ck_assert_int_eq(RUN(), EMU_EXIT_MMIO);
+        ck_assert(!X.mmio.is_write);
+        ck_assert_uint_eq(X.mmio.gpa, 0x2000100 + i);
+        ck_assert_uint_eq(X.mmio.len, 1);
+        uint8_t b = (uint8_t)(0xa0 + i);
+        emu_complete_mmio(T.v, &b);
+    }
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.ram[TVM_DATA], 0xa0);
+    ck_assert_uint_eq(T.ram[TVM_DATA + 1], 0xa1);
+    ck_assert_uint_eq(T.c->gpr[EMU_RCX], 0);
+    ck_assert_uint_eq(T.c->gpr[EMU_RSI], 0x2000102);
+}
+END_TEST
+
 START_TEST(readonly_slot_write_is_mmio)
 {
     T.pm.slots[1].gpa = 0x1000000;
@@ -561,6 +595,7 @@ static Suite *suite(void)
     tcase_add_test(t, host_modified_code);
     tcase_add_test(t, mmio_read_and_write);
     tcase_add_test(t, readonly_slot_write_is_mmio);
+    tcase_add_test(t, rep_string_mmio_per_element);
     tcase_add_test(t, unimplemented_is_internal_error);
     tcase_add_test(t, undefined_opcode_ud);
     tcase_add_test(t, gp_error_code_and_df_and_triple_fault);
