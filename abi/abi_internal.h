@@ -59,6 +59,8 @@ struct abi_ioeventfd {
     int fd;       /* our dup of the eventfd */
 };
 
+struct abi_irqfds; /* irqfd.c */
+
 struct abi_vm {
     struct abi_obj obj;
     struct abi_system *sys;
@@ -89,6 +91,7 @@ struct abi_vm {
     int ring_fd;                          /* coalesced MMIO ring page (memfd) */
     struct kvm_coalesced_mmio_ring *ring; /* our mapping of it */
     unsigned nioeventfds;
+    struct abi_irqfds *irqfds;           /* KVM_IRQFD, created at the first assign */
 };
 
 struct abi_vcpu {
@@ -180,6 +183,15 @@ long abi_vm_ioeventfd(struct abi_vm *vm, unsigned long arg);
 bool abi_ioeventfd_signal(struct abi_vm *vm, bool pio, uint64_t addr, const void *data,
                           unsigned len);
 void abi_ioeventfd_free(struct abi_vm *vm);
+/* Whether fd is an eventfd; for one that is not: -EBADF (not open) or -EINVAL,
+ * as eventfd_ctx_fdget(). Returns 0 for an eventfd. */
+int abi_eventfd_check(int fd);
+
+/* irqfd.c: KVM_IRQFD (virt/kvm/eventfd.c). One thread per VM, started at the
+ * first assign, turns eventfd signals into GSI injections. */
+long abi_vm_irqfd(struct abi_vm *vm, unsigned long arg);
+/* VM teardown (no vCPU left): stops the thread, closes our eventfd dups. */
+void abi_irqfd_free(struct abi_vm *vm);
 
 /* coalesced.c */
 int abi_coalesced_init(struct abi_vm *vm);

@@ -414,6 +414,8 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return abi_stats_fd(vm, NULL);
     case KVM_IOEVENTFD:
         return abi_vm_ioeventfd(vm, arg);
+    case KVM_IRQFD:
+        return abi_vm_irqfd(vm, arg);
     case KVM_REGISTER_COALESCED_MMIO:
         return abi_vm_coalesced_zone(vm, arg, true);
     case KVM_UNREGISTER_COALESCED_MMIO:
