@@ -61,6 +61,8 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_ADJUST_CLOCK, KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC},
     {KVM_CAP_X86_APIC_BUS_CYCLES_NS, 1}, /* APIC_BUS_CYCLE_NS_DEFAULT */
     {KVM_CAP_IOEVENTFD_ANY_LENGTH, 1},
+    {KVM_CAP_IRQFD, 1},
+    {KVM_CAP_IRQFD_RESAMPLE, 1},
 };
 
 long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
