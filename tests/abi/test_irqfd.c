@@ -6,6 +6,8 @@
  * assigned, deassign of an unknown pair is 0).
  * line state: a resampling irqfd holds its GSI asserted (KVM_GET_IRQCHIP
  * IOAPIC irr) and DEASSIGN lowers it.
+ * ack notifier: the irqchip hook resampling relies on fires at the 8259's
+ * EOI command and auto-EOI INTA and at the IOAPIC EOI broadcast, with the GSI.
  * guest: a 64-bit guest HLTs while the host writes eventfds; it must receive
  * the interrupt through an IOAPIC edge pin, then through an MSI route that
  * KVM_SET_GSI_ROUTING put on the same GSI afterwards, then through a level
@@ -29,6 +31,7 @@
 
 #include "abi/abi.h"
 #include "abi/abi_internal.h"
+#include "abi/irqchip_internal.h"
 
 /* Guest code: bytes only (never executed on the host), copied to gpa 0x1000. */
 __asm__(".pushsection .rodata.irqfdg, \"a\"\n"
@@ -272,6 +275,94 @@ START_TEST(irqfd_line_state)
 }
 END_TEST
 
+/* ---------------- the irqchip's ack notifier ---------------- */
+
+struct acks {
+    unsigned n;
+    uint32_t gsi[8];
+};
+
+static void record_ack(void *ctx, uint32_t gsi)
+{
+    struct acks *a = ctx;
+    if (a->n < 8)
+        a->gsi[a->n] = gsi;
+    a->n++;
+}
+
+static void pic_out(struct abi_irqchip *chip, uint16_t port, uint8_t v)
+{
+    ck_assert(abi_irqchip_pio(chip, port, false, &v, 1));
+}
+
+/* 8259 master: ICW1-4 (vector base 0x20, auto-EOI as asked), IRQ3 unmasked. */
+static void pic_init(struct abi_irqchip *chip, bool auto_eoi)
+{
+    pic_out(chip, 0x20, 0x11);
+    pic_out(chip, 0x21, 0x20);
+    pic_out(chip, 0x21, 0x04);
+    pic_out(chip, 0x21, auto_eoi ? 0x03 : 0x01);
+    pic_out(chip, 0x21, 0xf7);
+}
+
+static int pic_inta(struct abi_irqchip *chip)
+{
+    pthread_mutex_lock(&chip->lock);
+    int v = pic_read_irq(&chip->pic);
+    pthread_mutex_unlock(&chip->lock);
+    return v;
+}
+
+/* kvm_notify_acked_irq call sites: 8259 EOI command (pic_clear_isr), 8259
+ * auto-EOI at INTA, IOAPIC EOI broadcast; pins map back to GSIs through the
+ * routing table; no notifier, no calls. */
+START_TEST(irqchip_ack_notifier)
+{
+    struct abi_irqchip *chip = abi_irqchip_create();
+    ck_assert_ptr_nonnull(chip);
+    struct acks a = {0};
+    abi_irqchip_set_ack_notifier(chip, record_ack, &a);
+    ck_assert(irqchip_has_ack_notifier(chip));
+
+    pic_init(chip, false);
+    a.n = 0; /* ICW1 may report dropped edge requests: none were pending */
+    abi_irqchip_set_irq(chip, 3, 1);
+    abi_irqchip_set_irq(chip, 3, 0);
+    ck_assert_int_eq(pic_inta(chip), 0x23);
+    ck_assert_uint_eq(a.n, 0); /* in service, not acked yet */
+    pic_out(chip, 0x20, 0x63); /* specific EOI, IRQ3 */
+    ck_assert_uint_eq(a.n, 1);
+    ck_assert_uint_eq(a.gsi[0], 3);
+
+    pic_init(chip, true);
+    a.n = 0;
+    abi_irqchip_set_irq(chip, 3, 1);
+    abi_irqchip_set_irq(chip, 3, 0);
+    ck_assert_int_eq(pic_inta(chip), 0x23);
+    ck_assert_uint_eq(a.n, 1); /* auto-EOI acks at INTA */
+    ck_assert_uint_eq(a.gsi[0], 3);
+
+    /* IOAPIC pin 9 with vector 0x61 (masked: only the EOI path matters) */
+    a.n = 0;
+    pthread_mutex_lock(&chip->lock);
+    chip->ioapic.redir[9].f.vector = 0x61;
+    ioapic_eoi(chip, 0x61, true);
+    ioapic_eoi(chip, 0x62, true);
+    pthread_mutex_unlock(&chip->lock);
+    ck_assert_uint_eq(a.n, 1);
+    ck_assert_uint_eq(a.gsi[0], 9);
+
+    abi_irqchip_set_ack_notifier(chip, NULL, NULL);
+    ck_assert(!irqchip_has_ack_notifier(chip));
+    a.n = 0;
+    pthread_mutex_lock(&chip->lock);
+    ioapic_eoi(chip, 0x61, true);
+    pthread_mutex_unlock(&chip->lock);
+    ck_assert_uint_eq(a.n, 0);
+    abi_irqchip_destroy(chip);
+}
+END_TEST
+
 /* ---------------- guest ---------------- */
 
 static uint64_t gate(uint64_t handler_gpa, uint64_t *hi)
@@ -461,6 +552,7 @@ int main(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, irqfd_errnos);
     tcase_add_test(tc, irqfd_line_state);
+    tcase_add_test(tc, irqchip_ack_notifier);
     tcase_add_test(tc, irqfd_guest);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
