@@ -82,6 +82,8 @@ struct abi_vm {
     uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
     uint32_t max_vcpu_ids;          /* KVM_CAP_MAX_VCPU_ID (0 = default) */
+    /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 args[0] (KVM_DIRTY_LOG_*), under lock */
+    uint64_t manual_dirty_log;
     atomic_uint clock_gen;          /* bumped by KVM_SET_CLOCK (KVM_REQ_CLOCK_UPDATE) */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
@@ -172,6 +174,10 @@ long abi_vm_set_msr_filter(struct abi_vm *vm, unsigned long arg);
 long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *r,
                               bool v2);
 long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg);
+long abi_vm_clear_dirty_log(struct abi_vm *vm, unsigned long arg);
+/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (caller holds vm->lock). */
+long abi_vm_enable_manual_dirty_log(struct abi_vm *vm, uint64_t flags);
+#define ABI_DIRTY_LOG_MANUAL_CAPS (KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET)
 void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len);
 void abi_vm_free_slots(struct abi_vm *vm);
 void abi_vm_mem_write_lock(struct abi_vm *vm);

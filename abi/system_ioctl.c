@@ -63,6 +63,7 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_IOEVENTFD_ANY_LENGTH, 1},
     {KVM_CAP_IRQFD, 1},
     {KVM_CAP_IRQFD_RESAMPLE, 1},
+    {KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, ABI_DIRTY_LOG_MANUAL_CAPS},
 };
 
 long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
