@@ -18,6 +18,7 @@
  * missing interrupt fails. */
 #include <check.h>
 #include "tests/check_main.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -148,6 +149,18 @@ static void vm_close(struct vmctx *c)
         munmap(c->mem, MEM_SIZE);
 }
 
+/* Open fds of the process: VM teardown must close our dups, epoll and wake fds. */
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    unsigned n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
 static int new_eventfd(void)
 {
     int fd = eventfd(0, EFD_CLOEXEC);
@@ -191,6 +204,7 @@ static struct kvm_ioapic_state ioapic(struct vmctx *c)
 
 START_TEST(irqfd_errnos)
 {
+    unsigned fds_before = open_fds();
     struct vmctx c;
     vm_open(&c, false);
     int efd = new_eventfd(), efd2 = new_eventfd(), rfd = new_eventfd();
@@ -238,6 +252,7 @@ START_TEST(irqfd_errnos)
     close(rfd);
     close(pipefd[0]);
     close(pipefd[1]);
+    ck_assert_uint_eq(open_fds(), fds_before);
 }
 END_TEST
 
@@ -508,6 +523,7 @@ static void on_report(struct vmctx *c, struct guest_fds *f, uint32_t v)
 
 START_TEST(irqfd_guest)
 {
+    unsigned fds_before = open_fds();
     struct vmctx c;
     vm_open(&c, true);
     guest_memory(&c);
@@ -542,6 +558,7 @@ START_TEST(irqfd_guest)
     close(f.edge);
     close(f.level);
     close(f.resample);
+    ck_assert_uint_eq(open_fds(), fds_before);
 }
 END_TEST
 
