@@ -59,6 +59,8 @@ struct abi_ioeventfd {
     int fd;       /* our dup of the eventfd */
 };
 
+struct abi_irqfds; /* irqfd.c */
+
 struct abi_vm {
     struct abi_obj obj;
     struct abi_system *sys;
@@ -80,6 +82,8 @@ struct abi_vm {
     uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
     uint32_t max_vcpu_ids;          /* KVM_CAP_MAX_VCPU_ID (0 = default) */
+    /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 args[0] (KVM_DIRTY_LOG_*), under lock */
+    uint64_t manual_dirty_log;
     atomic_uint clock_gen;          /* bumped by KVM_SET_CLOCK (KVM_REQ_CLOCK_UPDATE) */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
@@ -89,6 +93,7 @@ struct abi_vm {
     int ring_fd;                          /* coalesced MMIO ring page (memfd) */
     struct kvm_coalesced_mmio_ring *ring; /* our mapping of it */
     unsigned nioeventfds;
+    struct abi_irqfds *irqfds;           /* KVM_IRQFD, created at the first assign */
 };
 
 struct abi_vcpu {
@@ -170,6 +175,10 @@ long abi_vm_set_msr_filter(struct abi_vm *vm, unsigned long arg);
 long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *r,
                               bool v2);
 long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg);
+long abi_vm_clear_dirty_log(struct abi_vm *vm, unsigned long arg);
+/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (caller holds vm->lock). */
+long abi_vm_enable_manual_dirty_log(struct abi_vm *vm, uint64_t flags);
+#define ABI_DIRTY_LOG_MANUAL_CAPS (KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET)
 void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len);
 void abi_vm_free_slots(struct abi_vm *vm);
 void abi_vm_mem_write_lock(struct abi_vm *vm);
@@ -181,6 +190,15 @@ long abi_vm_ioeventfd(struct abi_vm *vm, unsigned long arg);
 bool abi_ioeventfd_signal(struct abi_vm *vm, bool pio, uint64_t addr, const void *data,
                           unsigned len);
 void abi_ioeventfd_free(struct abi_vm *vm);
+/* Whether fd is an eventfd; for one that is not: -EBADF (not open) or -EINVAL,
+ * as eventfd_ctx_fdget(). Returns 0 for an eventfd. */
+int abi_eventfd_check(int fd);
+
+/* irqfd.c: KVM_IRQFD (virt/kvm/eventfd.c). One thread per VM, started at the
+ * first assign, turns eventfd signals into GSI injections. */
+long abi_vm_irqfd(struct abi_vm *vm, unsigned long arg);
+/* VM teardown (no vCPU left): stops the thread, closes our eventfd dups. */
+void abi_irqfd_free(struct abi_vm *vm);
 
 /* coalesced.c */
 int abi_coalesced_init(struct abi_vm *vm);

@@ -63,12 +63,18 @@ int ioapic_set_irq(struct abi_irqchip *chip, unsigned pin, int level)
     return service(chip, pin);
 }
 
-void ioapic_eoi(struct abi_irqchip *chip, uint8_t vector)
+void ioapic_eoi(struct abi_irqchip *chip, uint8_t vector, bool level)
 {
     struct abi_ioapic *io = &chip->ioapic;
     for (unsigned pin = 0; pin < IOAPIC_PINS; pin++) {
+        if (io->redir[pin].f.vector != vector)
+            continue;
+        /* KVM kvm_ioapic_update_eoi_one: ack notifiers first (chip->lock is
+         * dropped there), then Remote IRR, so a line the notifier lowered
+         * (irqfd resampling) is not delivered again. */
+        irqchip_notify_acked(chip, KVM_IRQCHIP_IOAPIC, pin);
         typeof(io->redir[0]) *e = &io->redir[pin];
-        if (e->f.vector != vector || !e->f.trig_mode)
+        if (!level || !e->f.trig_mode)
             continue;
         e->f.remote_irr = 0;
         if (!e->f.mask && (io->irr & (1u << pin)))

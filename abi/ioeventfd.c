@@ -24,6 +24,13 @@ static bool is_eventfd(int fd)
     return strcmp(link, "anon_inode:[eventfd]") == 0;
 }
 
+int abi_eventfd_check(int fd)
+{
+    if (is_eventfd(fd))
+        return 0;
+    return fcntl(fd, F_GETFD) >= 0 ? -EINVAL : -EBADF; /* eventfd_ctx_fdget() */
+}
+
 static bool same(const struct abi_ioeventfd *e, const struct kvm_ioeventfd *a)
 {
     bool pio = a->flags & KVM_IOEVENTFD_FLAG_PIO;
@@ -63,10 +70,8 @@ long abi_vm_ioeventfd(struct abi_vm *vm, unsigned long arg)
             }
         goto out;
     }
-    if (!is_eventfd(a.fd)) {
-        r = fcntl(a.fd, F_GETFD) >= 0 ? -EINVAL : -EBADF; /* eventfd_ctx_fdget() */
+    if ((r = abi_eventfd_check(a.fd)))
         goto out;
-    }
     for (unsigned i = 0; i < vm->nioeventfds; i++)
         if (same(&vm->ioeventfds[i], &a)) {
             r = -EEXIST;

@@ -181,6 +181,45 @@ int abi_irqchip_signal_msi(struct abi_irqchip *chip, const struct kvm_msi *msi)
     return r;
 }
 
+/* ---------------- ack notifier ---------------- */
+
+void abi_irqchip_set_ack_notifier(struct abi_irqchip *chip, abi_irqchip_ack_fn *fn, void *ctx)
+{
+    pthread_mutex_lock(&chip->lock);
+    chip->ack_ctx = ctx;
+    __atomic_store_n(&chip->ack_fn, fn, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&chip->lock);
+}
+
+/* GSI of irqchip/pin: the last route naming it wins, as KVM fills its
+ * chip[irqchip][pin] map in table order (setup_routing_entry). chip->lock held. */
+static int map_chip_pin(const struct abi_irqchip *chip, unsigned irqchip, unsigned pin)
+{
+    int gsi = -1;
+    for (unsigned i = 0; i < chip->nroutes; i++) {
+        const struct irq_route *rt = &chip->routes[i];
+        if (rt->type == KVM_IRQ_ROUTING_IRQCHIP && rt->irqchip == irqchip && rt->pin == pin)
+            gsi = (int)rt->gsi;
+    }
+    return gsi;
+}
+
+void irqchip_notify_acked(struct abi_irqchip *chip, unsigned irqchip, unsigned pin)
+{
+    abi_irqchip_ack_fn *fn = chip->ack_fn;
+    if (!fn)
+        return;
+    int gsi = map_chip_pin(chip, irqchip, pin);
+    if (gsi < 0)
+        return;
+    void *ctx = chip->ack_ctx;
+    /* KVM (kvm_ioapic_update_eoi_one, pic_clear_isr) drops its lock here
+     * because notifiers re-enter the irqchip to lower the line. */
+    pthread_mutex_unlock(&chip->lock);
+    fn(ctx, (uint32_t)gsi);
+    pthread_mutex_lock(&chip->lock);
+}
+
 /* ---------------- KVM_GET/SET_IRQCHIP ---------------- */
 
 int abi_irqchip_get(struct abi_irqchip *chip, struct kvm_irqchip *s)

@@ -69,6 +69,22 @@ int abi_irqchip_set_irq(struct abi_irqchip *chip, uint32_t irq, int level);
 int abi_irqchip_signal_msi(struct abi_irqchip *chip, const struct kvm_msi *msi);
 /* KVM_SET_GSI_ROUTING (replaces the table). -EINVAL on bad entries. */
 int abi_irqchip_set_gsi_routing(struct abi_irqchip *chip, const struct kvm_irq_routing *r);
+/* Ack notifier (KVM kvm_register_irq_ack_notifier / kvm_notify_acked_irq):
+ * `fn(ctx, gsi)` runs when the guest acknowledges an interrupt of an irqchip
+ * pin: an EOI broadcast reaching the IOAPIC pin (level pins, and edge pins
+ * while a notifier is installed, as KVM's ioapic_handled_vectors), and the
+ * 8259 clearing an ISR bit (EOI command, auto-EOI INTA, poll read). The pin
+ * is mapped back to its GSI through the routing table (the last route naming
+ * that chip/pin, as kvm_irq_map_chip_pin). It is called from the acking vCPU
+ * thread without the irqchip lock held (KVM drops ioapic/pic locks there
+ * too), so it may call abi_irqchip_set_irq; for the IOAPIC it runs before
+ * Remote IRR is cleared, so a line it lowers is not re-delivered. One
+ * notifier per chip (irqfd resampling is the only user); fn = NULL removes
+ * it. Removal does not wait for a call in progress: remove only once no vCPU
+ * can run (VM teardown). */
+typedef void abi_irqchip_ack_fn(void *ctx, uint32_t gsi);
+void abi_irqchip_set_ack_notifier(struct abi_irqchip *chip, abi_irqchip_ack_fn *fn, void *ctx);
+
 /* KVM_GET_IRQCHIP / KVM_SET_IRQCHIP (chip_id PIC_MASTER/PIC_SLAVE/IOAPIC). */
 int abi_irqchip_get(struct abi_irqchip *chip, struct kvm_irqchip *s);
 int abi_irqchip_set(struct abi_irqchip *chip, const struct kvm_irqchip *s);

@@ -173,6 +173,10 @@ struct abi_irqchip {
     bool x2apic_format;
     bool x2apic_broadcast_quirk_disabled;
 
+    /* abi_irqchip_set_ack_notifier; set under lock, read atomically by lapic_eoi */
+    abi_irqchip_ack_fn *ack_fn;
+    void *ack_ctx;
+
     pthread_t timer_thread;
     pthread_mutex_t timer_lock;
     pthread_cond_t timer_cond;
@@ -242,6 +246,15 @@ int irqchip_timer_start(struct abi_irqchip *chip);
 void irqchip_timer_stop(struct abi_irqchip *chip);
 void irqchip_timer_rearm(struct abi_irqchip *chip);
 
+/* ---- irqchip.c ---- */
+/* The guest acked irqchip/pin (KVM_IRQCHIP_*): run the ack notifier, if any.
+ * Called with chip->lock held; drops it around the notifier (see irqchip.h). */
+void irqchip_notify_acked(struct abi_irqchip *chip, unsigned irqchip, unsigned pin);
+static inline bool irqchip_has_ack_notifier(struct abi_irqchip *chip)
+{
+    return __atomic_load_n(&chip->ack_fn, __ATOMIC_ACQUIRE) != NULL;
+}
+
 /* ---- pic.c ---- */
 void pic_reset(struct abi_pic *p);
 /* Set IRQ line (0-15) level; chip->lock held. Returns KVM-style status. */
@@ -257,7 +270,8 @@ void pic_set_state(struct abi_pic *p, unsigned unit, const struct kvm_pic_state 
 /* ---- ioapic.c ---- */
 void ioapic_reset(struct abi_ioapic *io);
 int ioapic_set_irq(struct abi_irqchip *chip, unsigned pin, int level);
-void ioapic_eoi(struct abi_irqchip *chip, uint8_t vector);
+/* EOI broadcast of `vector`; `level` = the LAPIC's TMR bit (KVM trigger_mode). */
+void ioapic_eoi(struct abi_irqchip *chip, uint8_t vector, bool level);
 uint32_t ioapic_mmio_read(struct abi_irqchip *chip, unsigned off);
 void ioapic_mmio_write(struct abi_irqchip *chip, unsigned off, uint32_t val);
 void ioapic_get_state(const struct abi_ioapic *io, struct kvm_ioapic_state *s);

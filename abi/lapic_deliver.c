@@ -268,10 +268,13 @@ void lapic_eoi(struct abi_lapic *l)
     uint32_t bit = 1u << (vec & 31);
     __atomic_fetch_and(vec_word(l, APIC_REG_ISR, (unsigned)vec), ~bit, __ATOMIC_SEQ_CST);
     lapic_update_ppr(l);
-    /* Level-triggered: broadcast the EOI to the IOAPIC (no directed EOI). */
-    if (lapic_reg(l, APIC_REG_TMR + 0x10 * ((unsigned)vec >> 5)) & bit) {
+    /* Level-triggered: broadcast the EOI to the IOAPIC (no directed EOI).
+     * With an ack notifier installed edge vectors go too, as KVM puts the
+     * vectors of pins with notifiers into ioapic_handled_vectors. */
+    bool level = lapic_reg(l, APIC_REG_TMR + 0x10 * ((unsigned)vec >> 5)) & bit;
+    if (level || irqchip_has_ack_notifier(l->chip)) {
         pthread_mutex_lock(&l->chip->lock);
-        ioapic_eoi(l->chip, (uint8_t)vec);
+        ioapic_eoi(l->chip, (uint8_t)vec, level);
         pthread_mutex_unlock(&l->chip->lock);
     }
     lapic_notify(l);

@@ -1,4 +1,11 @@
-/* abi/: guest memory slots (KVM_SET_USER_MEMORY_REGION{,2}, KVM_GET_DIRTY_LOG).
+/* abi/: guest memory slots (KVM_SET_USER_MEMORY_REGION{,2}, KVM_GET_DIRTY_LOG,
+ * KVM_CLEAR_DIRTY_LOG with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2).
+ *
+ * Dirty logging: emu sets a slot's bit on every guest write to it (emu/mem.c),
+ * and abi_vm_mark_dirty on writes done for the guest by abi/ and msr/. KVM
+ * instead write-protects pages and sets the bit on the first write fault, so
+ * "clear a bit" there means "re-protect that page"; here a cleared bit is
+ * simply set again by the next write, which gives user space the same log.
  *
  * Validation mirrors virt/kvm/kvm_main.c kvm_set_memory_region() in Linux 6.12:
  * EINVAL for bad flags/alignment/ranges, EEXIST for overlaps, EINVAL for changing
@@ -120,10 +127,19 @@ static bool overlaps_other(struct abi_vm *vm, unsigned id, uint64_t gpa, uint64_
     return false;
 }
 
-static uint64_t *alloc_dirty(uint64_t size)
+/* A slot's new bitmap: all pages dirty with KVM_DIRTY_LOG_INITIALLY_SET
+ * (kvm_prepare_memory_region: bitmap_set(0, npages)), else clear. */
+static uint64_t *alloc_dirty(uint64_t size, bool initially_set)
 {
-    uint64_t pages = size / ABI_PAGE_SIZE;
-    return calloc((pages + 63) / 64 ? (pages + 63) / 64 : 1, sizeof(uint64_t));
+    uint64_t pages = size / ABI_PAGE_SIZE, words = (pages + 63) / 64;
+    uint64_t *b = calloc(words ? words : 1, sizeof(uint64_t));
+    if (!b || !initially_set)
+        return b;
+    for (uint64_t w = 0; w < pages / 64; w++)
+        b[w] = ~0ull;
+    if (pages % 64)
+        b[pages / 64] = (1ull << (pages % 64)) - 1;
+    return b;
 }
 
 long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *m,
@@ -187,7 +203,8 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         /* keep the bitmap across a flags-only change that keeps logging on */
         if (old->used && old->dirty && neu.gpa == old->gpa)
             neu.dirty = old->dirty;
-        else if (!(neu.dirty = alloc_dirty(neu.size))) {
+        else if (!(neu.dirty = alloc_dirty(neu.size,
+                                           vm->manual_dirty_log & KVM_DIRTY_LOG_INITIALLY_SET))) {
             r = -ENOMEM;
             goto out;
         }
@@ -210,22 +227,36 @@ out:
     return r;
 }
 
-/* KVM_GET_DIRTY_LOG without KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: copy and clear. */
+/* The dirty-logged slot named by a KVM slot number, or NULL with *err set:
+ * -EINVAL for an address space or id out of range, -ENOENT for no slot or no
+ * logging (kvm_get_dirty_log_protect). vm->lock held for the lookup. */
+static struct abi_memslot *logged_slot(struct abi_vm *vm, uint32_t slot, long *err)
+{
+    uint32_t as_id = slot >> 16, id = slot & 0xffff;
+    *err = -EINVAL;
+    if (as_id >= 1 || id >= ABI_USER_MEM_SLOTS)
+        return NULL;
+    struct abi_memslot *s = &vm->slots[id];
+    *err = -ENOENT;
+    if (!s->used || !s->dirty)
+        return NULL;
+    *err = 0;
+    return s;
+}
+
+/* KVM_GET_DIRTY_LOG: copy and clear, or with manual protection only copy
+ * (kvm_get_dirty_log_protect: the bits stay until KVM_CLEAR_DIRTY_LOG). */
 long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
 {
     struct kvm_dirty_log log;
     if (abi_copy_from_user(&log, (void *)arg, sizeof log))
         return -EFAULT;
-    uint32_t as_id = log.slot >> 16, id = log.slot & 0xffff;
-    if (as_id >= 1 || id >= ABI_USER_MEM_SLOTS)
-        return -EINVAL;
     long r = 0;
     pthread_mutex_lock(&vm->lock);
-    struct abi_memslot *s = &vm->slots[id];
-    if (!s->used || !s->dirty) {
-        r = -ENOENT;
+    struct abi_memslot *s = logged_slot(vm, log.slot, &r);
+    if (!s)
         goto out;
-    }
+    bool manual = vm->manual_dirty_log & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
     uint64_t words = (s->size / ABI_PAGE_SIZE + 63) / 64;
     uint64_t *snap = calloc(words ? words : 1, sizeof *snap);
     if (!snap) {
@@ -233,10 +264,11 @@ long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
         goto out;
     }
     for (uint64_t i = 0; i < words; i++)
-        snap[i] = __atomic_exchange_n(&s->dirty[i], 0, __ATOMIC_ACQ_REL);
+        snap[i] = manual ? __atomic_load_n(&s->dirty[i], __ATOMIC_ACQUIRE)
+                         : __atomic_exchange_n(&s->dirty[i], 0, __ATOMIC_ACQ_REL);
     if (abi_copy_to_user(log.dirty_bitmap, snap, words * sizeof *snap)) {
         /* put the bits back: nothing was reported */
-        for (uint64_t i = 0; i < words; i++)
+        for (uint64_t i = 0; !manual && i < words; i++)
             __atomic_fetch_or(&s->dirty[i], snap[i], __ATOMIC_ACQ_REL);
         r = -EFAULT;
     }
@@ -244,6 +276,69 @@ long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
 out:
     pthread_mutex_unlock(&vm->lock);
     return r;
+}
+
+/* kvm_clear_dirty_log_protect's range rule: first_page 64-aligned (checked
+ * before the slot lookup), the range inside the slot, and num_pages a
+ * multiple of 64 unless the range runs to the slot's end. */
+static bool clear_range_ok(const struct kvm_clear_dirty_log *log, uint64_t npages)
+{
+    return log->first_page <= npages && log->num_pages <= npages - log->first_page &&
+           (log->num_pages == npages - log->first_page || !(log->num_pages & 63));
+}
+
+/* KVM_CLEAR_DIRTY_LOG (kvm_vm_ioctl_clear_dirty_log). KVM accepts it with or
+ * without manual protection enabled; so do we. Bits past the slot's end in
+ * the caller's last word are harmless: they are never set. */
+long abi_vm_clear_dirty_log(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_clear_dirty_log log;
+    if (abi_copy_from_user(&log, (void *)arg, sizeof log))
+        return -EFAULT;
+    if ((log.slot >> 16) >= 1 || (log.slot & 0xffff) >= ABI_USER_MEM_SLOTS)
+        return -EINVAL;
+    if (log.first_page & 63)
+        return -EINVAL;
+    long r = 0;
+    pthread_mutex_lock(&vm->lock);
+    struct abi_memslot *s = logged_slot(vm, log.slot, &r);
+    if (!s)
+        goto out;
+    if (!clear_range_ok(&log, s->size / ABI_PAGE_SIZE)) {
+        r = -EINVAL;
+        goto out;
+    }
+    uint64_t words = ((uint64_t)log.num_pages + 63) / 64;
+    uint64_t *mask = calloc(words ? words : 1, sizeof *mask);
+    if (!mask) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (abi_copy_from_user(mask, log.dirty_bitmap, words * sizeof *mask)) {
+        r = -EFAULT;
+    } else {
+        uint64_t *d = s->dirty + log.first_page / 64;
+        for (uint64_t i = 0; i < words; i++)
+            if (mask[i]) /* a vCPU may set bits meanwhile: clear only the asked ones */
+                __atomic_fetch_and(&d[i], ~mask[i], __ATOMIC_ACQ_REL);
+    }
+    free(mask);
+out:
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+/* kvm_vm_ioctl_enable_cap_generic: INITIALLY_SET only together with ENABLE;
+ * args[0] replaces the setting (0 turns manual protection off again). */
+long abi_vm_enable_manual_dirty_log(struct abi_vm *vm, uint64_t flags)
+{
+    uint64_t allowed = (flags & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
+                           ? ABI_DIRTY_LOG_MANUAL_CAPS
+                           : KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
+    if (flags & ~allowed)
+        return -EINVAL;
+    vm->manual_dirty_log = flags;
+    return 0;
 }
 
 /* Writes done by the layers above (MSR-driven guest writes, PIO string data). */

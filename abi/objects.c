@@ -119,6 +119,7 @@ static void system_free(struct abi_system *s)
 
 static void vm_free(struct abi_vm *vm)
 {
+    abi_irqfd_free(vm); /* its thread injects into the irqchip: stop it first */
     abi_vm_free_slots(vm);
     abi_ioeventfd_free(vm);
     abi_coalesced_free(vm);

@@ -2,9 +2,23 @@
  * master's IRQ2) plus the PIIX ELCR, as KVM's i8259.c models them: fixed and
  * rotating priorities, ICW1-4 init sequence, OCW2/OCW3, auto-EOI, poll mode,
  * edge vs level (ELCR). chip->lock is held by every caller. */
+#include <stddef.h>
 #include <string.h>
 
 #include "abi/irqchip_internal.h"
+
+/* Every abi_pic is the one embedded in an abi_irqchip. */
+static struct abi_irqchip *pic_chip(struct abi_pic *p)
+{
+    return (struct abi_irqchip *)(void *)((char *)p - offsetof(struct abi_irqchip, pic));
+}
+
+/* An ISR bit of unit `u` was cleared: KVM pic_clear_isr -> kvm_notify_acked_irq. */
+static void pic_acked(struct abi_pic *p, unsigned u, int irq)
+{
+    irqchip_notify_acked(pic_chip(p), u ? KVM_IRQCHIP_PIC_SLAVE : KVM_IRQCHIP_PIC_MASTER,
+                         (unsigned)irq);
+}
 
 /* Lowest priority number (0 = highest) of the set bits in `mask`, given the
  * rotation `priority_add`; 8 if none. */
@@ -95,16 +109,18 @@ bool pic_has_output(struct abi_pic *p)
     return __atomic_load_n(&p->output, __ATOMIC_ACQUIRE);
 }
 
-static void intack(struct pic_unit *s, int irq)
+static void intack(struct abi_pic *p, unsigned u, int irq)
 {
+    struct pic_unit *s = &p->unit[u];
+    if (!(s->elcr & (1u << irq)))
+        s->irr &= ~(1u << irq); /* edge: the request is consumed */
     if (s->auto_eoi) {
         if (s->rotate_on_auto_eoi)
             s->priority_add = (irq + 1) & 7;
+        pic_acked(p, u, irq); /* KVM: set then clear ISR, notifying the ack */
     } else {
         s->isr |= 1u << irq;
     }
-    if (!(s->elcr & (1u << irq)))
-        s->irr &= ~(1u << irq); /* edge: the request is consumed */
 }
 
 static int resolve(struct abi_pic *p, bool ack)
@@ -113,14 +129,14 @@ static int resolve(struct abi_pic *p, bool ack)
     if (irq < 0) /* spurious IRQ7 */
         return p->unit[0].irq_base + 7;
     if (ack)
-        intack(&p->unit[0], irq);
+        intack(p, 0, irq);
     if (irq != 2)
         return p->unit[0].irq_base + irq;
     int irq2 = unit_get_irq(&p->unit[1], false);
     if (irq2 < 0)
         irq2 = 7; /* spurious IRQ15 */
     else if (ack)
-        intack(&p->unit[1], irq2);
+        intack(p, 1, irq2);
     return p->unit[1].irq_base + irq2;
 }
 
@@ -138,9 +154,12 @@ int pic_read_irq(struct abi_pic *p)
 
 /* ---------------- port I/O ---------------- */
 
-static void unit_reinit(struct pic_unit *s)
+static void unit_reinit(struct abi_pic *p, unsigned u)
 {
-    /* ICW1: KVM kvm_pic_reset, keeping ELCR and level-triggered requests. */
+    /* ICW1: KVM kvm_pic_reset, keeping ELCR and level-triggered requests;
+     * KVM notifies an ack for every edge request dropped here. */
+    struct pic_unit *s = &p->unit[u];
+    uint8_t edge_irr = s->irr & ~s->elcr;
     s->last_irr = 0;
     s->irr &= s->elcr;
     s->imr = 0;
@@ -153,10 +172,14 @@ static void unit_reinit(struct pic_unit *s)
         s->auto_eoi = 0;
     }
     s->init_state = 1;
+    for (int irq = 0; irq < 8; irq++)
+        if (edge_irr & (1u << irq))
+            pic_acked(p, u, irq);
 }
 
-static void ocw2(struct pic_unit *s, uint8_t val)
+static void ocw2(struct abi_pic *p, unsigned u, uint8_t val)
 {
+    struct pic_unit *s = &p->unit[u];
     unsigned cmd = val >> 5;
     int prio, irq;
     switch (cmd) {
@@ -170,10 +193,12 @@ static void ocw2(struct pic_unit *s, uint8_t val)
             if (cmd == 5)
                 s->priority_add = (irq + 1) & 7;
             s->isr &= ~(1u << irq);
+            pic_acked(p, u, irq);
         }
         break;
     case 3: /* specific EOI */
         s->isr &= ~(1u << (val & 7));
+        pic_acked(p, u, val & 7);
         break;
     case 6: /* set priority */
         s->priority_add = (val + 1) & 7;
@@ -182,18 +207,20 @@ static void ocw2(struct pic_unit *s, uint8_t val)
         irq = val & 7;
         s->priority_add = (irq + 1) & 7;
         s->isr &= ~(1u << irq);
+        pic_acked(p, u, irq);
         break;
     default:
         break;
     }
 }
 
-static void unit_write(struct pic_unit *s, bool data_port, uint8_t val)
+static void unit_write(struct abi_pic *p, unsigned u, bool data_port, uint8_t val)
 {
+    struct pic_unit *s = &p->unit[u];
     if (!data_port) {
         if (val & 0x10) { /* ICW1 */
             s->init4 = val & 1;
-            unit_reinit(s);
+            unit_reinit(p, u);
         } else if (val & 0x08) { /* OCW3 */
             if (val & 0x04)
                 s->poll = 1;
@@ -202,7 +229,7 @@ static void unit_write(struct pic_unit *s, bool data_port, uint8_t val)
             if (val & 0x40)
                 s->special_mask = (val >> 5) & 1;
         } else {
-            ocw2(s, val);
+            ocw2(p, u, val);
         }
         return;
     }
@@ -237,6 +264,7 @@ static uint8_t poll_read(struct abi_pic *p, unsigned u)
     }
     s->irr &= ~(1u << irq);
     s->isr &= ~(1u << irq);
+    pic_acked(p, u, irq);
     return 0x80 | (uint8_t)irq; /* OCW3 poll word: bit 7 = interrupt present */
 }
 
@@ -246,7 +274,7 @@ int pic_ioport_write(struct abi_pic *p, uint16_t port, uint8_t val)
 {
     switch (port) {
     case 0x20: case 0x21: case 0xa0: case 0xa1:
-        unit_write(&p->unit[port >= 0xa0], port & 1, val);
+        unit_write(p, port >= 0xa0, port & 1, val);
         break;
     case 0x4d0: case 0x4d1:
         p->unit[port & 1].elcr = val & p->unit[port & 1].elcr_mask;

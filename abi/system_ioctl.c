@@ -81,6 +81,9 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_MCE, 32},             /* KVM_MAX_MCE_BANKS: KVM_X86_SETUP_MCE / SET_MCE */
     {KVM_CAP_VAPIC, 1},            /* KVM_SET_VAPIC_ADDR, KVM_TPR_ACCESS_REPORTING */
     {KVM_CAP_KVMCLOCK_CTRL, 1},
+    {KVM_CAP_IRQFD, 1},
+    {KVM_CAP_IRQFD_RESAMPLE, 1},
+    {KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, ABI_DIRTY_LOG_MANUAL_CAPS},
 };
 
 long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)

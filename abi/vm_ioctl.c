@@ -224,6 +224,9 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
         else
             r = abi_irqchip_set_bus_cycle_ns(vm->irqchip_state, c.args[0]);
         break;
+    case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
+        r = abi_vm_enable_manual_dirty_log(vm, c.args[0]);
+        break;
     case KVM_CAP_X2APIC_API:
         if (c.args[0] & ~(uint64_t)KVM_X2APIC_API_VALID)
             break;
@@ -357,6 +360,8 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return vm_set_region(vm, arg, true);
     case KVM_GET_DIRTY_LOG:
         return abi_vm_get_dirty_log(vm, arg);
+    case KVM_CLEAR_DIRTY_LOG:
+        return abi_vm_clear_dirty_log(vm, arg);
     case KVM_CHECK_EXTENSION:
         return abi_check_extension(vm->sys, vm, (long)arg);
     case KVM_ENABLE_CAP:
@@ -414,6 +419,8 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return abi_stats_fd(vm, NULL);
     case KVM_IOEVENTFD:
         return abi_vm_ioeventfd(vm, arg);
+    case KVM_IRQFD:
+        return abi_vm_irqfd(vm, arg);
     case KVM_REGISTER_COALESCED_MMIO:
         return abi_vm_coalesced_zone(vm, arg, true);
     case KVM_UNREGISTER_COALESCED_MMIO:
