@@ -18,6 +18,7 @@
 #include "emu/emu.h"
 #include "msr/msr.h"
 #include "abi/irqchip.h"
+#include "abi/pit.h"
 
 #define ABI_MAX_VCPUS 1024     /* KVM_MAX_VCPUS on x86 (6.12: 4096 with MAXSMP; 1024 default) */
 #define ABI_MAX_VCPU_ID 4096   /* KVM_MAX_VCPU_IDS */
@@ -87,6 +88,9 @@ struct abi_vm {
     atomic_uint clock_gen;          /* bumped by KVM_SET_CLOCK (KVM_REQ_CLOCK_UPDATE) */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */
+    /* KVM_CREATE_PIT{,2}: set once under `lock`, read by vCPU threads with an
+     * acquire load (abi_vm_pit); freed with the VM, before the irqchip */
+    struct abi_pit *pit;
     struct abi_ioeventfd ioeventfds[ABI_MAX_IOEVENTFDS];
     struct kvm_coalesced_mmio_zone zones[ABI_MAX_COALESCED_ZONES];
     unsigned nzones;
@@ -141,6 +145,11 @@ int abi_memfd(const char *name, size_t size, int open_flags);
 
 /* uaccess.c: every caller pointer goes through these (EFAULT like KVM's copy_from_user). */
 int abi_copy_from_user(void *dst, const void *user_src, size_t len);
+/* The VM's in-kernel PIT or NULL (vm->pit is published with a release store). */
+static inline struct abi_pit *abi_vm_pit(struct abi_vm *vm)
+{
+    return __atomic_load_n(&vm->pit, __ATOMIC_ACQUIRE);
+}
 int abi_copy_to_user(void *user_dst, const void *src, size_t len);
 
 /* dispatch */

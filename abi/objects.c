@@ -123,6 +123,7 @@ static void vm_free(struct abi_vm *vm)
     abi_vm_free_slots(vm);
     abi_ioeventfd_free(vm);
     abi_coalesced_free(vm);
+    abi_pit_destroy(vm->pit); /* its timer thread drives the irqchip */
     if (vm->irqchip_state)
         abi_irqchip_destroy(vm->irqchip_state);
     msr_vm_destroy(&vm->msr);

@@ -177,6 +177,16 @@ static void handle_hypercall(struct abi_vcpu *v)
 
 /* Port I/O the in-kernel PIC claims (kernel_pio): every element of a string I/O must be
  * handled by it, else the whole access goes to user space as KVM does. */
+/* One element of port I/O to the in-kernel devices: the PIC/ELCR, then the
+ * PIT (and its speaker port) when the VM has one. */
+static bool kernel_pio_one(struct abi_vcpu *v, uint16_t port, bool in, void *data, unsigned size)
+{
+    if (abi_irqchip_pio(v->vm->irqchip_state, port, in, data, size))
+        return true;
+    struct abi_pit *pit = abi_vm_pit(v->vm);
+    return pit && abi_pit_pio(pit, port, in, data, size);
+}
+
 static bool irqchip_pio(struct abi_vcpu *v)
 {
     struct emu_exit *x = &v->exit;
@@ -186,9 +196,8 @@ static bool irqchip_pio(struct abi_vcpu *v)
     uint8_t buf[sizeof x->io.data];
     memcpy(buf, x->io.data, (size_t)count * x->io.size);
     for (uint32_t i = 0; i < count; i++)
-        if (!abi_irqchip_pio(v->vm->irqchip_state, x->io.port, x->io.in, buf + i * x->io.size,
-                             x->io.size))
-            return false; /* the PIC owns whole ports, so this happens at i == 0 */
+        if (!kernel_pio_one(v, x->io.port, x->io.in, buf + i * x->io.size, x->io.size))
+            return false; /* PIC and PIT own whole ports, so this happens at i == 0 */
     emu_complete_io(v->emu, x->io.in ? buf : NULL);
     return true;
 }

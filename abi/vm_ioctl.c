@@ -349,6 +349,81 @@ static long vm_signal_msi(struct abi_vm *vm, unsigned long arg)
     return abi_irqchip_signal_msi(vm->irqchip_state, &m);
 }
 
+/* KVM_CREATE_PIT2 (config from user space first) and the old KVM_CREATE_PIT,
+ * which always gets the speaker stub (x86.c kvm_arch_vm_ioctl). */
+static long vm_create_pit(struct abi_vm *vm, unsigned long arg, bool v2)
+{
+    struct kvm_pit_config cfg = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    if (v2 && abi_copy_from_user(&cfg, (void *)arg, sizeof cfg))
+        return -EFAULT;
+    long r = 0;
+    pthread_mutex_lock(&vm->lock);
+    if (vm->pit)
+        r = -EEXIST;
+    else if (!vm->irqchip_state) /* KVM: !pic_in_kernel() */
+        r = -ENOENT;
+    else {
+        struct abi_pit *pit = abi_pit_create(vm->irqchip_state, cfg.flags);
+        if (pit)
+            __atomic_store_n(&vm->pit, pit, __ATOMIC_RELEASE);
+        else
+            r = -ENOMEM;
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+/* KVM_GET_PIT copies the argument in before checking for a PIT; KVM_GET_PIT2
+ * does not (x86.c). */
+static long vm_get_pit(struct abi_vm *vm, unsigned long arg, bool v2)
+{
+    struct abi_pit *pit = abi_vm_pit(vm);
+    if (v2) {
+        struct kvm_pit_state2 s;
+        if (!pit)
+            return -ENXIO;
+        abi_pit_get_state2(pit, &s);
+        return abi_copy_to_user((void *)arg, &s, sizeof s) ? -EFAULT : 0;
+    }
+    struct kvm_pit_state s;
+    if (abi_copy_from_user(&s, (void *)arg, sizeof s))
+        return -EFAULT;
+    if (!pit)
+        return -ENXIO;
+    abi_pit_get_state(pit, &s);
+    return abi_copy_to_user((void *)arg, &s, sizeof s) ? -EFAULT : 0;
+}
+
+static long vm_set_pit(struct abi_vm *vm, unsigned long arg, bool v2)
+{
+    union {
+        struct kvm_pit_state s1;
+        struct kvm_pit_state2 s2;
+    } u;
+    if (abi_copy_from_user(&u, (void *)arg, v2 ? sizeof u.s2 : sizeof u.s1))
+        return -EFAULT;
+    struct abi_pit *pit = abi_vm_pit(vm);
+    if (!pit)
+        return -ENXIO;
+    if (v2)
+        abi_pit_set_state2(pit, &u.s2);
+    else
+        abi_pit_set_state(pit, &u.s1);
+    return 0;
+}
+
+static long vm_reinject_control(struct abi_vm *vm, unsigned long arg)
+{
+    struct kvm_reinject_control c;
+    if (abi_copy_from_user(&c, (void *)arg, sizeof c))
+        return -EFAULT;
+    struct abi_pit *pit = abi_vm_pit(vm);
+    if (!pit)
+        return -ENXIO;
+    abi_pit_set_reinject(pit, c.pit_reinject);
+    return 0;
+}
+
 long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, unsigned long arg)
 {
     switch (req) {
@@ -405,6 +480,20 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return vm_gsi_routing(vm, arg);
     case KVM_SIGNAL_MSI:
         return vm_signal_msi(vm, arg);
+    case KVM_CREATE_PIT:
+        return vm_create_pit(vm, arg, false);
+    case KVM_CREATE_PIT2:
+        return vm_create_pit(vm, arg, true);
+    case KVM_GET_PIT:
+        return vm_get_pit(vm, arg, false);
+    case KVM_GET_PIT2:
+        return vm_get_pit(vm, arg, true);
+    case KVM_SET_PIT:
+        return vm_set_pit(vm, arg, false);
+    case KVM_SET_PIT2:
+        return vm_set_pit(vm, arg, true);
+    case KVM_REINJECT_CONTROL:
+        return vm_reinject_control(vm, arg);
     case KVM_SET_CLOCK:
         return vm_clock(vm, arg, true);
     case KVM_GET_CLOCK:
