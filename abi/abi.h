@@ -31,6 +31,10 @@ void abi_fd_duped(struct abi_process *p, int oldfd, int newfd);
 /* A signal arrived in this thread: if it is inside KVM_RUN, make KVM_RUN return
  * -EINTR with KVM_EXIT_INTR (KVM: signal_pending() check in vcpu_run). Async-signal-safe. */
 void abi_signal_arrived(void);
+/* From a SIGSEGV/SIGBUS handler (installed with SA_SIGINFO | SA_NODEFER): a fault at `addr`
+ * inside a memory slot's host mapping while this thread runs a vCPU ends that KVM_RUN with
+ * EFAULT, as KVM does (this call then does not return). false: not ours. */
+bool abi_host_fault(void *addr);
 
 /* Thread `t` is about to be cancelled (pthread_cancel): if it is inside KVM_RUN, make
  * KVM_RUN return -EINTR as the cancellation signal would on Linux KVM. */

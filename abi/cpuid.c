@@ -194,5 +194,6 @@ uint64_t abi_cr4_reserved_bits(const struct kvm_cpuid_entry2 *e, unsigned n)
 unsigned abi_maxphyaddr(const struct kvm_cpuid_entry2 *e, unsigned n)
 {
     const struct kvm_cpuid_entry2 *x = abi_cpuid_find(e, n, 0x80000008, 0);
-    return (x && (x->eax & 0xff)) ? (x->eax & 0xff) : 36;
+    unsigned w = (x && (x->eax & 0xff)) ? (x->eax & 0xff) : 36;
+    return w > 52 ? 52 : w; /* at most 52 bits on x86 (SDM vol.3 4.1.4); used as a shift */
 }

@@ -14,9 +14,9 @@ static int guest_write(void *ctx, uint64_t gpa, const void *src, size_t len)
 {
     struct abi_vm *vm = ctx;
     uint8_t *h = emu_gpa_to_host(&vm->mem, gpa, len, true);
-    if (!h)
+    /* the slot's host mapping may be bad: copy as KVM's kvm_write_guest does, EFAULT */
+    if (!h || abi_copy_to_user(h, src, len))
         return -EFAULT;
-    memcpy(h, src, len);
     abi_vm_mark_dirty(vm, gpa, len);
     return 0;
 }
@@ -25,9 +25,8 @@ static int guest_read(void *ctx, uint64_t gpa, void *dst, size_t len)
 {
     struct abi_vm *vm = ctx;
     const uint8_t *h = emu_gpa_to_host(&vm->mem, gpa, len, false);
-    if (!h)
+    if (!h || abi_copy_from_user(dst, h, len))
         return -EFAULT;
-    memcpy(dst, h, len);
     return 0;
 }
 

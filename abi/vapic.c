@@ -51,10 +51,9 @@ void abi_vapic_sync_to(struct abi_vcpu *v)
     if (!v->lapic || !abi_lapic_vapic_data(v->lapic, &gpa, &data))
         return;
     uint8_t *h = emu_gpa_to_host(&v->vm->mem, gpa, 4, true);
-    if (h) { /* kvm_write_guest_cached: a vanished slot is silently skipped */
-        memcpy(h, &data, 4);
+    /* kvm_write_guest_cached: a vanished slot or bad host mapping is silently skipped */
+    if (h && abi_copy_to_user(h, &data, 4) == 0)
         abi_vm_mark_dirty(v->vm, gpa, 4);
-    }
 }
 
 /* After the guest stopped (caller holds mem_lock for reading). */
@@ -64,8 +63,9 @@ void abi_vapic_sync_from(struct abi_vcpu *v)
     if (!v->lapic || !abi_lapic_vapic_active(v->lapic, &gpa))
         return;
     const uint8_t *h = emu_gpa_to_host(&v->vm->mem, gpa, 4, false);
-    if (h)
-        abi_lapic_vapic_set_tpr(v->lapic, h[0]);
+    uint32_t data;
+    if (h && abi_copy_from_user(&data, h, 4) == 0)
+        abi_lapic_vapic_set_tpr(v->lapic, (uint8_t)data);
 }
 
 /* KVM_REQ_REPORT_TPR_ACCESS, checked before each guest entry: true if KVM_RUN must return

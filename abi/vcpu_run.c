@@ -43,6 +43,14 @@ void abi_signal_arrived(void)
         abi_lapic_kick(v->lapic);
 }
 
+bool abi_host_fault(void *addr)
+{
+    struct abi_vcpu *v = this_thread_vcpu;
+    if (!v || !atomic_load(&v->in_run))
+        return false;
+    return emu_host_fault(v->emu, addr); /* does not return when it is ours */
+}
+
 bool abi_thread_interrupt(struct abi_process *p, unsigned long t)
 {
     bool found = false;
@@ -338,6 +346,9 @@ static int handle_exit(struct abi_vcpu *v)
     case EMU_EXIT_HYPERCALL:
         handle_hypercall(v);
         return 1;
+    case EMU_EXIT_HOST_FAULT:
+        /* mmu.c kvm_handle_error_pfn: the slot's host address cannot be mapped */
+        return -EFAULT;
     case EMU_EXIT_FAIL_ENTRY:
         run->exit_reason = KVM_EXIT_FAIL_ENTRY;
         run->fail_entry.hardware_entry_failure_reason = x->fail_entry.hardware_entry_failure_reason;

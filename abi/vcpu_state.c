@@ -542,7 +542,8 @@ static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
         }
     }
     /* KVM 6.12: after the first KVM_RUN only an identical CPUID may be set */
-    if (v->stat_exits && (hdr.nent != v->ncpuid || memcmp(e, v->cpuid, hdr.nent * sizeof *e))) {
+    if (v->stat_exits &&
+        (hdr.nent != v->ncpuid || (hdr.nent && memcmp(e, v->cpuid, hdr.nent * sizeof *e)))) {
         free(e);
         free(ee);
         return -EINVAL;

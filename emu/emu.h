@@ -70,6 +70,7 @@ enum emu_exit_reason {
     EMU_EXIT_INTERRUPTED,/* emu_request_stop() was called (signal, immediate_exit) */
     EMU_EXIT_HYPERCALL,  /* VMCALL/VMMCALL that the layer above must handle */
     EMU_EXIT_FAIL_ENTRY, /* invalid guest state at entry */
+    EMU_EXIT_HOST_FAULT, /* a slot's host mapping faulted (emu_host_fault): KVM's -EFAULT */
 };
 
 struct emu_exit {
@@ -118,6 +119,12 @@ struct emu_vcpu; /* opaque: struct cpu + TLB + decode cache + pending completion
 struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm);
 void emu_vcpu_destroy(struct emu_vcpu *v);
 struct cpu *emu_cpu(struct emu_vcpu *v);
+/* Called from a SIGSEGV/SIGBUS handler in the thread running `v`: if emu_run is active and
+ * `addr` lies in the host mapping of one of its memory slots (user space gave KVM an
+ * unmapped or protected userspace_addr), the instruction is abandoned and emu_run returns
+ * EMU_EXIT_HOST_FAULT; this call then does not return. Otherwise returns false. The
+ * handler must be installed with SA_NODEFER (the jump leaves the signal mask alone). */
+bool emu_host_fault(struct emu_vcpu *v, const void *addr);
 void emu_set_msr_ops(struct emu_vcpu *v, const struct emu_msr_ops *ops);
 
 /* Architectural reset (power-on state, SDM vol.3 9.1.1), as KVM's vCPU creation does. */

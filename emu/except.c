@@ -35,6 +35,22 @@ _Noreturn void emu_suspend(struct emu_vcpu *v)
     longjmp(v->jb, 1);
 }
 
+bool emu_host_fault(struct emu_vcpu *v, const void *addr)
+{
+    if (!v || !v->in_run)
+        return false;
+    const uint8_t *a = addr;
+    const struct emu_physmem *pm = v->pm; /* stable: abi holds mem_lock around emu_run */
+    for (unsigned i = 0; i < pm->nslots; i++) {
+        const struct emu_slot *s = &pm->slots[i];
+        if (s->size && a >= s->host && (uint64_t)(a - s->host) < s->size) {
+            v->fault_kind = 3;
+            longjmp(v->jb, 1);
+        }
+    }
+    return false;
+}
+
 static uint64_t tss_read(struct emu_vcpu *v, unsigned off, unsigned size)
 {
     const struct emu_segment *tr = &v->cpu.seg[EMU_TR];

@@ -398,6 +398,12 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         }
         if (v->fault_kind == 2)
             goto out;
+        if (v->fault_kind == 3) { /* host mapping fault: KVM_RUN fails with EFAULT */
+            v->delivering = false;
+            v->exit_ready = false;
+            exit->reason = EMU_EXIT_HOST_FAULT;
+            goto out;
+        }
         v->exit_ready = false; /* a recorded MMIO write of the abandoned insn is dropped */
         if (!take_exception(v, v->fault_vector, v->fault_error))
             goto out;

@@ -45,9 +45,13 @@ int msr_get_mtrr(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 int msr_set_mtrr(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 {
     (void)host;
+    /* 6.12 kvm_set_msr_common has no MSR_MTRRcap case (only MTRRdefType and 0x200-0x2ff
+     * go to kvm_mtrr_set_msr): a write reaches the default, KVM_MSR_RET_UNSUPPORTED */
+    if (i == MSR_MTRRcap)
+        return MSR_RET_UNSUPPORTED;
     uint64_t *p = mtrr_slot(v, i);
     if (!p)
-        return MSR_RET_INVAL; /* includes MTRRcap: read-only */
+        return MSR_RET_INVAL; /* a hole in 0x200-0x2ff: kvm_mtrr_set_msr refuses it */
     if (i == MSR_MTRRdefType) {
         if ((val & ~0xcffull) || !mtrr_type_ok(val & 0xff))
             return MSR_RET_INVAL;

@@ -70,7 +70,8 @@ int msr_do_access(struct msr_vcpu *v, uint32_t index, uint64_t *data, bool write
 
 /* Fixed values */
 #define MSR_ARCH_CAP_DEFAULT 0x4000179ull /* RDCL_NO|SKIP_VMENTRY_L1DFLUSH|SSB_NO|MDS_NO|PSCHANGE_MC_NO|TAA_NO|GDS_NO */
-#define MSR_UCODE_REV_DEFAULT 0x100000000ull
+#define MSR_UCODE_REV_INTEL 0x100000000ull /* vmx.c __vmx_vcpu_reset */
+#define MSR_UCODE_REV_AMD 0x01000065ull    /* svm.c __svm_vcpu_reset */
 #define MSR_PAT_DEFAULT 0x0007040600070406ull
 #define MSR_MISC_ENABLE_DEFAULT 0x1800ull /* BTS_UNAVAIL | PEBS_UNAVAIL */
 #define MSR_PLATFORM_INFO_CPUID_FAULT (1ull << 31)

@@ -50,7 +50,11 @@ int msr_feature_get(enum msr_vendor vendor, uint32_t index, uint64_t *value)
         switch (index) {
         case MSR_IA32_ARCH_CAPABILITIES: *value = MSR_ARCH_CAP_DEFAULT; return 0;
         case MSR_IA32_PERF_CAPABILITIES: *value = 0; return 0; /* no vPMU */
-        case MSR_IA32_UCODE_REV: *value = MSR_UCODE_REV_DEFAULT; return 0;
+        /* KVM reads the host CPU's revision (rdmsrl_safe); softkvm's CPU has the one its
+         * vCPUs reset to */
+        case MSR_IA32_UCODE_REV:
+            *value = vendor == MSR_VENDOR_AMD ? MSR_UCODE_REV_AMD : MSR_UCODE_REV_INTEL;
+            return 0;
         case MSR_F10H_DECFG: *value = 1ull << 1; return 0;     /* LFENCE serialising */
         default: break;
         }

@@ -17,7 +17,6 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     v->k.mcg_cap = MSR_MCG_CAP_DEFAULT;
     v->k.arch_capabilities = MSR_ARCH_CAP_DEFAULT;
     v->k.perf_capabilities = 0;
-    v->k.ucode_rev = MSR_UCODE_REV_DEFAULT;
     v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
     v->k.pv_poll_control = 1; /* kvm_arch_vcpu_create */
     v->k.tsc_ratio = 1ull << 32; /* SVM_TSC_RATIO_DEFAULT */
@@ -65,6 +64,9 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     v->k.misc_features_enables = 0;
     v->k.misc_enable = MSR_MISC_ENABLE_DEFAULT;
     v->cpu->xss = 0;
+    /* KVM_X86_QUIRK_STUFF_FEATURE_MSRS: __svm_vcpu_reset 0x01000065, __vmx_vcpu_reset
+     * 0x100000000 (both on RESET only) */
+    v->k.ucode_rev = v->vm->vendor == MSR_VENDOR_AMD ? MSR_UCODE_REV_AMD : MSR_UCODE_REV_INTEL;
 }
 
 int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable)
@@ -179,6 +181,10 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
     f->sbpb = bit(v, 0x80000021, 0, EAX, 27);
     const struct kvm_cpuid_entry2 *l88 = find_leaf(v, 0x80000008, 0);
     f->maxphyaddr = l88 ? (uint8_t)(l88->eax & 0xff) : 36;
+    /* user space may claim any width; no x86 CPU has more than 52 physical address bits
+     * (SDM vol.3 4.1.4) and the reserved-bit masks are shifts by it */
+    if (f->maxphyaddr > 52)
+        f->maxphyaddr = 52;
     find_kvm_leaf(v);
     /* CPUID-dependent pass-through (PRED_CMD, FLUSH_CMD, XFD_ERR) and the filter */
     msr_bitmaps_recompute(v);

@@ -68,6 +68,9 @@ static unsigned nin_ioctl;
 static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static bool is_fault_signal(int sig);
+static void install_fault_handler(int sig, int user_flags);
+
 static void init(void)
 {
     real.open = dlsym(RTLD_NEXT, "open");
@@ -87,6 +90,10 @@ static void init(void)
     real.pthread_cancel = dlsym(RTLD_NEXT, "pthread_cancel");
     real.mmap = dlsym(RTLD_NEXT, "mmap");
     proc = abi_process_create();
+    /* the program's present SIGSEGV/SIGBUS dispositions become the ones we chain to */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (is_fault_signal(sig) && real.sigaction(sig, NULL, &user_act[sig]) == 0)
+            install_fault_handler(sig, user_act[sig].sa_flags);
 }
 
 static void ensure_init(void)
@@ -471,6 +478,48 @@ static void trampoline(int sig, siginfo_t *info, void *uctx)
     }
 }
 
+/* SIGSEGV/SIGBUS: a memory slot whose host mapping is missing or protected must end
+ * KVM_RUN with EFAULT (KVM: hva_to_pfn fails), not kill the process. Anything else is
+ * the program's own fault: its handler runs, or the default action once we step aside. */
+static void fault_handler(int sig, siginfo_t *info, void *uctx)
+{
+    abi_host_fault(info->si_addr); /* returns only when the fault is not a guest access */
+    struct sigaction a = user_act[sig];
+    if (a.sa_flags & SA_SIGINFO) {
+        if (a.sa_sigaction) {
+            a.sa_sigaction(sig, info, uctx);
+            return;
+        }
+    } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+        a.sa_handler(sig);
+        return;
+    }
+    bool sent = info->si_code <= 0; /* kill/tgkill/sigqueue, not a fault of an instruction */
+    if (sent && a.sa_handler == SIG_IGN)
+        return;
+    /* default action (also for an ignored fault, as the kernel's force_sig_fault does):
+     * step aside; a faulting instruction runs again, a sent signal is raised again */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    real.sigaction(sig, &dfl, NULL);
+    if (sent)
+        raise(sig);
+}
+
+static bool is_fault_signal(int sig) { return sig == SIGSEGV || sig == SIGBUS; }
+
+static void install_fault_handler(int sig, int user_flags)
+{
+    struct sigaction a;
+    memset(&a, 0, sizeof a);
+    sigemptyset(&a.sa_mask);
+    a.sa_sigaction = fault_handler;
+    /* NODEFER: emu_host_fault jumps out of the handler, leaving the mask as it is */
+    a.sa_flags = SA_SIGINFO | SA_NODEFER | (user_flags & SA_ONSTACK);
+    real.sigaction(sig, &a, NULL);
+}
+
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     ensure_init();
@@ -478,6 +527,17 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
         return real.sigaction(sig, act, old);
     pthread_mutex_lock(&sig_lock);
     struct sigaction prev_user = user_act[sig];
+    if (is_fault_signal(sig)) {
+        /* ours stays installed; the program's choice is recorded and honoured by it */
+        if (old)
+            *old = prev_user;
+        if (act) {
+            user_act[sig] = *act;
+            install_fault_handler(sig, act->sa_flags);
+        }
+        pthread_mutex_unlock(&sig_lock);
+        return 0;
+    }
     struct sigaction kact;
     const struct sigaction *pass = act;
     if (act) {

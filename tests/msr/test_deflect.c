@@ -41,6 +41,28 @@ START_TEST(unknown_msr_reason_unknown)
 }
 END_TEST
 
+/* 6.12 x86.c: kvm_get_msr_common reads MSR_MTRRcap (kvm_mtrr_get_msr) but
+ * kvm_set_msr_common has no case for it, so a guest WRMSR reaches the default case:
+ * KVM_MSR_RET_UNSUPPORTED, deflected with reason UNKNOWN (not INVAL), on both flavours. */
+START_TEST(mtrrcap_write_is_unknown)
+{
+    for (int vendor = MSR_VENDOR_INTEL; vendor <= MSR_VENDOR_AMD; vendor++) {
+        struct fx *f = fx_new((enum msr_vendor)vendor);
+        uint64_t val;
+        uint32_t reason;
+        ck_assert_int_eq(gwr(f, MSR_MTRRcap, 0, &reason), EMU_MSR_GP);
+        ck_assert_int_eq(msr_vm_enable_user_space_msr(&f->vm, KVM_MSR_EXIT_REASON_INVAL), 0);
+        ck_assert_int_eq(gwr(f, MSR_MTRRcap, 0, &reason), EMU_MSR_GP); /* not an INVAL */
+        ck_assert_int_eq(msr_vm_enable_user_space_msr(&f->vm, KVM_MSR_EXIT_REASON_UNKNOWN), 0);
+        ck_assert_int_eq(gwr(f, MSR_MTRRcap, 0, &reason), EMU_MSR_EXIT);
+        ck_assert_uint_eq(reason, KVM_MSR_EXIT_REASON_UNKNOWN);
+        ck_assert_int_eq(grd(f, MSR_MTRRcap, &val, &reason), EMU_MSR_OK); /* reads stay */
+        ck_assert_int_ne(msr_vcpu_set(f->v, MSR_MTRRcap, 0), 0);          /* host too */
+        fx_free(f);
+    }
+}
+END_TEST
+
 START_TEST(refused_access_reason_inval)
 {
     struct fx *f = fx_new(MSR_VENDOR_INTEL);
@@ -176,6 +198,7 @@ int main(void)
     tcase_add_test(tc, x2apic_not_filtered_and_no_lapic_is_inval);
     tcase_add_test(tc, x2apic_hook_in_x2apic_mode_only);
     tcase_add_test(tc, counters);
+    tcase_add_test(tc, mtrrcap_write_is_unknown);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

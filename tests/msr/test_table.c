@@ -355,6 +355,31 @@ START_TEST(kvmclock_writes_guest_memory)
 }
 END_TEST
 
+/* MSR_IA32_UCODE_REV after RESET under KVM_X86_QUIRK_STUFF_FEATURE_MSRS: svm.c
+ * __svm_vcpu_reset 0x01000065, vmx.c __vmx_vcpu_reset 0x100000000; INIT keeps it. */
+START_TEST(ucode_rev_reset_per_vendor)
+{
+    const uint64_t want[2] = {0x100000000ull, 0x01000065ull};
+    for (int vendor = MSR_VENDOR_INTEL; vendor <= MSR_VENDOR_AMD; vendor++) {
+        struct fx *f = fx_new((enum msr_vendor)vendor);
+        uint64_t val;
+        uint32_t reason;
+        ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_UCODE_REV, &val), 0);
+        ck_assert_uint_eq(val, want[vendor]);
+        ck_assert_int_eq(grd(f, MSR_IA32_UCODE_REV, &val, &reason), EMU_MSR_OK);
+        ck_assert_uint_eq(val, want[vendor]);
+        ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_UCODE_REV, 0x42ull << 32), 0);
+        msr_vcpu_reset(f->v, true);
+        ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_UCODE_REV, &val), 0);
+        ck_assert_uint_eq(val, 0x42ull << 32);
+        msr_vcpu_reset(f->v, false);
+        ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_UCODE_REV, &val), 0);
+        ck_assert_uint_eq(val, want[vendor]);
+        fx_free(f);
+    }
+}
+END_TEST
+
 START_TEST(mce_rules)
 {
     struct fx *f = fx_new(MSR_VENDOR_INTEL);
@@ -723,6 +748,7 @@ int main(void)
     tcase_add_test(tc, lookup_matches_linear_scan);
     tcase_add_test(tc, reset_vs_init);
     tcase_add_test(tc, every_row_sweep);
+    tcase_add_test(tc, ucode_rev_reset_per_vendor);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
