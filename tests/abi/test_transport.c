@@ -154,6 +154,25 @@ START_TEST(transcript_matches_real_kvm)
 }
 END_TEST
 
+/* The shim exports the libc functions it wraps and nothing of softkvm's own: a program
+ * with a function of the same name (QEMU's pic_read_irq) must not capture our calls. */
+START_TEST(preload_exports_only_wrappers)
+{
+    find_build_dir();
+    char lib[PATH_MAX + 32];
+    snprintf(lib, sizeof lib, "%s/abi/libsoftkvm-preload.so", build_dir);
+    void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+    ck_assert_msg(h != NULL, "dlopen: %s", dlerror());
+    ck_assert_ptr_nonnull(dlsym(h, "ioctl"));
+    ck_assert_ptr_nonnull(dlsym(h, "openat"));
+    static const char *const internal[] = {"pic_read_irq", "abi_ioctl", "emu_run",
+                                           "msr_vcpu_create", "decoder_decode", "lapic_irq_ack"};
+    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++)
+        ck_assert_msg(dlsym(h, internal[i]) == NULL, "%s is exported", internal[i]);
+    dlclose(h);
+}
+END_TEST
+
 /* A slot with a bad host mapping ends KVM_RUN with EFAULT (6.12 mmu.c
  * kvm_handle_error_pfn), never a crash; a fault of the program's own still reaches its
  * SIGSEGV handler through the shim. */
@@ -187,6 +206,7 @@ int main(void)
     tcase_add_test(tc, preload_serves_dev_kvm);
     tcase_add_test(tc, transcript_matches_real_kvm);
     tcase_add_test(tc, bad_host_mapping_is_efault);
+    tcase_add_test(tc, preload_exports_only_wrappers);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
