@@ -362,14 +362,35 @@ static int handle_exit(struct abi_vcpu *v)
     return 0;
 }
 
+/* post_kvm_run_save (x86.c): the state KVM reports in kvm_run after every KVM_RUN. QEMU
+ * takes APIC_BASE and CR8 from here (kvm_arch_post_run) and writes them back with its next
+ * full register put, so they must be current. */
+static void post_run_save(struct abi_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    struct cpu *c = emu_cpu(v->emu);
+    const struct emu_events *ev = &c->ev;
+    bool iflag = emu_get_rflags(v->emu) & EMU_FL_IF;
+    run->if_flag = iflag;
+    run->cr8 = c->cr8; /* the LAPIC keeps cr8 = TPR[7:4] in sync (kvm_lapic_get_cr8) */
+    run->apic_base = v->lapic ? abi_lapic_get_base(v->lapic) : c->apic_base;
+    /* kvm_vcpu_ready_for_interrupt_injection, or always with the PIC in the kernel */
+    run->ready_for_interrupt_injection =
+        v->vm->irqchip_state != NULL ||
+        (iflag && !ev->int_shadow && !ev->irq_injected && !ev->nmi_injected && !ev->exc_pending &&
+         !ev->exc_injected);
+}
+
 long abi_vcpu_run(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
-    if ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID))
-        return -EINVAL;
-    long r = sync_regs_in(v);
-    if (r)
+    run->flags = 0; /* kvm_arch_vcpu_ioctl_run; no SMM, no guest mode */
+    long r = -EINVAL;
+    if ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID) ||
+        (r = sync_regs_in(v)) != 0) {
+        post_run_save(v); /* KVM's error paths also go through post_kvm_run_save */
         return r;
+    }
     complete_pending(v);
 
     sigset_t old;
@@ -423,5 +444,6 @@ long abi_vcpu_run(struct abi_vcpu *v)
         v->stat_signal_exits++;
     }
     sync_regs_out(v);
+    post_run_save(v);
     return h < 0 ? h : 0;
 }

@@ -358,6 +358,12 @@ START_TEST(tpr_access_reporting)
     ck_assert_uint_eq(c.run->tpr_access.is_write, 0);
     run_to_port(&c, 0x10);
     ck_assert_uint_eq(((uint8_t *)c.run)[c.run->io.data_offset], 0x50);
+    /* post_kvm_run_save: QEMU reads APIC_BASE and CR8 back from kvm_run after each exit
+     * and puts them with its next full register write (kvmvapic does that mid-boot) */
+    ck_assert_uint_eq(c.run->apic_base, 0xfee00900);
+    ck_assert_uint_eq(c.run->cr8, 5);
+    ck_assert_uint_eq(c.run->if_flag, 0);
+    ck_assert_uint_eq(c.run->ready_for_interrupt_injection, 1); /* PIC in the kernel */
     vm_close(&c);
 }
 END_TEST
