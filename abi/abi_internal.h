@@ -223,6 +223,9 @@ long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);
 /* vcpu_run.c */
 long abi_vcpu_run(struct abi_vcpu *v);
 
+/* report.c: a line to $SOFTKVM_REPORT, if set */
+void abi_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* vcpu_mce.c */
 long abi_vcpu_setup_mce(struct abi_vcpu *v, unsigned long arg);
 long abi_vcpu_set_mce(struct abi_vcpu *v, unsigned long arg);

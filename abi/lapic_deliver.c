@@ -150,6 +150,10 @@ bool lapic_accept_irq(struct abi_lapic *l, const struct apic_irq *irq)
     default:
         return false; /* ExtINT and reserved modes are not deliverable by message */
     }
+    /* INIT/SIPI change the vCPU's run state: a vCPU inside emu_run must come out to the
+     * abi run loop, which accepts them (KVM: KVM_REQ_EVENT + kvm_vcpu_kick) */
+    if ((irq->delivery_mode == APIC_DM_INIT || irq->delivery_mode == APIC_DM_STARTUP) && l->vcpu)
+        emu_request_stop(l->vcpu);
     lapic_notify(l);
     return true;
 }

@@ -261,7 +261,7 @@ int abi_lapic_rdmsr(struct abi_lapic *l, uint32_t index, uint64_t *value)
 }
 
 /* KVM's X2APIC_ICR_RESERVED_BITS: 31:20, 17:16, 13. */
-#define X2APIC_ICR_RESERVED 0xfff3a000ull
+#define X2APIC_ICR_RESERVED 0xfff32000ull /* lapic.c X2APIC_ICR_RESERVED_BITS: 31:20, 17:16, 13 */
 
 int abi_lapic_wrmsr(struct abi_lapic *l, uint32_t index, uint64_t value)
 {

@@ -141,6 +141,8 @@ static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned 
         r = abi_coalesced_init(vm);
     if (r >= 0)
         r = abi_obj_install(p, &vm->obj, fd);
+    if (r >= 0)
+        abi_report("KVM_CREATE_VM served, vendor %s", s->vendor == ABI_VENDOR_AMD ? "amd" : "intel");
     if (r < 0) {
         close(fd);
         abi_obj_put(&vm->obj);

@@ -210,6 +210,47 @@ static bool irqchip_pio(struct abi_vcpu *v)
     return true;
 }
 
+/* kvm_apic_accept_events (lapic.c): INIT resets the vCPU (kvm_vcpu_reset(init_event)) and
+ * leaves an AP waiting for SIPI; a SIPI starts a vCPU in INIT_RECEIVED at vector << 12
+ * (and is dropped in any other state). */
+static void accept_events(struct abi_vcpu *v)
+{
+    if (!v->lapic)
+        return;
+    if (abi_lapic_take_init(v->lapic)) {
+        emu_init_signal(v->emu);
+        msr_vcpu_reset(v->msr, true);
+        abi_lapic_reset(v->lapic, true);
+        v->mp_state = v->id == v->vm->boot_cpu_id ? KVM_MP_STATE_RUNNABLE
+                                                   : KVM_MP_STATE_INIT_RECEIVED;
+    }
+    uint8_t vec;
+    if (abi_lapic_take_sipi(v->lapic, &vec) && v->mp_state == KVM_MP_STATE_INIT_RECEIVED) {
+        struct cpu *c = emu_cpu(v->emu);
+        c->seg[EMU_CS].selector = (uint16_t)(vec << 8);
+        c->seg[EMU_CS].base = (uint64_t)vec << 12;
+        c->rip = 0;
+        c->halted = false;
+        emu_state_changed(v->emu);
+        v->mp_state = KVM_MP_STATE_RUNNABLE;
+    }
+}
+
+/* A vCPU that is not RUNNABLE (INIT_RECEIVED, UNINITIALIZED) sleeps until an INIT/SIPI
+ * arrives (KVM vcpu_block). Returns 1 to go on, -EINTR for a signal or immediate_exit. */
+static int wait_for_sipi(struct abi_vcpu *v)
+{
+    for (;;) {
+        enum abi_lapic_wake w = abi_lapic_wait(v->lapic, false);
+        if (w == ABI_LAPIC_WAKE_SIGNAL || atomic_load(&v->signalled))
+            return -EINTR;
+        if (w == ABI_LAPIC_WAKE_EVENT)
+            return 1;
+        if (w == ABI_LAPIC_WAKE_KICK && v->run->immediate_exit)
+            return -EINTR;
+    }
+}
+
 /* Turn an emu exit into a kvm_run exit. Returns 1 to keep running in the kernel
  * (handled here), 0 to return to user space, or -errno. */
 static int handle_exit(struct abi_vcpu *v)
@@ -289,10 +330,12 @@ static int handle_exit(struct abi_vcpu *v)
                     abi_lapic_wait(v->lapic, emu_get_rflags(v->emu) & EMU_FL_IF);
                 if (w == ABI_LAPIC_WAKE_SIGNAL || atomic_load(&v->signalled))
                     return -EINTR;
-                if (w == ABI_LAPIC_WAKE_IRQ || w == ABI_LAPIC_WAKE_EVENT) {
+                if (w == ABI_LAPIC_WAKE_IRQ) {
                     emu_cpu(v->emu)->halted = false;
                     return 1;
                 }
+                if (w == ABI_LAPIC_WAKE_EVENT)
+                    return 1; /* INIT resets the vCPU; a SIPI to a running one is dropped */
                 if (v->run->immediate_exit)
                     return -EINTR;
             }
@@ -416,11 +459,32 @@ long abi_vcpu_run(struct abi_vcpu *v)
      * before vcpu_run(); verified on this machine's /dev/kvm) */
     bool immediate = run->immediate_exit;
     int h = immediate ? -EINTR : 1;
+    if (h == 1 && v->mp_state == KVM_MP_STATE_UNINITIALIZED && v->lapic) {
+        /* kvm_arch_vcpu_ioctl_run: an AP that never got INIT blocks, accepts what woke
+         * it, and returns -EAGAIN (the VMM calls KVM_RUN again) */
+        h = wait_for_sipi(v);
+        if (h == 1) {
+            accept_events(v);
+            h = -EAGAIN;
+        }
+    }
     while (h == 1) {
         if (atomic_load(&v->signalled)) {
             h = -EINTR;
             break;
         }
+        accept_events(v);
+        if (v->mp_state == KVM_MP_STATE_INIT_RECEIVED ||
+            v->mp_state == KVM_MP_STATE_UNINITIALIZED) {
+            if (!v->lapic) { /* cannot happen: SET_MP_STATE refuses these without a LAPIC */
+                h = -EINVAL;
+                break;
+            }
+            h = wait_for_sipi(v);
+            continue;
+        }
+        if (v->mp_state == KVM_MP_STATE_SIPI_RECEIVED)
+            v->mp_state = KVM_MP_STATE_RUNNABLE; /* user space set CS:IP for the SIPI */
         if (abi_vapic_tpr_exit(v)) {
             h = 0;
             break;

@@ -76,7 +76,9 @@ void abi_vcpu_init_state(struct abi_vcpu *v)
                    (v->id == v->vm->boot_cpu_id ? APIC_BASE_BSP : 0);
     if (v->lapic)
         c->apic_base = abi_lapic_get_base(v->lapic);
-    v->mp_state = KVM_MP_STATE_RUNNABLE;
+    /* kvm_arch_vcpu_create: with the irqchip in the kernel, APs wait for INIT/SIPI */
+    v->mp_state = (!v->lapic || v->id == v->vm->boot_cpu_id) ? KVM_MP_STATE_RUNNABLE
+                                                              : KVM_MP_STATE_UNINITIALIZED;
     /* the kvm_run page: KVM puts PIO data right after it */
     memset(v->run, 0, v->run_size);
 }

@@ -139,6 +139,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
     /* vcpus[] is a weak list: the vCPU leaves it when its last fd is closed */
     vm->vcpus[vm->nvcpus++] = v;
     vm->created_vcpu = true;
+    abi_report("KVM_CREATE_VCPU %lu served", id);
     goto unlock;
 fail_fd:
     close(fd);

@@ -129,6 +129,8 @@ void emu_set_msr_ops(struct emu_vcpu *v, const struct emu_msr_ops *ops);
 
 /* Architectural reset (power-on state, SDM vol.3 9.1.1), as KVM's vCPU creation does. */
 void emu_reset(struct emu_vcpu *v);
+/* The INIT signal's reset (what INIT keeps, it keeps; see vcpu.c). */
+void emu_init_signal(struct emu_vcpu *v);
 
 /* Run guest code until an exit. Completes any pending IO/MMIO/MSR first
  * (the caller must have called the matching emu_complete_* for IN/MMIO-read/MSR). */

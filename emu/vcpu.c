@@ -118,6 +118,29 @@ void emu_reset(struct emu_vcpu *v)
     v->pm_gen = v->pm ? v->pm->generation : 0;
 }
 
+/* INIT (SDM vol.3 9.1.1 table 9-1, KVM kvm_vcpu_reset(init_event = true)): the power-on
+ * register state, except what INIT leaves alone: x87/SSE/AVX state, XCR0, CR0.CD/NW, the
+ * APIC base, PAT, the TSC and the MSR-backed system-call/XSS state. */
+void emu_init_signal(struct emu_vcpu *v)
+{
+    struct cpu old = v->cpu;
+    emu_reset(v);
+    struct cpu *c = &v->cpu;
+    c->cr0 = (c->cr0 & ~0x60000000ull) | (old.cr0 & 0x60000000ull);
+    c->xcr0 = old.xcr0;
+    c->fpu = old.fpu;
+    c->apic_base = old.apic_base;
+    c->pat = old.pat;
+    c->tsc_offset = old.tsc_offset;
+    c->tsc_aux = old.tsc_aux;
+    c->star = old.star, c->lstar = old.lstar, c->cstar = old.cstar, c->sfmask = old.sfmask;
+    c->kernel_gs_base = old.kernel_gs_base;
+    c->sysenter_cs = old.sysenter_cs, c->sysenter_esp = old.sysenter_esp;
+    c->sysenter_eip = old.sysenter_eip;
+    c->xss = old.xss;
+    c->cr8 = old.cr8; /* the LAPIC's TPR, which its own INIT reset then sets */
+}
+
 uint64_t emu_get_rflags(struct emu_vcpu *v)
 {
     return emu_flags(v);

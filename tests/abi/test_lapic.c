@@ -350,6 +350,10 @@ START_TEST(x2apic_msrs)
     ck_assert_int_eq(abi_lapic_wrmsr(l0, 0x828, 0), 0);
     /* ICR: 64-bit, reserved bits fault, dest in 63:32. */
     ck_assert_int_eq(abi_lapic_wrmsr(l0, 0x830, 1ull << 13), ABI_IRQCHIP_GP);
+    ck_assert_int_eq(abi_lapic_wrmsr(l0, 0x830, 1ull << 16), ABI_IRQCHIP_GP);
+    ck_assert_int_eq(abi_lapic_wrmsr(l0, 0x830, 1ull << 20), ABI_IRQCHIP_GP);
+    /* bit 15 is the trigger mode, not reserved: Linux's INIT assert (level) is 0xc500 */
+    ck_assert_int_eq(abi_lapic_wrmsr(l0, 0x830, (1ull << 32) | 0xc500), 0);
     ck_assert_int_eq(abi_lapic_wrmsr(l0, 0x830, (1ull << 32) | 0x4061), 0);
     ck_assert(irr_has(l1, 0x61));
     ck_assert_int_eq(abi_lapic_rdmsr(l0, 0x830, &v), 0);
