@@ -189,8 +189,11 @@ void abi_lapic_reset(struct abi_lapic *l, bool init_event)
     lapic_irr_resync(l);
     lapic_timer_reset(l);
     __atomic_store_n(&l->nmi_pending, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&l->init_pending, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&l->sipi_pending, 0, __ATOMIC_RELAXED);
+    if (!init_event) { /* an INIT's own reset leaves the INIT/SIPI latches to the run loop
+                        * (KVM keeps apic->pending_events across kvm_lapic_reset) */
+        __atomic_store_n(&l->init_pending, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&l->sipi_pending, 0, __ATOMIC_RELAXED);
+    }
     l->pic_vector_pending = false;
     lapic_sync_tpr_to_cr8(l);
     lapic_update_ppr(l);

@@ -139,6 +139,8 @@ bool lapic_accept_irq(struct abi_lapic *l, const struct apic_irq *irq)
     case APIC_DM_INIT:
         if (irq->level && !irq->assert)
             return false; /* INIT level de-assert: no effect (P4 and later) */
+        /* __apic_accept_irq: pending_events = INIT only (a latched SIPI is dropped) */
+        __atomic_store_n(&l->sipi_pending, 0, __ATOMIC_SEQ_CST);
         __atomic_store_n(&l->init_pending, 1, __ATOMIC_SEQ_CST);
         break;
     case APIC_DM_STARTUP:

@@ -224,6 +224,7 @@ static void accept_events(struct abi_vcpu *v)
         v->mp_state = v->id == v->vm->boot_cpu_id ? KVM_MP_STATE_RUNNABLE
                                                    : KVM_MP_STATE_INIT_RECEIVED;
     }
+    /* after the INIT: a SIPI sent right behind it (SeaBIOS does) starts the AP now */
     uint8_t vec;
     if (abi_lapic_take_sipi(v->lapic, &vec) && v->mp_state == KVM_MP_STATE_INIT_RECEIVED) {
         struct cpu *c = emu_cpu(v->emu);

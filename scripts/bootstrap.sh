@@ -9,7 +9,8 @@ cd "$here"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config libcapstone-dev libunicorn-dev check libfuse3-dev
-      libseccomp-dev xz-utils linux-source-6.12)
+      libseccomp-dev xz-utils linux-source-6.12
+      qemu-system-x86 busybox-static cpio) # the last three: the real-VMM boot tests (vmm)
 install_deps() {
   local missing=()
   for p in "${pkgs[@]}"; do
@@ -22,6 +23,19 @@ install_deps() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+}
+
+# Debian's cloud kernel package for the vmm tests (tests/vmm), into the plain build dir.
+vmm_assets() {
+  local dir=build/vmm-assets
+  mkdir -p "$dir"
+  ls "$dir"/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1 && return 0
+  local pkg
+  pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  [ -n "$pkg" ] || { echo "bootstrap: cannot resolve linux-image-cloud-amd64" >&2; return 1; }
+  echo "bootstrap: downloading $pkg"
+  (cd "$dir" && apt-get download -qq "$pkg" 2>&1 | grep -v "unsandboxed" || true)
+  ls "$dir"/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1
 }
 
 build() { # build DIR [cmake args...]
@@ -41,6 +55,7 @@ case "${1:-}" in
   test)
     install_deps
     build build
+    vmm_assets
     build build-san -DSOFTKVM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     # every standard build type must build (-O3 finds warnings the others do not);
     # `build` is RelWithDebInfo and build-san Debug, so Release is built here, not run

@@ -9,6 +9,7 @@
 #include "tests/check_main.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,23 @@ __asm__(".pushsection .rodata.vmg, \"a\"\n"
     ".code64\n"
     ".popsection\n");
 extern const uint8_t vmg_start[], vmg_tpr_read[], vmg_mc[], vmg_end[];
+
+/* BSP side of an INIT-SIPI start of vCPU 1 (xAPIC ICR), then wait for the AP's flag. */
+__asm__(".pushsection .rodata.vmg, \"a\"\n"
+    ".code32\n"
+    "smp_bsp:\n"
+    "    movl $0x01000000, 0xfee00310\n"
+    "    movl $0x0000c500, 0xfee00300\n" /* INIT, level assert */
+    "    movl $0x01000000, 0xfee00310\n"
+    "    movl $0x00004605, 0xfee00300\n" /* SIPI, vector 5: AP starts at 0x5000 */
+    "1:  cmpb $1, 0x6000\n"
+    "    jne 1b\n"
+    "    out %al, $0x10\n"
+    "    hlt\n"
+    "smp_bsp_end:\n"
+    ".code64\n"
+    ".popsection\n");
+extern const uint8_t smp_bsp[], smp_bsp_end[];
 
 #define MEM_SIZE (1u << 20)
 #define CODE_GPA 0x1000u
@@ -368,6 +386,72 @@ START_TEST(tpr_access_reporting)
 }
 END_TEST
 
+struct ap_run {
+    struct vmctx *c;
+    int vcpu;
+    struct kvm_run *run;
+    int eagain, done;
+};
+
+static void *ap_thread(void *arg)
+{
+    struct ap_run *a = arg;
+    for (int i = 0; i < 1000 && !a->done; i++) {
+        long r = io(a->c, a->vcpu, KVM_RUN, 0);
+        if (r < 0 && errno == EAGAIN) {
+            a->eagain++;
+            continue;
+        }
+        if (r == 0 && a->run->exit_reason == KVM_EXIT_IO && a->run->io.port == 0x12)
+            a->done = 1;
+        else
+            break;
+    }
+    return NULL;
+}
+
+/* x86.c kvm_arch_vcpu_create / kvm_arch_vcpu_ioctl_run, lapic.c kvm_apic_accept_events:
+ * with an in-kernel irqchip an AP starts UNINITIALIZED, its KVM_RUN sleeps until INIT and
+ * returns -EAGAIN, INIT parks it in INIT_RECEIVED, and the SIPI starts it in real mode at
+ * vector << 12. */
+START_TEST(init_sipi_starts_ap)
+{
+    struct vmctx c;
+    vm_open(&c, "amd");
+    vm_guest(&c, true);
+    memcpy(c.mem + CODE_GPA, smp_bsp, (size_t)(smp_bsp_end - smp_bsp));
+    static const uint8_t ap_code[] = {0xc6, 0x06, 0x00, 0x60, 0x01, /* mov byte [0x6000], 1 */
+                                      0xe6, 0x12,                   /* out 0x12, al */
+                                      0xf4};
+    memcpy(c.mem + 0x5000, ap_code, sizeof ap_code);
+    struct ap_run a = {.c = &c};
+    a.vcpu = (int)io(&c, c.vm, KVM_CREATE_VCPU, (void *)1);
+    ck_assert_int_ge(a.vcpu, 0);
+    long sz = io(&c, c.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    a.run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, a.vcpu, 0);
+    ck_assert_ptr_ne(a.run, MAP_FAILED);
+    struct kvm_mp_state mp;
+    ck_assert_int_eq(io(&c, a.vcpu, KVM_GET_MP_STATE, &mp), 0);
+    ck_assert_uint_eq(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_MP_STATE, &mp), 0);
+    ck_assert_uint_eq(mp.mp_state, KVM_MP_STATE_RUNNABLE); /* the BSP */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, ap_thread, &a), 0);
+    run_to_port(&c, 0x10); /* the BSP saw the AP's flag */
+    pthread_join(t, NULL);
+    ck_assert_int_eq(a.done, 1);
+    ck_assert_int_ge(a.eagain, 1);
+    ck_assert_uint_eq(c.mem[0x6000], 1);
+    struct kvm_sregs s;
+    ck_assert_int_eq(io(&c, a.vcpu, KVM_GET_SREGS, &s), 0);
+    ck_assert_uint_eq(s.cs.selector, 0x500);
+    ck_assert_uint_eq(s.cs.base, 0x5000);
+    ck_assert_uint_eq(s.cr0 & 1, 0); /* real mode */
+    munmap(a.run, (size_t)sz);
+    vm_close(&c);
+}
+END_TEST
+
 START_TEST(kvmclock_ctrl)
 {
     struct vmctx c;
@@ -397,6 +481,7 @@ int main(void)
     tcase_add_test(tc, vapic_addr_and_sync);
     tcase_add_test(tc, tpr_access_reporting);
     tcase_add_test(tc, kvmclock_ctrl);
+    tcase_add_test(tc, init_sipi_starts_ap);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Boot Debian's cloud kernel under unmodified Debian QEMU (-accel kvm) served by softkvm, with
+# a busybox initramfs whose /init prints a marker and powers off (issue 10).
+#   boot_qemu.sh SOFTKVM ASSETS_DIR MACHINE SMP
+# ASSETS_DIR holds linux-image-*-cloud-amd64_*.deb (scripts/bootstrap.sh test downloads it).
+# Fails unless: the marker is on the serial console, QEMU exited 0 after the guest's ACPI
+# power-off, no KVM internal error was reported, Linux brought up SMP CPUs, and
+# SOFTKVM_REPORT shows that softkvm (not the host's /dev/kvm) created the VM and every vCPU.
+set -uo pipefail
+softkvm=$1 assets=$2 machine=$3 smp=$4
+marker=SOFTKVM-BOOT-MARKER-OK
+fail() { echo "FAIL: $*"; exit 1; }
+
+deb=$(ls "$assets"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | head -1)
+[ -n "$deb" ] || fail "no kernel package in $assets (scripts/bootstrap.sh test downloads it)"
+command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+[ -x /bin/busybox ] || fail "/bin/busybox missing (apt-get install busybox-static)"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dpkg-deb -x "$deb" "$work/k" || fail "cannot unpack $deb"
+kernel=$(ls "$work"/k/boot/vmlinuz-* | head -1)
+mkdir -p "$work/ird/bin"
+cp /bin/busybox "$work/ird/bin/"
+printf '#!/bin/busybox sh\n/bin/busybox echo %s\n/bin/busybox poweroff -f\n' "$marker" > "$work/ird/init"
+chmod +x "$work/ird/init"
+(cd "$work/ird" && find . | cpio -o -H newc 2>/dev/null | gzip > "$work/initrd.gz")
+
+start=$(date +%s)
+SOFTKVM_REPORT=$work/report.txt timeout 600 "$softkvm" run -- qemu-system-x86_64 -accel kvm \
+  -display none -serial "file:$work/serial.log" -monitor none -no-reboot \
+  -machine "$machine" -smp "$smp" -m 256 -kernel "$kernel" -initrd "$work/initrd.gz" \
+  -append "console=ttyS0 panic=-1" > "$work/qemu.log" 2>&1
+rc=$?
+echo "qemu -machine $machine -smp $smp: exit $rc after $(( $(date +%s) - start )) s"
+
+show() {
+  echo "--- serial (last 25 lines)"; tail -n 25 "$work/serial.log" 2>/dev/null
+  echo "--- qemu"; grep -v "host doesn't support requested feature" "$work/qemu.log" | tail -n 25
+  echo "--- softkvm report"; cat "$work/report.txt" 2>/dev/null
+}
+bad=0
+grep -aq "$marker" "$work/serial.log" 2>/dev/null || { echo "FAIL: marker missing"; bad=1; }
+[ "$rc" -eq 0 ] || { echo "FAIL: QEMU exit status $rc (124: timed out)"; bad=1; }
+if grep -aqiE "KVM internal error|emulation failure" "$work/qemu.log"; then
+  echo "FAIL: KVM internal error"; bad=1
+fi
+grep -aq "smp: Brought up 1 node, $smp CPU" "$work/serial.log" 2>/dev/null ||
+  { echo "FAIL: Linux did not bring up $smp CPU(s)"; bad=1; }
+grep -q "KVM_CREATE_VM served" "$work/report.txt" 2>/dev/null ||
+  { echo "FAIL: the VM was not created by softkvm"; bad=1; }
+n=$(grep -c "KVM_CREATE_VCPU .* served" "$work/report.txt" 2>/dev/null)
+[ "${n:-0}" -eq "$smp" ] || { echo "FAIL: softkvm served ${n:-0} vCPUs, want $smp"; bad=1; }
+[ $bad -eq 0 ] || { show; exit 1; }
+echo "ok: marker seen, $smp CPU(s) up, ACPI power-off, served by softkvm"
