@@ -619,17 +619,21 @@ START_TEST(guest_channel2_calibration)
     /* port 0x61 right after loading: gate on (bit 0), speaker off (bit 1),
      * OUT2 still low (bit 5) */
     ck_assert_uint_eq(r[0] & 0x23, 0x01);
-    /* two latched counts: below the initial count and decreasing */
+    /* two latched counts: below the initial count and moving. Mode 0 keeps counting past
+     * terminal count (0 -> 0xffff, 8254 datasheet), and an exit to user space sits between
+     * the two reads: on a loaded host (the sanitizer build under ctest -j2) more than the
+     * 10 ms count can pass there, so the second read may have wrapped */
     ck_assert_uint_le(r[1], PITG_CAL_COUNT);
-    ck_assert_uint_lt(r[2], r[1]);
+    ck_assert_uint_ne(r[2], r[1]);
     /* OUT2 rose within the poll bound, after some polling */
     ck_assert_uint_gt(r[4], 0);
     ck_assert_uint_lt(r[4], 100000000);
-    /* 11932 clocks = 10 ms after the load; the marker came after the load so
-     * the wait seen by the host is at most ~10 ms plus exit latency */
+    /* 11932 clocks = 10 ms after the load; the marker came after the load so the wait
+     * seen by the host is at most ~10 ms plus exit latency. No lower bound: on a loaded
+     * host the marker's exit alone can outlast the count (OUT2 low right after the load
+     * is checked through r[0] above) */
     int64_t wait = t_done - t_marker;
-    ck_assert_msg(wait > 2000000 && wait < 200000000, "OUT2 rose after %lld us",
-                  (long long)(wait / 1000));
+    ck_assert_msg(wait < 200000000, "OUT2 rose after %lld us", (long long)(wait / 1000));
     guest_teardown(&g);
 }
 END_TEST
