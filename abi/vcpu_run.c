@@ -406,6 +406,36 @@ static int handle_exit(struct abi_vcpu *v)
     return 0;
 }
 
+/* kvm_vcpu_ready_for_interrupt_injection (x86.c): IF=1, no STI/MOV-SS shadow, nothing
+ * half-injected, no exception pending. */
+static bool ready_for_injection(struct abi_vcpu *v)
+{
+    const struct emu_events *ev = &emu_cpu(v->emu)->ev;
+    return (emu_get_rflags(v->emu) & EMU_FL_IF) && !ev->int_shadow && !ev->irq_injected &&
+           !ev->nmi_injected && !ev->exc_pending && !ev->exc_injected;
+}
+
+/* request_interrupt_window without an in-kernel PIC (dm_request_for_irq_injection): emu
+ * asks this hook at every boundary where it could take an interrupt, i.e. when the window
+ * is open; the vCPU then stops so KVM_RUN can exit with KVM_EXIT_IRQ_WINDOW_OPEN (VMX's
+ * interrupt-window exiting). */
+static int window_pending(void *ctx, struct cpu *cpu)
+{
+    (void)cpu;
+    struct abi_vcpu *v = ctx;
+    if (ready_for_injection(v))
+        emu_request_stop(v->emu);
+    return -1;
+}
+
+static bool window_exit(struct abi_vcpu *v)
+{
+    if (v->vm->irqchip_state || !v->run->request_interrupt_window || !ready_for_injection(v))
+        return false;
+    v->run->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
+    return true;
+}
+
 /* post_kvm_run_save (x86.c): the state KVM reports in kvm_run after every KVM_RUN. QEMU
  * takes APIC_BASE and CR8 from here (kvm_arch_post_run) and writes them back with its next
  * full register put, so they must be current. */
@@ -413,16 +443,11 @@ static void post_run_save(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
     struct cpu *c = emu_cpu(v->emu);
-    const struct emu_events *ev = &c->ev;
-    bool iflag = emu_get_rflags(v->emu) & EMU_FL_IF;
-    run->if_flag = iflag;
+    run->if_flag = (emu_get_rflags(v->emu) & EMU_FL_IF) != 0;
     run->cr8 = c->cr8; /* the LAPIC keeps cr8 = TPR[7:4] in sync (kvm_lapic_get_cr8) */
     run->apic_base = v->lapic ? abi_lapic_get_base(v->lapic) : c->apic_base;
     /* kvm_vcpu_ready_for_interrupt_injection, or always with the PIC in the kernel */
-    run->ready_for_interrupt_injection =
-        v->vm->irqchip_state != NULL ||
-        (iflag && !ev->int_shadow && !ev->irq_injected && !ev->nmi_injected && !ev->exc_pending &&
-         !ev->exc_injected);
+    run->ready_for_interrupt_injection = v->vm->irqchip_state != NULL || ready_for_injection(v);
 }
 
 long abi_vcpu_run(struct abi_vcpu *v)
@@ -458,6 +483,10 @@ long abi_vcpu_run(struct abi_vcpu *v)
 
     /* immediate_exit: -EINTR without touching exit_reason (KVM checks wants_to_run
      * before vcpu_run(); verified on this machine's /dev/kvm) */
+    if (!v->lapic) { /* the window hook costs a call per instruction: only when asked */
+        struct emu_irq_ops w = {.pending = window_pending, .ctx = v};
+        emu_set_irq_ops(v->emu, run->request_interrupt_window ? &w : NULL);
+    }
     bool immediate = run->immediate_exit;
     int h = immediate ? -EINTR : 1;
     if (h == 1 && v->mp_state == KVM_MP_STATE_UNINITIALIZED && v->lapic) {
@@ -486,6 +515,10 @@ long abi_vcpu_run(struct abi_vcpu *v)
         }
         if (v->mp_state == KVM_MP_STATE_SIPI_RECEIVED)
             v->mp_state = KVM_MP_STATE_RUNNABLE; /* user space set CS:IP for the SIPI */
+        if (window_exit(v)) {
+            h = 0;
+            break;
+        }
         if (abi_vapic_tpr_exit(v)) {
             h = 0;
             break;

@@ -320,6 +320,11 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
                 x->reason = EMU_EXIT_HLT;
                 return;
             }
+            if (v->stop_req) { /* an irq hook asked to stop here (interrupt window) */
+                v->stop_req = 0;
+                x->reason = EMU_EXIT_INTERRUPTED;
+                return;
+            }
         }
 
         emu_handler_fn *fn;

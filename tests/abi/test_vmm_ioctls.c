@@ -61,6 +61,25 @@ __asm__(".pushsection .rodata.vmg, \"a\"\n"
     ".popsection\n");
 extern const uint8_t smp_bsp[], smp_bsp_end[];
 
+/* User-space irqchip: the window opens one instruction after STI (its shadow). */
+__asm__(".pushsection .rodata.vmg, \"a\"\n"
+    ".code32\n"
+    "win_start:\n"
+    "    cli\n"
+    "    out %al, $0x10\n"
+    "    sti\n"
+    "    nop\n"
+    "win_open:\n"
+    "    nop\n"
+    "    jmp win_open\n"
+    "win_isr:\n"
+    "    out %al, $0x12\n"
+    "    hlt\n"
+    "win_end:\n"
+    ".code64\n"
+    ".popsection\n");
+extern const uint8_t win_start[], win_open[], win_isr[], win_end[];
+
 #define MEM_SIZE (1u << 20)
 #define CODE_GPA 0x1000u
 #define GDT_GPA 0x2000u
@@ -452,6 +471,37 @@ START_TEST(init_sipi_starts_ap)
 }
 END_TEST
 
+/* x86.c vcpu_run: with run->request_interrupt_window and no in-kernel PIC, KVM_RUN exits
+ * KVM_EXIT_IRQ_WINDOW_OPEN once kvm_vcpu_ready_for_interrupt_injection holds; user space
+ * then injects with KVM_INTERRUPT. */
+START_TEST(irq_window_exit)
+{
+    struct vmctx c;
+    vm_open(&c, "amd");
+    vm_guest(&c, false);
+    memcpy(c.mem + CODE_GPA, win_start, (size_t)(win_end - win_start));
+    uint64_t h = CODE_GPA + (uint64_t)(win_isr - win_start);
+    uint64_t *idt = (uint64_t *)(c.mem + IDT_GPA);
+    idt[0x20] = (h & 0xffff) | (8ull << 16) | (0x8e00ull << 32) | ((h >> 16) << 48);
+    run_to_port(&c, 0x10);
+    ck_assert_uint_eq(c.run->if_flag, 0);
+    ck_assert_uint_eq(c.run->ready_for_interrupt_injection, 0);
+    c.run->request_interrupt_window = 1;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_IRQ_WINDOW_OPEN);
+    ck_assert_uint_eq(c.run->if_flag, 1);
+    ck_assert_uint_eq(c.run->ready_for_interrupt_injection, 1);
+    struct kvm_regs r;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &r), 0);
+    ck_assert_uint_eq(r.rip, CODE_GPA + (uint64_t)(win_open - win_start)); /* after STI's shadow */
+    struct kvm_interrupt irq = {.irq = 0x20};
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_INTERRUPT, &irq), 0);
+    c.run->request_interrupt_window = 0;
+    run_to_port(&c, 0x12); /* the interrupt was taken */
+    vm_close(&c);
+}
+END_TEST
+
 START_TEST(kvmclock_ctrl)
 {
     struct vmctx c;
@@ -482,6 +532,7 @@ int main(void)
     tcase_add_test(tc, tpr_access_reporting);
     tcase_add_test(tc, kvmclock_ctrl);
     tcase_add_test(tc, init_sipi_starts_ap);
+    tcase_add_test(tc, irq_window_exit);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
