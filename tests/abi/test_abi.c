@@ -3,6 +3,7 @@
  * confirmed on this machine's real /dev/kvm with tests/abi/probe/kvm_probe.c). */
 #include <check.h>
 #include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -33,12 +34,7 @@ static struct fixture setup_vm(void)
 
 static void teardown(struct fixture *f)
 {
-    for (int fd = 0; fd < f->p->nfds; fd++)
-        if (f->p->fds[fd]) {
-            close(fd);
-            abi_fd_closed(f->p, fd);
-        }
-    abi_process_destroy(f->p);
+    abi_test_close_all(f->p);
 }
 
 static long io(struct fixture *f, int fd, unsigned long req, const void *arg)

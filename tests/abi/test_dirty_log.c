@@ -7,6 +7,7 @@
  * of write-protecting, so no re-protection is needed for that). */
 #include <check.h>
 #include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -51,12 +52,7 @@ static void vm_open(struct vmctx *c)
 
 static void vm_close(struct vmctx *c)
 {
-    for (int fd = 0; fd < c->p->nfds; fd++)
-        if (c->p->fds[fd]) {
-            close(fd);
-            abi_fd_closed(c->p, fd);
-        }
-    abi_process_destroy(c->p);
+    abi_test_close_all(c->p);
     munmap(c->big, BIG_PAGES * 4096ul);
     if (c->low)
         munmap(c->low, 0x10000);

@@ -10,6 +10,7 @@
  * arms the TSC-deadline timer (CPUID from KVM_GET_SUPPORTED_CPUID) and HLTs. */
 #include <check.h>
 #include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -453,20 +454,7 @@ static void vm_setup(struct vmctx *c)
 
     struct kvm_sregs s;
     ck_assert_int_eq(io(c, c->vcpu, KVM_GET_SREGS, &s), 0);
-    struct kvm_segment cs = {.limit = 0xffffffff, .selector = 8, .type = 0xb, .present = 1,
-                             .s = 1, .l = 1, .g = 1};
-    struct kvm_segment ds = {.limit = 0xffffffff, .selector = 0x10, .type = 3, .present = 1,
-                             .s = 1, .db = 1, .g = 1};
-    s.cs = cs;
-    s.ds = s.es = s.fs = s.gs = s.ss = ds;
-    s.gdt.base = GDT_GPA;
-    s.gdt.limit = 23;
-    s.idt.base = IDT_GPA;
-    s.idt.limit = 0xfff;
-    s.cr0 = 0x80000011;
-    s.cr3 = PT_GPA;
-    s.cr4 = 0x20;
-    s.efer = 0x500;
+    abi_test_flat_sregs(&s, true, GDT_GPA, IDT_GPA, 0xfff, PT_GPA);
     ck_assert_int_eq(io(c, c->vcpu, KVM_SET_SREGS, &s), 0);
     struct kvm_regs regs = {.rip = CODE_GPA, .rflags = 2};
     ck_assert_int_eq(io(c, c->vcpu, KVM_SET_REGS, &regs), 0);
@@ -514,12 +502,7 @@ START_TEST(guest_transcript_matches_real_kvm)
     }
     ck_assert(done);
     ck_assert_uint_eq(n, sizeof expected / sizeof expected[0]);
-    for (int fd = 0; fd < c.p->nfds; fd++)
-        if (c.p->fds[fd]) {
-            close(fd);
-            abi_fd_closed(c.p, fd);
-        }
-    abi_process_destroy(c.p);
+    abi_test_close_all(c.p);
     munmap(c.mem, MEM_SIZE);
 }
 END_TEST

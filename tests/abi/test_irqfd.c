@@ -18,6 +18,7 @@
  * missing interrupt fails. */
 #include <check.h>
 #include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -139,12 +140,7 @@ static void vm_open(struct vmctx *c, bool irqchip)
 
 static void vm_close(struct vmctx *c)
 {
-    for (int fd = 0; fd < c->p->nfds; fd++)
-        if (c->p->fds[fd]) {
-            close(fd);
-            abi_fd_closed(c->p, fd);
-        }
-    abi_process_destroy(c->p);
+    abi_test_close_all(c->p);
     if (c->mem)
         munmap(c->mem, MEM_SIZE);
 }
@@ -430,20 +426,7 @@ static void guest_vcpu(struct vmctx *c)
     ck_assert_ptr_ne(c->run, MAP_FAILED);
     struct kvm_sregs s;
     ck_assert_int_eq(io(c, c->vcpu, KVM_GET_SREGS, &s), 0);
-    struct kvm_segment cs = {.limit = 0xffffffff, .selector = 8, .type = 0xb, .present = 1,
-                             .s = 1, .l = 1, .g = 1};
-    struct kvm_segment ds = {.limit = 0xffffffff, .selector = 0x10, .type = 3, .present = 1,
-                             .s = 1, .db = 1, .g = 1};
-    s.cs = cs;
-    s.ds = s.es = s.fs = s.gs = s.ss = ds;
-    s.gdt.base = GDT_GPA;
-    s.gdt.limit = 23;
-    s.idt.base = IDT_GPA;
-    s.idt.limit = 0xfff;
-    s.cr0 = 0x80000011;
-    s.cr3 = PT_GPA;
-    s.cr4 = 0x20;
-    s.efer = 0x500;
+    abi_test_flat_sregs(&s, true, GDT_GPA, IDT_GPA, 0xfff, PT_GPA);
     ck_assert_int_eq(io(c, c->vcpu, KVM_SET_SREGS, &s), 0);
     struct kvm_regs regs = {.rip = CODE_GPA, .rflags = 2};
     ck_assert_int_eq(io(c, c->vcpu, KVM_SET_REGS, &regs), 0);

@@ -9,6 +9,7 @@
  *    channel 2 (gate via 0x61, mode 0, poll OUT2 at 0x61 bit 5). */
 #include <check.h>
 #include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -66,15 +67,6 @@ static struct abi_pit *vm_pit(struct vmfds *c)
     return pit;
 }
 
-static void close_all(struct abi_process *p)
-{
-    for (int fd = 0; fd < p->nfds; fd++)
-        if (p->fds[fd]) {
-            close(fd);
-            abi_fd_closed(p, fd);
-        }
-    abi_process_destroy(p);
-}
 
 START_TEST(caps_advertised)
 {
@@ -85,7 +77,7 @@ START_TEST(caps_advertised)
         ck_assert_int_eq(abi_ioctl(c.p, c.kvm, KVM_CHECK_EXTENSION, (unsigned long)caps[i]), 1);
         ck_assert_int_eq(vmio(&c, KVM_CHECK_EXTENSION, (void *)caps[i]), 1);
     }
-    close_all(c.p);
+    abi_test_close_all(c.p);
 }
 END_TEST
 
@@ -118,7 +110,7 @@ START_TEST(errnos_without_pit)
     ck_assert_int_eq(vmio(&c, KVM_CREATE_IRQCHIP, NULL), 0);
     ck_assert_int_eq(vmio(&c, KVM_GET_PIT2, &s2), -ENXIO);
     ck_assert_int_eq(vmio(&c, KVM_REINJECT_CONTROL, &rc), -ENXIO);
-    close_all(c.p);
+    abi_test_close_all(c.p);
 }
 END_TEST
 
@@ -145,7 +137,7 @@ START_TEST(errnos_with_pit)
     rc.pit_reinject = 1;
     ck_assert_int_eq(vmio(&c, KVM_REINJECT_CONTROL, &rc), 0);
     ck_assert(abi_pit_reinject(pit));
-    close_all(c.p);
+    abi_test_close_all(c.p);
 }
 END_TEST
 
@@ -168,7 +160,7 @@ START_TEST(reset_state)
     }
     for (unsigned i = 0; i < sizeof s.reserved / sizeof s.reserved[0]; i++)
         ck_assert_uint_eq(s.reserved[i], 0);
-    close_all(c.p);
+    abi_test_close_all(c.p);
 }
 END_TEST
 
@@ -246,7 +238,7 @@ START_TEST(state2_round_trip)
     ck_assert_int_eq(vmio(&c, KVM_GET_PIT2, &out), 0);
     ck_assert_uint_eq(out.channels[0].mode, 5);
     ck_assert_uint_eq(out.flags, KVM_PIT_FLAGS_HPET_LEGACY);
-    close_all(c.p);
+    abi_test_close_all(c.p);
 }
 END_TEST
 
@@ -511,19 +503,7 @@ static void set_long_mode(struct guest *g, const uint8_t *entry)
 {
     struct kvm_sregs s;
     ck_assert_int_eq(abi_ioctl(g->f.p, g->vcpu, KVM_GET_SREGS, (unsigned long)&s), 0);
-    s.cs = (struct kvm_segment){.limit = 0xffffffff, .selector = 8, .type = 0xb, .present = 1,
-                                .s = 1, .l = 1, .g = 1};
-    struct kvm_segment ds = {.limit = 0xffffffff, .selector = 0x10, .type = 3, .present = 1,
-                             .s = 1, .db = 1, .g = 1};
-    s.ds = s.es = s.fs = s.gs = s.ss = ds;
-    s.gdt.base = GDT_GPA;
-    s.gdt.limit = 23;
-    s.idt.base = IDT_GPA;
-    s.idt.limit = 0xfff;
-    s.cr0 = 0x80000011;
-    s.cr3 = PT_GPA;
-    s.cr4 = 0x20;
-    s.efer = 0x500;
+    abi_test_flat_sregs(&s, true, GDT_GPA, IDT_GPA, 0xfff, PT_GPA);
     ck_assert_int_eq(abi_ioctl(g->f.p, g->vcpu, KVM_SET_SREGS, (unsigned long)&s), 0);
     struct kvm_regs regs = {.rip = code_gpa(entry), .rflags = 2};
     ck_assert_int_eq(abi_ioctl(g->f.p, g->vcpu, KVM_SET_REGS, (unsigned long)&regs), 0);
@@ -552,7 +532,7 @@ static void guest_setup(struct guest *g, const uint8_t *entry, uint32_t pit_flag
 
 static void guest_teardown(struct guest *g)
 {
-    close_all(g->f.p);
+    abi_test_close_all(g->f.p);
     munmap(g->mem, MEM_SIZE);
 }
 

@@ -7,6 +7,7 @@
  * without paging, run in-process through abi_ioctl. */
 #include <check.h>
 #include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -148,19 +149,7 @@ static void vm_guest(struct vmctx *c, bool irqchip)
     ck_assert_ptr_ne(c->run, MAP_FAILED);
     struct kvm_sregs s;
     ck_assert_int_eq(io(c, c->vcpu, KVM_GET_SREGS, &s), 0);
-    struct kvm_segment cs = {.limit = 0xffffffff, .selector = 8, .type = 0xb, .present = 1,
-                             .s = 1, .db = 1, .g = 1};
-    struct kvm_segment ds = {.limit = 0xffffffff, .selector = 0x10, .type = 3, .present = 1,
-                             .s = 1, .db = 1, .g = 1};
-    s.cs = cs;
-    s.ds = s.es = s.fs = s.gs = s.ss = ds;
-    s.gdt.base = GDT_GPA;
-    s.gdt.limit = 23;
-    s.idt.base = IDT_GPA;
-    s.idt.limit = 0x7ff;
-    s.cr0 = 0x11;
-    s.cr4 = 0;
-    s.efer = 0;
+    abi_test_flat_sregs(&s, false, GDT_GPA, IDT_GPA, 0x7ff, 0);
     ck_assert_int_eq(io(c, c->vcpu, KVM_SET_SREGS, &s), 0);
     struct kvm_regs regs = {.rip = CODE_GPA, .rflags = 2, .rsp = 0x7000};
     ck_assert_int_eq(io(c, c->vcpu, KVM_SET_REGS, &regs), 0);
@@ -168,12 +157,7 @@ static void vm_guest(struct vmctx *c, bool irqchip)
 
 static void vm_close(struct vmctx *c)
 {
-    for (int fd = 0; fd < c->p->nfds; fd++)
-        if (c->p->fds[fd]) {
-            close(fd);
-            abi_fd_closed(c->p, fd);
-        }
-    abi_process_destroy(c->p);
+    abi_test_close_all(c->p);
     if (c->mem)
         munmap(c->mem, MEM_SIZE);
     unsetenv("SOFTKVM_VENDOR");
