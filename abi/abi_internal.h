@@ -79,6 +79,7 @@ struct abi_vm {
     bool tss_addr_set;
     uint64_t tss_addr, identity_map_addr;
     bool exception_payload;         /* KVM_CAP_EXCEPTION_PAYLOAD */
+    bool triple_fault_event;        /* KVM_CAP_X86_TRIPLE_FAULT_EVENT */
     bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE */
     uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */

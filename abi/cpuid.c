@@ -127,15 +127,21 @@ unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *ou
     put(&bd, 0x40000001, 0, false, KVM_PV_FEATURES, 0, 0, 0);
     /* extended leaves */
     if (amd)
-        put(&bd, 0x80000000, 0, false, 0x80000008, str4(v), str4(v + 8), str4(v + 4));
+        put(&bd, 0x80000000, 0, false, 0x8000000a, str4(v), str4(v + 8), str4(v + 4));
     else
         put(&bd, 0x80000000, 0, false, 0x80000008, 0, 0, 0);
-    put(&bd, 0x80000001, 0, false, 0, 0, EXT1_ECX,
+    /* AMD: SVM for an L1 hypervisor (emu/svm.c), as svm_set_cpu_caps with nested=1 */
+    put(&bd, 0x80000001, 0, false, 0, 0, EXT1_ECX | (amd ? B(2) : 0),
         EXT1_EDX | (amd ? (LEAF1_EDX & AMD_EXT1_EDX_MIRROR) : 0));
     put_brand(&bd);
     put(&bd, 0x80000006, 0, false, 0, 0, 0x04008040, 0); /* L2 1M, 64B lines */
     put(&bd, 0x80000007, 0, false, 0, 0, 0, B(8));      /* invariant TSC */
     put(&bd, 0x80000008, 0, false, 0x3030 /* 48 phys, 48 virt */, 0, 0, 0);
+    /* leaf 0x8000000A (cpuid.c): revision 1, 8 ASIDs; EDX: NRIPS, VMCBCLEAN (clean bits
+     * are hints: emu/svm.c reloads everything), FLUSHBYASID (every transition flushes),
+     * SVME_ADDR_CHK. No NPT yet: L1's nested paging is missing in softkvm so far. */
+    if (amd)
+        put(&bd, 0x8000000a, 0, false, 1, 8, 0, B(3) | B(5) | B(6) | B(28));
     return bd.n;
 }
 

@@ -40,7 +40,7 @@ static const struct param params[] = {
     {"kvm_intel", "preemption_timer", "N\n"},
     {"kvm_intel", "emulate_invalid_guest_state", "Y\n"},
     {"kvm_amd", "npt", "Y\n"},
-    {"kvm_amd", "nested", "N\n"},
+    {"kvm_amd", "nested", "1\n"}, /* an int in svm.c; emu/svm.c */
     {"kvm_amd", "avic", "N\n"},
     {"kvm_amd", "sev", "N\n"},
     {"kvm_amd", "sev_es", "N\n"},

@@ -44,6 +44,7 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_XCRS, 1},
     {KVM_CAP_SET_GUEST_DEBUG, 1},
     {KVM_CAP_EXCEPTION_PAYLOAD, 1},
+    {KVM_CAP_X86_TRIPLE_FAULT_EVENT, 1},
     {KVM_CAP_X86_USER_SPACE_MSR, 1},
     {KVM_CAP_X86_MSR_FILTER, 1},
     {KVM_CAP_MSR_PLATFORM_INFO, 1},

@@ -430,6 +430,10 @@ static long get_events(struct abi_vcpu *v, struct kvm_vcpu_events *e)
                KVM_VCPUEVENT_VALID_SMM;
     if (v->vm->exception_payload)
         e->flags |= KVM_VCPUEVENT_VALID_PAYLOAD;
+    if (v->vm->triple_fault_event) { /* KVM_REQ_TRIPLE_FAULT pending */
+        e->triple_fault.pending = ev->triple_fault_pending;
+        e->flags |= KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+    }
     return 0;
 }
 
@@ -451,8 +455,8 @@ static long set_events(struct abi_vcpu *v, const struct kvm_vcpu_events *e)
         return -EINVAL;
     if (e->exception.injected && e->exception.pending)
         return -EINVAL;
-    if (e->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
-        return -EINVAL; /* KVM_CAP_X86_TRIPLE_FAULT_EVENT is not offered */
+    if ((e->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT) && !v->vm->triple_fault_event)
+        return -EINVAL;
     if ((e->flags & KVM_VCPUEVENT_VALID_SMM) && e->smi.smm)
         return -EINVAL; /* no SMM */
     struct emu_events *ev = &emu_cpu(v->emu)->ev;
@@ -472,6 +476,8 @@ static long set_events(struct abi_vcpu *v, const struct kvm_vcpu_events *e)
     if (e->flags & KVM_VCPUEVENT_VALID_NMI_PENDING)
         ev->nmi_pending = e->nmi.pending;
     ev->nmi_masked = e->nmi.masked;
+    if (e->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
+        ev->triple_fault_pending = e->triple_fault.pending;
     return 0;
 }
 

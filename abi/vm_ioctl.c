@@ -193,6 +193,10 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
         vm->exception_payload = c.args[0] != 0;
         r = 0;
         break;
+    case KVM_CAP_X86_TRIPLE_FAULT_EVENT: /* x86.c: any argument, no validation */
+        vm->triple_fault_event = c.args[0] != 0;
+        r = 0;
+        break;
     case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
         vm->exit_on_emulation_failure = c.args[0] != 0;
         r = 0;

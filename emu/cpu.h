@@ -112,6 +112,7 @@ struct cpu {
     uint64_t pat;
     uint64_t spec_ctrl;
     uint64_t xss;
+    uint64_t vm_hsave_pa; /* AMD VM_HSAVE_PA: VMRUN needs it set (KVM nested.hsave_msr) */
 
     /* --- FPU / SIMD --- */
     struct emu_fpu fpu;

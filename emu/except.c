@@ -11,7 +11,8 @@
 
 _Noreturn void emu_raise(struct emu_vcpu *v, uint8_t vector, uint32_t error_code)
 {
-    v->fault_kind = 0;
+    v->fault_kind = EMU_FK_EXCEPTION;
+    v->fault_has_cr2 = false;
     v->fault_vector = vector;
     v->fault_error = error_code;
     longjmp(v->jb, 1);
@@ -19,19 +20,29 @@ _Noreturn void emu_raise(struct emu_vcpu *v, uint8_t vector, uint32_t error_code
 
 _Noreturn void emu_raise_pf(struct emu_vcpu *v, uint64_t lin, uint32_t error_code)
 {
-    v->cpu.cr2 = lin;
-    emu_raise(v, EMU_PF, error_code);
+    v->fault_kind = EMU_FK_EXCEPTION;
+    v->fault_vector = EMU_PF;
+    v->fault_error = error_code;
+    v->fault_has_cr2 = true; /* CR2 is written at delivery (run.c take_exception) */
+    v->fault_cr2 = lin;
+    longjmp(v->jb, 1);
 }
 
 _Noreturn void emu_unimplemented(struct emu_vcpu *v)
 {
-    v->fault_kind = 1;
+    v->fault_kind = EMU_FK_INTERNAL;
     longjmp(v->jb, 1);
 }
 
 _Noreturn void emu_suspend(struct emu_vcpu *v)
 {
-    v->fault_kind = 2;
+    v->fault_kind = EMU_FK_SUSPEND;
+    longjmp(v->jb, 1);
+}
+
+_Noreturn void emu_nested_resume_l1(struct emu_vcpu *v)
+{
+    v->fault_kind = EMU_FK_VMEXIT;
     longjmp(v->jb, 1);
 }
 
@@ -44,7 +55,7 @@ bool emu_host_fault(struct emu_vcpu *v, const void *addr)
     for (unsigned i = 0; i < pm->nslots; i++) {
         const struct emu_slot *s = &pm->slots[i];
         if (s->size && a >= s->host && (uint64_t)(a - s->host) < s->size) {
-            v->fault_kind = 3;
+            v->fault_kind = EMU_FK_HOST_FAULT;
             longjmp(v->jb, 1);
         }
     }
@@ -216,7 +227,12 @@ void emu_deliver_event(struct emu_vcpu *v, uint8_t vector, uint32_t error_code, 
     } else {
         if (c->rflags & EMU_FL_VM)
             emu_unimplemented(v); /* virtual-8086 mode event delivery */
-        deliver_prot(v, vector, error_code, soft, return_rip, !soft);
+        /* EXT in the error code of a fault during delivery (SDM 6.13: set for hardware
+         * events, interrupts and exceptions alike; AMD APM 8.4.2: only for events from
+         * outside the processor, i.e. INTR and NMI, as nested_exceptions_test expects) */
+        const struct emu_nx_vectoring *vc = &v->nested.vectoring;
+        bool external = vc->valid && (vc->type == EMU_NX_EV_INTR || vc->type == EMU_NX_EV_NMI);
+        deliver_prot(v, vector, error_code, soft, return_rip, !soft && (!v->cpu_amd || external));
     }
     c->halted = false;
     v->next_rip = c->rip;

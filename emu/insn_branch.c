@@ -284,11 +284,19 @@ static int h_retf(struct emu_vcpu *v, const struct decoded_insn *d)
 
 /* ---- software interrupts ---- */
 
-static int soft_int(struct emu_vcpu *v, uint8_t vector)
+/* `exception`: INT3 / INTO, which an L1 intercepts as #BP / #OF (with RIP at the
+ * instruction, APM 15.12); INT n is the software-interrupt intercept. */
+static int soft_int(struct emu_vcpu *v, uint8_t vector, bool exception)
 {
     struct cpu *c = &v->cpu;
     if ((c->rflags & EMU_FL_VM) && ((c->rflags & EMU_FL_IOPL) >> 12) < 3)
         emu_raise(v, EMU_GP, 0); /* INT n in vm86 with IOPL < 3 (no VME) */
+    if (__builtin_expect(v->nested.guest_mode, 0)) {
+        if (exception)
+            v->nested.ops->exception(v, vector, EMU_NO_ERRCODE, false, 0, false);
+        else
+            emu_icpt_insn(v, EMU_NX_INTN, vector);
+    }
     v->delivering = true;
     v->delivering_vector = vector;
     emu_deliver_event(v, vector, EMU_NO_ERRCODE, true, v->next_rip);
@@ -299,20 +307,20 @@ static int soft_int(struct emu_vcpu *v, uint8_t vector)
 
 static int h_int(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    return soft_int(v, (uint8_t)emu_opnd_read(v, d, 0));
+    return soft_int(v, (uint8_t)emu_opnd_read(v, d, 0), false);
 }
 
 static int h_int3(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
-    return soft_int(v, EMU_BP);
+    return soft_int(v, EMU_BP, true);
 }
 
 static int h_into(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
     if (emu_flags(v) & EMU_FL_OF)
-        return soft_int(v, EMU_OF);
+        return soft_int(v, EMU_OF, true);
     return EMU_H_NEXT;
 }
 
@@ -320,6 +328,7 @@ static int h_into(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_int1(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
+    emu_icpt_insn(v, EMU_NX_ICEBP, 0);
     v->delivering = true;
     v->delivering_vector = EMU_DB;
     emu_deliver_event(v, EMU_DB, EMU_NO_ERRCODE, false, v->next_rip);
@@ -340,6 +349,7 @@ static int h_iret(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     struct cpu *c = &v->cpu;
     unsigned sz = d->opsize, as = emu_stack_addrsize(v);
+    emu_icpt_insn(v, EMU_NX_IRET, 0);
     uint64_t sp = c->gpr[EMU_RSP] & emu_mask(as);
     uint64_t old = emu_flags(v);
     uint64_t ip = emu_mem_read(v, EMU_SS, sp, sz);

@@ -28,6 +28,17 @@ static void io_permission(struct emu_vcpu *v, uint16_t port, unsigned size)
         emu_raise(v, EMU_GP, 0);
 }
 
+/* The permission checks, then L1's I/O intercept when L2 runs (APM 15.10.1, SDM 25.1.3). */
+static void io_check(struct emu_vcpu *v, const struct decoded_insn *d, uint16_t port,
+                     unsigned size, bool in, bool string)
+{
+    io_permission(v, port, size);
+    struct emu_nx_io io = {.port = port, .size = (uint8_t)size, .addrsize = d->addrsize,
+                           .in = in, .string = string,
+                           .rep = string && (d->prefixes & (DPFX_REP | DPFX_REPNE))};
+    emu_icpt_io(v, &io);
+}
+
 static void io_exit(struct emu_vcpu *v, uint16_t port, unsigned size, bool in, uint32_t count)
 {
     struct emu_exit *x = v->exit;
@@ -55,7 +66,7 @@ static int h_in(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     unsigned size = d->ops[0].size;
     uint16_t port = port_of(v, d, 1);
-    io_permission(v, port, size);
+    io_check(v, d, port, size, true, false);
     io_exit(v, port, size, true, 1);
     memset(v->exit->io.data, 0, size);
     remember_insn(v, d);
@@ -73,7 +84,7 @@ static int h_out(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     unsigned size = d->ops[1].size;
     uint16_t port = port_of(v, d, 0);
-    io_permission(v, port, size);
+    io_check(v, d, port, size, false, false);
     uint64_t val = v->cpu.gpr[EMU_RAX];
     io_exit(v, port, size, false, 1);
     memcpy(v->exit->io.data, &val, size);
@@ -110,7 +121,7 @@ static int h_ins(struct emu_vcpu *v, const struct decoded_insn *d)
     if (rep && (c->gpr[EMU_RCX] & emu_mask(as)) == 0)
         return EMU_H_NEXT;
     uint16_t port = (uint16_t)c->gpr[EMU_RDX];
-    io_permission(v, port, sz);
+    io_check(v, d, port, sz, true, true);
     uint64_t di = c->gpr[EMU_RDI] & emu_mask(as);
     uint64_t lin = emu_seg_lin(v, EMU_ES, di, sz, EMU_ACC_WRITE);
     /* probe the destination now so a #PF is raised before the device is read */
@@ -136,7 +147,7 @@ static int h_outs(struct emu_vcpu *v, const struct decoded_insn *d)
         return EMU_H_NEXT;
     unsigned seg = (d->prefixes & DPFX_SEG) ? d->seg_override : EMU_DS;
     uint16_t port = (uint16_t)c->gpr[EMU_RDX];
-    io_permission(v, port, sz);
+    io_check(v, d, port, sz, false, true);
     uint64_t si = c->gpr[EMU_RSI] & emu_mask(as);
     uint64_t lin = emu_seg_lin(v, seg, si, sz, EMU_ACC_READ);
     uint32_t n = str_count(v, d, sz, lin);

@@ -9,7 +9,9 @@ static int mov_cr(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     if (v->cpu.cpl != 0)
         emu_raise(v, EMU_GP, 0);
-    if (d->ops[0].reg_class == DREG_CR) {
+    bool to_cr = d->ops[0].reg_class == DREG_CR;
+    emu_icpt_cr(v, to_cr ? d->ops[0].reg : d->ops[1].reg, to_cr);
+    if (to_cr) {
         uint64_t val = emu_opnd_read(v, d, 1);
         if (v->mode != DECODER_MODE_64)
             val = (uint32_t)val;
@@ -40,7 +42,9 @@ static int mov_dr(struct emu_vcpu *v, const struct decoded_insn *d)
     if (c->cpl != 0)
         emu_raise(v, EMU_GP, 0);
     emu_debug_gd_check(v);
-    if (d->ops[0].reg_class == DREG_DR) {
+    bool to_dr = d->ops[0].reg_class == DREG_DR;
+    emu_icpt_dr(v, to_dr ? d->ops[0].reg : d->ops[1].reg, to_dr);
+    if (to_dr) {
         unsigned n = dr_index(v, d->ops[0].reg);
         uint64_t val = emu_opnd_read(v, d, 1);
         if (v->mode != DECODER_MODE_64)
@@ -138,6 +142,13 @@ static int h_nop(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+static int h_pause(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    (void)d;
+    emu_icpt_insn(v, EMU_NX_PAUSE, 0);
+    return EMU_H_NEXT;
+}
+
 static int h_xlatb(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     unsigned seg = (d->prefixes & DPFX_SEG) ? d->seg_override : EMU_DS;
@@ -174,7 +185,7 @@ static int h_cacheline(struct emu_vcpu *v, const struct decoded_insn *d)
 
 const struct emu_handler_entry emu_mov_handlers[] = {
     {DOP_MOV, h_mov}, {DOP_MOVZX, h_movzx}, {DOP_MOVSX, h_movsx}, {DOP_MOVSXD, h_movsx},
-    {DOP_LEA, h_lea}, {DOP_XCHG, h_xchg}, {DOP_NOP, h_nop}, {DOP_PAUSE, h_nop},
+    {DOP_LEA, h_lea}, {DOP_XCHG, h_xchg}, {DOP_NOP, h_nop}, {DOP_PAUSE, h_pause},
     {DOP_PREFETCH, h_nop}, {DOP_PREFETCHW, h_nop}, {DOP_CLFLUSHOPT, h_cacheline},
     {DOP_CLWB, h_cacheline}, {DOP_XLATB, h_xlatb},
     {DOP_LDS, h_lds}, {DOP_LES, h_les}, {DOP_LFS, h_lfs}, {DOP_LGS, h_lgs}, {DOP_LSS, h_lss},

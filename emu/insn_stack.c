@@ -66,6 +66,7 @@ static int h_pushf(struct emu_vcpu *v, const struct decoded_insn *d)
     uint64_t f = emu_flags(v);
     if ((f & EMU_FL_VM) && ((f & EMU_FL_IOPL) >> 12) < 3)
         emu_raise(v, EMU_GP, 0);
+    emu_icpt_insn(v, EMU_NX_PUSHF, 0);
     emu_push(v, f & ~(uint64_t)(EMU_FL_VM | EMU_FL_RF), d->opsize);
     return EMU_H_NEXT;
 }
@@ -79,6 +80,7 @@ static int h_popf(struct emu_vcpu *v, const struct decoded_insn *d)
     unsigned iopl = (old & EMU_FL_IOPL) >> 12;
     if ((old & EMU_FL_VM) && iopl < 3)
         emu_raise(v, EMU_GP, 0);
+    emu_icpt_insn(v, EMU_NX_POPF, 0);
     uint64_t val = emu_pop(v, d->opsize);
     uint64_t mask = EMU_FL_CF | EMU_FL_PF | EMU_FL_AF | EMU_FL_ZF | EMU_FL_SF | EMU_FL_TF |
                     EMU_FL_DF | EMU_FL_OF | EMU_FL_NT | EMU_FL_AC | EMU_FL_ID;

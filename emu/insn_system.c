@@ -50,6 +50,7 @@ static int h_sti(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_hlt(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
+    emu_icpt_insn(v, EMU_NX_HLT, 0);
     v->cpu.halted = true; /* RIP moves past HLT; the run loop reports EMU_EXIT_HLT */
     return EMU_H_NEXT;
 }
@@ -69,6 +70,7 @@ const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, ui
 static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
+    emu_icpt_insn(v, EMU_NX_CPUID, 0);
     struct cpu *c = &v->cpu;
     uint32_t fn = (uint32_t)c->gpr[EMU_RAX], idx = (uint32_t)c->gpr[EMU_RCX];
     const struct emu_cpuid_entry *e = emu_cpuid_find(v, fn, idx);
@@ -102,9 +104,9 @@ static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
 
 static int h_rdtsc(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    (void)d;
     if ((v->cpu.cr4 & CR4_TSD) && v->cpu.cpl != 0)
         emu_raise(v, EMU_GP, 0);
+    emu_icpt_insn(v, d->op == DOP_RDTSCP ? EMU_NX_RDTSCP : EMU_NX_RDTSC, 0);
     uint64_t t = emu_read_tsc(v);
     v->cpu.gpr[EMU_RAX] = (uint32_t)t;
     v->cpu.gpr[EMU_RDX] = t >> 32;
@@ -146,6 +148,7 @@ static int h_rdmsr(struct emu_vcpu *v, const struct decoded_insn *d)
     struct cpu *c = &v->cpu;
     uint32_t idx = (uint32_t)c->gpr[EMU_RCX], reason = 0;
     uint64_t val = 0;
+    emu_icpt_msr(v, idx, false); /* L1's MSR permission map first, then L0 (msr/) */
     if (!v->has_msr_ops || !v->msr_ops.rdmsr)
         emu_raise(v, EMU_GP, 0);
     switch (v->msr_ops.rdmsr(v->msr_ops.ctx, c, idx, &val, &reason)) {
@@ -166,6 +169,7 @@ static int h_wrmsr(struct emu_vcpu *v, const struct decoded_insn *d)
     struct cpu *c = &v->cpu;
     uint32_t idx = (uint32_t)c->gpr[EMU_RCX], reason = 0;
     uint64_t val = (c->gpr[EMU_RDX] << 32) | (uint32_t)c->gpr[EMU_RAX];
+    emu_icpt_msr(v, idx, true);
     if (!v->has_msr_ops || !v->msr_ops.wrmsr)
         emu_raise(v, EMU_GP, 0);
     switch (v->msr_ops.wrmsr(v->msr_ops.ctx, c, idx, val, &reason)) {
@@ -216,10 +220,10 @@ static void store_dtable(struct emu_vcpu *v, const struct decoded_insn *d, const
                   v->mode == DECODER_MODE_64 ? t->base : (uint32_t)t->base);
 }
 
-static int h_lgdt(struct emu_vcpu *v, const struct decoded_insn *d) { load_dtable(v, d, &v->cpu.gdtr); return EMU_H_NEXT; }
-static int h_lidt(struct emu_vcpu *v, const struct decoded_insn *d) { load_dtable(v, d, &v->cpu.idtr); return EMU_H_NEXT; }
-static int h_sgdt(struct emu_vcpu *v, const struct decoded_insn *d) { store_dtable(v, d, &v->cpu.gdtr); return EMU_H_NEXT; }
-static int h_sidt(struct emu_vcpu *v, const struct decoded_insn *d) { store_dtable(v, d, &v->cpu.idtr); return EMU_H_NEXT; }
+static int h_lgdt(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_LGDT, 0); load_dtable(v, d, &v->cpu.gdtr); return EMU_H_NEXT; }
+static int h_lidt(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_LIDT, 0); load_dtable(v, d, &v->cpu.idtr); return EMU_H_NEXT; }
+static int h_sgdt(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_SGDT, 0); store_dtable(v, d, &v->cpu.gdtr); return EMU_H_NEXT; }
+static int h_sidt(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_SIDT, 0); store_dtable(v, d, &v->cpu.idtr); return EMU_H_NEXT; }
 
 static bool prot_mode(struct emu_vcpu *v)
 {
@@ -270,8 +274,8 @@ static int load_sys(struct emu_vcpu *v, const struct decoded_insn *d, bool tr)
     return EMU_H_NEXT;
 }
 
-static int h_lldt(struct emu_vcpu *v, const struct decoded_insn *d) { return load_sys(v, d, false); }
-static int h_ltr(struct emu_vcpu *v, const struct decoded_insn *d) { return load_sys(v, d, true); }
+static int h_lldt(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_LLDT, 0); return load_sys(v, d, false); }
+static int h_ltr(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_LTR, 0); return load_sys(v, d, true); }
 
 static int store_sel(struct emu_vcpu *v, const struct decoded_insn *d, unsigned seg)
 {
@@ -287,12 +291,13 @@ static int store_sel(struct emu_vcpu *v, const struct decoded_insn *d, unsigned 
     return EMU_H_NEXT;
 }
 
-static int h_sldt(struct emu_vcpu *v, const struct decoded_insn *d) { return store_sel(v, d, EMU_LDTR); }
-static int h_str(struct emu_vcpu *v, const struct decoded_insn *d) { return store_sel(v, d, EMU_TR); }
+static int h_sldt(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_SLDT, 0); return store_sel(v, d, EMU_LDTR); }
+static int h_str(struct emu_vcpu *v, const struct decoded_insn *d) { emu_icpt_insn(v, EMU_NX_STR, 0); return store_sel(v, d, EMU_TR); }
 
 static int h_smsw(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     umip_check(v);
+    emu_icpt_cr(v, 0, false);
     if (d->ops[0].kind == DOPND_MEM)
         emu_mem_write(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), 2, v->cpu.cr0 & 0xffff);
     else
@@ -303,6 +308,7 @@ static int h_smsw(struct emu_vcpu *v, const struct decoded_insn *d)
 /* LMSW: loads CR0 bits 3:0; can set PE but not clear it. */
 static int h_lmsw(struct emu_vcpu *v, const struct decoded_insn *d)
 {
+    emu_icpt_cr(v, 0, true);
     uint64_t src = emu_opnd_read(v, d, 0) & 0xf;
     uint64_t cr0 = v->cpu.cr0;
     uint64_t n = (cr0 & ~0xeull) | (src & 0xe) | ((cr0 | src) & 1);
@@ -313,6 +319,7 @@ static int h_lmsw(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_clts(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
+    emu_icpt_cr(v, 0, true);
     v->cpu.cr0 &= ~CR0_TS;
     return EMU_H_NEXT;
 }
@@ -323,6 +330,7 @@ static int h_invlpg(struct emu_vcpu *v, const struct decoded_insn *d)
     const struct emu_segment *s = &v->cpu.seg[d->ops[0].seg];
     uint64_t lin = v->mode == DECODER_MODE_64 ? ((d->ops[0].seg >= EMU_FS) ? s->base + ea : ea)
                                               : (uint32_t)(s->base + ea);
+    emu_icpt_insn(v, EMU_NX_INVLPG, lin);
     emu_tlb_flush_page(v, lin);
     return EMU_H_NEXT;
 }
@@ -331,6 +339,7 @@ static int h_invlpg(struct emu_vcpu *v, const struct decoded_insn *d)
  * address canonical. Our TLB is untagged, so every valid form flushes it all. */
 static int h_invpcid(struct emu_vcpu *v, const struct decoded_insn *d)
 {
+    emu_icpt_insn(v, EMU_NX_INVPCID, 0);
     uint64_t type = emu_opnd_read(v, d, 0);
     uint64_t ea = emu_opnd_ea(v, d, 1);
     uint64_t desc[2];
@@ -347,8 +356,7 @@ static int h_invpcid(struct emu_vcpu *v, const struct decoded_insn *d)
 
 static int h_nop_priv(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    (void)v;
-    (void)d;
+    emu_icpt_insn(v, d->op == DOP_INVD ? EMU_NX_INVD : EMU_NX_WBINVD, 0);
     return EMU_H_NEXT; /* WBINVD / INVD: no caches to write back */
 }
 
@@ -563,7 +571,7 @@ static int h_rdrand(struct emu_vcpu *v, const struct decoded_insn *d)
 
 static int h_hypercall(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    (void)d;
+    emu_icpt_insn(v, d->op == DOP_VMCALL ? EMU_NX_VMCALL : EMU_NX_VMMCALL, 0);
     v->exit->reason = EMU_EXIT_HYPERCALL;
     return EMU_H_EXIT; /* RIP already past the instruction */
 }
@@ -579,6 +587,7 @@ static int h_absent(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_rdpmc(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
+    emu_icpt_insn(v, EMU_NX_RDPMC, 0);
     /* no performance counters are exposed: every counter index is invalid -> #GP(0) */
     emu_raise(v, EMU_GP, 0);
 }

@@ -30,6 +30,7 @@
 #include "decoder/decoder.h"
 #include "emu/cpu.h"
 #include "emu/emu.h"
+#include "emu/nested.h"
 
 /* ---------------- handler registration ---------------- */
 
@@ -61,6 +62,7 @@ extern const struct emu_handler_entry emu_branch_handlers[]; /* emu/insn_branch.
 extern const struct emu_handler_entry emu_string_handlers[]; /* emu/insn_string.c */
 extern const struct emu_handler_entry emu_system_handlers[]; /* emu/insn_system.c */
 extern const struct emu_handler_entry emu_io_handlers[];     /* emu/insn_io.c */
+extern const struct emu_handler_entry emu_svm_handlers[];    /* emu/svm.c */
 
 emu_handler_fn *emu_handler_for(uint16_t op);
 /* CPL-0-only op (checked by the run loop before the handler runs). */
@@ -148,6 +150,12 @@ void emu_tlb_flush(struct emu_vcpu *v);
 /* Run-loop fetch: host pointer for code at lin (NULL for MMIO; *gpa filled), bytes to page end. */
 uint8_t *emu_fetch_ptr(struct emu_vcpu *v, uint64_t lin, unsigned *avail, uint64_t *gpa);
 void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin);
+/* Guest-physical RAM copies (no MMIO); false if [gpa, gpa+len) is not in one RAM slot. */
+bool emu_phys_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len);
+bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned len);
+/* PAE PDPTEs from cr3 into cpu.pdptrs; false (nothing loaded) if unreadable or reserved
+ * bits are set (SDM vol.3 4.4.1). */
+bool emu_try_load_pdptrs(struct emu_vcpu *v, uint64_t cr3);
 
 /* ---------------- operands ---------------- */
 
@@ -264,6 +272,7 @@ struct emu_vcpu {
     bool has_irq_ops;
     struct emu_cpuid_entry *cpuid;
     unsigned ncpuid;
+    bool cpu_amd; /* CPUID leaf 0 says AuthenticAMD (vendor-specific architectural details) */
 
     struct emu_lazy lf;
 
@@ -283,7 +292,11 @@ struct emu_vcpu {
     jmp_buf jb;
     uint8_t fault_vector;
     uint32_t fault_error;
-    uint8_t fault_kind; /* 0 exception, 1 internal error, 2 suspend-with-exit */
+    uint8_t fault_kind; /* EMU_FK_* (emu/nested.h): exception, internal error, suspend-with-exit,
+                         * host fault, VM exit into L1 */
+    bool fault_has_cr2; /* #PF: CR2 is written when the fault is delivered, not raised
+                         * (an L1 intercepting #PF gets the address in EXITINFO2 instead) */
+    uint64_t fault_cr2;
     bool delivering;    /* inside event delivery: nested fault -> #DF / triple fault */
     uint8_t delivering_vector;
 
@@ -322,9 +335,38 @@ struct emu_vcpu {
     bool dbg_skip;
     bool dbg_data;          /* a data breakpoint is armed: memory accesses are checked */
     uint8_t dbg_data_hit;   /* DR6.B0-3 of data breakpoints hit by this instruction */
+    struct emu_nested nested; /* emu/nested.h: L1/L2 state of nested virtualization */
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
 };
+
+/* ---------------- nested virtualization intercepts (emu/nested.h) ----------------
+ * Called by sensitive handlers before their semantics; a no-op unless L2 runs. */
+static inline void emu_icpt_insn(struct emu_vcpu *v, enum emu_nx_insn which, uint64_t info)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0))
+        v->nested.ops->insn(v, which, info);
+}
+static inline void emu_icpt_msr(struct emu_vcpu *v, uint32_t index, bool write)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0))
+        v->nested.ops->msr(v, index, write);
+}
+static inline void emu_icpt_io(struct emu_vcpu *v, const struct emu_nx_io *io)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0))
+        v->nested.ops->io(v, io);
+}
+static inline void emu_icpt_cr(struct emu_vcpu *v, unsigned cr, bool write)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0))
+        v->nested.ops->cr(v, cr, write);
+}
+static inline void emu_icpt_dr(struct emu_vcpu *v, unsigned dr, bool write)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0))
+        v->nested.ops->dr(v, dr, write);
+}
 
 /* Debug (emu/debug.c): guest-debug exits (single-step, INT3, execution breakpoints) and
  * the guest's own single-step trap (EFLAGS.TF, SDM vol.3 18.3.1.4). */

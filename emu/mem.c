@@ -40,6 +40,29 @@ static void mark_dirty(const struct emu_slot *s, uint64_t gpa)
     }
 }
 
+/* Guest-physical copies for structures the CPU itself reads and writes (VMCB, MSR and
+ * I/O permission maps): RAM only, no MMIO; writes mark the dirty log. */
+bool emu_phys_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
+{
+    const uint8_t *p = emu_gpa_to_host(v->pm, gpa, len, false);
+    if (!p)
+        return false;
+    memcpy(buf, p, len);
+    return true;
+}
+
+bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned len)
+{
+    uint8_t *p = emu_gpa_to_host(v->pm, gpa, len, true);
+    if (!p)
+        return false;
+    memcpy(p, buf, len);
+    const struct emu_slot *s = gpa_slot(v->pm, gpa);
+    for (uint64_t a = gpa & ~0xfffull; s && a < gpa + len; a += 4096)
+        mark_dirty(s, a);
+    return true;
+}
+
 void emu_tlb_flush(struct emu_vcpu *v)
 {
     memset(v->tlb, 0, sizeof v->tlb);

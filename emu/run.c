@@ -201,15 +201,41 @@ static bool has_error_code(unsigned vec)
 
 static void shutdown(struct emu_vcpu *v)
 {
+    /* a triple fault in L2 is a VM exit when L1 intercepts it (SVM SHUTDOWN intercept,
+     * VMX exit reason 2; KVM nested_svm_triple_fault / nested_vmx_triple_fault) */
+    if (v->nested.guest_mode) {
+        v->delivering = false;
+        v->nested.ops->shutdown(v);
+    }
     v->cpu.shutdown = true;
     v->delivering = false;
     v->exit->reason = EMU_EXIT_SHUTDOWN;
 }
 
-/* Deliver a hardware exception (fault class: return RIP = faulting instruction).
- * Returns false if the vCPU shut down. */
-static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err)
+static void vectoring_begin(struct emu_vcpu *v, uint8_t vec, uint8_t type, uint32_t err)
 {
+    struct emu_nx_vectoring *vc = &v->nested.vectoring;
+    vc->valid = true;
+    vc->vector = vec;
+    vc->type = type;
+    vc->has_error = err != EMU_NO_ERRCODE;
+    vc->error_code = vc->has_error ? err : 0;
+}
+
+/* Deliver a hardware exception (fault class: return RIP = faulting instruction).
+ * `reinject`: the exception was already being delivered (KVM "injected"): L1's
+ * intercepts saw it then. Returns false if the vCPU shut down. */
+static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err, bool has_cr2,
+                           uint64_t cr2, bool reinject)
+{
+    if (!has_error_code(vec) || !(v->cpu.cr0 & 1))
+        err = EMU_NO_ERRCODE;
+    else if (err == EMU_NO_ERRCODE)
+        err = 0;
+    /* L1's exception intercepts see each exception before #DF merging, and the #DF again
+     * (KVM kvm_multiple_exception: is_exception_vmexit first, then the class rules) */
+    if (v->nested.guest_mode)
+        v->nested.ops->exception(v, vec, err, has_cr2, cr2, reinject);
     if (v->delivering) {
         unsigned first = v->delivering_vector;
         if (first == EMU_DF) {
@@ -218,28 +244,59 @@ static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err)
         }
         if ((is_contributory(first) && is_contributory(vec)) ||
             (first == EMU_PF && (vec == EMU_PF || is_contributory(vec)))) {
+            if (has_cr2)
+                v->cpu.cr2 = cr2; /* the #PF happened, then merged into #DF */
             vec = EMU_DF;
-            err = 0;
+            err = (v->cpu.cr0 & 1) ? 0 : EMU_NO_ERRCODE;
+            has_cr2 = false;
+            if (v->nested.guest_mode)
+                v->nested.ops->exception(v, vec, err, false, 0, false);
         }
     }
-    if (!has_error_code(vec) || !(v->cpu.cr0 & 1))
-        err = EMU_NO_ERRCODE;
-    else if (err == EMU_NO_ERRCODE)
-        err = 0;
+    if (has_cr2)
+        v->cpu.cr2 = cr2;
     v->delivering = true;
     v->delivering_vector = vec;
+    vectoring_begin(v, vec, EMU_NX_EV_EXCEPTION, err);
     emu_deliver_event(v, vec, err, false, v->cpu.rip);
+    v->nested.vectoring.valid = false;
     v->delivering = false;
     return true;
 }
 
 /* Deliver an external event (NMI, interrupt): same nesting rules. */
-static void take_external(struct emu_vcpu *v, uint8_t vec)
+void emu_take_external(struct emu_vcpu *v, uint8_t vec)
 {
     v->delivering = true;
     v->delivering_vector = vec == EMU_NMI ? EMU_NMI : 0xff;
+    vectoring_begin(v, vec, vec == EMU_NMI ? EMU_NX_EV_NMI : EMU_NX_EV_INTR, EMU_NO_ERRCODE);
     emu_deliver_event(v, vec, EMU_NO_ERRCODE, false, v->cpu.rip);
+    v->nested.vectoring.valid = false;
     v->delivering = false;
+}
+
+void emu_take_injected(struct emu_vcpu *v, uint8_t vec, uint8_t type, uint32_t err,
+                       uint64_t return_rip)
+{
+    if (type == EMU_NX_EV_EXCEPTION && vec != EMU_BP && vec != EMU_OF) {
+        take_exception(v, vec, err, false, 0, true);
+        return;
+    }
+    v->delivering = true;
+    v->delivering_vector = vec;
+    vectoring_begin(v, vec, type, EMU_NO_ERRCODE);
+    emu_deliver_event(v, vec, EMU_NO_ERRCODE, type == EMU_NX_EV_SOFT, return_rip);
+    v->nested.vectoring.valid = false;
+    v->delivering = false;
+}
+
+void emu_take_nmi(struct emu_vcpu *v)
+{
+    struct emu_events *ev = &v->cpu.ev;
+    ev->nmi_pending = ev->nmi_injected = false;
+    ev->nmi_masked = true; /* until IRET (SDM vol.3 6.7.1) */
+    v->cpu.halted = false;
+    emu_take_external(v, EMU_NMI);
 }
 
 /* Returns true if an event was delivered (or the CPU is ready to run). */
@@ -248,10 +305,11 @@ static void inject_events(struct emu_vcpu *v)
     struct cpu *c = &v->cpu;
     struct emu_events *ev = &c->ev;
     if (ev->exc_pending || ev->exc_injected) {
+        bool reinject = ev->exc_injected;
         ev->exc_pending = ev->exc_injected = false;
-        if (ev->exc_vector == EMU_PF && ev->exc_has_payload)
-            c->cr2 = ev->exc_payload;
-        take_exception(v, ev->exc_vector, ev->exc_has_error_code ? ev->exc_error_code : EMU_NO_ERRCODE);
+        bool cr2 = ev->exc_vector == EMU_PF && ev->exc_has_payload;
+        take_exception(v, ev->exc_vector, ev->exc_has_error_code ? ev->exc_error_code : EMU_NO_ERRCODE,
+                       cr2, cr2 ? ev->exc_payload : 0, reinject);
         return;
     }
     if (ev->triple_fault_pending) {
@@ -259,15 +317,22 @@ static void inject_events(struct emu_vcpu *v)
         shutdown(v);
         return;
     }
-    bool nmi = ev->nmi_pending || ev->nmi_injected;
-    if (!nmi && v->has_irq_ops && v->irq_ops.nmi_pending && v->irq_ops.nmi_pending(v->irq_ops.ctx, c))
-        nmi = true;
-    if (nmi && !ev->nmi_masked && !(ev->int_shadow & 2)) {
-        ev->nmi_pending = ev->nmi_injected = false;
-        ev->nmi_masked = true; /* until IRET (SDM vol.3 6.7.1) */
-        c->halted = false;
-        take_external(v, EMU_NMI);
+    /* GIF = 0 (CLGI, or just after #VMEXIT) holds off NMIs and interrupts (APM 15.17) */
+    if (v->nested.svm.gif_clear)
         return;
+    if (v->nested.guest_mode) {
+        v->nested.ops->events(v); /* L1's interrupt controls decide (intercept or L2's IDT) */
+        return;
+    }
+    /* an NMI is taken from the APIC only when it can be delivered (not lost while masked) */
+    if (!ev->nmi_masked && !(ev->int_shadow & 2)) {
+        bool nmi = ev->nmi_pending || ev->nmi_injected;
+        if (!nmi && v->has_irq_ops && v->irq_ops.nmi_pending && v->irq_ops.nmi_pending(v->irq_ops.ctx, c))
+            nmi = true;
+        if (nmi) {
+            emu_take_nmi(v);
+            return;
+        }
     }
     /* KVM_GUESTDBG_BLOCKIRQ (0x100000): no interrupts while the VMM single-steps */
     bool can_irq = (c->rflags & EMU_FL_IF) && !ev->int_shadow && !(v->dbg_control & 0x100000u);
@@ -276,7 +341,7 @@ static void inject_events(struct emu_vcpu *v)
             return;
         ev->irq_injected = false;
         c->halted = false;
-        take_external(v, ev->irq_vector);
+        emu_take_external(v, ev->irq_vector);
         return;
     }
     if (can_irq && v->has_irq_ops && v->irq_ops.pending) {
@@ -285,7 +350,7 @@ static void inject_events(struct emu_vcpu *v)
             if (v->irq_ops.ack)
                 v->irq_ops.ack(v->irq_ops.ctx, c, vec);
             c->halted = false;
-            take_external(v, (uint8_t)vec);
+            emu_take_external(v, (uint8_t)vec);
         }
     }
 }
@@ -396,23 +461,32 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
     v->in_run = true;
     if (setjmp(v->jb)) {
         /* a fault, an internal error or a suspension abandoned the instruction */
-        if (v->fault_kind == 1) {
+        if (v->fault_kind == EMU_FK_VMEXIT) {
+            /* a VM exit into L1 abandoned the L2 instruction (or event): go on in L1 */
+            v->delivering = false;
+            v->exit_ready = false;
+            v->nested.vectoring.valid = false;
+            goto run;
+        }
+        if (v->fault_kind == EMU_FK_INTERNAL) {
             v->delivering = false;
             fill_internal(v);
             goto out;
         }
-        if (v->fault_kind == 2)
+        if (v->fault_kind == EMU_FK_SUSPEND)
             goto out;
-        if (v->fault_kind == 3) { /* host mapping fault: KVM_RUN fails with EFAULT */
+        if (v->fault_kind == EMU_FK_HOST_FAULT) { /* host mapping fault: KVM_RUN fails with EFAULT */
             v->delivering = false;
             v->exit_ready = false;
             exit->reason = EMU_EXIT_HOST_FAULT;
             goto out;
         }
         v->exit_ready = false; /* a recorded MMIO write of the abandoned insn is dropped */
-        if (!take_exception(v, v->fault_vector, v->fault_error))
+        if (!take_exception(v, v->fault_vector, v->fault_error, v->fault_has_cr2, v->fault_cr2,
+                            false))
             goto out;
     }
+run:
     if (v->pending == EMU_PEND_IO_IN) {
         v->pending = EMU_PEND_NONE;
         finish_io_in(v);

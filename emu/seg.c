@@ -206,18 +206,25 @@ void emu_load_seg(struct emu_vcpu *v, unsigned seg, uint16_t sel)
         emu_update_mode(v);
 }
 
-static void load_pdptrs(struct emu_vcpu *v, uint64_t cr3)
+bool emu_try_load_pdptrs(struct emu_vcpu *v, uint64_t cr3)
 {
     uint64_t gpa = cr3 & 0xffffffe0u;
     uint8_t *p = emu_gpa_to_host(v->pm, gpa, 32, false);
     if (!p)
-        emu_raise(v, EMU_GP, 0);
+        return false;
     uint64_t pd[4];
     memcpy(pd, p, sizeof pd);
     for (int i = 0; i < 4; i++)
         if ((pd[i] & 1) && (pd[i] & 0x1e6ull)) /* reserved bits 2:1, 8:5 (SDM vol.3 4.4.1) */
-            emu_raise(v, EMU_GP, 0);
+            return false;
     memcpy(v->cpu.pdptrs, pd, sizeof pd);
+    return true;
+}
+
+static void load_pdptrs(struct emu_vcpu *v, uint64_t cr3)
+{
+    if (!emu_try_load_pdptrs(v, cr3))
+        emu_raise(v, EMU_GP, 0);
 }
 
 void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val)

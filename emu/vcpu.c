@@ -66,6 +66,9 @@ void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, un
     free(v->cpuid);
     v->cpuid = copy;
     v->ncpuid = n;
+    /* the CPU is what CPUID says it is: vendor-specific details follow leaf 0 */
+    const struct emu_cpuid_entry *l0 = emu_cpuid_find(v, 0, 0);
+    v->cpu_amd = l0 && l0->ebx == 0x68747541u; /* "Auth" of AuthenticAMD */
 }
 
 static void dcache_flush(struct emu_vcpu *v)
@@ -110,6 +113,8 @@ void emu_reset(struct emu_vcpu *v)
     c->fpu.mxcsr = 0x1f80;
     c->fpu.mxcsr_mask = 0xffff;
     memset(&v->lf, 0, sizeof v->lf);
+    /* RESET and INIT leave guest mode and set GIF (KVM kvm_vcpu_reset -> kvm_leave_nested) */
+    memset(&v->nested, 0, sizeof v->nested);
     v->pending = EMU_PEND_NONE;
     v->mmio_valid = false;
     emu_update_mode(v);

@@ -198,7 +198,10 @@ static int h_xsetbv(struct emu_vcpu *v, const struct decoded_insn *d)
     if (!(v->cpu.cr4 & EMU_CR4_OSXSAVE))
         emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
     /* KVM kvm_emulate_xsetbv: CPL != 0 or an invalid value -> #GP(0) */
-    if (v->cpu.cpl != 0 || (uint32_t)v->cpu.gpr[EMU_RCX] != 0)
+    if (v->cpu.cpl != 0)
+        emu_raise(v, EMU_GP, 0);
+    emu_icpt_insn(v, EMU_NX_XSETBV, 0);
+    if ((uint32_t)v->cpu.gpr[EMU_RCX] != 0)
         emu_raise(v, EMU_GP, 0);
     uint64_t val = edx_eax(v);
     if (!emu_xcr0_valid(val, emu_simd_supported_xcr0(v)))

@@ -56,7 +56,7 @@ int msr_set_vm_cr(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 int msr_get_hsave(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)i; (void)host;
-    *val = v->k.vm_hsave_pa;
+    *val = v->cpu->vm_hsave_pa;
     return MSR_RET_OK;
 }
 
@@ -67,7 +67,7 @@ int msr_set_hsave(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     /* page_address_valid: page aligned and below MAXPHYADDR; host may set anything */
     if (!host && ((val & 0xfff) || (w < 64 && (val >> w))))
         return MSR_RET_INVAL;
-    v->k.vm_hsave_pa = val;
+    v->cpu->vm_hsave_pa = val;
     return MSR_RET_OK;
 }
 

@@ -160,7 +160,7 @@ struct msr_kernel_state {
     uint64_t mci_ctl2[MSR_MCE_BANKS];
     uint64_t pv_system_time, pv_wall_clock, pv_async_pf_en, pv_async_pf_int, pv_steal_time,
         pv_eoi_en, pv_poll_control;
-    uint64_t hwcr, vm_cr, vm_hsave_pa, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
+    uint64_t hwcr, vm_cr, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
     uint64_t xfd, xfd_err;
     uint64_t misc_features_enables, smi_count, power_ctl, osvw_length, osvw_status, de_cfg;
     uint64_t pv_async_pf_ack_pending;
