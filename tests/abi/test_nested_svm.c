@@ -1,0 +1,324 @@
+/* Nested SVM at guest level (AMD flavour): a small L1 hypervisor runs an L2 through VMRUN,
+ * and every L2 MSR and port access is decided as Linux 6.12 decides it:
+ * - L1's MSRPM / IOPM first (svm/nested.c nested_svm_exit_handled_msr,
+ *   nested_svm_intercept_ioio): a set bit, or an MSR outside the three MSRPM ranges, is a
+ *   #VMEXIT to L1 with EXITINFO1 = 0 read / 1 write or the IOIO encoding;
+ * - what L1 lets through is L0's, i.e. softkvm's own path for L1 accesses: the MSR filter
+ *   and user-space deflection (x86.c kvm_msr_allowed / kvm_msr_user_space) and port I/O
+ *   exits to user space — KVM's merged vmcb02 MSRPM (nested_svm_merge_msrpm) intercepts
+ *   when either level does, and the exit is L0's when L1's bit is clear;
+ * - a VMCB that fails nested_vmcb_check_controls (ASID 0) gives VMEXIT_INVALID (-1) in
+ *   VMCB12 and L1 continues after its VMRUN.
+ * The guest runs in-process through abi_ioctl, in 64-bit mode. */
+#include <check.h>
+#include "tests/check_main.h"
+#include "tests/abi/abi_test_guest.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "abi/abi.h"
+#include "abi/abi_internal.h"
+
+/* L1: enable SVM, set VM_HSAVE_PA, then loop { VMRUN; report on port 0x10; resume L2 at
+ * the NextRIP of the exit }. L2: the accesses under test, in order. */
+__asm__(".pushsection .rodata.nsvm, \"a\"\n"
+    ".code64\n"
+    "nsvm_l1:\n"
+    "    mov $0xc0000080, %ecx\n"
+    "    rdmsr\n"
+    "    or $0x1000, %eax\n"            /* EFER.SVME */
+    "    wrmsr\n"
+    "    mov $0xc0010117, %ecx\n"       /* VM_HSAVE_PA */
+    "    mov $0x21000, %eax\n"
+    "    xor %edx, %edx\n"
+    "    wrmsr\n"
+    "1:  mov $0x20000, %eax\n"
+    "    vmrun\n"
+    "    out %al, $0x10\n"
+    "    mov 0x200c8, %rbx\n"           /* control.next_rip */
+    "    mov %rbx, 0x20578\n"           /* -> save.rip */
+    "    jmp 1b\n"
+    "nsvm_l2:\n"
+    "    mov $0x10, %ecx\n"
+    "nsvm_a:\n"
+    "    rdmsr\n"                       /* TSC: L1's read bit set -> #VMEXIT(MSR) */
+    "    mov $0x174, %ecx\n"
+    "nsvm_b:\n"
+    "    rdmsr\n"                       /* SYSENTER_CS: L1 lets it through, L0's filter denies */
+    "    out %al, $0x80\n"              /* L1's IOPM bit clear: a user-space I/O exit */
+    "nsvm_d:\n"
+    "    out %al, $0x81\n"              /* L1's IOPM bit set: #VMEXIT(IOIO) */
+    "    mov $0x174, %ecx\n"
+    "nsvm_e:\n"
+    "    wrmsr\n"                       /* L1's write bit set: #VMEXIT(MSR), EXITINFO1 = 1 */
+    "    mov $0x4b564d01, %ecx\n"
+    "nsvm_f:\n"
+    "    rdmsr\n"                       /* outside the MSRPM ranges: always L1's */
+    "nsvm_g:\n"
+    "    vmmcall\n"
+    "    hlt\n"
+    "nsvm_end:\n"
+    ".popsection\n");
+extern const uint8_t nsvm_l1[], nsvm_l2[], nsvm_a[], nsvm_b[], nsvm_d[], nsvm_e[], nsvm_f[],
+    nsvm_g[], nsvm_end[];
+
+#define MEM_SIZE (2u << 20)
+#define CODE_GPA 0x1000u
+#define GDT_GPA 0x2000u
+#define IDT_GPA 0x3000u
+#define PML4_GPA 0x10000u
+#define VMCB_GPA 0x20000u
+#define HSAVE_GPA 0x21000u
+#define MSRPM_GPA 0x22000u
+#define IOPM_GPA 0x24000u
+#define L2_STACK 0x40000u
+
+#define SVM_EXIT_IOIO 0x7b
+#define SVM_EXIT_MSR 0x7c
+#define SVM_EXIT_VMMCALL 0x81
+
+struct nctx {
+    struct abi_process *p;
+    int kvm, vm, vcpu;
+    struct kvm_run *run;
+    uint8_t *mem;
+};
+
+static long io(struct nctx *c, int fd, unsigned long req, const void *arg)
+{
+    long r = abi_ioctl(c->p, fd, req, (unsigned long)arg);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+static uint64_t gpa_of(const uint8_t *sym) { return CODE_GPA + (uint64_t)(sym - nsvm_l1); }
+
+static uint64_t vmcb64(struct nctx *c, unsigned off)
+{
+    uint64_t x;
+    memcpy(&x, c->mem + VMCB_GPA + off, 8);
+    return x;
+}
+
+static void vmcb_put(struct nctx *c, unsigned off, uint64_t x, unsigned n)
+{
+    memcpy(c->mem + VMCB_GPA + off, &x, n);
+}
+
+static void vmcb_seg(struct nctx *c, unsigned off, uint16_t sel, uint16_t attrib, uint64_t base,
+                     uint32_t limit)
+{
+    vmcb_put(c, off, sel, 2);
+    vmcb_put(c, off + 2, attrib, 2);
+    vmcb_put(c, off + 4, limit, 4);
+    vmcb_put(c, off + 8, base, 8);
+}
+
+/* VMCB12 as L1 would build it: L2 in the same flat 64-bit world, intercepting VMRUN,
+ * VMMCALL, MSR_PROT and IOIO_PROT. */
+static void build_vmcb(struct nctx *c, uint32_t asid)
+{
+    memset(c->mem + VMCB_GPA, 0, 4096);
+    vmcb_put(c, 0x00c, (1u << 27) | (1u << 28), 4); /* IOIO_PROT, MSR_PROT */
+    vmcb_put(c, 0x010, 3, 4);                        /* VMRUN, VMMCALL */
+    vmcb_put(c, 0x040, IOPM_GPA, 8);
+    vmcb_put(c, 0x048, MSRPM_GPA, 8);
+    vmcb_put(c, 0x058, asid, 4);
+    vmcb_put(c, 0x0c8, gpa_of(nsvm_l2), 8); /* NextRIP: where L1's loop resumes L2 */
+    uint16_t data = 0xc93, code = 0xa9b;     /* attrib: type S P (L) DB G */
+    vmcb_seg(c, 0x400, 0x10, data, 0, 0xffffffff);
+    vmcb_seg(c, 0x410, 0x8, code, 0, 0xffffffff);
+    vmcb_seg(c, 0x420, 0x10, data, 0, 0xffffffff);
+    vmcb_seg(c, 0x430, 0x10, data, 0, 0xffffffff);
+    vmcb_seg(c, 0x460, 0, 0, GDT_GPA, 23);
+    vmcb_seg(c, 0x480, 0, 0, IDT_GPA, 0xfff);
+    vmcb_put(c, 0x4d0, 0x1500, 8); /* EFER: LME LMA SVME */
+    vmcb_put(c, 0x548, 0x20, 8);   /* CR4.PAE */
+    vmcb_put(c, 0x550, PML4_GPA, 8);
+    vmcb_put(c, 0x558, 0x80000011, 8);
+    vmcb_put(c, 0x560, 0x400, 8);
+    vmcb_put(c, 0x568, 0xffff0ff0, 8);
+    vmcb_put(c, 0x570, 2, 8);
+    vmcb_put(c, 0x578, gpa_of(nsvm_l2), 8);
+    vmcb_put(c, 0x5d8, L2_STACK, 8);
+}
+
+static void guest_open(struct nctx *c, uint32_t asid)
+{
+    setenv("SOFTKVM_VENDOR", "amd", 1);
+    c->p = abi_process_create();
+    ck_assert_ptr_nonnull(c->p);
+    c->kvm = abi_open_dev_kvm(c->p, O_RDWR);
+    ck_assert_int_ge(c->kvm, 0);
+    c->vm = (int)io(c, c->kvm, KVM_CREATE_VM, 0);
+    ck_assert_int_ge(c->vm, 0);
+    c->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(c->mem, MAP_FAILED);
+    memcpy(c->mem + CODE_GPA, nsvm_l1, (size_t)(nsvm_end - nsvm_l1));
+    uint64_t *gdt = (uint64_t *)(c->mem + GDT_GPA);
+    gdt[1] = 0x00209a0000000000ull; /* 64-bit code */
+    gdt[2] = 0x00cf92000000ffffull; /* data */
+    uint64_t *pt = (uint64_t *)(c->mem + PML4_GPA);
+    pt[0] = (PML4_GPA + 0x1000) | 3;      /* PML4[0] -> PDPT */
+    pt[512] = (PML4_GPA + 0x2000) | 3;    /* PDPT[0] -> PD */
+    pt[1024] = 0x83;                      /* PD[0]: 2 MiB identity page */
+    c->mem[MSRPM_GPA + 0x10 * 2 / 8] |= 1;        /* MSR 0x10 read */
+    c->mem[MSRPM_GPA + 0x174 * 2 / 8] |= 2;       /* MSR 0x174 write (bit 0x2e9) */
+    c->mem[IOPM_GPA + 0x81 / 8] |= 1u << (0x81 % 8); /* port 0x81 */
+    build_vmcb(c, asid);
+    struct kvm_userspace_memory_region r = {.slot = 0, .memory_size = MEM_SIZE,
+                                            .userspace_addr = (uintptr_t)c->mem};
+    ck_assert_int_eq(io(c, c->vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
+    c->vcpu = (int)io(c, c->vm, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(c->vcpu, 0);
+    /* the supported CPUID, which offers SVM on the AMD flavour (svm_set_cpu_caps, nested=1) */
+    struct {
+        struct kvm_cpuid2 h;
+        struct kvm_cpuid_entry2 e[64];
+    } cp = {.h.nent = 64};
+    ck_assert_int_eq(io(c, c->kvm, KVM_GET_SUPPORTED_CPUID, &cp), 0);
+    const struct kvm_cpuid_entry2 *x1 = abi_cpuid_find(cp.e, cp.h.nent, 0x80000001, 0);
+    ck_assert_ptr_nonnull(x1);
+    ck_assert_uint_eq(x1->ecx & 4, 4);
+    ck_assert_int_eq(io(c, c->vcpu, KVM_SET_CPUID2, &cp), 0);
+    long sz = io(c, c->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    c->run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, c->vcpu, 0);
+    ck_assert_ptr_ne(c->run, MAP_FAILED);
+    struct kvm_sregs s;
+    ck_assert_int_eq(io(c, c->vcpu, KVM_GET_SREGS, &s), 0);
+    abi_test_flat_sregs(&s, true, GDT_GPA, IDT_GPA, 0xfff, PML4_GPA);
+    ck_assert_int_eq(io(c, c->vcpu, KVM_SET_SREGS, &s), 0);
+    struct kvm_regs regs = {.rip = CODE_GPA, .rflags = 2, .rsp = 0x7000};
+    ck_assert_int_eq(io(c, c->vcpu, KVM_SET_REGS, &regs), 0);
+}
+
+static void guest_close(struct nctx *c)
+{
+    abi_test_close_all(c->p);
+    munmap(c->mem, MEM_SIZE);
+    unsetenv("SOFTKVM_VENDOR");
+}
+
+static void run_to_port(struct nctx *c, uint16_t port)
+{
+    ck_assert_int_eq(io(c, c->vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(c->run->exit_reason, KVM_EXIT_IO);
+    ck_assert_uint_eq(c->run->io.port, port);
+}
+
+/* L1 reported a #VMEXIT: check VMCB12's exit code, EXITINFO1, saved RIP and NextRIP. */
+static void expect_l1_exit(struct nctx *c, uint32_t code, uint64_t info1, const uint8_t *l2_rip)
+{
+    run_to_port(c, 0x10);
+    ck_assert_uint_eq((uint32_t)vmcb64(c, 0x070), code);
+    ck_assert_uint_eq(vmcb64(c, 0x078), info1);
+    ck_assert_uint_eq(vmcb64(c, 0x578), gpa_of(l2_rip));
+    ck_assert_uint_gt(vmcb64(c, 0x0c8), gpa_of(l2_rip)); /* NextRIP: after the instruction */
+}
+
+static void enable_deny_filter(struct nctx *c)
+{
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    ck_assert_int_eq(io(c, c->vm, KVM_ENABLE_CAP, &cap), 0);
+    /* deny reads of 0x10 and 0x174 (one-bit ranges: a clear bit denies) */
+    static uint8_t deny = 0;
+    struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+    f.ranges[0] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_READ, .base = 0x10,
+                                                .nmsrs = 1, .bitmap = &deny};
+    f.ranges[1] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_READ, .base = 0x174,
+                                                .nmsrs = 1, .bitmap = &deny};
+    ck_assert_int_eq(io(c, c->vm, KVM_X86_SET_MSR_FILTER, &f), 0);
+}
+
+START_TEST(l2_msr_and_io_follow_l1_then_l0)
+{
+    struct nctx c;
+    guest_open(&c, 1);
+    enable_deny_filter(&c);
+    /* L2 RDMSR 0x10: L1 intercepts, so L0's filter (which denies it) is never asked */
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_a);
+    /* L2 RDMSR 0x174: L1's bit is clear; L0's filter denies -> user-space exit from L2 */
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_X86_RDMSR);
+    ck_assert_uint_eq(c.run->msr.index, 0x174);
+    ck_assert_uint_eq(c.run->msr.reason, KVM_MSR_EXIT_REASON_FILTER);
+    struct kvm_regs regs;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+    ck_assert_uint_eq(regs.rip, gpa_of(nsvm_b)); /* the vCPU is in L2 */
+    c.run->msr.error = 0;
+    c.run->msr.data = 0x1234;
+    /* L2 OUT 0x80: not in L1's IOPM -> L0's user-space I/O exit, with the RDMSR's value */
+    run_to_port(&c, 0x80);
+    ck_assert_uint_eq(c.run->io.direction, KVM_EXIT_IO_OUT);
+    ck_assert_uint_eq(*((uint8_t *)c.run + c.run->io.data_offset), 0x34);
+    /* L2 OUT 0x81: in L1's IOPM -> #VMEXIT(IOIO): port << 16 | SZ8; EXITINFO2 = NextRIP */
+    expect_l1_exit(&c, SVM_EXIT_IOIO, (0x81u << 16) | 0x10, nsvm_d);
+    ck_assert_uint_eq(vmcb64(&c, 0x080), vmcb64(&c, 0x0c8));
+    /* L2 WRMSR 0x174: L1's write bit -> EXITINFO1 = 1 */
+    expect_l1_exit(&c, SVM_EXIT_MSR, 1, nsvm_e);
+    /* L2 RDMSR 0x4b564d01: outside every MSRPM range -> always L1's */
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_f);
+    expect_l1_exit(&c, SVM_EXIT_VMMCALL, 0, nsvm_g);
+    guest_close(&c);
+}
+END_TEST
+
+/* Without a filter or with it allowing, an L2 RDMSR L1 passes through is L0's and
+ * returns L0's value (here SYSENTER_CS as L1 left it) without any exit. */
+START_TEST(l2_msr_passed_through_is_l0s)
+{
+    struct nctx c;
+    guest_open(&c, 1);
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e.index = 0x174, .e.data = 0x5678};
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_MSRS, &m), 1);
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_a);
+    run_to_port(&c, 0x80);
+    ck_assert_uint_eq(*((uint8_t *)c.run + c.run->io.data_offset), 0x78);
+    guest_close(&c);
+}
+END_TEST
+
+/* nested_svm_vmrun: a VMCB failing nested_vmcb_check_controls (ASID 0) is VMEXIT_INVALID,
+ * exit_code = exit_code_hi = -1, and L1 continues after the VMRUN. */
+START_TEST(vmrun_with_asid_zero_is_vmexit_invalid)
+{
+    struct nctx c;
+    guest_open(&c, 0);
+    run_to_port(&c, 0x10);
+    ck_assert_uint_eq(vmcb64(&c, 0x070), ~0ull); /* exit_code and exit_code_hi */
+    struct kvm_regs regs;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+    ck_assert_uint_lt(regs.rip, gpa_of(nsvm_l2)); /* still L1 */
+    vmcb_put(&c, 0x058, 1, 4);                    /* a valid ASID: the next VMRUN enters */
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_a);
+    guest_close(&c);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("abi_nested_svm");
+    TCase *t = tcase_create("l2");
+    tcase_add_test(t, l2_msr_and_io_follow_l1_then_l0);
+    tcase_add_test(t, l2_msr_passed_through_is_l0s);
+    tcase_add_test(t, vmrun_with_asid_zero_is_vmexit_invalid);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    return softkvm_check_run(suite());
+}
