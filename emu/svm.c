@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "emu/internal.h"
+#include "msr/bitmap.h" /* header-only MSRPM bit positions */
 
 #define CR0_PE (1ull << 0)
 #define CR0_NW (1ull << 29)
@@ -247,24 +248,20 @@ static void svm_insn(struct emu_vcpu *v, enum emu_nx_insn which, uint64_t info)
     svm_vmexit(v, code, info1, 0, v->next_rip);
 }
 
-/* nested_svm_exit_handled_msr: MSRPM, 2 bits per MSR (read, write) in three 2 KB ranges;
- * an MSR outside them always exits. */
+/* nested_svm_exit_handled_msr: L1's MSRPM (same layout as L0's, msr/bitmap.h), read from
+ * L1's memory at the access; an MSR outside its three ranges always exits. A clear bit
+ * leaves the access to L0, whose own bitmap, filter and deflection then apply: together
+ * that is KVM's merged vmcb02 MSRPM (nested_svm_merge_msrpm). */
 static void svm_msr(struct emu_vcpu *v, uint32_t index, bool write)
 {
     const struct emu_svm_ctl *ctl = &v->nested.svm.ctl;
     if (!icpt(ctl, INTERCEPT_MSR_PROT))
         return;
-    static const uint32_t base[3] = {0x00000000u, 0xc0000000u, 0xc0010000u};
+    struct msr_bitpos p;
     bool exits = true;
-    for (unsigned r = 0; r < 3; r++) {
-        if (index - base[r] < 0x2000u) {
-            uint32_t bit = (index - base[r]) * 2 + (write ? 1 : 0);
-            uint8_t b;
-            if (emu_phys_read(v, ctl->msrpm_pa + r * 0x800u + bit / 8, &b, 1))
-                exits = (b >> (bit % 8)) & 1;
-            break;
-        }
-    }
+    uint8_t b;
+    if (msr_svm_bitpos(index, write, &p) && emu_phys_read(v, ctl->msrpm_pa + p.byte, &b, 1))
+        exits = (b >> p.bit) & 1;
     if (exits)
         svm_vmexit(v, SVM_EXIT_MSR, write ? 1 : 0, 0, v->next_rip);
 }

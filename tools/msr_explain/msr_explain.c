@@ -18,7 +18,7 @@ static void usage(FILE *o)
 {
     fprintf(o,
         "usage: msr-explain --vendor intel|amd [--filter FILE] [--value V] [--full-cpuid]\n"
-        "                   MSR [read|write]\n"
+        "                   [--l2 set|clear|off] MSR [read|write]\n"
         "\n"
         "Shows the path a guest RDMSR/WRMSR of MSR (number, e.g. 0xc0000100) takes in softkvm:\n"
         "the VMX 4 KiB MSR bitmap or SVM 8 KiB MSRPM bit (byte offset and bit), the\n"
@@ -26,6 +26,9 @@ static void usage(FILE *o)
         "and the outcome. --value is the value written (default 0). The access is performed on\n"
         "a fresh vCPU whose guest CPUID is empty, or with --full-cpuid exposes every feature\n"
         "msr/ gates on (vendor string of the flavour, KVM PV leaf with all KVM_FEATURE_* bits).\n"
+        "--l2 makes it an access from a nested L2 guest: L1's bitmap bit for it is set or clear\n"
+        "(SVM MSRPM / VMX MSR bitmap), or L1 does not use one (off); the merged bit, whether\n"
+        "L1 gets the exit, and otherwise the L0 path are shown.\n"
         "\n"
         "FILTER file format (one directive per line, '#' starts a comment):\n"
         "  default allow|deny                  KVM_MSR_FILTER_DEFAULT_ALLOW/DENY (default allow)\n"
@@ -150,13 +153,22 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"vendor", required_argument, 0, 'v'}, {"filter", required_argument, 0, 'f'},
         {"value", required_argument, 0, 'x'}, {"full-cpuid", no_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"l2", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    enum explain_l1 l1 = EXPLAIN_L1_NONE;
     bool want_full_cpuid = false;
     const char *vendor = NULL, *filter_path = NULL;
     uint64_t value = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "v:f:x:ch", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "v:f:x:chn:", opts, NULL)) != -1) {
         switch (c) {
+        case 'n':
+            l1 = !strcmp(optarg, "set") ? EXPLAIN_L1_SET : !strcmp(optarg, "clear") ? EXPLAIN_L1_CLEAR
+               : !strcmp(optarg, "off") ? EXPLAIN_L1_OFF : EXPLAIN_L1_NONE;
+            if (l1 == EXPLAIN_L1_NONE) {
+                usage(stderr);
+                return 2;
+            }
+            break;
         case 'c': want_full_cpuid = true; break;
         case 'v': vendor = optarg; break;
         case 'f': filter_path = optarg; break;
@@ -223,6 +235,11 @@ int main(int argc, char **argv)
     if (write)
         printf("   value 0x%llx\n", (unsigned long long)value);
     printf("1. CPL check (the CPU's): CPL > 0 -> #GP(0) before anything below\n");
+    if (l1 != EXPLAIN_L1_NONE && explain_nested(v, idx, write, l1)) {
+        msr_vcpu_destroy(v);
+        msr_vm_destroy(&vm);
+        return 0;
+    }
     explain_bitmap(v, idx, write);
     explain_filter(v->filter, idx, write);
     explain_kernel(v, idx);
