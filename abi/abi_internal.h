@@ -242,4 +242,9 @@ bool abi_vapic_tpr_exit(struct abi_vcpu *v);
 long abi_vcpu_state_ioctl(struct abi_vcpu *v, unsigned long req, unsigned long arg, bool *handled);
 void abi_vcpu_init_state(struct abi_vcpu *v);
 
+/* KVM_GET/SET_NESTED_STATE (abi/vcpu_nested.c); the size KVM_CAP_NESTED_STATE reports. */
+long abi_nested_state_max_size(enum abi_vendor vendor);
+long abi_vcpu_get_nested_state(struct abi_vcpu *v, unsigned long arg);
+long abi_vcpu_set_nested_state(struct abi_vcpu *v, unsigned long arg);
+
 #endif

@@ -100,6 +100,10 @@ long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
         return vm->max_vcpu_ids;
     if (cap == KVM_CAP_XSAVE2)
         return 4096; /* KVM: max(sizeof(struct kvm_xsave), xstate size of guest features) */
+    if (cap == KVM_CAP_NESTED_STATE) { /* get_state(NULL): the largest state (abi/vcpu_nested.c) */
+        enum abi_vendor ven = vm ? vm->sys->vendor : s ? s->vendor : abi_vendor_current();
+        return abi_nested_state_max_size(ven);
+    }
     for (size_t i = 0; i < sizeof caps_fixed / sizeof caps_fixed[0]; i++)
         if (caps_fixed[i].cap == cap)
             return caps_fixed[i].value;

@@ -659,6 +659,10 @@ long abi_vcpu_state_ioctl(struct abi_vcpu *v, unsigned long req, unsigned long a
         return set_xsave(v, (const uint8_t *)&u.xsave);
     case KVM_SET_CPUID2:
         return set_cpuid2(v, arg);
+    case KVM_GET_NESTED_STATE:
+        return abi_vcpu_get_nested_state(v, arg);
+    case KVM_SET_NESTED_STATE:
+        return abi_vcpu_set_nested_state(v, arg);
     case KVM_GET_CPUID2:
         return get_cpuid2(v, arg);
     case KVM_TRANSLATE:

@@ -162,6 +162,23 @@ uint64_t emu_read_tsc(struct emu_vcpu *v);
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
 
+/* ---------------- nested virtualization state (emu/svm.c) ---------------- */
+
+/* KVM_GET/SET_NESTED_STATE in KVM's SVM format (svm/nested.c svm_get/set_nested_state).
+ * `image` is struct kvm_svm_nested_state_data: VMCB12's control area as cached at VMRUN at
+ * offset 0, L1's state saved by VMRUN (vmcb01's save area) at 0x400. Flags are KVM's
+ * KVM_STATE_NESTED_GUEST_MODE / _RUN_PENDING / _GIF_SET. */
+#define EMU_SVM_NESTED_IMAGE_SIZE 4096
+#define EMU_NESTED_GUEST_MODE 0x1u
+#define EMU_NESTED_RUN_PENDING 0x2u
+#define EMU_NESTED_GIF_SET 0x100u
+/* Returns the flags; *vmcb_pa and image are filled when in guest mode. */
+uint32_t emu_svm_get_nested_state(struct emu_vcpu *v, uint64_t *vmcb_pa, uint8_t *image);
+/* The vCPU's registers already hold L2's state (KVM_SET_SREGS/REGS come first). 0 or
+ * -EINVAL (KVM's checks). image may be NULL without GUEST_MODE. */
+int emu_svm_set_nested_state(struct emu_vcpu *v, uint32_t flags, uint64_t vmcb_pa,
+                             const uint8_t *image);
+
 /* ---------------- interrupt controller hooks (in-kernel LAPIC, wired by abi/) ---------------- */
 
 struct emu_irq_ops {

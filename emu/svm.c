@@ -6,6 +6,7 @@
  * VMLOAD/VMSAVE/STGI/CLGI/SKINIT/INVLPGA interceptions. The contract is emu/nested.h.
  * Not yet: nested paging (CPUID 0x8000000A offers no NPT), V_TPR <-> CR8 sync, vGIF,
  * vNMI, LBR virtualization, the pause filter, decode assists. */
+#include <errno.h>
 #include <string.h>
 
 #include "emu/internal.h"
@@ -146,6 +147,44 @@ static bool icpt(const struct emu_svm_ctl *ctl, unsigned bit)
     return (ctl->intercepts[bit / 32] >> (bit % 32)) & 1;
 }
 
+/* Back to L1: guest mode off, GIF clear, L1's state from what VMRUN saved
+ * (nested_svm_vmexit's second half; also svm_leave_nested). */
+static void load_host(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_svm *s = &v->nested.svm;
+    v->nested.guest_mode = false;
+    v->nested.vectoring.valid = false;
+    s->inj_pending = false;
+    s->gif_clear = true;
+    s->vmcb12_pa = 0;
+    const struct emu_svm_host *h = &s->host;
+    c->seg[EMU_ES] = h->es, c->seg[EMU_CS] = h->cs, c->seg[EMU_SS] = h->ss, c->seg[EMU_DS] = h->ds;
+    c->gdtr = h->gdtr, c->idtr = h->idtr;
+    c->efer = h->efer;
+    c->cr0 = h->cr0 | CR0_PE;
+    c->cr4 = h->cr4;
+    c->cr3 = h->cr3;
+    emu_flags_set(v, h->rflags);
+    c->rip = h->rip;
+    c->gpr[EMU_RSP] = h->rsp;
+    c->gpr[EMU_RAX] = h->rax;
+    c->dr[7] = 0x400;
+    c->tsc_offset = h->tsc_offset;
+    c->ev.nmi_masked = h->nmi_masked;
+    /* what was queued for L2 is not L1's (kvm_clear_exception_queue, nmi_injected) */
+    c->ev.exc_pending = c->ev.exc_injected = false;
+    c->ev.nmi_injected = false;
+    c->ev.int_shadow = 0;
+    c->halted = false; /* "in case we halted in L2" */
+    if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA) &&
+        !emu_try_load_pdptrs(v, c->cr3))
+        c->ev.triple_fault_pending = true; /* nested_svm_load_cr3 failure: KVM_REQ_TRIPLE_FAULT */
+    emu_update_mode(v);
+    emu_tlb_flush(v);
+    v->kick = 1;
+}
+
 /* APM 15.5.2 #VMEXIT: L2's state and the exit information into VMCB12, then L1's host
  * state back (nested_svm_vmexit). GIF is clear afterwards. Does not return. */
 static _Noreturn void svm_vmexit(struct emu_vcpu *v, uint32_t code, uint64_t info1, uint64_t info2,
@@ -201,36 +240,7 @@ static _Noreturn void svm_vmexit(struct emu_vcpu *v, uint32_t code, uint64_t inf
     }
     /* Leave guest mode; a VMCB that cannot be written back loses the exit information
      * (KVM fails the kvm_vcpu_map the same way), L1 still gets its state back. */
-    v->nested.guest_mode = false;
-    v->nested.vectoring.valid = false;
-    s->inj_pending = false;
-    s->gif_clear = true;
-    s->vmcb12_pa = 0;
-    const struct emu_svm_host *h = &s->host;
-    c->seg[EMU_ES] = h->es, c->seg[EMU_CS] = h->cs, c->seg[EMU_SS] = h->ss, c->seg[EMU_DS] = h->ds;
-    c->gdtr = h->gdtr, c->idtr = h->idtr;
-    c->efer = h->efer;
-    c->cr0 = h->cr0 | CR0_PE;
-    c->cr4 = h->cr4;
-    c->cr3 = h->cr3;
-    emu_flags_set(v, h->rflags);
-    c->rip = h->rip;
-    c->gpr[EMU_RSP] = h->rsp;
-    c->gpr[EMU_RAX] = h->rax;
-    c->dr[7] = 0x400;
-    c->tsc_offset = h->tsc_offset;
-    c->ev.nmi_masked = h->nmi_masked;
-    /* what was queued for L2 is not L1's (kvm_clear_exception_queue, nmi_injected) */
-    c->ev.exc_pending = c->ev.exc_injected = false;
-    c->ev.nmi_injected = false;
-    c->ev.int_shadow = 0;
-    c->halted = false; /* "in case we halted in L2" */
-    if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA) &&
-        !emu_try_load_pdptrs(v, c->cr3))
-        c->ev.triple_fault_pending = true; /* nested_svm_load_cr3 failure: KVM_REQ_TRIPLE_FAULT */
-    emu_update_mode(v);
-    emu_tlb_flush(v);
-    v->kick = 1;
+    load_host(v);
     emu_nested_resume_l1(v);
 }
 
@@ -432,6 +442,39 @@ static uint64_t rax_pa(struct emu_vcpu *v, const struct decoded_insn *d)
     return v->cpu.gpr[EMU_RAX] & emu_mask(d->addrsize);
 }
 
+/* VMCB12's controls into the cache (nested_copy_vmcb_control_to_cache) and back. */
+static void ctl_load(const uint8_t *vmcb, struct emu_svm_ctl *ctl)
+{
+    for (unsigned i = 0; i < 6; i++)
+        ctl->intercepts[i] = (uint32_t)rd(vmcb, C_INTERCEPTS + 4 * i, 4);
+    ctl->iopm_pa = rd(vmcb, C_IOPM, 8) & ~0xfffull;
+    ctl->msrpm_pa = rd(vmcb, C_MSRPM, 8) & ~0xfffull;
+    ctl->tsc_offset = rd(vmcb, C_TSC_OFFSET, 8);
+    ctl->asid = (uint32_t)rd(vmcb, C_ASID, 4);
+    ctl->int_ctl = (uint32_t)rd(vmcb, C_INT_CTL, 4);
+    ctl->int_vector = (uint32_t)rd(vmcb, C_INT_VECTOR, 4) & 0xff;
+    ctl->int_state = (uint32_t)rd(vmcb, C_INT_STATE, 4);
+    ctl->event_inj = (uint32_t)rd(vmcb, C_EVENT_INJ, 4);
+    ctl->event_inj_err = (uint32_t)rd(vmcb, C_EVENT_INJ_ERR, 4);
+    ctl->next_rip = rd(vmcb, C_NEXT_RIP, 8);
+}
+
+static void ctl_store(uint8_t *vmcb, const struct emu_svm_ctl *ctl, bool inj_pending)
+{
+    for (unsigned i = 0; i < 6; i++)
+        wr(vmcb, C_INTERCEPTS + 4 * i, 4, ctl->intercepts[i]);
+    wr(vmcb, C_IOPM, 8, ctl->iopm_pa);
+    wr(vmcb, C_MSRPM, 8, ctl->msrpm_pa);
+    wr(vmcb, C_TSC_OFFSET, 8, ctl->tsc_offset);
+    wr(vmcb, C_ASID, 4, ctl->asid);
+    wr(vmcb, C_INT_CTL, 4, ctl->int_ctl);
+    wr(vmcb, C_INT_VECTOR, 4, ctl->int_vector);
+    wr(vmcb, C_INT_STATE, 4, ctl->int_state);
+    wr(vmcb, C_EVENT_INJ, 4, inj_pending ? ctl->event_inj : 0);
+    wr(vmcb, C_EVENT_INJ_ERR, 4, inj_pending ? ctl->event_inj_err : 0);
+    wr(vmcb, C_NEXT_RIP, 8, ctl->next_rip);
+}
+
 /* VMCB12 consistency checks (nested_vmcb_check_controls, __nested_vmcb_check_save). */
 static bool vmcb12_valid(struct emu_vcpu *v, const uint8_t *vmcb, const struct emu_svm_ctl *ctl)
 {
@@ -487,18 +530,7 @@ static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
         emu_raise(v, EMU_GP, 0);
 
     struct emu_svm_ctl ctl;
-    for (unsigned i = 0; i < 6; i++)
-        ctl.intercepts[i] = (uint32_t)rd(vmcb, C_INTERCEPTS + 4 * i, 4);
-    ctl.iopm_pa = rd(vmcb, C_IOPM, 8) & ~0xfffull;
-    ctl.msrpm_pa = rd(vmcb, C_MSRPM, 8) & ~0xfffull;
-    ctl.tsc_offset = rd(vmcb, C_TSC_OFFSET, 8);
-    ctl.asid = (uint32_t)rd(vmcb, C_ASID, 4);
-    ctl.int_ctl = (uint32_t)rd(vmcb, C_INT_CTL, 4);
-    ctl.int_vector = (uint32_t)rd(vmcb, C_INT_VECTOR, 4) & 0xff;
-    ctl.int_state = (uint32_t)rd(vmcb, C_INT_STATE, 4);
-    ctl.event_inj = (uint32_t)rd(vmcb, C_EVENT_INJ, 4);
-    ctl.event_inj_err = (uint32_t)rd(vmcb, C_EVENT_INJ_ERR, 4);
-    ctl.next_rip = rd(vmcb, C_NEXT_RIP, 8);
+    ctl_load(vmcb, &ctl);
 
     if (!vmcb12_valid(v, vmcb, &ctl)) {
         /* VMEXIT_INVALID straight back to L1 after the VMRUN, GIF clear */
@@ -645,3 +677,91 @@ const struct emu_handler_entry emu_svm_handlers[] = {
     {DOP_STGI, h_stgi}, {DOP_CLGI, h_clgi}, {DOP_SKINIT, h_skinit}, {DOP_INVLPGA, h_invlpga},
     {0, NULL},
 };
+
+/* ---- KVM_GET/SET_NESTED_STATE (svm/nested.c svm_get_nested_state / svm_set_nested_state) ---- */
+
+uint32_t emu_svm_get_nested_state(struct emu_vcpu *v, uint64_t *vmcb_pa, uint8_t *image)
+{
+    struct emu_svm *s = &v->nested.svm;
+    uint32_t flags = s->gif_clear ? 0 : EMU_NESTED_GIF_SET;
+    if (!v->nested.guest_mode || v->nested.ops != &emu_svm_ops)
+        return flags;
+    flags |= EMU_NESTED_GUEST_MODE | (s->inj_pending ? EMU_NESTED_RUN_PENDING : 0);
+    *vmcb_pa = s->vmcb12_pa;
+    memset(image, 0, EMU_SVM_NESTED_IMAGE_SIZE);
+    ctl_store(image, &s->ctl, s->inj_pending);
+    const struct emu_svm_host *h = &s->host;
+    seg_store(image, S_ES, &h->es);
+    seg_store(image, S_CS, &h->cs);
+    seg_store(image, S_SS, &h->ss);
+    seg_store(image, S_DS, &h->ds);
+    dt_store(image, S_GDTR, &h->gdtr);
+    dt_store(image, S_IDTR, &h->idtr);
+    wr(image, S_EFER, 8, h->efer);
+    wr(image, S_CR0, 8, h->cr0);
+    wr(image, S_CR3, 8, h->cr3);
+    wr(image, S_CR4, 8, h->cr4);
+    wr(image, S_RFLAGS, 8, h->rflags);
+    wr(image, S_RIP, 8, h->rip);
+    wr(image, S_RSP, 8, h->rsp);
+    wr(image, S_RAX, 8, h->rax);
+    wr(image, S_DR7, 8, 0x400);
+    wr(image, S_DR6, 8, 0xffff0ff0u);
+    return flags;
+}
+
+int emu_svm_set_nested_state(struct emu_vcpu *v, uint32_t flags, uint64_t vmcb_pa,
+                             const uint8_t *image)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_svm *s = &v->nested.svm;
+    if (flags & ~(EMU_NESTED_GUEST_MODE | EMU_NESTED_RUN_PENDING | EMU_NESTED_GIF_SET))
+        return -EINVAL;
+    /* without EFER.SVME only "GIF set, not in guest mode" is a valid state */
+    if (!(c->efer & EFER_SVME) && flags != EMU_NESTED_GIF_SET)
+        return -EINVAL;
+    if (!(flags & EMU_NESTED_GUEST_MODE)) {
+        if (v->nested.guest_mode)
+            load_host(v); /* svm_leave_nested: the vCPU runs vmcb01, L1's state */
+        s->gif_clear = !(flags & EMU_NESTED_GIF_SET);
+        return 0;
+    }
+    if ((vmcb_pa & 0xfff) || !legal_gpa(v, vmcb_pa) || !image)
+        return -EINVAL; /* page_address_valid */
+    struct emu_svm_ctl ctl;
+    ctl_load(image, &ctl);
+    /* the controls as VMRUN checks them, and L1's saved state as VMRUN left it */
+    uint64_t hcr0 = rd(image, S_CR0, 8), hefer = rd(image, S_EFER, 8);
+    if (!vmcb12_valid(v, image, &ctl))
+        return -EINVAL;
+    if (!(c->cr0 & CR0_CD) && (c->cr0 & CR0_NW))
+        return -EINVAL; /* the current (L2) CR0 */
+    if (!(hcr0 & CR0_PG) || !(hcr0 & CR0_PE) || (rd(image, S_RFLAGS, 8) & EMU_FL_VM) ||
+        ((hefer & EFER_LMA) && !(hefer & EFER_LME)))
+        return -EINVAL;
+    /* The registers already hold L2's state: whether or not the vCPU was in guest mode,
+     * only the nested bookkeeping is replaced. */
+    struct emu_svm_host *h = &s->host;
+    seg_load(image, S_ES, &h->es);
+    seg_load(image, S_CS, &h->cs);
+    seg_load(image, S_SS, &h->ss);
+    seg_load(image, S_DS, &h->ds);
+    dt_load(image, S_GDTR, &h->gdtr);
+    dt_load(image, S_IDTR, &h->idtr);
+    h->efer = hefer, h->cr0 = hcr0;
+    h->cr3 = rd(image, S_CR3, 8), h->cr4 = rd(image, S_CR4, 8);
+    h->rflags = rd(image, S_RFLAGS, 8) | EMU_FL_FIXED1;
+    h->rip = rd(image, S_RIP, 8), h->rsp = rd(image, S_RSP, 8), h->rax = rd(image, S_RAX, 8);
+    h->tsc_offset = c->tsc_offset - ctl.tsc_offset; /* the TSC user space restored is L2's */
+    h->nmi_masked = false;
+    s->ctl = ctl;
+    s->vmcb12_pa = vmcb_pa;
+    s->inj_pending = (flags & EMU_NESTED_RUN_PENDING) && (ctl.event_inj & EVTINJ_VALID);
+    s->gif_clear = !(flags & EMU_NESTED_GIF_SET);
+    v->nested.ops = &emu_svm_ops;
+    v->nested.guest_mode = true;
+    v->nested.vectoring.valid = false;
+    emu_tlb_flush(v);
+    v->kick = 1;
+    return 0;
+}

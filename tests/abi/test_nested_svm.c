@@ -307,6 +307,77 @@ START_TEST(vmrun_with_asid_zero_is_vmexit_invalid)
 }
 END_TEST
 
+/* KVM_GET/SET_NESTED_STATE, SVM format (svm_get_nested_state / svm_set_nested_state and
+ * x86.c's size rules): 128 bytes outside guest mode, + the 4 KiB VMCB image inside it;
+ * a short buffer gets E2BIG and the size; the state moves L2 to a fresh VM. */
+START_TEST(nested_state_moves_l2_to_a_new_vm)
+{
+    struct nctx c;
+    guest_open(&c, 1);
+    ck_assert_int_eq(io(&c, c.kvm, KVM_CHECK_EXTENSION, (void *)(long)KVM_CAP_NESTED_STATE),
+                     128 + 4096);
+    struct kvm_nested_state *st = calloc(1, 128 + 4096);
+    st->size = 128 + 4096;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_NESTED_STATE, st), 0);
+    ck_assert_uint_eq(st->format, KVM_STATE_NESTED_FORMAT_SVM);
+    ck_assert_uint_eq(st->flags, KVM_STATE_NESTED_GIF_SET); /* L1, before any VMRUN */
+    ck_assert_uint_eq(st->size, 128);
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_a);
+    /* resume L2, which stops in L2 at the user-space I/O exit on port 0x80 */
+    run_to_port(&c, 0x80);
+    st->size = 128;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_NESTED_STATE, st), -1);
+    ck_assert_int_eq(errno, E2BIG);
+    ck_assert_uint_eq(st->size, 128 + 4096);
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_NESTED_STATE, st), 0);
+    ck_assert_uint_eq(st->flags, KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_GIF_SET);
+    ck_assert_uint_eq(st->hdr.svm.vmcb_pa, VMCB_GPA);
+    uint64_t asid;
+    memcpy(&asid, st->data.svm[0].vmcb12 + 0x58, 4);
+    ck_assert_uint_eq((uint32_t)asid, 1);
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_SREGS, &sregs), 0);
+
+    /* a fresh VM over the same memory, loaded as the selftests' vcpu_load_state does */
+    struct nctx d = c;
+    d.vm = (int)io(&d, d.kvm, KVM_CREATE_VM, 0);
+    ck_assert_int_ge(d.vm, 0);
+    struct kvm_userspace_memory_region r = {.slot = 0, .memory_size = MEM_SIZE,
+                                            .userspace_addr = (uintptr_t)c.mem};
+    ck_assert_int_eq(io(&d, d.vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
+    d.vcpu = (int)io(&d, d.vm, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(d.vcpu, 0);
+    struct {
+        struct kvm_cpuid2 h;
+        struct kvm_cpuid_entry2 e[64];
+    } cp = {.h.nent = 64};
+    ck_assert_int_eq(io(&d, d.kvm, KVM_GET_SUPPORTED_CPUID, &cp), 0);
+    ck_assert_int_eq(io(&d, d.vcpu, KVM_SET_CPUID2, &cp), 0);
+    long sz = io(&d, d.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    d.run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, d.vcpu, 0);
+    ck_assert_ptr_ne(d.run, MAP_FAILED);
+    ck_assert_int_eq(io(&d, d.vcpu, KVM_SET_SREGS, &sregs), 0);
+    ck_assert_int_eq(io(&d, d.vcpu, KVM_SET_REGS, &regs), 0);
+    /* checks: a bad format, then a VMCB image failing VMRUN's control checks */
+    st->format = KVM_STATE_NESTED_FORMAT_VMX;
+    ck_assert_int_eq(io(&d, d.vcpu, KVM_SET_NESTED_STATE, st), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    st->format = KVM_STATE_NESTED_FORMAT_SVM;
+    memset(st->data.svm[0].vmcb12 + 0x58, 0, 4); /* ASID 0 */
+    ck_assert_int_eq(io(&d, d.vcpu, KVM_SET_NESTED_STATE, st), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    st->data.svm[0].vmcb12[0x58] = 1;
+    ck_assert_int_eq(io(&d, d.vcpu, KVM_SET_NESTED_STATE, st), 0);
+    /* the restored L2 goes on: OUT 0x81 is a #VMEXIT to the restored L1 */
+    expect_l1_exit(&d, SVM_EXIT_IOIO, (0x81u << 16) | 0x10, nsvm_d);
+    munmap(d.run, (size_t)sz);
+    free(st);
+    guest_close(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("abi_nested_svm");
@@ -314,6 +385,7 @@ static Suite *suite(void)
     tcase_add_test(t, l2_msr_and_io_follow_l1_then_l0);
     tcase_add_test(t, l2_msr_passed_through_is_l0s);
     tcase_add_test(t, vmrun_with_asid_zero_is_vmexit_invalid);
+    tcase_add_test(t, nested_state_moves_l2_to_a_new_vm);
     suite_add_tcase(s, t);
     return s;
 }
