@@ -244,6 +244,22 @@ static struct abi_memslot *logged_slot(struct abi_vm *vm, uint32_t slot, long *e
     return s;
 }
 
+/* After bits were cleared: as KVM's remote TLB flush, no vCPU may still be inside an
+ * instruction that stored to a logged page (emu_dirty_log_sync). Outside vm->lock: a
+ * vCPU's instruction may itself need the lock. */
+static void sync_vcpus(struct abi_vm *vm)
+{
+    struct emu_vcpu *e[ABI_MAX_VCPUS];
+    unsigned n = 0;
+    pthread_mutex_lock(&vm->lock);
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        if (vm->vcpus[i] && vm->vcpus[i]->emu)
+            e[n++] = vm->vcpus[i]->emu;
+    pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < n; i++)
+        emu_dirty_log_sync(e[i]);
+}
+
 /* KVM_GET_DIRTY_LOG: copy and clear, or with manual protection only copy
  * (kvm_get_dirty_log_protect: the bits stay until KVM_CLEAR_DIRTY_LOG). */
 long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
@@ -253,10 +269,10 @@ long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
         return -EFAULT;
     long r = 0;
     pthread_mutex_lock(&vm->lock);
+    bool manual = vm->manual_dirty_log & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
     struct abi_memslot *s = logged_slot(vm, log.slot, &r);
     if (!s)
         goto out;
-    bool manual = vm->manual_dirty_log & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
     uint64_t words = (s->size / ABI_PAGE_SIZE + 63) / 64;
     uint64_t *snap = calloc(words ? words : 1, sizeof *snap);
     if (!snap) {
@@ -275,6 +291,8 @@ long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg)
     free(snap);
 out:
     pthread_mutex_unlock(&vm->lock);
+    if (r == 0 && !manual)
+        sync_vcpus(vm);
     return r;
 }
 
@@ -325,6 +343,8 @@ long abi_vm_clear_dirty_log(struct abi_vm *vm, unsigned long arg)
     free(mask);
 out:
     pthread_mutex_unlock(&vm->lock);
+    if (r == 0)
+        sync_vcpus(vm);
     return r;
 }
 

@@ -161,6 +161,9 @@ uint64_t emu_read_tsc(struct emu_vcpu *v);
 #define EMU_TSC_KHZ 1000000u
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
+/* After clearing dirty-log bits (another thread): waits until v has no instruction in
+ * flight that wrote a logged page, so every later store sets its bit again. */
+void emu_dirty_log_sync(struct emu_vcpu *v);
 
 /* ---------------- nested virtualization state (emu/svm.c) ---------------- */
 

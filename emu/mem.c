@@ -5,6 +5,7 @@
  * and the A/D bits were set, so a hit needs no further checks. It is flushed on CR3
  * writes, paging-related CR0/CR4/EFER changes, INVLPG/INVPCID and on a new physmem
  * generation. MMIO (no slot) and writes to read-only slots never enter it. */
+#include <sched.h>
 #include <string.h>
 
 #include "emu/internal.h"
@@ -63,6 +64,22 @@ bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned 
     return true;
 }
 
+/* KVM's clear/get-and-clear of the dirty log write-protects and flushes every vCPU's TLB
+ * before returning (kvm_arch_mmu_enable_log_dirty_pt_masked + kvm_flush_remote_tlbs), so
+ * an instruction writing a logged page either completed before (its bit was already set)
+ * or faults afterwards and sets the bit again. Here the bit is set at the store, not at a
+ * fault: a vCPU between the store and the end of its instruction could set a bit after
+ * the VMM cleared it, or a pointer user (LOCK op, bulk string copy, marked before) could
+ * store after the clear. So the VMM side waits, after clearing, until no such
+ * instruction is in flight (dirty_busy goes back to 0 at the next instruction boundary
+ * or when KVM_RUN returns). Never called from v's own thread while v runs. */
+void emu_dirty_log_sync(struct emu_vcpu *v)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the bitmap clear before the busy read */
+    while (__atomic_load_n(&v->dirty_busy, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
 void emu_tlb_flush(struct emu_vcpu *v)
 {
     memset(v->tlb, 0, sizeof v->tlb);
@@ -107,6 +124,8 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     /* dirty-log marking: plain writes mark after storing (access_page), so a VMM that
      * harvests and clears the bitmap concurrently never sees the new value without the
      * bit; pointer users (LOCK atomics, bulk string copies) are marked here, before */
+    if (write && s->dirty_bitmap && !v->dirty_busy)
+        __atomic_store_n(&v->dirty_busy, 1, __ATOMIC_SEQ_CST); /* before the store itself */
     if (write && !(acc & EMU_ACC_MARK_LATER))
         mark_dirty(s, gpa);
     /* pages of a dirty-logged slot are not cached for writes: each write marks the log */

@@ -66,7 +66,10 @@ static char *run_probe(bool preload, const char *arg, int *status)
         dup2(pfd[1], 1);
         close(pfd[0]);
         char *argv[] = {probe, (char *)arg, NULL};
-        char *envp[] = {preload ? env : NULL, "ASAN_OPTIONS=detect_leaks=0", NULL};
+        /* The recorded transcript is real KVM on an AMD host: softkvm's AMD flavour is
+         * what it is compared with, whatever CPU runs the test. */
+        char *envp[] = {preload ? env : NULL, "ASAN_OPTIONS=detect_leaks=0",
+                        "SOFTKVM_VENDOR=amd", NULL};
         if (!preload) {
             envp[0] = "ASAN_OPTIONS=detect_leaks=0";
             envp[1] = NULL;
@@ -99,6 +102,21 @@ static char *read_expected(void)
     buf[n] = 0;
     fclose(f);
     return buf;
+}
+
+static bool host_is_amd(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    bool amd = false;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "vendor_id", 9) == 0) {
+            amd = strstr(line, "AuthenticAMD") != NULL;
+            break;
+        }
+    if (f)
+        fclose(f);
+    return amd;
 }
 
 /* Drop the "whoami:" line so transcripts can be compared. */
@@ -142,8 +160,9 @@ START_TEST(transcript_matches_real_kvm)
         b += lb + (eb ? 1 : 0);
         line++;
     }
-    /* and against the live real KVM when there is one */
-    if (access("/dev/kvm", R_OK | W_OK) == 0) {
+    /* and against the live real KVM when there is one of the same vendor (an Intel host's
+     * KVM answers differently, e.g. PVM on Intel drops entries at KVM_SET_CPUID2) */
+    if (access("/dev/kvm", R_OK | W_OK) == 0 && host_is_amd()) {
         char *real = run_probe(false, NULL, &st);
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
             ck_assert_str_eq(real, soft);
