@@ -68,8 +68,11 @@ static char *run_probe(bool preload, const char *arg, int *status)
         char *argv[] = {probe, (char *)arg, NULL};
         /* The recorded transcript is real KVM on an AMD host: softkvm's AMD flavour is
          * what it is compared with, whatever CPU runs the test. */
+        const char *hc = getenv("SOFTKVM_HOST_CPUID");
+        char hcenv[64];
+        snprintf(hcenv, sizeof hcenv, "SOFTKVM_HOST_CPUID=%s", hc ? hc : "");
         char *envp[] = {preload ? env : NULL, "ASAN_OPTIONS=detect_leaks=0",
-                        "SOFTKVM_VENDOR=amd", NULL};
+                        "SOFTKVM_VENDOR=amd", hc ? hcenv : NULL, NULL};
         if (!preload) {
             envp[0] = "ASAN_OPTIONS=detect_leaks=0";
             envp[1] = NULL;
@@ -233,6 +236,35 @@ START_TEST(bad_host_mapping_is_efault)
 }
 END_TEST
 
+/* Under the shim the CPUID instruction shows the host vendor's virtualization bit
+ * (kvmtool checks it before opening /dev/kvm), in later threads too, through CPUID
+ * faulting; where the host kernel cannot fault CPUID (ENODEV) the shim leaves it alone,
+ * and SOFTKVM_HOST_CPUID=plain turns it off. */
+START_TEST(host_cpuid_shows_virtualization)
+{
+    find_build_dir();
+    int st;
+    char *plain = run_probe(false, "--cpuid", &st);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "probe failed: %s", plain);
+    char *out = run_probe(true, "--cpuid", &st);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "probe failed: %s", out);
+    if (strstr(plain, "host_can_fault=1")) {
+        ck_assert_msg(strstr(out, "faulting=1 virt=1 thread_virt=1") != NULL, "shim: %s", out);
+    } else {
+        /* the host cannot: the plain run says why (ENODEV), and the shim changed nothing */
+        ck_assert_msg(strstr(plain, "host_can_fault=0 errno=19") != NULL, "plain: %s", plain);
+        ck_assert_msg(strstr(out, "faulting=0") != NULL, "shim: %s", out);
+    }
+    setenv("SOFTKVM_HOST_CPUID", "plain", 1);
+    char *off = run_probe(true, "--cpuid", &st);
+    unsetenv("SOFTKVM_HOST_CPUID");
+    ck_assert_msg(strstr(off, "faulting=0") != NULL, "SOFTKVM_HOST_CPUID=plain: %s", off);
+    free(plain);
+    free(out);
+    free(off);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("abi_transport");
@@ -242,6 +274,7 @@ int main(void)
     tcase_add_test(tc, transcript_matches_real_kvm);
     tcase_add_test(tc, bad_host_mapping_is_efault);
     tcase_add_test(tc, preload_exports_only_wrappers);
+    tcase_add_test(tc, host_cpuid_shows_virtualization);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
