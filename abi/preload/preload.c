@@ -96,7 +96,6 @@ static void init(void)
     for (int sig = 1; sig < NSIG; sig++)
         if (is_fault_signal(sig) && real.sigaction(sig, NULL, &user_act[sig]) == 0)
             install_fault_handler(sig, user_act[sig].sa_flags);
-    host_cpuid_init(); /* after the SIGSEGV handler: CPUID traps from here on */
 }
 
 static void ensure_init(void)
@@ -107,6 +106,10 @@ static void ensure_init(void)
 __attribute__((constructor)) static void preload_ctor(void)
 {
     ensure_init();
+    /* Here, not in init(): init may run from a wrapper called before libc has set up
+     * the environment (the sanitizer runtimes open files that early), and this reads it.
+     * After init(): the SIGSEGV handler must be in place before CPUID traps. */
+    host_cpuid_init();
 }
 
 static int fail(long r)
