@@ -16,8 +16,6 @@
 
 /* ---------------- guest physical memory ---------------- */
 
-#define EMU_MAX_SLOTS 512
-
 struct emu_slot {
     uint64_t gpa;        /* page aligned */
     uint64_t size;       /* bytes, page multiple; 0 = slot unused */
@@ -30,7 +28,9 @@ struct emu_slot {
  * bumps `generation`; every vCPU flushes its TLB and decode cache when it sees
  * a new generation before its next instruction. */
 struct emu_physmem {
-    struct emu_slot slots[EMU_MAX_SLOTS];
+    /* sorted by gpa, non-overlapping (lookups are binary searches); owned by whoever
+     * fills it (abi/ allocates one array per rebuild, up to KVM's 32764 user slots) */
+    struct emu_slot *slots;
     unsigned nslots;
     volatile uint64_t generation;
 };

@@ -10,27 +10,30 @@
 
 #include "emu/internal.h"
 
-uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write)
+/* The slot holding gpa: binary search over the gpa-sorted slots (KVM: search_memslots
+ * over its gfn tree), so 32764 slots cost 15 steps on a TLB miss. */
+static const struct emu_slot *gpa_slot(const struct emu_physmem *pm, uint64_t gpa)
 {
-    for (unsigned i = 0; i < pm->nslots; i++) {
-        const struct emu_slot *s = &pm->slots[i];
-        if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size && len <= s->size - (gpa - s->gpa)) {
-            if (write && s->readonly)
-                return NULL;
-            return s->host + (gpa - s->gpa);
-        }
+    unsigned lo = 0, hi = pm->nslots;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const struct emu_slot *s = &pm->slots[mid];
+        if (gpa < s->gpa)
+            hi = mid;
+        else if (gpa - s->gpa >= s->size)
+            lo = mid + 1;
+        else
+            return s;
     }
     return NULL;
 }
 
-static const struct emu_slot *gpa_slot(const struct emu_physmem *pm, uint64_t gpa)
+uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write)
 {
-    for (unsigned i = 0; i < pm->nslots; i++) {
-        const struct emu_slot *s = &pm->slots[i];
-        if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size)
-            return s;
-    }
-    return NULL;
+    const struct emu_slot *s = gpa_slot(pm, gpa);
+    if (!s || len > s->size - (gpa - s->gpa) || (write && s->readonly))
+        return NULL;
+    return s->host + (gpa - s->gpa);
 }
 
 static void mark_dirty(const struct emu_slot *s, uint64_t gpa)
