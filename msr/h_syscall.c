@@ -8,17 +8,21 @@
 #define EFER_LMA (1ull << 10)
 #define EFER_NX (1ull << 11)
 #define EFER_SVME (1ull << 12)
+#define EFER_LMSLE (1ull << 13)
 #define EFER_FFXSR (1ull << 14)
 #define EFER_AUTOIBRS (1ull << 21)
 #define CR0_PG (1ull << 31)
 
 /* Bits KVM implements at all (efer_reserved_bits complement): SVM flavour adds SVME, FFXSR
- * and AUTOIBRS (svm_hardware_setup -> kvm_enable_efer_bits). */
+ * and AUTOIBRS (svm_hardware_setup -> kvm_enable_efer_bits), and with nested=1 (softkvm's
+ * kvm_amd) also LMSLE, which no CPUID bit gates: 6.12 svm.c svm_hardware_setup 5529-5532
+ * kvm_enable_efer_bits(EFER_SVME | EFER_LMSLE); x86.c __kvm_valid_efer (1306-1325) never
+ * looks at LMSLE. */
 static uint64_t efer_implemented(enum msr_vendor vendor)
 {
     uint64_t bits = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX;
     if (vendor == MSR_VENDOR_AMD)
-        bits |= EFER_SVME | EFER_FFXSR | EFER_AUTOIBRS;
+        bits |= EFER_SVME | EFER_LMSLE | EFER_FFXSR | EFER_AUTOIBRS;
     return bits;
 }
 
