@@ -73,6 +73,281 @@ END_TEST
 START_TEST(cpl3_gp_before_filter_amd) { cpl3_case("amd"); }
 END_TEST
 
+/* ---------------- case 3: the CPU's own MSR accesses are never filtered ----------------
+ * SYSCALL/SYSRET read STAR/LSTAR/CSTAR/SFMASK, SYSENTER/SYSEXIT read SYSENTER_CS/ESP/EIP and
+ * SWAPGS swaps with KERNEL_GS_BASE inside the CPU: no RDMSR/WRMSR intercept exists for
+ * them, so KVM's filter (x86.c kvm_msr_allowed 1379-1420, consulted only by
+ * kvm_get/set_msr_with_filter 1542-1554 from kvm_emulate_rdmsr/wrmsr and em_rdmsr/em_wrmsr,
+ * emulate.c 3298-3325) never sees them. When KVM emulates these instructions itself it
+ * reads the MSRs through ops->get_msr = emulator_get_msr -> kvm_get_msr, the unfiltered
+ * path (x86.c 8060-8064; emulate.c em_syscall 2341-2406, em_sysenter 2408-2459,
+ * em_sysexit 2461-2510). Host KVM_SET_MSRS is never filtered either (x86.c do_set_msr ->
+ * kvm_set_msr_ignored_check). The filter here denies every MSR, for reads and writes;
+ * a guest RDMSR of LSTAR at the end still exits with reason FILTER. */
+__asm__(".pushsection .rodata.gh, \"a\"\n"
+    ".code64\n"
+    "imp_start:\n"
+    "    swapgs\n"
+    "    mov %gs:0, %eax\n"            /* KERNEL_GS_BASE's page */
+    "    out %eax, $0x10\n"
+    "    swapgs\n"
+    "    mov %gs:0, %eax\n"            /* GS base again */
+    "    out %eax, $0x10\n"
+    "    lea imp_user(%rip), %rcx\n"
+    "    mov $0x3402, %r11\n"           /* IOPL 3, DF */
+    "    sysretq\n"                     /* CS = STAR[63:48] + 16, SS = + 8, RPL 3 */
+    "imp_user:\n"
+    "    mov %cs, %eax\n"
+    "    out %eax, $0x10\n"
+    "    mov %ss, %eax\n"
+    "    out %eax, $0x10\n"
+    "    syscall\n"                     /* RIP = LSTAR, RFLAGS &= ~SFMASK, CS = STAR[47:32] */
+    "imp_lstar:\n"
+    "    pushfq\n"
+    "    pop %rax\n"
+    "    out %eax, $0x10\n"
+    "    mov %r11d, %eax\n"
+    "    out %eax, $0x10\n"
+    "    mov %ecx, %eax\n"
+    "    out %eax, $0x10\n"
+    "    mov %cs, %eax\n"
+    "    out %eax, $0x10\n"
+    "    mov %ss, %eax\n"
+    "    out %eax, $0x10\n"
+    "    cmpb $0, 0x30200\n"            /* SYSENTER/SYSEXIT part (64-bit: Intel only) */
+    "    je imp_final\n"
+    "    lea imp_user2(%rip), %rdx\n"
+    "    mov $0x5f000, %rcx\n"
+    "    sysexitq\n"                    /* CS = SYSENTER_CS + 32, SS = + 40, RPL 3 */
+    "imp_user2:\n"
+    "    mov %cs, %eax\n"
+    "    out %eax, $0x10\n"
+    "    mov %ss, %eax\n"
+    "    out %eax, $0x10\n"
+    "    sysenter\n"                    /* RIP = SYSENTER_EIP, RSP = SYSENTER_ESP */
+    "imp_final:\n"
+    "    mov %cs, %eax\n"
+    "    out %eax, $0x10\n"
+    "    mov %rsp, %rax\n"
+    "    out %eax, $0x10\n"
+    "    mov $0xc0000082, %ecx\n"
+    "    rdmsr\n"
+    "    out %eax, $0x10\n"
+    "    out %al, $0x1f\n"
+    "    hlt\n"
+    ".popsection\n");
+extern const uint8_t imp_start[], imp_user[], imp_lstar[], imp_user2[], imp_final[];
+
+static void implicit_case(const char *vendor, bool sysenter)
+{
+    struct gh g;
+    gh_open(&g, vendor, NULL);
+    gh_user_msr(&g, ALL_REASONS);
+    deny_all_filter(&g);
+    gh_start(&g, gh_gpa(imp_start), 0);
+    /* host-initiated writes pass the deny filter */
+    ck_assert_int_eq(gh_set_msr(&g, MSR_EFER, 0x501), 1); /* SCE (LMA is kept) */
+    ck_assert_int_eq(gh_set_msr(&g, MSR_STAR, GH_STAR), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_LSTAR, gh_gpa(imp_lstar)), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_CSTAR, 0x7777), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_SYSCALL_MASK, 0x400), 1); /* clears DF */
+    ck_assert_int_eq(gh_set_msr(&g, MSR_KERNEL_GS_BASE, GH_DATA_GPA + 0x100), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_SYSENTER_CS, GH_KCS), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_SYSENTER_ESP, GH_KSTACK - 0x2000), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_SYSENTER_EIP, gh_gpa(imp_final)), 1);
+    gh_put64(&g, GH_DATA_GPA + 0x100, 0x5a5a5a5a);
+    g.mem[GH_DATA_GPA + 0x200] = sysenter;
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), 0x5a5a5a5a); /* SWAPGS used KERNEL_GS_BASE */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), 0);          /* and swapped back */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), GH_UCS | 3); /* SYSRET used STAR */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), GH_UDS | 3);
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), 0x3002);     /* SYSCALL: LSTAR, SFMASK */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), 0x3402);     /* R11 = old RFLAGS */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), (uint32_t)gh_gpa(imp_lstar)); /* RCX */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), GH_KCS);     /* STAR[47:32] */
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), GH_KDS);
+    if (sysenter) {
+        ck_assert_uint_eq(gh_expect_out(&g, 0x10), (GH_KCS + 32) | 3); /* SYSEXIT */
+        ck_assert_uint_eq(gh_expect_out(&g, 0x10), (GH_KCS + 40) | 3);
+    }
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), GH_KCS);
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), (sysenter ? GH_KSTACK - 0x2000 : GH_KSTACK - 0x1000)); /* SYSCALL/SYSRET keep RSP */
+    /* the guest's own RDMSR of the same MSR is filtered */
+    gh_expect_msr_exit(&g, false, MSR_LSTAR, KVM_MSR_EXIT_REASON_FILTER, 0);
+    gh_complete(&g, 0, 0x1234);
+    ck_assert_uint_eq(gh_expect_out(&g, 0x10), 0x1234);
+    gh_expect_done(&g);
+    gh_close(&g);
+}
+
+/* VMX: 64-bit SYSENTER/SYSEXIT too (Intel CPUs implement them in long mode). */
+START_TEST(implicit_msr_uses_unfiltered_intel) { implicit_case("intel", true); }
+END_TEST
+/* SVM: SYSCALL/SYSRET/SWAPGS (AMD CPUs #UD on SYSENTER in long mode). */
+START_TEST(implicit_msr_uses_unfiltered_amd) { implicit_case("amd", false); }
+END_TEST
+
+/* ---------------- case 5: pass-through MSRs, then a deny filter ----------------
+ * Guest-visible difference between pass-through and intercept: a value the CPU rejects
+ * is a plain #GP(0) on a passed-through MSR (no KVM code runs), but on an intercepted one
+ * KVM's handler refuses it with 1 and the access exits with reason INVAL (x86.c
+ * kvm_emulate_wrmsr 1660-1683 -> kvm_msr_user_space 1613-1633, kvm_msr_reason 1602-1611).
+ * GH_CALL gh_pause stops the guest (OUT 0x12) so the test can change the filter. */
+__asm__(".pushsection .rodata.gh, \"a\"\n"
+    "gh_pause:\n"
+    "    out %al, $0x12\n"
+    "    ret\n"
+    ".popsection\n");
+extern const uint8_t gh_pause[];
+#define RESERVED_SPEC (1ull << 40) /* no SPEC_CTRL bit 40 (kvm_spec_ctrl_test_value fails) */
+
+static void cpuid_spec_flush(struct kvm_cpuid_entry2 *e, unsigned *n)
+{
+    struct kvm_cpuid_entry2 *l7 = gh_leaf_add(e, n, 7, 0);
+    l7->flags |= KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+    l7->edx |= (1u << 26) | (1u << 28); /* SPEC_CTRL (IBRS/IBPB), FLUSH_L1D */
+}
+
+static void cpuid_no_spec_flush(struct kvm_cpuid_entry2 *e, unsigned *n)
+{
+    struct kvm_cpuid_entry2 *l7 = gh_leaf(e, *n, 7, 0);
+    if (l7)
+        l7->edx &= ~((1u << 26) | (1u << 27) | (1u << 28) | (1u << 31));
+    struct kvm_cpuid_entry2 *x8 = gh_leaf(e, *n, 0x80000008, 0);
+    if (x8)
+        x8->ebx &= ~((1u << 12) | (1u << 14) | (1u << 15) | (1u << 24));
+    struct kvm_cpuid_entry2 *x21 = gh_leaf(e, *n, 0x80000021, 0);
+    if (x21)
+        x21->eax &= ~(1u << 27); /* SBPB */
+}
+
+static void deny_one(struct gh *g, uint32_t index, uint32_t kinds)
+{
+    static uint8_t none;
+    struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+    f.ranges[0] = (struct kvm_msr_filter_range){.flags = kinds, .base = index, .nmsrs = 1,
+                                                .bitmap = &none};
+    ck_assert_int_eq(gh_filter(g, &f), 0);
+}
+
+static void no_filter(struct gh *g)
+{
+    struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+    ck_assert_int_eq(gh_filter(g, &f), 0);
+}
+
+/* VMX: vmx_set_msr MSR_IA32_SPEC_CTRL (vmx.c 2336-2363): a refused value returns 1
+ * (2341-2342); 0 is stored and keeps the intercept (2345-2346); the first non-zero write
+ * calls vmx_disable_intercept_for_msr(SPEC_CTRL, RW) (2360-2362), which records the intent
+ * in shadow_msr_intercept (4027-4031) and clears the bitmap bits unless the filter denies
+ * (4033-4047). A later KVM_X86_SET_MSR_FILTER -> KVM_REQ_MSR_FILTER_CHANGED (x86.c
+ * kvm_vm_ioctl_set_msr_filter 6431, vcpu_enter_guest 10450-10451) -> vmx_msr_filter_changed
+ * (4166-4192) re-runs vmx_disable_intercept_for_msr for every MSR whose intent is
+ * pass-through: the denied SPEC_CTRL is intercepted and exits with reason FILTER (x86.c
+ * kvm_set/get_msr_with_filter 1542-1554); removing the filter passes it through again. */
+START_TEST(spec_ctrl_passthrough_then_filter_vmx)
+{
+    struct gh g;
+    gh_open(&g, "intel", cpuid_spec_flush);
+    gh_user_msr(&g, KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_FILTER);
+    const struct gh_op ops[] = {
+        {GH_WR, MSR_IA32_SPEC_CTRL, RESERVED_SPEC}, /* intercepted: INVAL exit */
+        {GH_WR, MSR_IA32_SPEC_CTRL, 0},             /* stays intercepted */
+        {GH_WR, MSR_IA32_SPEC_CTRL, RESERVED_SPEC}, /* INVAL exit again */
+        {GH_WR, MSR_IA32_SPEC_CTRL, 1},             /* IBRS: now passed through */
+        {GH_WR, MSR_IA32_SPEC_CTRL, RESERVED_SPEC}, /* the CPU's #GP, no exit */
+        {GH_RD, MSR_IA32_SPEC_CTRL, 0},
+        {GH_CALL, 0, gh_gpa(gh_pause)},             /* deny SPEC_CTRL */
+        {GH_WR, MSR_IA32_SPEC_CTRL, 1},
+        {GH_RD, MSR_IA32_SPEC_CTRL, 0},
+        {GH_CALL, 0, gh_gpa(gh_pause)},             /* remove the filter */
+        {GH_WR, MSR_IA32_SPEC_CTRL, RESERVED_SPEC},
+        {GH_RD, MSR_IA32_SPEC_CTRL, 0},
+    };
+    gh_ops(&g, ops, sizeof(ops) / sizeof(ops[0]));
+    gh_start(&g, gh_gpa(gh_script), 0);
+    gh_expect_msr_exit(&g, true, MSR_IA32_SPEC_CTRL, KVM_MSR_EXIT_REASON_INVAL, RESERVED_SPEC);
+    gh_complete(&g, 1, 0);
+    gh_expect_gp(&g);
+    gh_expect_msr_exit(&g, true, MSR_IA32_SPEC_CTRL, KVM_MSR_EXIT_REASON_INVAL, RESERVED_SPEC);
+    gh_complete(&g, 1, 0);
+    gh_expect_gp(&g);
+    gh_expect_gp(&g); /* pass-through: the reserved bit faults in the CPU */
+    gh_expect_rd(&g, 1);
+    gh_expect_out(&g, 0x12);
+    deny_one(&g, MSR_IA32_SPEC_CTRL, KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE);
+    gh_expect_msr_exit(&g, true, MSR_IA32_SPEC_CTRL, KVM_MSR_EXIT_REASON_FILTER, 1);
+    gh_complete(&g, 0, 0);
+    gh_expect_msr_exit(&g, false, MSR_IA32_SPEC_CTRL, KVM_MSR_EXIT_REASON_FILTER, 0);
+    gh_complete(&g, 0, 0x55);
+    gh_expect_rd(&g, 0x55);
+    gh_expect_out(&g, 0x12);
+    no_filter(&g);
+    gh_expect_gp(&g); /* pass-through again (the intent survived the filter) */
+    gh_expect_rd(&g, 1);
+    gh_expect_done(&g);
+    gh_close(&g);
+}
+END_TEST
+
+/* PRED_CMD / FLUSH_CMD writes are passed through iff the guest CPUID has the feature:
+ * vmx.c vmx_vcpu_after_set_cpuid 7878-7884 (vmx_set_intercept_for_msr(..., MSR_TYPE_W,
+ * !guest_has_pred_cmd_msr / !FLUSH_L1D)), svm.c svm_vcpu_after_set_cpuid 4615-4621
+ * (set_msr_interception(..., 0, !!guest_has_pred_cmd_msr / !!FLUSH_L1D)). Without the
+ * feature the write is intercepted and x86.c kvm_set_msr_common refuses it
+ * (PRED_CMD 3395-3397, FLUSH_CMD 3423-3425): INVAL. With it, a reserved bit is the CPU's
+ * #GP (no exit). A deny filter then wins: vmx_msr_filter_changed 4166-4192 /
+ * svm_msr_filter_changed 924-940 -> set_msr_interception_bitmap 841-845 re-intercept the
+ * write and it exits with reason FILTER. */
+static void pred_flush_case(const char *vendor)
+{
+    const struct gh_op ops[] = {
+        {GH_WR, MSR_IA32_PRED_CMD, 2},  {GH_WR, MSR_IA32_FLUSH_CMD, 2},
+        {GH_WR, MSR_IA32_PRED_CMD, 1},  {GH_WR, MSR_IA32_FLUSH_CMD, 1},
+        {GH_CALL, 0, gh_gpa(gh_pause)},
+        {GH_WR, MSR_IA32_PRED_CMD, 1},  {GH_WR, MSR_IA32_FLUSH_CMD, 1},
+    };
+    /* without the CPUID bits: intercepted and refused */
+    struct gh g;
+    gh_open(&g, vendor, cpuid_no_spec_flush);
+    gh_user_msr(&g, KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_FILTER);
+    gh_ops(&g, ops, 4);
+    gh_start(&g, gh_gpa(gh_script), 0);
+    for (unsigned i = 0; i < 4; i++) {
+        gh_expect_msr_exit(&g, true, ops[i].ecx, KVM_MSR_EXIT_REASON_INVAL, ops[i].val);
+        gh_complete(&g, 1, 0);
+        gh_expect_gp(&g);
+    }
+    gh_expect_done(&g);
+    gh_close(&g);
+    /* with them: passed through; then a deny filter on both writes */
+    gh_open(&g, vendor, cpuid_spec_flush);
+    gh_user_msr(&g, KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_FILTER);
+    gh_ops(&g, ops, sizeof(ops) / sizeof(ops[0]));
+    gh_start(&g, gh_gpa(gh_script), 0);
+    gh_expect_gp(&g); /* PRED_CMD bit 1: the CPU's #GP */
+    gh_expect_gp(&g); /* FLUSH_CMD bit 1 */
+    gh_expect_out(&g, 0x12); /* IBPB and L1D_FLUSH done without an exit */
+    struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+    static uint8_t none[2];
+    f.ranges[0] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_WRITE,
+                                                .base = MSR_IA32_PRED_CMD, .nmsrs = 1, .bitmap = none};
+    f.ranges[1] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_WRITE,
+                                                .base = MSR_IA32_FLUSH_CMD, .nmsrs = 1, .bitmap = none + 1};
+    ck_assert_int_eq(gh_filter(&g, &f), 0);
+    gh_expect_msr_exit(&g, true, MSR_IA32_PRED_CMD, KVM_MSR_EXIT_REASON_FILTER, 1);
+    gh_complete(&g, 0, 0);
+    gh_expect_msr_exit(&g, true, MSR_IA32_FLUSH_CMD, KVM_MSR_EXIT_REASON_FILTER, 1);
+    gh_complete(&g, 0, 0);
+    gh_expect_done(&g);
+    gh_close(&g);
+}
+
+START_TEST(pred_flush_cmd_passthrough_per_cpuid_then_filter_intel) { pred_flush_case("intel"); }
+END_TEST
+START_TEST(pred_flush_cmd_passthrough_per_cpuid_then_filter_amd) { pred_flush_case("amd"); }
+END_TEST
+
 GH_BLOB_END();
 
 int main(void)
@@ -82,6 +357,11 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cpl3_gp_before_filter_intel);
     tcase_add_test(tc, cpl3_gp_before_filter_amd);
+    tcase_add_test(tc, implicit_msr_uses_unfiltered_intel);
+    tcase_add_test(tc, implicit_msr_uses_unfiltered_amd);
+    tcase_add_test(tc, spec_ctrl_passthrough_then_filter_vmx);
+    tcase_add_test(tc, pred_flush_cmd_passthrough_per_cpuid_then_filter_intel);
+    tcase_add_test(tc, pred_flush_cmd_passthrough_per_cpuid_then_filter_amd);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
