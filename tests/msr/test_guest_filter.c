@@ -3,6 +3,8 @@
  * runs. A guest executes the instructions (tests/msr/guest_harness.h); every expectation
  * cites the Linux 6.12 source that decides it (file:function, line numbers of 6.12). */
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdatomic.h>
 
 #include "guest_harness.h"
@@ -348,6 +350,211 @@ END_TEST
 START_TEST(pred_flush_cmd_passthrough_per_cpuid_then_filter_amd) { pred_flush_case("amd"); }
 END_TEST
 
+/* ---------------- case 1: filter changes while the vCPU runs ----------------
+ * x86.c kvm_vm_ioctl_set_msr_filter (6392-6434) builds the new filter completely, swaps
+ * the pointer (rcu_replace_pointer 6423-6425), waits for readers (synchronize_srcu 6426)
+ * and only then kicks every vCPU with KVM_REQ_MSR_FILTER_CHANGED (6431), which
+ * vcpu_enter_guest handles before the next entry (10450-10451 -> vmx_msr_filter_changed
+ * vmx.c 4166-4192 / svm_msr_filter_changed svm.c 924-940, recomputing the bitmaps).
+ * kvm_msr_allowed (1379-1420) dereferences the filter once per access: every intercepted
+ * access is decided by one whole filter, the old or the new, and after the ioctl returned
+ * by the new one; a passed-through MSR follows the new filter from the vCPU's next entry
+ * (KVM_REQ_MSR_FILTER_CHANGED has no KVM_REQUEST_WAIT, kvm_host.h 121). softkvm's vCPU
+ * compares the filter generation before every MSR access (msr/bitmap.h
+ * msr_bitmap_intercepted), so its "next entry" is the next access after the ioctl.
+ *
+ * Two filters, each consistent only as a whole (two ranges plus the default):
+ *   A: default ALLOW, [0x174] deny, [0x174, 0x277] allow -> SYSENTER_CS denied, PAT and
+ *      FS_BASE (pass-through) allowed
+ *   B: default DENY,  [0x277] deny, [0x174, 0x277] allow -> SYSENTER_CS allowed, PAT and
+ *      FS_BASE denied
+ * A swapper thread installs A, B, A, ... (generation k: A for even k), publishing k in
+ * guest memory after each ioctl returns and waiting until the guest finished an iteration
+ * that started after seeing k (except for k % 4 == 3: then the next ioctl follows at once).
+ * The guest loops: gen_before, RDMSR FS_BASE, 0x277, 0x174,
+ * gen_after, logged (at most 8 iterations per generation); denied reads exit (reason FILTER) and get a marker value.
+ * Checked: each read is exactly "allowed" or "denied"; the filter deciding it (j) never
+ * goes back, lies in [gen_before, gen_after + 1]; and the first iteration that saw k is
+ * decided by filter k alone when the swapper waited (nothing newer was being installed). */
+#define CF_GEN (GH_DATA_GPA + 0x00)
+#define CF_ACK (GH_DATA_GPA + 0x08)
+#define CF_COUNT (GH_DATA_GPA + 0x10)
+#define CF_STOP (GH_DATA_GPA + 0x18)
+#define CF_CAP 200000u
+#define CF_SWAPS 300u
+__asm__(".pushsection .rodata.gh, \"a\"\n"
+    "cf_loop:\n"
+    "    xor %r13, %r13\n"
+    "    mov $-1, %r15\n"
+    "1:  mov 0x30000, %rbx\n"
+    "    mov $0xc0000100, %ecx\n"      /* pass-through under A: first, so a stale */
+    "    rdmsr\n"                       /* bitmap cannot hide behind another exit */
+    "    mov %eax, %r10d\n"
+    "    mov $0x277, %ecx\n"
+    "    rdmsr\n"
+    "    mov %eax, %r9d\n"
+    "    mov $0x174, %ecx\n"
+    "    rdmsr\n"
+    "    mov %eax, %r8d\n"
+    "    mov 0x30000, %r12\n"
+    "    mov %r13, %rax\n"
+    "    shl $5, %rax\n"
+    "    add $0x100000, %rax\n"
+    "    mov %rbx, (%rax)\n"
+    "    mov %r8d, 8(%rax)\n"
+    "    mov %r9d, 12(%rax)\n"
+    "    mov %r10d, 16(%rax)\n"
+    "    mov %r12, 24(%rax)\n"
+    "    inc %r13\n"
+    "    mov %r13, 0x30010\n"
+    "    mov %rbx, 0x30008\n"
+    "    cmp $200000, %r13\n"
+    "    jae 2f\n"
+    "    cmp %rbx, %r15\n"             /* at most 8 iterations per generation, then wait */
+    "    je 3f\n"
+    "    mov %rbx, %r15\n"
+    "    xor %r14, %r14\n"
+    "3:  inc %r14\n"
+    "    cmp $8, %r14\n"
+    "    jb 4f\n"
+    "5:  cmpb $0, 0x30018\n"
+    "    jne 2f\n"
+    "    cmp 0x30000, %rbx\n"
+    "    jne 1b\n"
+    "    pause\n"
+    "    jmp 5b\n"
+    "4:  cmpb $0, 0x30018\n"
+    "    je 1b\n"
+    "2:  out %al, $0x1f\n"
+    "    hlt\n"
+    ".popsection\n");
+extern const uint8_t cf_loop[];
+
+struct cf_rec {
+    uint64_t gen_before;
+    uint32_t r174, r277, rfs, pad;
+    uint64_t gen_after;
+};
+
+static uint8_t cf_allow[0x110], cf_deny1;
+static void cf_filter(struct kvm_msr_filter *f, bool b)
+{
+    memset(f, 0, sizeof(*f));
+    memset(cf_allow, 0xff, sizeof(cf_allow));
+    f->flags = b ? KVM_MSR_FILTER_DEFAULT_DENY : KVM_MSR_FILTER_DEFAULT_ALLOW;
+    f->ranges[0] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_READ,
+                                                 .base = b ? 0x277 : 0x174, .nmsrs = 1, .bitmap = &cf_deny1};
+    f->ranges[1] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_READ, .base = 0x174,
+                                                 .nmsrs = 0x277 - 0x174 + 1, .bitmap = cf_allow};
+}
+
+struct cf_ctx {
+    struct gh *g;
+    _Atomic bool done;
+    int errors;
+};
+
+static _Atomic uint64_t *cf_word(struct gh *g, uint64_t gpa)
+{
+    return (_Atomic uint64_t *)(void *)(g->mem + gpa);
+}
+
+static void *cf_swapper(void *arg)
+{
+    struct cf_ctx *c = arg;
+    for (uint64_t k = 1; k <= CF_SWAPS && !atomic_load(&c->done); k++) {
+        struct kvm_msr_filter f;
+        cf_filter(&f, k & 1);
+        if (gh_filter(c->g, &f) != 0)
+            c->errors++;
+        atomic_store_explicit(cf_word(c->g, CF_GEN), k, memory_order_release);
+        while (k % 4 != 3 && !atomic_load(&c->done) &&
+               atomic_load_explicit(cf_word(c->g, CF_ACK), memory_order_acquire) < k)
+            sched_yield();
+    }
+    atomic_store(cf_word(c->g, CF_STOP), 1);
+    return NULL;
+}
+
+static void concurrent_case(const char *vendor)
+{
+    struct gh g;
+    gh_open(&g, vendor, NULL);
+    gh_user_msr(&g, KVM_MSR_EXIT_REASON_FILTER);
+    struct kvm_msr_filter f;
+    cf_filter(&f, false); /* generation 0: A */
+    ck_assert_int_eq(gh_filter(&g, &f), 0);
+    gh_start(&g, gh_gpa(cf_loop), 0);
+    struct kvm_sregs sr;
+    ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_GET_SREGS, &sr), 0);
+    sr.fs.base = 0x12340000;
+    ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_SET_SREGS, &sr), 0);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_SYSENTER_CS, 0x808), 1);
+    struct cf_ctx c = {.g = &g};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, cf_swapper, &c), 0);
+    unsigned exits = 0;
+    for (;;) {
+        uint32_t r = gh_run(&g);
+        if (r == KVM_EXIT_IO && g.run->io.port == GH_PORT_DONE)
+            break;
+        ck_assert_uint_eq(r, KVM_EXIT_X86_RDMSR);
+        ck_assert_uint_eq(g.run->msr.reason, KVM_MSR_EXIT_REASON_FILTER);
+        gh_complete(&g, 0, 0xd0000000u | (g.run->msr.index & 0xffff));
+        exits++;
+    }
+    atomic_store(&c.done, true);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(c.errors, 0);
+    uint64_t n = atomic_load(cf_word(&g, CF_COUNT));
+    ck_assert_uint_gt(n, CF_SWAPS);
+    ck_assert_uint_gt(exits, 0);
+    const struct cf_rec *log = (const struct cf_rec *)(g.mem + GH_LOG_GPA);
+    const uint32_t real[3] = {0x12340000, 0x00070406, 0x808};
+    const uint32_t mark[3] = {0xd0000100, 0xd0000277, 0xd0000174};
+    const bool denied_by_a[3] = {false, false, true};
+    uint64_t cur_j = 0, first_seen = UINT64_MAX;
+    unsigned swaps_seen = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const struct cf_rec *r = &log[i];
+        const uint32_t got[3] = {r->rfs, r->r277, r->r174}; /* guest order */
+        ck_assert_uint_le(r->gen_before, r->gen_after);
+        bool first = r->gen_before != first_seen;
+        if (first) {
+            first_seen = r->gen_before;
+            swaps_seen++;
+        }
+        for (int a = 0; a < 3; a++) {
+            if (got[a] != real[a] && got[a] != mark[a])
+                ck_abort_msg("record %llu access %d: value 0x%x", (unsigned long long)i, a, got[a]);
+            bool denied = got[a] == mark[a];
+            unsigned parity = denied == denied_by_a[a] ? 0 : 1; /* 0 = A (even k) */
+            uint64_t j = cur_j > r->gen_before ? cur_j : r->gen_before;
+            if ((j & 1) != parity)
+                j++;
+            if (j > r->gen_after + 1)
+                ck_abort_msg("record %llu access %d decided by filter %llu, seen gens %llu..%llu",
+                             (unsigned long long)i, a, (unsigned long long)j,
+                             (unsigned long long)r->gen_before, (unsigned long long)r->gen_after);
+            if (first && r->gen_before % 4 != 3 && j != r->gen_before)
+                ck_abort_msg("record %llu (first after gen %llu) access %d used filter %llu",
+                             (unsigned long long)i, (unsigned long long)r->gen_before, a,
+                             (unsigned long long)j);
+            cur_j = j;
+        }
+    }
+    ck_assert_uint_ge(swaps_seen, CF_SWAPS * 3 / 4);
+    if (getenv("CF_VERBOSE"))
+        fprintf(stderr, "%s: %llu iterations, %u exits, %u generations seen\n", vendor,
+                (unsigned long long)n, exits, swaps_seen);
+    gh_close(&g);
+}
+
+START_TEST(filter_change_while_running_intel) { concurrent_case("intel"); }
+END_TEST
+START_TEST(filter_change_while_running_amd) { concurrent_case("amd"); }
+END_TEST
+
 GH_BLOB_END();
 
 int main(void)
@@ -355,6 +562,8 @@ int main(void)
     Suite *s = suite_create("msr_guest_filter");
     TCase *tc = tcase_create("guest");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, filter_change_while_running_intel);
+    tcase_add_test(tc, filter_change_while_running_amd);
     tcase_add_test(tc, cpl3_gp_before_filter_intel);
     tcase_add_test(tc, cpl3_gp_before_filter_amd);
     tcase_add_test(tc, implicit_msr_uses_unfiltered_intel);
