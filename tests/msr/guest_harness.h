@@ -165,6 +165,9 @@ static inline void gh_gate(struct gh *g, unsigned vec, uint64_t target)
     gh_put64(g, GH_IDT_GPA + vec * 16 + 8, target >> 32);
 }
 
+/* Set before gh_open for an in-kernel irqchip (KVM_CREATE_IRQCHIP before the vCPU). */
+static bool gh_opt_irqchip;
+
 /* The VM, its memory and one vCPU with the supported CPUID (which `mutate` may change
  * before KVM_SET_CPUID2; NULL = as supported). vendor = "intel" or "amd". */
 static inline void gh_open(struct gh *g, const char *vendor,
@@ -206,6 +209,8 @@ static inline void gh_open(struct gh *g, const char *vendor,
     struct kvm_userspace_memory_region r = {.slot = 0, .memory_size = GH_MEM_SIZE,
                                             .userspace_addr = (uintptr_t)g->mem};
     ck_assert_int_eq(gh_io(g, g->vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
+    if (gh_opt_irqchip)
+        ck_assert_int_eq(gh_io(g, g->vm, KVM_CREATE_IRQCHIP, 0), 0);
     g->vcpu = (int)gh_io(g, g->vm, KVM_CREATE_VCPU, 0);
     ck_assert_int_ge(g->vcpu, 0);
     g->cpuid.h.nent = 80;
