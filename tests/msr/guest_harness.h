@@ -12,7 +12,11 @@
  * The test side drives KVM_RUN and checks exits in order (gh_expect_*).
  *
  * A test file includes this header, adds its own guest code to the section .rodata.gh with
- * top-level asm, and ends with GH_BLOB_END() after all of it. */
+ * top-level asm, and ends with GH_BLOB_END() after all of it.
+ *
+ * GH_REAL_KVM=1 in the environment runs the same guests on the host's /dev/kvm instead
+ * (plain ioctl; the flavour is then the host's, whatever SOFTKVM_VENDOR says): used to
+ * compare with a real KVM by hand, never by ctest. */
 #ifndef SOFTKVM_TESTS_MSR_GUEST_HARNESS_H
 #define SOFTKVM_TESTS_MSR_GUEST_HARNESS_H
 
@@ -24,6 +28,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -125,6 +130,7 @@ struct gh_op {
 };
 
 struct gh {
+    bool real; /* GH_REAL_KVM=1: the host's /dev/kvm */
     struct abi_process *p;
     int kvm, vm, vcpu;
     struct kvm_run *run;
@@ -138,6 +144,8 @@ struct gh {
 
 static inline long gh_io(struct gh *g, int fd, unsigned long req, const void *arg)
 {
+    if (g->real)
+        return ioctl(fd, req, arg);
     long r = abi_ioctl(g->p, fd, req, (unsigned long)arg);
     if (r < 0) {
         errno = (int)-r;
@@ -175,9 +183,15 @@ static inline void gh_open(struct gh *g, const char *vendor,
 {
     memset(g, 0, sizeof(*g));
     setenv("SOFTKVM_VENDOR", vendor, 1);
-    g->p = abi_process_create();
-    ck_assert_ptr_nonnull(g->p);
-    g->kvm = abi_open_dev_kvm(g->p, O_RDWR);
+    const char *real = getenv("GH_REAL_KVM");
+    g->real = real && *real == '1';
+    if (g->real) {
+        g->kvm = open("/dev/kvm", O_RDWR);
+    } else {
+        g->p = abi_process_create();
+        ck_assert_ptr_nonnull(g->p);
+        g->kvm = abi_open_dev_kvm(g->p, O_RDWR);
+    }
     ck_assert_int_ge(g->kvm, 0);
     g->vm = (int)gh_io(g, g->kvm, KVM_CREATE_VM, 0);
     ck_assert_int_ge(g->vm, 0);
@@ -257,7 +271,13 @@ static inline void gh_ops(struct gh *g, const struct gh_op *ops, unsigned n)
 
 static inline void gh_close(struct gh *g)
 {
-    abi_test_close_all(g->p);
+    if (g->real) {
+        close(g->vcpu);
+        close(g->vm);
+        close(g->kvm);
+    } else {
+        abi_test_close_all(g->p);
+    }
     munmap(g->mem, GH_MEM_SIZE);
     unsetenv("SOFTKVM_VENDOR");
 }

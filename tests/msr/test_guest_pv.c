@@ -12,7 +12,11 @@
  *   KVM_POLL_CONTROL    0x4b564d05 POLL_CONTROL (12) 3621-3623 / 3976-3978
  *   KVM_ASYNC_PF_INT    0x4b564d06 ASYNC_PF_INT (14) 3580-3582 / 3952-3954
  *   KVM_ASYNC_PF_ACK    0x4b564d07 ASYNC_PF_INT (14) 3587-3589 / 3958-3960
- * guest_pv_has (cpuid.h 214-221) is true whenever enforcement is off. */
+ * guest_pv_has (cpuid.h 214-221) is true whenever enforcement is off.
+ *
+ * On this host's PVM /dev/kvm (GH_REAL_KVM=1): the gating agrees with 6.12, but a
+ * KVM_SET_CPUID2 without the KVM leaf clears the feature word there (6.12 keeps it,
+ * cpuid.c 274-275: PVM's). */
 #include "guest_harness.h"
 #include "msr/msr_index.h"
 

@@ -1,7 +1,11 @@
 /* msr/ at guest level: MSR state rules (cases 6 and 7 of issue 15): IA32_FEATURE_CONTROL
  * locking, what INIT keeps and resets, and the AMD-flavour EFER/VM_CR/HWCR rules. A guest
  * executes the RDMSR/WRMSR (tests/msr/guest_harness.h); every expectation cites Linux 6.12
- * (file:function, line numbers of 6.12). */
+ * (file:function, line numbers of 6.12).
+ *
+ * On this host's PVM /dev/kvm (GH_REAL_KVM=1): PVM is its own vendor module, not VMX:
+ * IA32_FEATURE_CONTROL is unknown there (reason UNKNOWN, so these FEAT_CTL/INIT tests
+ * stop at a #GP) and its supported CPUID has no RDTSCP (TSC_AUX refused); PVM's. */
 #include "guest_harness.h"
 #include "msr/msr_index.h"
 
