@@ -80,10 +80,21 @@ static uint64_t *syscall_field(struct cpu *c, uint32_t i)
     }
 }
 
+/* SVM keeps SYSENTER_ESP/EIP as 32-bit VMCB fields plus a high half tracked only for
+ * Intel-compatible guests (6.12 svm.c svm_set_msr 3183-3196, svm_get_msr 2952-2960): for
+ * an AMD-compatible guest on the SVM flavour the MSRs hold 32 bits. */
+static bool sysenter_32bit(const struct msr_vcpu *v, uint32_t i)
+{
+    return (i == MSR_IA32_SYSENTER_ESP || i == MSR_IA32_SYSENTER_EIP) &&
+           v->vm->vendor == MSR_VENDOR_AMD && !v->feat.intel;
+}
+
 int msr_get_syscall(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)host;
     *val = *syscall_field(v->cpu, i);
+    if (sysenter_32bit(v, i))
+        *val = (uint32_t)*val;
     return MSR_RET_OK;
 }
 
@@ -105,6 +116,8 @@ int msr_set_syscall(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
         /* KVM canonicalises instead of failing (AMD ignores the top half) */
         val = sign_extend(val, v->vm->la57 ? 57 : 48);
+        if (sysenter_32bit(v, i))
+            val = (uint32_t)val;
         break;
     case MSR_IA32_SYSENTER_CS:
         val = (uint32_t)val; /* 32-bit VMCS field */

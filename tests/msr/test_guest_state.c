@@ -387,6 +387,44 @@ START_TEST(hwcr_mcstatuswren_follows_guest_vendor)
 }
 END_TEST
 
+/* SYSENTER_ESP/EIP on the SVM flavour: x86.c __kvm_set_msr canonicalises (1442-1457),
+ * then svm.c svm_set_msr stores the low 32 bits in the VMCB and keeps the high half only
+ * for Intel-compatible guest CPUID (3183-3196); svm_get_msr returns the low 32 bits, or
+ * them with the high half for Intel-compatible guests (2952-2960). VMX keeps 64 bits
+ * (vmx.c vmx_set_msr 2281-2293). Host writes, then the guest reads; then the guest writes
+ * and reads: for an AMD guest SVM passes them through and "the processor only stores 32
+ * bits" (svm.c init_vmcb_after_set_cpuid 1202-1226). */
+static void sysenter_case(const char *vendor, bool amd_guest, bool full)
+{
+    struct gh g;
+    gh_open(&g, vendor, amd_guest ? cpuid_amd_vendor : cpuid_intel_vendor);
+    const struct gh_op ops[] = {{GH_RD, MSR_IA32_SYSENTER_EIP, 0}, {GH_RD, MSR_IA32_SYSENTER_ESP, 0},
+                                {GH_WR, MSR_IA32_SYSENTER_EIP, 0xffffffff82000000ull},
+                                {GH_RD, MSR_IA32_SYSENTER_EIP, 0}};
+    gh_ops(&g, ops, 4);
+    gh_start(&g, gh_gpa(gh_script), 0);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_SYSENTER_EIP, 0xffffffff81000000ull), 1);
+    ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_SYSENTER_ESP, 0x00007f0012345678ull), 1);
+    uint64_t eip = full ? 0xffffffff81000000ull : 0x81000000ull;
+    uint64_t esp = full ? 0x00007f0012345678ull : 0x12345678ull;
+    ck_assert_uint_eq(gh_get_msr(&g, MSR_IA32_SYSENTER_EIP), eip);
+    ck_assert_uint_eq(gh_get_msr(&g, MSR_IA32_SYSENTER_ESP), esp);
+    gh_expect_rd(&g, eip);
+    gh_expect_rd(&g, esp);
+    gh_expect_rd(&g, full ? 0xffffffff82000000ull : 0x82000000ull);
+    ck_assert_uint_eq(gh_get_msr(&g, MSR_IA32_SYSENTER_EIP), full ? 0xffffffff82000000ull : 0x82000000ull);
+    gh_expect_done(&g);
+    gh_close(&g);
+}
+
+START_TEST(sysenter_esp_eip_32bit_for_amd_guests_on_svm)
+{
+    sysenter_case("amd", true, false);
+    sysenter_case("amd", false, true);
+    sysenter_case("intel", true, true);
+}
+END_TEST
+
 GH_BLOB_END();
 
 int main(void)
@@ -402,6 +440,7 @@ int main(void)
     tcase_add_test(tc, vm_cr_lock_and_svmdis_amd);
     tcase_add_test(tc, hwcr_mcstatuswren_unlocks_mci_status_amd);
     tcase_add_test(tc, hwcr_mcstatuswren_follows_guest_vendor);
+    tcase_add_test(tc, sysenter_esp_eip_32bit_for_amd_guests_on_svm);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
