@@ -87,8 +87,13 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_SET_SIGNAL_MASK:
         r = set_signal_mask(v, arg);
         break;
+    case KVM_HAS_DEVICE_ATTR:
+    case KVM_GET_DEVICE_ATTR:
+    case KVM_SET_DEVICE_ATTR:
+        r = abi_vcpu_device_attr(v, req, arg);
+        break;
     case KVM_GET_TSC_KHZ:
-        r = EMU_TSC_KHZ;
+        r = (long)v->vm->msr.tsc_khz; /* virtual_tsc_khz: the host's rate (no scaling) */
         break;
     case KVM_GET_STATS_FD:
         r = abi_stats_fd(v->vm, v);

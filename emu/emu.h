@@ -155,10 +155,9 @@ void emu_set_rflags(struct emu_vcpu *v, uint64_t rflags);
 void emu_state_changed(struct emu_vcpu *v);
 /* Queue an exception (with optional error code) for delivery before the next instruction. */
 void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_t error_code);
-/* Guest TSC as RDTSC sees it (counter + cpu->tsc_offset); the counter runs at
- * EMU_TSC_KHZ. (Declared here for abi/, which wires msr/ and the LAPIC to the same clock.) */
+/* Guest TSC as RDTSC sees it: the host TSC + cpu->tsc_offset (so it runs at the host
+ * TSC's rate, which msr/ calibrates; abi/ wires msr/ and the LAPIC to the same clock). */
 uint64_t emu_read_tsc(struct emu_vcpu *v);
-#define EMU_TSC_KHZ 1000000u
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
 /* After clearing dirty-log bits (another thread): waits until v has no instruction in

@@ -329,7 +329,6 @@ struct emu_vcpu {
     uint64_t fetch_gpa;
     struct emu_dcache_entry *dcache;
 
-    uint64_t tsc_base_ns; /* RDTSC = (now_ns - tsc_base_ns) * tsc_mult + tsc_offset */
     uint64_t icount;      /* instructions retired (bench/statistics) */
     /* KVM_SET_GUEST_DEBUG (emu/debug.c) */
     uint32_t dbg_control;   /* KVM_GUESTDBG_* */

@@ -37,6 +37,23 @@ void msr_tsc_host_write(struct msr_vcpu *v, uint64_t data, bool creation)
     v->cpu->tsc_offset = data - msr_tsc_counter(v);
 }
 
+uint64_t msr_tsc_get_offset(struct msr_vcpu *v)
+{
+    return v->cpu->tsc_offset;
+}
+
+void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset)
+{
+    struct msr_vm *vm = v->vm;
+    pthread_mutex_lock(&vm->lock);
+    vm->tsc_synced = true;
+    vm->tsc_sync_value = msr_tsc_counter(v) + offset;
+    vm->tsc_sync_ns = mono_ns();
+    pthread_mutex_unlock(&vm->lock);
+    v->cpu->tsc_offset = offset;
+    msr_vcpu_update_kvmclock(v);
+}
+
 int msr_get_tsc(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)i; (void)host; /* no nesting: L1 offset == current offset */

@@ -231,6 +231,11 @@ int msr_vcpu_set_mce(struct msr_vcpu *v, const struct msr_mce *m, bool cr4_mce,
 /* Write the kvmclock page (pvclock_vcpu_time_info) if the guest enabled it; abi calls this
  * at KVM_RUN entry (KVM_REQ_CLOCK_UPDATE). */
 void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
+/* KVM_VCPU_TSC_OFFSET (6.12 x86.c kvm_arch_tsc_get_attr / set_attr): the L1 TSC offset
+ * against the host TSC; setting it is a synchronisation point for later vCPUs
+ * (__kvm_synchronize_tsc with the offset's TSC "now"). */
+uint64_t msr_tsc_get_offset(struct msr_vcpu *v);
+void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset);
 /* KVM_KVMCLOCK_CTRL: 0, or -EINVAL when the guest has not enabled kvmclock. */
 int msr_vcpu_kvmclock_paused(struct msr_vcpu *v);
 /* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry); also
