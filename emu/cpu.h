@@ -113,6 +113,17 @@ struct cpu {
     uint64_t spec_ctrl;
     uint64_t xss;
     uint64_t vm_hsave_pa; /* AMD VM_HSAVE_PA: VMRUN needs it set (KVM nested.hsave_msr) */
+    /* Intel: the IA32_VMX_* capability MSRs of this vCPU (KVM vmx->nested.msrs). msr/
+     * resets and restores them (msr/h_vmx.c), emu/vmx.c checks VMXON and VM entries
+     * against them. */
+    struct emu_vmx_caps {
+        uint64_t basic, misc, cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1, vmcs_enum;
+        uint64_t ept_vpid, vmfunc;
+        uint32_t pin_lo, pin_hi, proc_lo, proc_hi, exit_lo, exit_hi, entry_lo, entry_hi;
+        uint32_t proc2_lo, proc2_hi;
+    } vmx_caps;
+    bool vmxon;          /* in VMX operation (emu/vmx.c; msr/ refuses cap changes then) */
+    bool vmx_leave_req;  /* host FEATURE_CONTROL = 0: emu leaves VMX operation (vmx_leave_nested) */
 
     /* --- FPU / SIMD --- */
     struct emu_fpu fpu;
