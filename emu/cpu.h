@@ -124,6 +124,7 @@ struct cpu {
     } vmx_caps;
     bool vmxon;          /* in VMX operation (emu/vmx.c; msr/ refuses cap changes then) */
     bool vmx_leave_req;  /* host FEATURE_CONTROL = 0: emu leaves VMX operation (vmx_leave_nested) */
+    uint64_t feature_control; /* IA32_FEATURE_CONTROL as msr/ stores it: VMXON needs LOCKED|VMX */
 
     /* --- FPU / SIMD --- */
     struct emu_fpu fpu;

@@ -63,6 +63,7 @@ extern const struct emu_handler_entry emu_string_handlers[]; /* emu/insn_string.
 extern const struct emu_handler_entry emu_system_handlers[]; /* emu/insn_system.c */
 extern const struct emu_handler_entry emu_io_handlers[];     /* emu/insn_io.c */
 extern const struct emu_handler_entry emu_svm_handlers[];    /* emu/svm.c */
+extern const struct emu_handler_entry emu_vmx_handlers[];    /* emu/vmx.c */
 
 emu_handler_fn *emu_handler_for(uint16_t op);
 /* CPL-0-only op (checked by the run loop before the handler runs). */

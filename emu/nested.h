@@ -96,14 +96,39 @@ struct emu_svm {
     struct emu_svm_host host;
 };
 
+/* VMX: VMX operation (VMXON) and the current VMCS, cached as KVM caches vmcs12 (read at
+ * VMPTRLD, written back at VMCLEAR / VMPTRLD of another / VMXOFF); what L1 gets back at a
+ * VM exit that the VMCS12 host-state area does not hold (KVM keeps it in vmcs01). */
+struct emu_vmx {
+    uint64_t vmxon_ptr;
+    uint64_t vmptr;           /* current-VMCS pointer; ~0 = none (KVM INVALID_GPA) */
+    bool inj_pending;         /* VM-entry interruption information still to deliver */
+    bool timer_on;            /* VMX-preemption timer armed for this L2 run */
+    uint64_t timer_deadline;  /* L1 TSC at which it fires (value << rate) */
+    uint64_t l1_tsc_offset;
+    bool l1_nmi_masked;
+    uint32_t exit_insn_info;  /* VMX-instruction information of the exit being taken */
+    uint8_t vmcs12[4096];
+};
+
 struct emu_nested {
     bool guest_mode; /* L2 runs */
     const struct emu_nested_ops *ops; /* the vendor of the running L2 */
     struct emu_nx_vectoring vectoring;
     struct emu_svm svm;
+    struct emu_vmx vmx;
 };
 
 extern const struct emu_nested_ops emu_svm_ops; /* emu/svm.c */
+extern const struct emu_nested_ops emu_vmx_ops; /* emu/vmx.c */
+
+/* emu/vmx.c: CR0/CR4 values allowed in VMX operation (KVM nested_host/guest_cr0/4_valid,
+ * from IA32_VMX_CR0/CR4_FIXED0/1); the core's CR writes refuse others with #GP(0). */
+bool emu_vmx_cr_valid(struct emu_vcpu *v, unsigned cr, uint64_t val);
+/* emu/vmx.c: at KVM_RUN entry: a host FEATURE_CONTROL=0 leaves VMX operation; L2 state
+ * user space made invalid ends L2 with a TRIPLE_FAULT exit (KVM does not emulate
+ * invalid L2 guest state). */
+void emu_vmx_run_entry(struct emu_vcpu *v);
 
 /* fault_kind values (emu/internal.h struct emu_vcpu) */
 enum { EMU_FK_EXCEPTION = 0, EMU_FK_INTERNAL = 1, EMU_FK_SUSPEND = 2, EMU_FK_HOST_FAULT = 3,

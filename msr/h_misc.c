@@ -124,6 +124,7 @@ int msr_set_feature_control(struct msr_vcpu *v, uint32_t i, uint64_t val, bool h
     if (val & ~valid)
         return MSR_RET_INVAL;
     v->k.feature_control = val;
+    v->cpu->feature_control = val;
     if (host && val == 0) {
         v->in_vmx_operation = false; /* vmx_leave_nested() */
         if (v->cpu->vmxon)
