@@ -108,6 +108,9 @@ struct cpu {
     uint64_t kernel_gs_base;
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t tsc_offset; /* guest TSC = host-ish monotonic counter + tsc_offset */
+    /* the part of tsc_offset that is L1's VMCS12 TSC offset while a VMX L2 runs, else 0:
+     * L1's TSC = guest TSC - l2_tsc_offset (KVM vcpu->arch.l1_tsc_offset) */
+    uint64_t l2_tsc_offset;
     uint64_t tsc_aux;
     uint64_t pat;
     uint64_t spec_ctrl;

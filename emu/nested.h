@@ -105,7 +105,6 @@ struct emu_vmx {
     bool inj_pending;         /* VM-entry interruption information still to deliver */
     bool timer_on;            /* VMX-preemption timer armed for this L2 run */
     uint64_t timer_deadline;  /* L1 TSC at which it fires (value << rate) */
-    uint64_t l1_tsc_offset;
     bool l1_nmi_masked;
     uint32_t exit_insn_info;  /* VMX-instruction information of the exit being taken */
     uint8_t vmcs12[4096];

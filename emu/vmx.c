@@ -9,6 +9,7 @@
  * Not offered (so never entered): EPT, unrestricted guest, APIC virtualization / TPR
  * shadow, VMCS shadowing, monitor trap flag, PML, VMFUNC, TSC scaling, PERF_GLOBAL_CTRL
  * loading, the wait-for-SIPI / shutdown activity states. */
+#include <errno.h>
 #include <string.h>
 
 #include "emu/internal.h"
@@ -277,7 +278,8 @@ static void load_host(struct emu_vcpu *v, bool abort_on_error)
     c->rip = vf(v, VF_HOST_RIP);
     v->next_rip = c->rip;
     c->gpr[EMU_RSP] = vf(v, VF_HOST_RSP);
-    c->tsc_offset = x->l1_tsc_offset;
+    c->tsc_offset -= c->l2_tsc_offset; /* L1's, with what L2's TSC writes moved */
+    c->l2_tsc_offset = 0;
     c->ev.nmi_masked = x->l1_nmi_masked;
     /* what was queued for L2 is not L1's (kvm_clear_exception_queue, nmi_injected) */
     c->ev.exc_pending = c->ev.exc_injected = false;
@@ -338,7 +340,7 @@ static void save_guest(struct emu_vcpu *v)
     en = (c->efer & EFER_LMA) ? en | VMX_ENTRY_IA32E : en & ~VMX_ENTRY_IA32E;
     vf_set(v, VF_VM_ENTRY_CONTROLS, en);
     if ((ectl & VMX_EXIT_SAVE_PREEMPT) && v->nested.vmx.timer_on) {
-        uint64_t now = emu_read_tsc(v) - c->tsc_offset + v->nested.vmx.l1_tsc_offset;
+        uint64_t now = emu_read_tsc(v) - c->l2_tsc_offset;
         uint64_t left = now >= v->nested.vmx.timer_deadline
                             ? 0 : (v->nested.vmx.timer_deadline - now) >> VMX_MISC_TIMER_RATE;
         vf_set(v, VF_VMX_PREEMPTION_TIMER_VALUE, left > 0xffffffffu ? 0xffffffffu : left);
@@ -647,7 +649,7 @@ static void deliver_injected(struct emu_vcpu *v)
 
 static uint64_t l1_tsc(struct emu_vcpu *v)
 {
-    return emu_read_tsc(v) - v->cpu.tsc_offset + v->nested.vmx.l1_tsc_offset;
+    return emu_read_tsc(v) - v->cpu.l2_tsc_offset;
 }
 
 /* vmx_check_nested_events at an instruction boundary in L2: injected event, preemption
@@ -1089,6 +1091,8 @@ static int check_guest_state(struct emu_vcpu *v)
     uint64_t cr0 = vf(v, VF_GUEST_CR0), cr4 = vf(v, VF_GUEST_CR4);
     if (!fixed_ok(cr0, k->cr0_fixed0, k->cr0_fixed1) || !fixed_ok(cr4, k->cr4_fixed0, k->cr4_fixed1))
         return 1 + ENTRY_FAIL_DEFAULT;
+    if (!legal_gpa(v, vf(v, VF_GUEST_CR3) & ~0xfffull))
+        return 1 + ENTRY_FAIL_DEFAULT; /* nested_vmx_load_cr3: kvm_vcpu_is_legal_cr3 */
     if ((en & VMX_ENTRY_LOAD_DEBUG) && (vf(v, VF_GUEST_DR7) >> 32))
         return 1 + ENTRY_FAIL_DEFAULT;
     uint64_t link = vf(v, VF_VMCS_LINK_POINTER);
@@ -1175,8 +1179,9 @@ static void load_guest(struct emu_vcpu *v)
     uint32_t gi = (uint32_t)vf(v, VF_GUEST_INTERRUPTIBILITY_INFO);
     c->ev.int_shadow = (gi & GI_STI ? SHADOW_STI : 0) | (gi & GI_MOV_SS ? SHADOW_MOV_SS : 0);
     c->ev.nmi_masked = gi & GI_NMI;
-    if (proc(v) & VMX_PROC_TSC_OFFSET)
-        c->tsc_offset += vf(v, VF_TSC_OFFSET); /* kvm_calc_nested_tsc_offset, ratio 1 */
+    /* kvm_calc_nested_tsc_offset at ratio 1 */
+    c->l2_tsc_offset = (proc(v) & VMX_PROC_TSC_OFFSET) ? vf(v, VF_TSC_OFFSET) : 0;
+    c->tsc_offset += c->l2_tsc_offset;
 }
 
 static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
@@ -1197,7 +1202,6 @@ static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
         return fail(v, VMXERR_ENTRY_INVALID_HOST_STATE);
     /* From here a failure is a VM exit with bit 31 set: L1 continues at HOST_RIP. The
      * VMLAUNCH/VMRESUME itself completes first (RFLAGS cleared by the host state). */
-    x->l1_tsc_offset = c->tsc_offset;
     x->l1_nmi_masked = c->ev.nmi_masked;
     x->exit_insn_info = 0;
     v->nested.ops = &emu_vmx_ops;
@@ -1214,7 +1218,6 @@ static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
     if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA) &&
         !emu_try_load_pdptrs(v, c->cr3)) {
         v->nested.guest_mode = false;
-        c->tsc_offset = x->l1_tsc_offset;
         vmexit(v, EXIT_FAILED_ENTRY | EXIT_INVALID_STATE, ENTRY_FAIL_PDPTE, 0, 0, 0);
     }
     uint32_t bad_msr = load_msr_list(v, vf(v, VF_VM_ENTRY_MSR_LOAD_ADDR),
@@ -1222,7 +1225,6 @@ static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
     if (bad_msr) {
         /* L2 never runs: L1's state comes back from the host-state area */
         v->nested.guest_mode = false;
-        c->tsc_offset = x->l1_tsc_offset;
         vmexit(v, EXIT_FAILED_ENTRY | EXIT_MSR_LOAD_FAIL, bad_msr, 0, 0, 0);
     }
     x->inj_pending = vf(v, VF_VM_ENTRY_INTR_INFO_FIELD) & INTR_VALID;
@@ -1286,4 +1288,117 @@ void emu_vmx_run_entry(struct emu_vcpu *v)
         vf_set(v, VF_VM_ENTRY_INTR_INFO_FIELD, vf(v, VF_VM_ENTRY_INTR_INFO_FIELD) & ~INTR_VALID);
         load_host(v, true);
     }
+}
+
+/* ---- KVM_GET/SET_NESTED_STATE (vmx_get_nested_state / vmx_set_nested_state) ---- */
+
+static bool guest_has_vmx(struct emu_vcpu *v)
+{
+    const struct emu_cpuid_entry *e = emu_cpuid_find(v, 1, 0);
+    return e && (e->ecx & (1u << 5));
+}
+
+void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *st, uint8_t *image)
+{
+    struct emu_vmx *x = &v->nested.vmx;
+    *st = (struct emu_vmx_nested_state){.vmxon_pa = INVALID_PTR, .vmcs12_pa = INVALID_PTR,
+                                        .size = 128};
+    emu_vmx_run_entry(v); /* a pending FEATURE_CONTROL leave is already KVM's state */
+    if (!guest_has_vmx(v) || !v->cpu.vmxon)
+        return;
+    st->vmxon_pa = x->vmxon_ptr;
+    st->vmcs12_pa = x->vmptr;
+    if (x->vmptr != INVALID_PTR) {
+        st->has_vmcs12 = true;
+        st->size += EMU_VMX_VMCS12_SIZE;
+    }
+    if (v->nested.guest_mode && v->nested.ops == &emu_vmx_ops) {
+        st->flags |= EMU_NESTED_GUEST_MODE | (x->inj_pending ? EMU_NESTED_RUN_PENDING : 0);
+        if ((pin(v) & VMX_PIN_PREEMPTION_TIMER) && x->timer_on) {
+            st->vmx_flags |= EMU_VMX_PREEMPTION_TIMER_DEADLINE;
+            st->preemption_timer_deadline = x->timer_deadline;
+        }
+        /* sync_vmcs02_to_vmcs12: the authoritative L2 state is the running one */
+        save_guest(v);
+    }
+    if (st->has_vmcs12)
+        memcpy(image, x->vmcs12, EMU_VMX_VMCS12_SIZE);
+}
+
+int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_state *st,
+                             const uint8_t *image, bool copy_failed)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_vmx *x = &v->nested.vmx;
+    if (st->vmxon_pa == INVALID_PTR) {
+        if (st->smm_flags || st->vmcs12_pa != INVALID_PTR || (st->flags & ~EMU_VMX_NESTED_EVMCS))
+            return -EINVAL;
+    } else if (!guest_has_vmx(v) || !page_ok(v, st->vmxon_pa)) {
+        return -EINVAL;
+    }
+    if ((st->smm_flags & EMU_VMX_NESTED_SMM_GUEST_MODE) && (st->flags & EMU_NESTED_GUEST_MODE))
+        return -EINVAL;
+    if (st->smm_flags & ~(EMU_VMX_NESTED_SMM_GUEST_MODE | EMU_VMX_NESTED_SMM_VMXON))
+        return -EINVAL;
+    if (st->vmx_flags & ~EMU_VMX_PREEMPTION_TIMER_DEADLINE)
+        return -EINVAL;
+    if (st->smm_flags) /* not in SMM (softkvm has none): SMM flags must be zero */
+        return -EINVAL;
+    if (st->flags & EMU_VMX_NESTED_EVMCS)
+        return -EINVAL; /* no enlightened VMCS */
+    if (c->vmxon)
+        leave_vmx(v); /* vmx_leave_nested */
+    if (st->vmxon_pa == INVALID_PTR)
+        return 0;
+    x->vmxon_ptr = st->vmxon_pa;
+    x->vmptr = INVALID_PTR;
+    c->vmxon = true; /* enter_vmx_operation */
+    if (st->size < 128 + EMU_VMX_VMCS12_SIZE) {
+        /* an empty VMXON state is allowed without a VMCS */
+        if ((st->flags & (EMU_NESTED_GUEST_MODE | EMU_VMX_NESTED_EVMCS)) ||
+            st->vmcs12_pa != INVALID_PTR)
+            return -EINVAL;
+        return 0;
+    }
+    if (st->vmcs12_pa == INVALID_PTR || st->vmcs12_pa == st->vmxon_pa || !page_ok(v, st->vmcs12_pa))
+        return -EINVAL;
+    x->vmptr = st->vmcs12_pa;
+    if (copy_failed || !image)
+        return -EFAULT;
+    memcpy(x->vmcs12, image, EMU_VMX_VMCS12_SIZE);
+    uint32_t rev;
+    memcpy(&rev, x->vmcs12, 4);
+    if (rev != VMX_VMCS12_REVISION)
+        return -EINVAL;
+    if (!(st->flags & EMU_NESTED_GUEST_MODE))
+        return 0;
+    if (!check_controls(v) || !check_host_state(v) || check_guest_state(v))
+        return -EINVAL;
+    /* nested_vmx_enter_non_root_mode(from_vmentry = false): L2's state from vmcs12 (synced
+     * at the GET), the events user space restored kept */
+    uint8_t shadow = c->ev.int_shadow;
+    bool nmi = c->ev.nmi_masked;
+    x->l1_nmi_masked = false;
+    x->exit_insn_info = 0;
+    v->nested.ops = &emu_vmx_ops;
+    load_guest(v);
+    c->ev.int_shadow = shadow;
+    c->ev.nmi_masked = nmi;
+    v->nested.guest_mode = true;
+    v->nested.vectoring.valid = false;
+    emu_update_mode(v);
+    c->cpl = c->seg[EMU_SS].dpl;
+    emu_tlb_flush(v);
+    if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA))
+        emu_try_load_pdptrs(v, c->cr3);
+    x->inj_pending = (st->flags & EMU_NESTED_RUN_PENDING) &&
+                     (vf(v, VF_VM_ENTRY_INTR_INFO_FIELD) & INTR_VALID);
+    x->timer_on = pin(v) & VMX_PIN_PREEMPTION_TIMER;
+    if (st->vmx_flags & EMU_VMX_PREEMPTION_TIMER_DEADLINE)
+        x->timer_deadline = st->preemption_timer_deadline;
+    else if (x->timer_on)
+        x->timer_deadline = l1_tsc(v) +
+                            ((uint64_t)(uint32_t)vf(v, VF_VMX_PREEMPTION_TIMER_VALUE) << VMX_MISC_TIMER_RATE);
+    v->kick = 1;
+    return 0;
 }
