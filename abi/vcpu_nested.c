@@ -38,7 +38,7 @@ static long vmx_get(struct abi_vcpu *v, struct kvm_nested_state *u)
     uint32_t user_size;
     if (abi_copy_from_user(&user_size, &u->size, sizeof user_size))
         return -EFAULT;
-    uint8_t *image = malloc(EMU_VMX_VMCS12_SIZE);
+    uint8_t *image = malloc(2 * EMU_VMX_VMCS12_SIZE);
     if (!image)
         return -ENOMEM;
     struct emu_vmx_nested_state es;
@@ -56,7 +56,9 @@ static long vmx_get(struct abi_vcpu *v, struct kvm_nested_state *u)
     /* vmx_get_nested_state writes nothing into a buffer too small for the whole state */
     if (user_size >= st.size &&
         (abi_copy_to_user(u, &st, sizeof st) ||
-         (es.has_vmcs12 && abi_copy_to_user(u->data.vmx[0].vmcs12, image, EMU_VMX_VMCS12_SIZE))))
+         (es.has_vmcs12 && abi_copy_to_user(u->data.vmx[0].vmcs12, image, EMU_VMX_VMCS12_SIZE)) ||
+         (es.has_shadow && abi_copy_to_user(u->data.vmx[0].shadow_vmcs12,
+                                            image + EMU_VMX_VMCS12_SIZE, EMU_VMX_VMCS12_SIZE))))
         r = -EFAULT;
     free(image);
     if (r)
@@ -80,11 +82,16 @@ static long vmx_set(struct abi_vcpu *v, const struct kvm_nested_state *u,
     uint8_t *image = NULL;
     bool copy_failed = false;
     if (st->size >= HDR_SIZE + EMU_VMX_VMCS12_SIZE) {
-        image = malloc(EMU_VMX_VMCS12_SIZE);
+        image = malloc(2 * EMU_VMX_VMCS12_SIZE);
         if (!image)
             return -ENOMEM;
         copy_failed = abi_copy_from_user(image, u->data.vmx[0].vmcs12, EMU_VMX_VMCS12_SIZE) != 0;
         es.has_vmcs12 = true;
+        if (st->size >= HDR_SIZE + 2 * EMU_VMX_VMCS12_SIZE) {
+            es.has_shadow = true;
+            copy_failed |= abi_copy_from_user(image + EMU_VMX_VMCS12_SIZE,
+                                              u->data.vmx[0].shadow_vmcs12, EMU_VMX_VMCS12_SIZE) != 0;
+        }
     }
     long r = emu_vmx_set_nested_state(v->emu, &es, image, copy_failed);
     free(image);

@@ -200,13 +200,15 @@ struct emu_vmx_nested_state {
     uint64_t preemption_timer_deadline;
     uint32_t size;      /* kvm_nested_state.size */
     bool has_vmcs12;    /* the result has (get) / the caller passes (set) a vmcs12 image */
+    bool has_shadow;    /* ... and a shadow vmcs12 after it */
 };
-/* Fills *st and, with has_vmcs12, vmcs12[EMU_VMX_VMCS12_SIZE]. */
-void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *st, uint8_t *vmcs12);
-/* vmcs12: the image when st->size holds one, NULL otherwise; copy_failed = the caller
- * could not read it (-EFAULT at KVM's point). 0 or -EINVAL / -EFAULT. */
+/* Fills *st and data[2 * EMU_VMX_VMCS12_SIZE] (struct kvm_vmx_nested_state_data). */
+void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *st, uint8_t *data);
+/* data: vmcs12 (and the shadow vmcs12 when has_shadow) as far as st->size holds them;
+ * copy_failed = the caller could not read them (-EFAULT where KVM's copy_from_user is).
+ * 0 or -EINVAL / -EFAULT. */
 int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_state *st,
-                             const uint8_t *vmcs12, bool copy_failed);
+                             const uint8_t *data, bool copy_failed);
 
 /* ---------------- interrupt controller hooks (in-kernel LAPIC, wired by abi/) ---------------- */
 

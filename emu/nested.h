@@ -107,7 +107,9 @@ struct emu_vmx {
     uint64_t timer_deadline;  /* L1 TSC at which it fires (value << rate) */
     bool l1_nmi_masked;
     uint32_t exit_insn_info;  /* VMX-instruction information of the exit being taken */
+    bool shadow_loaded;       /* shadow12 holds the VMCS-link-pointer VMCS while L2 runs */
     uint8_t vmcs12[4096];
+    uint8_t shadow12[4096];   /* KVM cached_shadow_vmcs12: L2's VMREAD/VMWRITE target */
 };
 
 struct emu_nested {

@@ -6,8 +6,11 @@
  * nested_vmx_exit_handled_msr / _io / _cr, nested_vmx_is_exception_vmexit) and event
  * arbitration in L2 (vmx_check_nested_events). The contract is emu/nested.h; the field
  * table emu/vmcs.c (KVM's vmcs12 layout); the capability values msr/vmx_caps.h.
+ * VMCS shadowing is emulated as KVM does: the link-pointer VMCS is cached at VM entry
+ * (nested_cache_shadow_vmcs12) and written back at the exit; L2's VMREAD/VMWRITE of a
+ * field whose bitmap bit is clear use it without an exit.
  * Not offered (so never entered): EPT, unrestricted guest, APIC virtualization / TPR
- * shadow, VMCS shadowing, monitor trap flag, PML, VMFUNC, TSC scaling, PERF_GLOBAL_CTRL
+ * shadow, monitor trap flag, PML, VMFUNC, TSC scaling, PERF_GLOBAL_CTRL
  * loading, the wait-for-SIPI / shutdown activity states. */
 #include <errno.h>
 #include <string.h>
@@ -237,6 +240,10 @@ static void load_host(struct emu_vcpu *v, bool abort_on_error)
     v->nested.vectoring.valid = false;
     x->inj_pending = false;
     x->timer_on = false;
+    if (x->shadow_loaded) { /* nested_flush_cached_shadow_vmcs12 */
+        emu_phys_write(v, vf(v, VF_VMCS_LINK_POINTER), x->shadow12, sizeof x->shadow12);
+        x->shadow_loaded = false;
+    }
     if (ectl & VMX_EXIT_LOAD_EFER)
         c->efer = vf(v, VF_HOST_IA32_EFER);
     else if (ia32e)
@@ -869,8 +876,9 @@ static int h_vmptrld(struct emu_vcpu *v, const struct decoded_insn *d)
             memset(page, 0xff, sizeof page);
         uint32_t rev;
         memcpy(&rev, page, 4);
-        /* bit 31 = shadow VMCS, which needs VMCS shadowing (not offered) */
-        if (rev != VMX_VMCS12_REVISION)
+        /* bit 31 = shadow VMCS, which needs VMCS shadowing in IA32_VMX_PROCBASED_CTLS2 */
+        if ((rev & 0x7fffffffu) != VMX_VMCS12_REVISION ||
+            ((rev >> 31) && !(v->cpu.vmx_caps.proc2_hi & VMX_PROC2_SHADOW_VMCS)))
             return fail(v, VMXERR_VMPTRLD_BAD_REVISION);
         release_vmcs12(v);
         memcpy(x->vmcs12, page, sizeof page);
@@ -888,25 +896,58 @@ static int h_vmptrst(struct emu_vcpu *v, const struct decoded_insn *d)
     return succeed(v);
 }
 
+/* VMREAD/VMWRITE in L2 (nested_vmx_exit_handled_vmcs_access): without VMCS shadowing, or
+ * with the field's bit set in L1's VMREAD/VMWRITE bitmap, they exit; otherwise they use
+ * the shadow VMCS. Returns the vmcs12 image the instruction works on, NULL = VMfailInvalid. */
+static uint8_t *vmcs_access_target(struct emu_vcpu *v, const struct decoded_insn *d, bool write)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_vmx *x = &v->nested.vmx;
+    if (!c->vmxon || !(c->cr0 & CR0_PE) || (c->rflags & EMU_FL_VM) ||
+        ((c->efer & EFER_LMA) && !c->seg[EMU_CS].l))
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    unsigned memop = write ? 1 : 0, regop = write ? 0 : 1;
+    if (v->nested.guest_mode) {
+        uint64_t field = emu_gpr_read(v, d->ops[regop].reg, 8);
+        bool exits = true;
+        uint8_t b;
+        if ((proc2(v) & VMX_PROC2_SHADOW_VMCS) && !(field >> 15) &&
+            emu_phys_read(v, vf(v, write ? VF_VMWRITE_BITMAP : VF_VMREAD_BITMAP) + field / 8, &b, 1))
+            exits = (b >> (field & 7)) & 1;
+        if (exits) {
+            x->exit_insn_info = insn_info(d, (int)memop, (int)regop);
+            insn_exit(v, write ? EXIT_VMWRITE : EXIT_VMREAD, mem_disp(d, memop));
+        }
+    }
+    if (c->cpl != 0)
+        emu_raise(v, EMU_GP, 0);
+    if (x->vmptr == INVALID_PTR)
+        return NULL;
+    if (v->nested.guest_mode)
+        return x->shadow_loaded ? x->shadow12 : NULL; /* link pointer INVALID_GPA */
+    return x->vmcs12;
+}
+
 /* VMREAD Ey, Gy: field encoding in the register operand (ops[1]) */
 static int h_vmread(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    check_permission(v, EXIT_VMREAD, insn_info(d, 0, 1), mem_disp(d, 0));
-    if (v->nested.vmx.vmptr == INVALID_PTR)
+    uint8_t *img = vmcs_access_target(v, d, false);
+    if (!img)
         return fail_invalid(v);
-    uint32_t enc = (uint32_t)emu_opnd_read(v, d, 1);
+    uint64_t encq = emu_opnd_read(v, d, 1);
+    uint32_t enc = (uint32_t)encq;
     unsigned off, w;
-    if (emu_opnd_read(v, d, 1) >> 32 || !emu_vmcs_locate(enc, &off, &w))
+    if (encq >> 32 || !emu_vmcs_locate(enc, &off, &w))
         return fail(v, VMXERR_UNSUPPORTED_COMPONENT);
-    emu_opnd_write(v, d, 0, emu_vmcs_get(vmcs(v), enc));
+    emu_opnd_write(v, d, 0, emu_vmcs_get(img, enc));
     return succeed(v);
 }
 
 /* VMWRITE Gy, Ey: field encoding in ops[0], value in ops[1] */
 static int h_vmwrite(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    check_permission(v, EXIT_VMWRITE, insn_info(d, 1, 0), mem_disp(d, 1));
-    if (v->nested.vmx.vmptr == INVALID_PTR)
+    uint8_t *img = vmcs_access_target(v, d, true);
+    if (!img)
         return fail_invalid(v);
     uint64_t val = emu_opnd_read(v, d, 1);
     uint64_t encq = emu_opnd_read(v, d, 0);
@@ -920,7 +961,7 @@ static int h_vmwrite(struct emu_vcpu *v, const struct decoded_insn *d)
     /* KVM drops the reserved bits of the segment access rights, as some CPUs do */
     if (enc >= VF_GUEST_ES_AR_BYTES && enc <= VF_GUEST_TR_AR_BYTES)
         val &= 0x1f0ff;
-    emu_vmcs_put(vmcs(v), enc, val);
+    emu_vmcs_put(img, enc, val);
     return succeed(v);
 }
 
@@ -991,6 +1032,9 @@ static bool check_controls(struct emu_vcpu *v)
         return false;
     if ((p2 & VMX_PROC2_VPID) && !vf(v, VF_VIRTUAL_PROCESSOR_ID))
         return false;
+    if ((p2 & VMX_PROC2_SHADOW_VMCS) &&
+        (!page_ok(v, vf(v, VF_VMREAD_BITMAP)) || !page_ok(v, vf(v, VF_VMWRITE_BITMAP))))
+        return false; /* nested_vmx_check_shadow_vmcs_controls */
     /* exit controls; MSR-store/load lists: 16-byte aligned, in MAXPHYADDR */
     if (!ctl_ok(ex, k->exit_lo, k->exit_hi) || !ctl_ok(en, k->entry_lo, k->entry_hi))
         return false;
@@ -1097,8 +1141,11 @@ static int check_guest_state(struct emu_vcpu *v)
         return 1 + ENTRY_FAIL_DEFAULT;
     uint64_t link = vf(v, VF_VMCS_LINK_POINTER);
     if (link != INVALID_PTR) {
+        /* nested_vmx_check_vmcs_link_ptr: the shadow bit matches "VMCS shadowing" */
         uint32_t rev = 0;
-        if (!page_ok(v, link) || !emu_phys_read(v, link, &rev, 4) || rev != VMX_VMCS12_REVISION)
+        bool shadow = proc2(v) & VMX_PROC2_SHADOW_VMCS;
+        if (!page_ok(v, link) || !emu_phys_read(v, link, &rev, 4) ||
+            (rev & 0x7fffffffu) != VMX_VMCS12_REVISION || (rev >> 31) != shadow)
             return 1 + ENTRY_FAIL_VMCS_LINK_PTR;
     }
     if (en & VMX_ENTRY_LOAD_EFER) {
@@ -1184,6 +1231,15 @@ static void load_guest(struct emu_vcpu *v)
     c->tsc_offset += c->l2_tsc_offset;
 }
 
+/* nested_cache_shadow_vmcs12 */
+static void cache_shadow(struct emu_vcpu *v)
+{
+    struct emu_vmx *x = &v->nested.vmx;
+    uint64_t link = vf(v, VF_VMCS_LINK_POINTER);
+    x->shadow_loaded = (proc2(v) & VMX_PROC2_SHADOW_VMCS) && link != INVALID_PTR &&
+                       emu_phys_read(v, link, x->shadow12, sizeof x->shadow12);
+}
+
 static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
 {
     struct cpu *c = &v->cpu;
@@ -1192,6 +1248,10 @@ static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
     check_permission(v, launch ? EXIT_VMLAUNCH : EXIT_VMRESUME, 0, 0);
     if (x->vmptr == INVALID_PTR)
         return fail_invalid(v);
+    uint32_t rev;
+    memcpy(&rev, x->vmcs12, 4);
+    if (rev >> 31)
+        return fail_invalid(v); /* a shadow VMCS cannot be launched (CF, no error number) */
     if (c->ev.int_shadow & SHADOW_MOV_SS)
         return fail(v, VMXERR_ENTRY_BLOCKED_BY_MOV_SS);
     if (!!launch_state(v) == launch)
@@ -1228,6 +1288,7 @@ static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
         vmexit(v, EXIT_FAILED_ENTRY | EXIT_MSR_LOAD_FAIL, bad_msr, 0, 0, 0);
     }
     x->inj_pending = vf(v, VF_VM_ENTRY_INTR_INFO_FIELD) & INTR_VALID;
+    cache_shadow(v);
     x->timer_on = false;
     if (pin(v) & VMX_PIN_PREEMPTION_TIMER) {
         x->timer_on = true;
@@ -1320,9 +1381,15 @@ void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *s
         }
         /* sync_vmcs02_to_vmcs12: the authoritative L2 state is the running one */
         save_guest(v);
+        if (x->shadow_loaded) {
+            st->has_shadow = true;
+            st->size += EMU_VMX_VMCS12_SIZE;
+        }
     }
     if (st->has_vmcs12)
         memcpy(image, x->vmcs12, EMU_VMX_VMCS12_SIZE);
+    if (st->has_shadow)
+        memcpy(image + EMU_VMX_VMCS12_SIZE, x->shadow12, EMU_VMX_VMCS12_SIZE);
 }
 
 int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_state *st,
@@ -1368,21 +1435,32 @@ int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_sta
     memcpy(x->vmcs12, image, EMU_VMX_VMCS12_SIZE);
     uint32_t rev;
     memcpy(&rev, x->vmcs12, 4);
-    if (rev != VMX_VMCS12_REVISION)
-        return -EINVAL;
+    if ((rev & 0x7fffffffu) != VMX_VMCS12_REVISION)
+        return -EINVAL; /* hdr.revision_id is bits 30:0, bit 31 the shadow flag */
     if (!(st->flags & EMU_NESTED_GUEST_MODE))
         return 0;
+    uint64_t link = vf(v, VF_VMCS_LINK_POINTER);
+    bool shadow = (proc2(v) & VMX_PROC2_SHADOW_VMCS) && link != INVALID_PTR;
+    if (shadow) {
+        if (st->size < 128 + 2 * EMU_VMX_VMCS12_SIZE)
+            return -EINVAL;
+        if (copy_failed || !st->has_shadow)
+            return -EFAULT;
+        memcpy(&rev, image + EMU_VMX_VMCS12_SIZE, 4);
+        if ((rev & 0x7fffffffu) != VMX_VMCS12_REVISION || !(rev >> 31))
+            return -EINVAL;
+    }
     if (!check_controls(v) || !check_host_state(v) || check_guest_state(v))
         return -EINVAL;
     /* nested_vmx_enter_non_root_mode(from_vmentry = false): L2's state from vmcs12 (synced
      * at the GET), the events user space restored kept */
-    uint8_t shadow = c->ev.int_shadow;
+    uint8_t int_shadow = c->ev.int_shadow;
     bool nmi = c->ev.nmi_masked;
     x->l1_nmi_masked = false;
     x->exit_insn_info = 0;
     v->nested.ops = &emu_vmx_ops;
     load_guest(v);
-    c->ev.int_shadow = shadow;
+    c->ev.int_shadow = int_shadow;
     c->ev.nmi_masked = nmi;
     v->nested.guest_mode = true;
     v->nested.vectoring.valid = false;
@@ -1391,6 +1469,9 @@ int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_sta
     emu_tlb_flush(v);
     if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA))
         emu_try_load_pdptrs(v, c->cr3);
+    x->shadow_loaded = shadow;
+    if (shadow)
+        memcpy(x->shadow12, image + EMU_VMX_VMCS12_SIZE, EMU_VMX_VMCS12_SIZE);
     x->inj_pending = (st->flags & EMU_NESTED_RUN_PENDING) &&
                      (vf(v, VF_VM_ENTRY_INTR_INFO_FIELD) & INTR_VALID);
     x->timer_on = pin(v) & VMX_PIN_PREEMPTION_TIMER;

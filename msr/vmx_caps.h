@@ -59,8 +59,9 @@
      VMX_PROC_MONITOR | VMX_PROC_PAUSE | VMX_PROC_SECONDARY)
 
 /* secondary processor-based controls (SDM 24.6.2). Offered: descriptor-table exiting,
- * VPID (the TLB is untagged and flushed at every transition), WBINVD exiting. Not: EPT
- * (and so unrestricted guest, PML, VMFUNC), APIC virtualization, VMCS shadowing, and the
+ * VPID (the TLB is untagged and flushed at every transition), WBINVD exiting, VMCS
+ * shadowing (emulated as KVM does). Not: EPT (and so unrestricted guest, PML, VMFUNC),
+ * APIC virtualization, and the
  * controls KVM drops for features softkvm's CPUID lacks (RDTSCP, INVPCID, XSAVES,
  * RDRAND/RDSEED exiting, WAITPKG). */
 #define VMX_PROC2_EPT (1u << 1)
@@ -69,8 +70,10 @@
 #define VMX_PROC2_VPID (1u << 5)
 #define VMX_PROC2_WBINVD (1u << 6)
 #define VMX_PROC2_UNRESTRICTED (1u << 7)
+#define VMX_PROC2_SHADOW_VMCS (1u << 14)
 #define VMX_PROC2_TSC_SCALING (1u << 25)
-#define VMX_PROC2_ALLOWED (VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD)
+#define VMX_PROC2_ALLOWED                                                                   \
+    (VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD | VMX_PROC2_SHADOW_VMCS)
 
 /* VM-exit controls (SDM 24.7.1) */
 #define VMX_EXIT_SAVE_DEBUG (1u << 2)
