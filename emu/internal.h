@@ -371,6 +371,19 @@ static inline void emu_icpt_dr(struct emu_vcpu *v, unsigned dr, bool write)
     if (__builtin_expect(v->nested.guest_mode, 0))
         v->nested.ops->dr(v, dr, write);
 }
+/* CR values as L2 sees / leaves them (nested.h cr_read / cr_write) */
+static inline uint64_t emu_nested_cr_read(struct emu_vcpu *v, unsigned cr, uint64_t val)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0) && v->nested.ops->cr_read)
+        return v->nested.ops->cr_read(v, cr, val);
+    return val;
+}
+static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint64_t val)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0) && v->nested.ops->cr_write)
+        return v->nested.ops->cr_write(v, cr, val);
+    return val;
+}
 
 /* Debug (emu/debug.c): guest-debug exits (single-step, INT3, execution breakpoints) and
  * the guest's own single-step trap (EFLAGS.TF, SDM vol.3 18.3.1.4). */

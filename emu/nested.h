@@ -55,6 +55,11 @@ struct emu_nested_ops {
     void (*msr)(struct emu_vcpu *v, uint32_t index, bool write);
     void (*io)(struct emu_vcpu *v, const struct emu_nx_io *io);
     void (*cr)(struct emu_vcpu *v, unsigned cr, bool write);
+    /* Optional (NULL: none). The value L2 reads from a CR (VMX: L1-owned CR0/CR4 bits come
+     * from the read shadows), and the value a CR write that did not exit stores (VMX:
+     * L1-owned bits keep their value; SDM 25.3 "MOV to CR0/CR4", CLTS, LMSW). */
+    uint64_t (*cr_read)(struct emu_vcpu *v, unsigned cr, uint64_t val);
+    uint64_t (*cr_write)(struct emu_vcpu *v, unsigned cr, uint64_t val);
     void (*dr)(struct emu_vcpu *v, unsigned dr, bool write);
     /* A fault/trap about to be delivered in L2 (after #DF merging); `reinject` = the event
      * was already being delivered (KVM "injected"), which the intercept never sees. */

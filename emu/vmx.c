@@ -579,6 +579,26 @@ static void vmx_cr(struct emu_vcpu *v, unsigned cr, bool write)
         insn_exit(v, EXIT_CR_ACCESS, q);
 }
 
+/* CR0/CR4 reads in L2: bits set in the guest/host mask read from the read shadow. */
+static uint64_t vmx_cr_read(struct emu_vcpu *v, unsigned cr, uint64_t val)
+{
+    if (cr != 0 && cr != 4)
+        return val;
+    uint64_t mask = vf(v, cr == 0 ? VF_CR0_GUEST_HOST_MASK : VF_CR4_GUEST_HOST_MASK);
+    uint64_t shadow = vf(v, cr == 0 ? VF_CR0_READ_SHADOW : VF_CR4_READ_SHADOW);
+    return (val & ~mask) | (shadow & mask);
+}
+
+/* A CR0/CR4 write in L2 that did not exit leaves the L1-owned (masked) bits as they are. */
+static uint64_t vmx_cr_write(struct emu_vcpu *v, unsigned cr, uint64_t val)
+{
+    if (cr != 0 && cr != 4)
+        return val;
+    uint64_t mask = vf(v, cr == 0 ? VF_CR0_GUEST_HOST_MASK : VF_CR4_GUEST_HOST_MASK);
+    uint64_t cur = cr == 0 ? v->cpu.cr0 : v->cpu.cr4;
+    return (val & ~mask) | (cur & mask);
+}
+
 static void vmx_dr(struct emu_vcpu *v, unsigned dr, bool write)
 {
     const struct decoded_insn *d = v->insn;
@@ -734,6 +754,7 @@ static bool vmx_events(struct emu_vcpu *v)
 
 const struct emu_nested_ops emu_vmx_ops = {
     .insn = vmx_insn, .msr = vmx_msr, .io = vmx_io, .cr = vmx_cr, .dr = vmx_dr,
+    .cr_read = vmx_cr_read, .cr_write = vmx_cr_write,
     .exception = vmx_exception, .shutdown = vmx_shutdown, .events = vmx_events,
 };
 
