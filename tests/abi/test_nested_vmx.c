@@ -366,6 +366,40 @@ START_TEST(l2_msr_without_bitmaps_always_exits)
 }
 END_TEST
 
+/* I/O bitmaps (nested_vmx_check_io_bitmaps, nested.c:6185): a set bit for port 0x80 in
+ * bitmap A is an I/O exit (reason 30) with qualification port << 16 | immediate (bit 6) |
+ * size - 1; without the exit the same OUT would be L0's user-space exit. */
+START_TEST(l2_io_follows_l1_io_bitmap)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    vput(&c, VF_CPU_BASED_VM_EXEC_CONTROL, 0x0401e172u | 1u << 28 | 1u << 25);
+    vput(&c, VF_IO_BITMAP_A, 0x30000);
+    vput(&c, VF_IO_BITMAP_B, 0x31000);
+    c.mem[0x30000 + 0x80 / 8] |= 1u << (0x80 % 8);
+    expect_l1_exit(&c, EXIT_MSR_READ, 0, nvmx_a);
+    expect_l1_exit(&c, 30, 0x80u << 16 | 1u << 6, nvmx_b + 2);
+    guest_close(&c);
+}
+END_TEST
+
+/* A guest-state check failure after the VMfail checks (SDM 26.3.1.2: TR unusable) is a
+ * VM exit with reason 33 | bit 31 to HOST_RIP, L2 never runs and the VMCS stays
+ * unlaunched, so the VMRESUME after it VMfails (nested_vmx_run: launch_state check). */
+START_TEST(invalid_guest_state_is_a_failed_entry)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    vput(&c, VF_GUEST_TR_AR_BYTES, 0x10000);
+    expect_l1_exit(&c, 0x80000000u | 33, 0, nvmx_l2);
+    run_to_port(&c, 0x11);
+    struct kvm_regs regs;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+    ck_assert_uint_eq(regs.rflags & 0x41, 0x40); /* VMfailValid: ZF, not CF */
+    guest_close(&c);
+}
+END_TEST
+
 /* KVM_GET_NESTED_STATE in VMX format (vmx_get_nested_state): in L2, GUEST_MODE with the
  * VMXON and VMCS pointers and the vmcs12 (its guest RIP synced to where L2 stopped). */
 START_TEST(nested_state_vmx_format)
@@ -408,6 +442,8 @@ static Suite *suite(void)
     tcase_add_test(t, l2_msr_denied_by_l0_is_gp_in_l2);
     tcase_add_test(t, l2_msr_passed_through_is_l0s);
     tcase_add_test(t, l2_msr_without_bitmaps_always_exits);
+    tcase_add_test(t, l2_io_follows_l1_io_bitmap);
+    tcase_add_test(t, invalid_guest_state_is_a_failed_entry);
     tcase_add_test(t, nested_state_vmx_format);
     suite_add_tcase(s, t);
     return s;
