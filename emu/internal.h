@@ -371,6 +371,14 @@ static inline void emu_icpt_dr(struct emu_vcpu *v, unsigned dr, bool write)
     if (__builtin_expect(v->nested.guest_mode, 0))
         v->nested.ops->dr(v, dr, write);
 }
+/* L2-physical -> L1-physical (nested.h tdp); true = *gpa is the address to use */
+static inline bool emu_nested_tdp(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t lin,
+                                  bool final)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0) && v->nested.ops->tdp)
+        return v->nested.ops->tdp(v, gpa, acc, lin, final);
+    return true;
+}
 /* CR values as L2 sees / leaves them (nested.h cr_read / cr_write) */
 static inline uint64_t emu_nested_cr_read(struct emu_vcpu *v, unsigned cr, uint64_t val)
 {

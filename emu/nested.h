@@ -60,6 +60,11 @@ struct emu_nested_ops {
      * L1-owned bits keep their value; SDM 25.3 "MOV to CR0/CR4", CLTS, LMSW). */
     uint64_t (*cr_read)(struct emu_vcpu *v, unsigned cr, uint64_t val);
     uint64_t (*cr_write)(struct emu_vcpu *v, unsigned cr, uint64_t val);
+    /* Optional: L2-physical -> L1-physical through L1's nested paging (VMX EPT), for each
+     * paging-structure access (final = false) and the final address of a walk for `lin`.
+     * False: not translatable outside a run; inside one the vendor performs the VM exit
+     * (EPT violation / misconfiguration) instead of returning. */
+    bool (*tdp)(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t lin, bool final);
     void (*dr)(struct emu_vcpu *v, unsigned dr, bool write);
     /* A fault/trap about to be delivered in L2 (after #DF merging); `reinject` = the event
      * was already being delivered (KVM "injected"), which the intercept never sees. */
@@ -113,6 +118,7 @@ struct emu_vmx {
     bool l1_nmi_masked;
     uint32_t exit_insn_info;  /* VMX-instruction information of the exit being taken */
     bool shadow_loaded;       /* shadow12 holds the VMCS-link-pointer VMCS while L2 runs */
+    bool ept_on;              /* this L2 runs with "enable EPT" */
     uint8_t vmcs12[4096];
     uint8_t shadow12[4096];   /* KVM cached_shadow_vmcs12: L2's VMREAD/VMWRITE target */
 };

@@ -9,7 +9,10 @@
  * VMCS shadowing is emulated as KVM does: the link-pointer VMCS is cached at VM entry
  * (nested_cache_shadow_vmcs12) and written back at the exit; L2's VMREAD/VMWRITE of a
  * field whose bitmap bit is clear use it without an exit.
- * Not offered (so never entered): EPT, unrestricted guest, APIC virtualization / TPR
+ * EPT: L2-physical addresses of L2's page walks and accesses go through L1's EPT tables
+ * (ops->tdp from emu/paging.c, on TLB misses: the TLB is flushed at every transition and
+ * INVEPT), with EPT-violation / misconfiguration exits (reasons 48/49).
+ * Not offered (so never entered): unrestricted guest, APIC virtualization / TPR
  * shadow, monitor trap flag, PML, VMFUNC, TSC scaling, PERF_GLOBAL_CTRL
  * loading, the wait-for-SIPI / shutdown activity states. */
 #include <errno.h>
@@ -95,6 +98,7 @@ static void vf_set(struct emu_vcpu *v, uint32_t f, uint64_t x) { emu_vmcs_put(vm
 
 static uint32_t pin(struct emu_vcpu *v) { return (uint32_t)vf(v, VF_PIN_BASED_VM_EXEC_CONTROL); }
 static uint32_t proc(struct emu_vcpu *v) { return (uint32_t)vf(v, VF_CPU_BASED_VM_EXEC_CONTROL); }
+static uint32_t proc2_cap(struct emu_vcpu *v) { return v->cpu.vmx_caps.proc2_hi; }
 static uint32_t proc2(struct emu_vcpu *v)
 {
     return (proc(v) & VMX_PROC_SECONDARY) ? (uint32_t)vf(v, VF_SECONDARY_VM_EXEC_CONTROL) : 0;
@@ -240,6 +244,7 @@ static void load_host(struct emu_vcpu *v, bool abort_on_error)
     v->nested.vectoring.valid = false;
     x->inj_pending = false;
     x->timer_on = false;
+    x->ept_on = false;
     if (x->shadow_loaded) { /* nested_flush_cached_shadow_vmcs12 */
         emu_phys_write(v, vf(v, VF_VMCS_LINK_POINTER), x->shadow12, sizeof x->shadow12);
         x->shadow_loaded = false;
@@ -752,9 +757,105 @@ static bool vmx_events(struct emu_vcpu *v)
     return false;
 }
 
+/* ---- EPT (SDM 29.3.2-29.3.3; KVM's nested EPT MMU, paging_tmpl.h with EPT entries) ---- */
+
+enum { EXIT_EPT_VIOLATION = 48, EXIT_EPT_MISCONFIG = 49 };
+
+static bool ept_misconfigured(struct emu_vcpu *v, uint64_t e, int level)
+{
+    unsigned rwx = e & 7;
+    if (rwx == 2 || rwx == 6)
+        return true; /* writable without readable */
+    if (rwx == 4 && !(v->cpu.vmx_caps.ept_vpid & VMX_EPT_EXEC_ONLY))
+        return true;
+    if (e & 0x000fffffffffffffull & ~((1ull << maxphyaddr(v)) - 1) & ~0xfffull)
+        return true; /* address bits beyond MAXPHYADDR */
+    bool leaf = level == 1 || ((level == 2 || level == 3) && (e & 0x80));
+    if (level == 4 && (e & 0xf8))
+        return true; /* PML4E: bits 7:3 reserved */
+    if (level == 3 && (e & 0x80) && !(v->cpu.vmx_caps.ept_vpid & VMX_EPT_1G))
+        return true;
+    if (!leaf)
+        return (e & 0x78) != 0; /* non-leaf: bits 6:3 reserved */
+    unsigned mt = (e >> 3) & 7;
+    if (mt == 2 || mt == 3 || mt == 7)
+        return true; /* reserved memory types */
+    if (level == 3 && (e & 0x3ffff000ull))
+        return true;
+    if (level == 2 && (e & 0x1ff000ull))
+        return true;
+    return false;
+}
+
+static bool vmx_tdp(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t lin, bool final)
+{
+    if (!v->nested.vmx.ept_on)
+        return true;
+    uint64_t a = *gpa, pa_mask = ((1ull << maxphyaddr(v)) - 1) & ~0xfffull;
+    uint64_t table = vf(v, VF_EPT_POINTER) & pa_mask;
+    unsigned kind = acc & EMU_ACC_KIND;
+    unsigned need = kind == EMU_ACC_WRITE ? 2 : kind == EMU_ACC_FETCH ? 4 : 1;
+    unsigned perms = 7;
+    uint64_t e = 0, page = 4096;
+    bool violation = false;
+    for (int level = 4; level >= 1; level--) {
+        unsigned idx = (a >> (12 + 9 * (level - 1))) & 0x1ff;
+        if (!emu_phys_read(v, table + idx * 8, &e, 8)) {
+            if (v->in_run)
+                emu_unimplemented(v); /* EPT tables outside RAM */
+            return false;
+        }
+        if (!(e & 7)) {
+            perms = 0;
+            violation = true; /* not present */
+            break;
+        }
+        if (ept_misconfigured(v, e, level)) {
+            if (!v->in_run)
+                return false;
+            vf_set(v, VF_GUEST_PHYSICAL_ADDRESS, a);
+            vmexit(v, EXIT_EPT_MISCONFIG, 0, 0, 0, 0);
+        }
+        perms &= e & 7;
+        if (level == 1 || (e & 0x80)) {
+            page = level == 3 ? 1ull << 30 : level == 2 ? 2ull << 20 : 4096;
+            break;
+        }
+        table = e & pa_mask;
+    }
+    if (violation || !(perms & need)) {
+        if (!v->in_run)
+            return false;
+        /* qualification (SDM table 28-7): the access (read/write/fetch), the effective
+         * permissions, guest-linear valid, and whether it was the final translation */
+        uint64_t q = need | (uint64_t)perms << 3 | 1u << 7 | (final ? 1u << 8 : 0);
+        vf_set(v, VF_GUEST_PHYSICAL_ADDRESS, a);
+        vf_set(v, VF_GUEST_LINEAR_ADDRESS, lin);
+        vmexit(v, EXIT_EPT_VIOLATION, q, 0, 0, 0);
+    }
+    *gpa = ((e & pa_mask) & ~(page - 1)) | (a & (page - 1));
+    return true;
+}
+
+/* nested_vmx_check_eptp: WB memory type, 4-level walk, A/D only if offered, reserved 0 */
+static bool eptp_ok(struct emu_vcpu *v, uint64_t eptp)
+{
+    uint64_t caps = v->cpu.vmx_caps.ept_vpid;
+    unsigned mt = eptp & 7;
+    if (!((mt == 6 && (caps & VMX_EPT_WB)) || (mt == 0 && (caps & (1ull << 8)))))
+        return false;
+    if (((eptp >> 3) & 7) != 3 || !(caps & VMX_EPT_WALK_4))
+        return false;
+    if ((eptp & (1u << 6)) && !(caps & VMX_EPT_AD))
+        return false;
+    if ((eptp & 0xf80) || !legal_gpa(v, eptp & ~0xfffull))
+        return false;
+    return true;
+}
+
 const struct emu_nested_ops emu_vmx_ops = {
     .insn = vmx_insn, .msr = vmx_msr, .io = vmx_io, .cr = vmx_cr, .dr = vmx_dr,
-    .cr_read = vmx_cr_read, .cr_write = vmx_cr_write,
+    .cr_read = vmx_cr_read, .cr_write = vmx_cr_write, .tdp = vmx_tdp,
     .exception = vmx_exception, .shutdown = vmx_shutdown, .events = vmx_events,
 };
 
@@ -986,12 +1087,26 @@ static int h_vmwrite(struct emu_vcpu *v, const struct decoded_insn *d)
     return succeed(v);
 }
 
-/* INVEPT: EPT is not offered, so INVEPT is #UD (SDM: "enable EPT" cannot be 1 and the
- * instruction's support bit IA32_VMX_EPT_VPID_CAP[20] is 0). In L2 it exits. */
+/* INVEPT (handle_invept): single-context (1) and global (2) as IA32_VMX_EPT_VPID_CAP
+ * offers them; the TLB holds combined translations only, so both flush it. */
 static int h_invept(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     check_permission(v, EXIT_INVEPT, insn_info(d, 1, 0), mem_disp(d, 1));
-    emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    uint64_t caps = v->cpu.vmx_caps.ept_vpid;
+    if (!(proc2_cap(v) & VMX_PROC2_EPT) || !(caps & VMX_EPT_INVEPT))
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    uint64_t type = emu_gpr_read(v, d->ops[0].reg, v->mode == DECODER_MODE_64 ? 8 : 4);
+    uint8_t desc[16];
+    emu_mem_read_buf(v, d->ops[1].seg, emu_opnd_ea(v, d, 1), desc, sizeof desc);
+    uint64_t eptp;
+    memcpy(&eptp, desc, 8);
+    uint32_t types = (uint32_t)(caps >> 24) & 6; /* bit 25: single-context, bit 26: global */
+    if (type > 2 || !((types >> type) & 1))
+        return fail(v, VMXERR_INVALID_OPERAND);
+    if (type == 1 && !eptp_ok(v, eptp))
+        return fail(v, VMXERR_INVALID_OPERAND);
+    emu_tlb_flush(v);
+    return succeed(v);
 }
 
 /* INVVPID (handle_invvpid): types 0-3 offered; the TLB is untagged, so every valid
@@ -1052,6 +1167,8 @@ static bool check_controls(struct emu_vcpu *v)
     if (!(pn & VMX_PIN_VIRTUAL_NMIS) && (p & VMX_PROC_NMI_WINDOW))
         return false;
     if ((p2 & VMX_PROC2_VPID) && !vf(v, VF_VIRTUAL_PROCESSOR_ID))
+        return false;
+    if ((p2 & VMX_PROC2_EPT) && !eptp_ok(v, vf(v, VF_EPT_POINTER)))
         return false;
     if ((p2 & VMX_PROC2_SHADOW_VMCS) &&
         (!page_ok(v, vf(v, VF_VMREAD_BITMAP)) || !page_ok(v, vf(v, VF_VMWRITE_BITMAP))))
@@ -1247,6 +1364,7 @@ static void load_guest(struct emu_vcpu *v)
     uint32_t gi = (uint32_t)vf(v, VF_GUEST_INTERRUPTIBILITY_INFO);
     c->ev.int_shadow = (gi & GI_STI ? SHADOW_STI : 0) | (gi & GI_MOV_SS ? SHADOW_MOV_SS : 0);
     c->ev.nmi_masked = gi & GI_NMI;
+    v->nested.vmx.ept_on = proc2(v) & VMX_PROC2_EPT;
     /* kvm_calc_nested_tsc_offset at ratio 1 */
     c->l2_tsc_offset = (proc(v) & VMX_PROC_TSC_OFFSET) ? vf(v, VF_TSC_OFFSET) : 0;
     c->tsc_offset += c->l2_tsc_offset;

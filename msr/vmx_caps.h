@@ -58,10 +58,10 @@
      VMX_PROC_MOV_DR | VMX_PROC_UNCOND_IO | VMX_PROC_IO_BITMAPS | VMX_PROC_MSR_BITMAPS |    \
      VMX_PROC_MONITOR | VMX_PROC_PAUSE | VMX_PROC_SECONDARY)
 
-/* secondary processor-based controls (SDM 24.6.2). Offered: descriptor-table exiting,
- * VPID (the TLB is untagged and flushed at every transition), WBINVD exiting, VMCS
- * shadowing (emulated as KVM does). Not: EPT (and so unrestricted guest, PML, VMFUNC),
- * APIC virtualization, and the
+/* secondary processor-based controls (SDM 24.6.2). Offered: EPT (4-level, WB, no A/D),
+ * descriptor-table exiting, VPID (the TLB is untagged and flushed at every transition),
+ * WBINVD exiting, VMCS shadowing (emulated as KVM does). Not: unrestricted guest, PML,
+ * VMFUNC, APIC virtualization, and the
  * controls KVM drops for features softkvm's CPUID lacks (RDTSCP, INVPCID, XSAVES,
  * RDRAND/RDSEED exiting, WAITPKG). */
 #define VMX_PROC2_EPT (1u << 1)
@@ -73,7 +73,7 @@
 #define VMX_PROC2_SHADOW_VMCS (1u << 14)
 #define VMX_PROC2_TSC_SCALING (1u << 25)
 #define VMX_PROC2_ALLOWED                                                                   \
-    (VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD | VMX_PROC2_SHADOW_VMCS)
+    (VMX_PROC2_EPT | VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD | VMX_PROC2_SHADOW_VMCS)
 
 /* VM-exit controls (SDM 24.7.1) */
 #define VMX_EXIT_SAVE_DEBUG (1u << 2)
@@ -117,8 +117,21 @@
 #define VMX_CR4_FIXED1_DEFAULT 0x527ffull
 /* highest field index of the vmcs12 field table (emu/vmcs.c), nested_vmx_calc_vmcs_enum_msr */
 #define VMX_CAP_VMCS_ENUM 0x32ull
-/* no EPT capabilities; INVVPID with all four extents (nested_vmx_setup_secondary_ctls) */
-#define VMX_CAP_EPT_VPID (0x0f01ull << 32)
+/* EPT (nested_vmx_setup_secondary_ctls): execute-only, 4-level walks, WB EPTP, 2 MiB and
+ * 1 GiB pages, INVEPT single-context and global; no A/D flags (KVM's enable_ept_ad_bits
+ * off), no 5-level walks. INVVPID with all four extents. */
+#define VMX_EPT_EXEC_ONLY (1ull << 0)
+#define VMX_EPT_WALK_4 (1ull << 6)
+#define VMX_EPT_WB (1ull << 14)
+#define VMX_EPT_2M (1ull << 16)
+#define VMX_EPT_1G (1ull << 17)
+#define VMX_EPT_INVEPT (1ull << 20)
+#define VMX_EPT_AD (1ull << 21)
+#define VMX_EPT_EXTENT_CONTEXT (1ull << 25)
+#define VMX_EPT_EXTENT_GLOBAL (1ull << 26)
+#define VMX_CAP_EPT_VPID                                                                    \
+    (VMX_EPT_EXEC_ONLY | VMX_EPT_WALK_4 | VMX_EPT_WB | VMX_EPT_2M | VMX_EPT_1G | VMX_EPT_INVEPT | \
+     VMX_EPT_EXTENT_CONTEXT | VMX_EPT_EXTENT_GLOBAL | 0x0f01ull << 32)
 
 /* msr/h_vmx.c */
 void msr_vmx_caps_default(struct emu_vmx_caps *c);
