@@ -11,6 +11,7 @@
  *   (nested_vmx_l1_wants_exit -> nested_vmx_exit_handled_msr false, L0 handles it);
  * - a filter denial L0 does not deflect is #GP in L2, which L1's exception bitmap then
  *   turns into an exception exit (nested_vmx_is_exception_vmexit, nested.c:529).
+ * Also: I/O bitmaps, a failed entry, nested EPT, and KVM_GET_NESTED_STATE's VMX format.
  * The host prepares the vmcs12 image in guest memory in KVM's layout (emu/vmcs.h), which L1
  * loads with VMPTRLD; L1 reports each exit on port 0x10 with the exit reason in RSI, the
  * qualification in RDI, the L2 RIP in R8 and the interruption information in R9. The
@@ -400,6 +401,47 @@ START_TEST(invalid_guest_state_is_a_failed_entry)
 }
 END_TEST
 
+/* Nested EPT (secondary control 1): L1's EPT at 0x50000 maps L2-physical addresses to
+ * L1-physical ones. `pd_mapped` false leaves the page of L2's page directory (0x12000)
+ * out, so L2's first instruction fetch faults on a paging-structure read: an EPT
+ * violation (reason 48) with qualification "read, no permissions, linear address valid,
+ * not the final translation" (SDM table 28-7) and the guest-physical address of the PDE. */
+static void build_ept(struct nctx *c, bool pd_mapped)
+{
+    uint64_t *pml4 = (uint64_t *)(c->mem + 0x50000), *pdpt = (uint64_t *)(c->mem + 0x51000);
+    uint64_t *pd = (uint64_t *)(c->mem + 0x52000), *pt = (uint64_t *)(c->mem + 0x53000);
+    pml4[0] = 0x51000 | 7;
+    pdpt[0] = 0x52000 | 7;
+    pd[0] = 0x53000 | 7;
+    for (unsigned i = 0; i < 512; i++) /* identity, RWX, WB (memory type 6 in bits 5:3) */
+        if (pd_mapped || i != 0x12)
+            pt[i] = (uint64_t)i << 12 | 7 | 6u << 3;
+    vput(c, VF_CPU_BASED_VM_EXEC_CONTROL, 0x0401e172u | 1u << 28 | 1u << 31);
+    vput(c, VF_SECONDARY_VM_EXEC_CONTROL, 1u << 1);
+    vput(c, VF_EPT_POINTER, 0x50000 | 3u << 3 | 6); /* 4-level walk, WB */
+}
+
+START_TEST(ept_maps_l2_physical)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    build_ept(&c, true);
+    expect_l1_exit(&c, EXIT_MSR_READ, 0, nvmx_a);
+    run_to_port(&c, 0x80);
+    guest_close(&c);
+}
+END_TEST
+
+START_TEST(ept_violation_on_a_page_walk)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    build_ept(&c, false);
+    expect_l1_exit(&c, 48, 1u | 1u << 7, nvmx_l2);
+    guest_close(&c);
+}
+END_TEST
+
 /* KVM_GET_NESTED_STATE in VMX format (vmx_get_nested_state): in L2, GUEST_MODE with the
  * VMXON and VMCS pointers and the vmcs12 (its guest RIP synced to where L2 stopped). */
 START_TEST(nested_state_vmx_format)
@@ -444,6 +486,8 @@ static Suite *suite(void)
     tcase_add_test(t, l2_msr_without_bitmaps_always_exits);
     tcase_add_test(t, l2_io_follows_l1_io_bitmap);
     tcase_add_test(t, invalid_guest_state_is_a_failed_entry);
+    tcase_add_test(t, ept_maps_l2_physical);
+    tcase_add_test(t, ept_violation_on_a_page_walk);
     tcase_add_test(t, nested_state_vmx_format);
     suite_add_tcase(s, t);
     return s;
