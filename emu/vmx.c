@@ -1469,13 +1469,19 @@ static bool l2_state_runnable(struct emu_vcpu *v)
     return true;
 }
 
-void emu_vmx_run_entry(struct emu_vcpu *v)
+/* msr/ saw a host FEATURE_CONTROL write of 0: vmx_leave_nested happens now */
+static void honour_leave_request(struct emu_vcpu *v)
 {
     if (v->cpu.vmx_leave_req) {
         v->cpu.vmx_leave_req = false;
         if (v->cpu.vmxon)
             leave_vmx(v);
     }
+}
+
+void emu_vmx_run_entry(struct emu_vcpu *v)
+{
+    honour_leave_request(v);
     if (v->nested.guest_mode && v->nested.ops == &emu_vmx_ops && !l2_state_runnable(v)) {
         /* KVM does not emulate invalid guest state for L2: it synthesizes a triple fault
          * exit (vmx.c __vmx_handle_exit, vmx_invalid_nested_guest_state) */
@@ -1503,7 +1509,7 @@ void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *s
     struct emu_vmx *x = &v->nested.vmx;
     *st = (struct emu_vmx_nested_state){.vmxon_pa = INVALID_PTR, .vmcs12_pa = INVALID_PTR,
                                         .size = 128};
-    emu_vmx_run_entry(v); /* a pending FEATURE_CONTROL leave is already KVM's state */
+    honour_leave_request(v); /* KVM left VMX operation at the FEATURE_CONTROL write */
     if (!guest_has_vmx(v) || !v->cpu.vmxon)
         return;
     st->vmxon_pa = x->vmxon_ptr;

@@ -146,7 +146,7 @@ int msr_set_vmx_cap(struct msr_vcpu *v, uint32_t index, uint64_t data, bool host
     struct emu_vmx_caps *c = &v->cpu->vmx_caps, d;
     if (!host || !v->feat.vmx)
         return MSR_RET_INVAL; /* read-only for the guest; host needs VMX in CPUID */
-    if (v->cpu->vmxon)
+    if (v->cpu->vmxon && !v->cpu->vmx_leave_req)
         return MSR_RET_INVAL; /* vmx_set_vmx_msr: -EBUSY in VMX operation */
     msr_vmx_caps_default(&d); /* vmcs_config.nested: what KVM supports */
     switch (index) {
