@@ -12,8 +12,9 @@
  * EPT: L2-physical addresses of L2's page walks and accesses go through L1's EPT tables
  * (ops->tdp from emu/paging.c, on TLB misses: the TLB is flushed at every transition and
  * INVEPT), with EPT-violation / misconfiguration exits (reasons 48/49).
- * Not offered (so never entered): unrestricted guest, APIC virtualization / TPR
- * shadow, monitor trap flag, PML, VMFUNC, TSC scaling, PERF_GLOBAL_CTRL
+ * "Virtualize APIC accesses" makes every access to the APIC-access page an exit.
+ * Not offered (so never entered): unrestricted guest, TPR shadow, APIC-register
+ * virtualization, virtual-interrupt delivery, monitor trap flag, PML, VMFUNC, TSC scaling, PERF_GLOBAL_CTRL
  * loading, the wait-for-SIPI / shutdown activity states. */
 #include <errno.h>
 #include <string.h>
@@ -787,10 +788,27 @@ static bool ept_misconfigured(struct emu_vcpu *v, uint64_t e, int level)
     return false;
 }
 
+/* "Virtualize APIC accesses" without TPR shadow / APIC-register virtualization: every
+ * linear access whose physical address is in the APIC-access page is an APIC-access VM
+ * exit (reason 44) before it happens (SDM 30.4.1, 30.4.3; qualification table 28-6:
+ * offset, access type 0 read / 1 write / 2 fetch / 3 during event delivery). */
+static void apic_access_check(struct emu_vcpu *v, uint64_t pa, unsigned acc)
+{
+    if (!(proc2(v) & VMX_PROC2_APIC_ACCESS) || !v->in_run ||
+        (pa & ~0xfffull) != (vf(v, VF_APIC_ACCESS_ADDR) & ~0xfffull))
+        return;
+    unsigned kind = acc & EMU_ACC_KIND;
+    uint64_t type = v->delivering ? 3 : kind == EMU_ACC_WRITE ? 1 : kind == EMU_ACC_FETCH ? 2 : 0;
+    vmexit(v, 44, (pa & 0xfff) | type << 12, 0, 0, 0);
+}
+
 static bool vmx_tdp(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t lin, bool final)
 {
-    if (!v->nested.vmx.ept_on)
+    if (!v->nested.vmx.ept_on) {
+        if (final)
+            apic_access_check(v, *gpa, acc);
         return true;
+    }
     uint64_t a = *gpa, pa_mask = ((1ull << maxphyaddr(v)) - 1) & ~0xfffull;
     uint64_t table = vf(v, VF_EPT_POINTER) & pa_mask;
     unsigned kind = acc & EMU_ACC_KIND;
@@ -834,6 +852,8 @@ static bool vmx_tdp(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t li
         vmexit(v, EXIT_EPT_VIOLATION, q, 0, 0, 0);
     }
     *gpa = ((e & pa_mask) & ~(page - 1)) | (a & (page - 1));
+    if (final)
+        apic_access_check(v, *gpa, acc);
     return true;
 }
 
@@ -1170,6 +1190,8 @@ static bool check_controls(struct emu_vcpu *v)
         return false;
     if ((p2 & VMX_PROC2_EPT) && !eptp_ok(v, vf(v, VF_EPT_POINTER)))
         return false;
+    if ((p2 & VMX_PROC2_APIC_ACCESS) && !page_ok(v, vf(v, VF_APIC_ACCESS_ADDR)))
+        return false; /* nested_vmx_check_apic_access_controls */
     if ((p2 & VMX_PROC2_SHADOW_VMCS) &&
         (!page_ok(v, vf(v, VF_VMREAD_BITMAP)) || !page_ok(v, vf(v, VF_VMWRITE_BITMAP))))
         return false; /* nested_vmx_check_shadow_vmcs_controls */
@@ -1407,6 +1429,12 @@ static int vmrun(struct emu_vcpu *v, const struct decoded_insn *d, bool launch)
     int bad = check_guest_state(v);
     if (bad)
         vmexit(v, EXIT_FAILED_ENTRY | EXIT_INVALID_STATE, (uint64_t)(bad - 1), 0, 0, 0);
+    /* nested_get_vmcs12_pages: an APIC-access page outside guest RAM ends KVM_RUN with
+     * KVM_INTERNAL_ERROR_EMULATION, the VMLAUNCH/VMRESUME not executed */
+    uint8_t probe;
+    if ((proc2(v) & VMX_PROC2_APIC_ACCESS) &&
+        !emu_phys_read(v, vf(v, VF_APIC_ACCESS_ADDR) & ~0xfffull, &probe, 1))
+        emu_unimplemented(v);
     load_guest(v);
     v->nested.guest_mode = true;
     v->nested.vectoring.valid = false;

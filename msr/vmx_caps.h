@@ -58,12 +58,15 @@
      VMX_PROC_MOV_DR | VMX_PROC_UNCOND_IO | VMX_PROC_IO_BITMAPS | VMX_PROC_MSR_BITMAPS |    \
      VMX_PROC_MONITOR | VMX_PROC_PAUSE | VMX_PROC_SECONDARY)
 
-/* secondary processor-based controls (SDM 24.6.2). Offered: EPT (4-level, WB, no A/D),
+/* secondary processor-based controls (SDM 24.6.2). Offered: virtualize APIC accesses
+ * (every access to the APIC-access page exits: no TPR shadow or APIC-register
+ * virtualization behind it), EPT (4-level, WB, no A/D),
  * descriptor-table exiting, VPID (the TLB is untagged and flushed at every transition),
  * WBINVD exiting, VMCS shadowing (emulated as KVM does). Not: unrestricted guest, PML,
  * VMFUNC, APIC virtualization, and the
  * controls KVM drops for features softkvm's CPUID lacks (RDTSCP, INVPCID, XSAVES,
  * RDRAND/RDSEED exiting, WAITPKG). */
+#define VMX_PROC2_APIC_ACCESS (1u << 0)
 #define VMX_PROC2_EPT (1u << 1)
 #define VMX_PROC2_DESC (1u << 2)
 #define VMX_PROC2_RDTSCP (1u << 3)
@@ -73,7 +76,8 @@
 #define VMX_PROC2_SHADOW_VMCS (1u << 14)
 #define VMX_PROC2_TSC_SCALING (1u << 25)
 #define VMX_PROC2_ALLOWED                                                                   \
-    (VMX_PROC2_EPT | VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD | VMX_PROC2_SHADOW_VMCS)
+    (VMX_PROC2_APIC_ACCESS | VMX_PROC2_EPT | VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD | \
+     VMX_PROC2_SHADOW_VMCS)
 
 /* VM-exit controls (SDM 24.7.1) */
 #define VMX_EXIT_SAVE_DEBUG (1u << 2)

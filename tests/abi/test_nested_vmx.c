@@ -11,7 +11,8 @@
  *   (nested_vmx_l1_wants_exit -> nested_vmx_exit_handled_msr false, L0 handles it);
  * - a filter denial L0 does not deflect is #GP in L2, which L1's exception bitmap then
  *   turns into an exception exit (nested_vmx_is_exception_vmexit, nested.c:529).
- * Also: I/O bitmaps, a failed entry, nested EPT, and KVM_GET_NESTED_STATE's VMX format.
+ * Also: I/O bitmaps, a failed entry, nested EPT, the APIC-access page, and
+ * KVM_GET_NESTED_STATE's VMX format.
  * The host prepares the vmcs12 image in guest memory in KVM's layout (emu/vmcs.h), which L1
  * loads with VMPTRLD; L1 reports each exit on port 0x10 with the exit reason in RSI, the
  * qualification in RDI, the L2 RIP in R8 and the interruption information in R9. The
@@ -442,6 +443,21 @@ START_TEST(ept_violation_on_a_page_walk)
 }
 END_TEST
 
+/* "Virtualize APIC accesses" (secondary control 0) with the APIC-access page on L2's code
+ * page: L2's first instruction fetch is an APIC-access exit (reason 44), qualification =
+ * page offset | access type 2 (linear fetch) << 12 (SDM table 28-6). */
+START_TEST(apic_access_page_access_exits)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    vput(&c, VF_CPU_BASED_VM_EXEC_CONTROL, 0x0401e172u | 1u << 28 | 1u << 31);
+    vput(&c, VF_SECONDARY_VM_EXEC_CONTROL, 1u << 0);
+    vput(&c, VF_APIC_ACCESS_ADDR, CODE_GPA);
+    expect_l1_exit(&c, 44, (gpa_of(nvmx_l2) & 0xfff) | 2u << 12, nvmx_l2);
+    guest_close(&c);
+}
+END_TEST
+
 /* KVM_GET_NESTED_STATE in VMX format (vmx_get_nested_state): in L2, GUEST_MODE with the
  * VMXON and VMCS pointers and the vmcs12 (its guest RIP synced to where L2 stopped). */
 START_TEST(nested_state_vmx_format)
@@ -488,6 +504,7 @@ static Suite *suite(void)
     tcase_add_test(t, invalid_guest_state_is_a_failed_entry);
     tcase_add_test(t, ept_maps_l2_physical);
     tcase_add_test(t, ept_violation_on_a_page_walk);
+    tcase_add_test(t, apic_access_page_access_exits);
     tcase_add_test(t, nested_state_vmx_format);
     suite_add_tcase(s, t);
     return s;
