@@ -10,6 +10,12 @@
 #include "msr/handlers.h"
 #include "msr/vmx_caps.h"
 
+/* guest_cpu_cap_has(VMX): CPUID.VMX and kvm_intel nested (vmx_set_cpu_caps) */
+static bool guest_vmx(const struct msr_vcpu *v)
+{
+    return v->feat.vmx && v->vm->nested_vmx;
+}
+
 static uint64_t ctl(uint32_t lo, uint32_t hi)
 {
     return (uint64_t)hi << 32 | lo;
@@ -82,7 +88,7 @@ void msr_vmx_caps_default(struct emu_vmx_caps *c)
 
 void msr_vmx_caps_cpuid_changed(struct msr_vcpu *v)
 {
-    if (v->vm->vendor != MSR_VENDOR_INTEL || !v->feat.vmx)
+    if (v->vm->vendor != MSR_VENDOR_INTEL || !guest_vmx(v))
         return;
     v->cpu->vmx_caps.cr0_fixed1 = 0xffffffffu;
     v->cpu->vmx_caps.cr4_fixed1 = cr4_fixed1(&v->feat, v);
@@ -118,7 +124,7 @@ int msr_get_vmx_cap(struct msr_vcpu *v, uint32_t index, uint64_t *val, bool host
 {
     (void)host;
     /* vmx_get_msr: only with VMX in the guest CPUID, host reads included */
-    if (!v->feat.vmx)
+    if (!guest_vmx(v))
         return MSR_RET_INVAL;
     return msr_vmx_cap_read(&v->cpu->vmx_caps, index, val) ? MSR_RET_INVAL : MSR_RET_OK;
 }
@@ -144,7 +150,7 @@ static int restore_ctl(uint32_t sup_lo, uint32_t sup_hi, uint64_t data, uint32_t
 int msr_set_vmx_cap(struct msr_vcpu *v, uint32_t index, uint64_t data, bool host)
 {
     struct emu_vmx_caps *c = &v->cpu->vmx_caps, d;
-    if (!host || !v->feat.vmx)
+    if (!host || !guest_vmx(v))
         return MSR_RET_INVAL; /* read-only for the guest; host needs VMX in CPUID */
     if (v->cpu->vmxon && !v->cpu->vmx_leave_req)
         return MSR_RET_INVAL; /* vmx_set_vmx_msr: -EBUSY in VMX operation */

@@ -551,8 +551,10 @@ static void save_restore(enum msr_vendor vendor)
     /* the nested VMX caps are readable only with CPUID.1:ECX.VMX (vmx_get_msr), and a
      * restore of their own value must succeed (vmx_set_vmx_msr) */
     struct kvm_cpuid_entry2 l1 = {.function = 1, .ecx = 1u << 5};
-    if (vendor == MSR_VENDOR_INTEL)
+    if (vendor == MSR_VENDOR_INTEL) {
+        f->vm.nested_vmx = true; /* kvm_intel nested=Y, as abi sets it */
         msr_vcpu_set_cpuid(f->v, &l1, 1);
+    }
     uint32_t idx[512];
     unsigned n = msr_index_list(vendor, NULL, 0);
     ck_assert_uint_gt(n, 30);
