@@ -40,7 +40,7 @@ void msr_tsc_host_write(struct msr_vcpu *v, uint64_t data, bool creation)
 
 uint64_t msr_tsc_get_offset(struct msr_vcpu *v)
 {
-    return v->cpu->tsc_offset;
+    return v->cpu->tsc_offset - v->cpu->l2_tsc_offset; /* L1's (l1_tsc_offset) */
 }
 
 void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset)
@@ -51,7 +51,7 @@ void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset)
     vm->tsc_sync_value = msr_tsc_counter(v) + offset;
     vm->tsc_sync_ns = mono_ns();
     pthread_mutex_unlock(&vm->lock);
-    v->cpu->tsc_offset = offset;
+    v->cpu->tsc_offset = offset + v->cpu->l2_tsc_offset; /* L1's; a VMX L2 keeps its own on top */
     msr_vcpu_update_kvmclock(v);
 }
 
