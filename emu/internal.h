@@ -117,8 +117,6 @@ enum emu_access {
     EMU_ACC_KIND = 3,
     /* implicit supervisor access (GDT/IDT/TSS/LDT), SDM vol.3 4.6: checked as CPL 0 */
     EMU_ACC_SYS = 4,
-    /* internal to emu/mem.c: the caller marks the dirty log itself after storing */
-    EMU_ACC_MARK_LATER = 8,
 };
 
 /* Linear-address access through the TLB / page walk; faults via emu_raise.
