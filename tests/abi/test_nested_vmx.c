@@ -235,7 +235,7 @@ static void guest_open(struct nctx *c, bool msr_bitmaps)
     long sz = io(c, c->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     c->run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, c->vcpu, 0);
     ck_assert_ptr_ne(c->run, MAP_FAILED);
-    struct kvm_sregs s;
+    struct kvm_sregs s = {0};
     ck_assert_int_eq(io(c, c->vcpu, KVM_GET_SREGS, &s), 0);
     abi_test_flat_sregs(&s, true, GDT_GPA, IDT_GPA, 0xfff, PML4_GPA);
     s.tr = (struct kvm_segment){.selector = 0x18, .limit = 0x67, .type = 11, .present = 1};
@@ -263,7 +263,7 @@ static struct kvm_regs expect_l1_exit(struct nctx *c, uint32_t reason, uint64_t 
                                       const uint8_t *l2_rip)
 {
     run_to_port(c, 0x10);
-    struct kvm_regs regs;
+    struct kvm_regs regs = {0};
     ck_assert_int_eq(io(c, c->vcpu, KVM_GET_REGS, &regs), 0);
     ck_assert_uint_eq(regs.rsi, reason);
     ck_assert_uint_eq(regs.rdi, qual);
@@ -300,7 +300,7 @@ START_TEST(l2_msr_follows_l1_bitmap_then_l0)
     ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_X86_RDMSR);
     ck_assert_uint_eq(c.run->msr.index, 0x174);
     ck_assert_uint_eq(c.run->msr.reason, KVM_MSR_EXIT_REASON_FILTER);
-    struct kvm_regs regs;
+    struct kvm_regs regs = {0};
     ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
     ck_assert_uint_eq(regs.rip, gpa_of(nvmx_b)); /* the vCPU is in L2 */
     c.run->msr.error = 0;
@@ -395,7 +395,7 @@ START_TEST(invalid_guest_state_is_a_failed_entry)
     vput(&c, VF_GUEST_TR_AR_BYTES, 0x10000);
     expect_l1_exit(&c, 0x80000000u | 33, 0, nvmx_l2);
     run_to_port(&c, 0x11);
-    struct kvm_regs regs;
+    struct kvm_regs regs = {0};
     ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
     ck_assert_uint_eq(regs.rflags & 0x41, 0x40); /* VMfailValid: ZF, not CF */
     guest_close(&c);

@@ -207,9 +207,9 @@ static void init_case(const char *vendor)
     }
     ck_assert_uint_eq(k, nl);
     gh_expect_done(&g);
-    struct kvm_regs regs;
+    struct kvm_regs regs = {0};
     ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_GET_REGS, &regs), 0);
-    struct kvm_sregs sr;
+    struct kvm_sregs sr = {0};
     ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_GET_SREGS, &sr), 0);
     ck_assert_uint_eq(sr.cs.base, 0xffff0000u); /* the reader ran after the reset vector */
     gh_close(&g);
