@@ -214,6 +214,8 @@ START_TEST(memory_slots_incremental_view)
                                      (uint8_t *)(uintptr_t)ref[i].host + p * PG + 8);
     }
     munmap(mem, WIN * PG);
+    abi_obj_put(&vm->obj);
+    teardown(&f);
 }
 END_TEST
 
