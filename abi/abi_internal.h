@@ -24,6 +24,12 @@
 #define ABI_MAX_VCPU_ID 4096   /* KVM_MAX_VCPU_IDS */
 #define ABI_SOFT_MAX_VCPUS 1024
 #define ABI_USER_MEM_SLOTS 32764 /* KVM_USER_MEM_SLOTS on x86 */
+/* The quirks a VMM can disable (KVM_CAP_DISABLE_QUIRKS2's answer): those whose disabled
+ * behaviour softkvm has. SLOT_ZAP_ALL only decides which shadow/TDP entries KVM zaps when
+ * a slot goes away — softkvm has none, so either setting is already what it does;
+ * STUFF_FEATURE_MSRS is honoured in msr/vcpu.c. The other 6.12 quirks (LINT0, CD/NW,
+ * LAPIC MMIO hole, OUT 7E, MWAIT, hypercall patching, guest PAT, SMM) are missing. */
+#define ABI_SUPPORTED_QUIRKS (KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS)
 #define ABI_MAX_CPUID_ENTRIES 256 /* KVM_MAX_CPUID_ENTRIES */
 #define ABI_PAGE_SIZE 4096u
 
@@ -89,6 +95,7 @@ struct abi_vm {
     uint32_t max_vcpu_ids;          /* KVM_CAP_MAX_VCPU_ID (0 = default) */
     /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 args[0] (KVM_DIRTY_LOG_*), under lock */
     uint64_t manual_dirty_log;
+    uint64_t disabled_quirks; /* KVM_CAP_DISABLE_QUIRKS{,2}, within ABI_SUPPORTED_QUIRKS */
     atomic_uint clock_gen;          /* bumped by KVM_SET_CLOCK (KVM_REQ_CLOCK_UPDATE) */
     struct msr_vm msr;              /* filter, user-space MSR mask, PLATFORM_INFO cap */
     struct abi_irqchip *irqchip_state; /* KVM_CREATE_IRQCHIP */

@@ -57,4 +57,14 @@ _Static_assert(offsetof(struct kvm_userspace_memory_region2, pad2) == 48, "r2 pa
 #define KVM_HC_MAP_GPA_RANGE 12
 #endif
 
+/* ---- Linux 6.12 uapi asm/kvm.h: quirks newer than 6.1 ---- */
+#ifndef KVM_X86_QUIRK_SLOT_ZAP_ALL
+#define KVM_X86_QUIRK_SLOT_ZAP_ALL (1 << 7)
+#endif
+#ifndef KVM_X86_QUIRK_STUFF_FEATURE_MSRS
+#define KVM_X86_QUIRK_STUFF_FEATURE_MSRS (1 << 8)
+#endif
+_Static_assert(KVM_X86_QUIRK_SLOT_ZAP_ALL == 0x80 && KVM_X86_QUIRK_STUFF_FEATURE_MSRS == 0x100,
+               "6.12 quirk bits");
+
 #endif

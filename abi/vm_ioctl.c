@@ -183,6 +183,15 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
     long r = -EINVAL;
     pthread_mutex_lock(&vm->lock);
     switch (c.cap) {
+    case KVM_CAP_DISABLE_QUIRKS2: /* 6.12 x86.c 6079-6090: v2 refuses unknown bits... */
+        if (c.args[0] & ~(uint64_t)ABI_SUPPORTED_QUIRKS)
+            break;
+        /* fallthrough */
+    case KVM_CAP_DISABLE_QUIRKS: /* ...v1 ignores them; both accumulate */
+        vm->disabled_quirks |= c.args[0] & ABI_SUPPORTED_QUIRKS;
+        vm->msr.no_stuff_feature_msrs = vm->disabled_quirks & KVM_X86_QUIRK_STUFF_FEATURE_MSRS;
+        r = 0;
+        break;
     case KVM_CAP_X86_USER_SPACE_MSR:
         r = msr_vm_enable_user_space_msr(&vm->msr, c.args[0]);
         break;

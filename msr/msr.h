@@ -62,6 +62,9 @@ struct msr_vm {
     bool platform_info_readable;          /* KVM_CAP_MSR_PLATFORM_INFO, default true as in KVM */
     bool la57;                            /* the virtual CPU supports 5-level paging: MSR
                                              canonical checks use 57 bits (default 48) */
+    bool no_stuff_feature_msrs;           /* KVM_X86_QUIRK_STUFF_FEATURE_MSRS disabled: vCPUs
+                                             get no ARCH_CAPABILITIES/PLATFORM_INFO/PERF_CAP at
+                                             creation, no UCODE_REV or VMX caps at RESET */
     bool nested_vmx;                      /* kvm_intel "nested" (default false; abi sets it on
                                              the Intel flavour: emu/vmx.c), which makes
                                              CPUID.VMX a KVM capability (vmx_set_cpu_caps) */

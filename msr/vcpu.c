@@ -16,9 +16,12 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     v->vm = vm;
     v->cpu = cpu;
     v->k.mcg_cap = MSR_MCG_CAP_DEFAULT;
-    v->k.arch_capabilities = MSR_ARCH_CAP_DEFAULT;
-    v->k.perf_capabilities = 0;
-    v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
+    /* 6.12 x86.c kvm_arch_vcpu_create 11586-11590: only with the quirk */
+    if (!vm->no_stuff_feature_msrs) {
+        v->k.arch_capabilities = MSR_ARCH_CAP_DEFAULT;
+        v->k.perf_capabilities = 0; /* kvm_caps.supported_perf_cap: no vPMU */
+        v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
+    }
     v->k.pv_poll_control = 1; /* kvm_arch_vcpu_create */
     v->k.tsc_ratio = 1ull << 32; /* SVM_TSC_RATIO_DEFAULT */
     msr_vcpu_reset(v, false);
@@ -68,6 +71,8 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     v->cpu->xss = 0;
     /* KVM_X86_QUIRK_STUFF_FEATURE_MSRS: __svm_vcpu_reset 0x01000065, __vmx_vcpu_reset
      * 0x100000000 (both on RESET only) */
+    if (v->vm->no_stuff_feature_msrs)
+        return; /* svm.c 1387, vmx.c 4876/4889: nothing stuffed without the quirk */
     v->k.ucode_rev = v->vm->vendor == MSR_VENDOR_AMD ? MSR_UCODE_REV_AMD : MSR_UCODE_REV_INTEL;
     /* vmx_vcpu_create: vmx->nested.msrs = vmcs_config.nested (the vCPU's creation; KVM's
      * RESET keeps them, and nothing resets a vCPU twice here) */

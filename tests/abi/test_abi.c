@@ -96,6 +96,42 @@ START_TEST(vcpu_tsc_offset_attribute)
 }
 END_TEST
 
+/* KVM_CAP_DISABLE_QUIRKS{,2} (6.12 x86.c 4381-4383, 6079-6090): v2 answers the quirks
+ * that can be disabled and refuses others with EINVAL, v1 ignores unknown bits; without
+ * KVM_X86_QUIRK_STUFF_FEATURE_MSRS a new vCPU starts with UCODE_REV, PLATFORM_INFO and
+ * ARCH_CAPABILITIES at 0 (x86.c 11586-11590, svm.c 1387, vmx.c 4889). */
+START_TEST(disable_quirks)
+{
+    struct fixture f = setup_vm();
+    long q = io(&f, f.kvm, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_DISABLE_QUIRKS2);
+    ck_assert_int_eq(q, KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS);
+    struct kvm_enable_cap c = {.cap = KVM_CAP_DISABLE_QUIRKS2, .args = {KVM_X86_QUIRK_LINT0_REENABLED}};
+    ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), -EINVAL);
+    c.cap = KVM_CAP_DISABLE_QUIRKS;
+    ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), 0);
+    c.cap = KVM_CAP_DISABLE_QUIRKS2;
+    c.flags = 1;
+    c.args[0] = KVM_X86_QUIRK_STUFF_FEATURE_MSRS;
+    ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), -EINVAL);
+    /* a vCPU made before the change keeps its stuffed values */
+    int before = (int)io(&f, f.vm, KVM_CREATE_VCPU, 0);
+    c.flags = 0;
+    ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), 0);
+    int after = (int)io(&f, f.vm, KVM_CREATE_VCPU, (void *)1);
+    ck_assert_int_ge(before, 0);
+    ck_assert_int_ge(after, 0);
+    struct { struct kvm_msrs h; struct kvm_msr_entry e[2]; } m = {
+        {.nmsrs = 2}, {{.index = 0x8b /* UCODE_REV */}, {.index = 0xce /* PLATFORM_INFO */}}};
+    ck_assert_int_eq(io(&f, before, KVM_GET_MSRS, &m), 2);
+    ck_assert_uint_ne(m.e[0].data, 0);
+    ck_assert_uint_ne(m.e[1].data, 0);
+    ck_assert_int_eq(io(&f, after, KVM_GET_MSRS, &m), 2);
+    ck_assert_uint_eq(m.e[0].data, 0);
+    ck_assert_uint_eq(m.e[1].data, 0);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(system_ioctls)
 {
     struct fixture f = setup_vm();
@@ -509,6 +545,7 @@ int main(void)
     tcase_add_test(tc, system_ioctls);
     tcase_add_test(tc, supported_cpuid);
     tcase_add_test(tc, memory_slots);
+    tcase_add_test(tc, disable_quirks);
     tcase_add_test(tc, vcpu_tsc_offset_attribute);
     tcase_add_test(tc, memory_slots_incremental_view);
     tcase_add_test(tc, vcpu_state);
