@@ -120,6 +120,8 @@ struct abi_vcpu {
     struct msr_vcpu *msr;
     struct emu_msr_ops msr_ops; /* msr_emu_ops with ctx = msr */
     struct abi_lapic *lapic;    /* with an in-kernel irqchip */
+    int schedstat_fd;           /* /proc/thread-self/schedstat of schedstat_tid (0: none) */
+    pid_t schedstat_tid;
     struct kvm_run *run;  /* shared mapping of the memfd; user space mmaps the same pages */
     size_t run_size;
     /* exit currently handed to user space, completed on the next KVM_RUN */

@@ -32,8 +32,8 @@
 #define AMD_EXT1_EDX_MIRROR                                                                \
     (B(0) | B(1) | B(2) | B(3) | B(4) | B(5) | B(6) | B(7) | B(8) | B(9) | B(12) | B(13) |  \
      B(14) | B(15) | B(16) | B(17) | B(23) | B(24))
-/* KVM_FEATURE_CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2 (cpuid.rst) */
-#define KVM_PV_FEATURES (B(0) | B(1) | B(3))
+/* KVM_FEATURE_CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2, STEAL_TIME (cpuid.rst) */
+#define KVM_PV_FEATURES (B(0) | B(1) | B(3) | B(5))
 
 #define XCR0_SUPPORTED 0x7ull /* x87 | SSE | AVX (YMM_Hi128) */
 #define XSAVE_LEGACY_SIZE 576  /* legacy area 512 + header 64 (SDM vol.1 13.4) */

@@ -150,6 +150,8 @@ static void vcpu_free(struct abi_vcpu *v)
         msr_vcpu_destroy(v->msr);
     if (v->emu)
         emu_vcpu_destroy(v->emu);
+    if (v->schedstat_tid)
+        close(v->schedstat_fd);
     if (v->run)
         munmap(v->run, v->run_size);
     free(v->cpuid);

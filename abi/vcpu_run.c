@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "abi/abi_internal.h"
 
@@ -450,6 +453,29 @@ static void post_run_save(struct abi_vcpu *v)
     run->ready_for_interrupt_injection = v->vm->irqchip_state != NULL || ready_for_injection(v);
 }
 
+/* current->sched_info.run_delay of the calling thread (ns spent runnable but waiting
+ * for a CPU), what KVM's steal time reports: field 2 of /proc/thread-self/schedstat. The
+ * file stays open per vCPU and thread, so an update costs one pread. 0 if unreadable. */
+static uint64_t thread_run_delay(struct abi_vcpu *v)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    if (v->schedstat_tid != tid) {
+        if (v->schedstat_tid)
+            close(v->schedstat_fd);
+        v->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+        v->schedstat_tid = v->schedstat_fd >= 0 ? tid : 0;
+        if (!v->schedstat_tid)
+            return 0;
+    }
+    char buf[96];
+    ssize_t n = pread(v->schedstat_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long run, delay;
+    return sscanf(buf, "%llu %llu", &run, &delay) == 2 ? delay : 0;
+}
+
 long abi_vcpu_run(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
@@ -498,6 +524,8 @@ long abi_vcpu_run(struct abi_vcpu *v)
             h = -EAGAIN;
         }
     }
+    if (h == 1)
+        msr_vcpu_record_steal_time(v->msr, thread_run_delay(v));
     while (h == 1) {
         if (atomic_load(&v->signalled)) {
             h = -EINTR;

@@ -15,7 +15,7 @@
 #define ASYNC_PF_DELIVERY_AS_INT (1ull << 3)
 #define KVM_FEATURE_ASYNC_PF_VMEXIT 10
 #define KVM_FEATURE_ASYNC_PF_INT 14
-#define STEAL_RESERVED_MASK (((1ull << 6) - 1) << 1) /* 64-byte aligned, bit 0 = enable */
+#define STEAL_RESERVED_MASK (((1ull << 5) - 1) << 1) /* bits 5:1 (KVM_STEAL_ALIGNMENT_BITS 5): 64-byte aligned, bit 0 = enable */
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -208,6 +208,43 @@ int msr_set_pv_steal_time(struct msr_vcpu *v, uint32_t i, uint64_t val, bool hos
         return MSR_RET_INVAL;
     v->k.pv_steal_time = val;
     return MSR_RET_OK;
+}
+
+/* struct kvm_steal_time (uapi asm/kvm_para.h): steal, version, flags, preempted, pads */
+struct steal_time {
+    uint64_t steal;
+    uint32_t version, flags;
+    uint8_t preempted, u8_pad[3];
+    uint32_t pad[11];
+};
+_Static_assert(sizeof(struct steal_time) == 64, "kvm_steal_time is 64 bytes");
+
+/* 6.12 x86.c record_steal_time (3249-3341), at every KVM_RUN (kvm_arch_vcpu_load makes
+ * KVM_REQ_STEAL_UPDATE): the guest-visible steal grows by the time the vCPU's thread
+ * waited on a run queue since the last update (sched_info.run_delay, read by abi/ from
+ * /proc/thread-self/schedstat), inside an odd/even version pair; preempted is cleared.
+ * softkvm never sets preempted (KVM does when the scheduler takes the CPU from a vCPU
+ * inside the guest), so guests' vcpu_is_preempted() says no. */
+void msr_vcpu_record_steal_time(struct msr_vcpu *v, uint64_t run_delay_ns)
+{
+    uint64_t msr = v->k.pv_steal_time;
+    if (!(msr & KVM_MSR_ENABLED))
+        return;
+    uint64_t gpa = msr & ~0x3full;
+    struct steal_time st;
+    if (gread(v, gpa, &st, sizeof st))
+        return;
+    st.preempted = 0;
+    if (st.version & 1)
+        st.version++; /* first write: the guest's memory held junk */
+    st.version++;
+    if (gwrite(v, gpa, &st, sizeof st))
+        return;
+    st.steal += run_delay_ns - v->k.pv_last_steal;
+    v->k.pv_last_steal = run_delay_ns;
+    gwrite(v, gpa, &st.steal, sizeof st.steal);
+    st.version++;
+    gwrite(v, gpa + 8, &st.version, sizeof st.version);
 }
 
 int msr_get_pv_eoi(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)

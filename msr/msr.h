@@ -164,6 +164,7 @@ struct msr_kernel_state {
     uint64_t mcg_cap, mcg_status, mcg_ctl, mcg_ext_ctl;
     uint64_t mce_banks[MSR_MCE_BANKS * 4]; /* CTL, STATUS, ADDR, MISC per bank */
     uint64_t mci_ctl2[MSR_MCE_BANKS];
+    uint64_t pv_last_steal; /* run_delay at the last steal-time update (st.last_steal) */
     uint64_t pv_system_time, pv_wall_clock, pv_async_pf_en, pv_async_pf_int, pv_steal_time,
         pv_eoi_en, pv_poll_control;
     uint64_t hwcr, vm_cr, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
@@ -238,6 +239,8 @@ void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
  * against the host TSC; setting it is a synchronisation point for later vCPUs
  * (__kvm_synchronize_tsc with the offset's TSC "now"). */
 uint64_t msr_tsc_get_offset(struct msr_vcpu *v);
+/* At KVM_RUN entry: steal-time update with the thread's run-queue wait so far (ns). */
+void msr_vcpu_record_steal_time(struct msr_vcpu *v, uint64_t run_delay_ns);
 void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset);
 /* KVM_KVMCLOCK_CTRL: 0, or -EINVAL when the guest has not enabled kvmclock. */
 int msr_vcpu_kvmclock_paused(struct msr_vcpu *v);
