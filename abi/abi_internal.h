@@ -47,6 +47,9 @@ struct abi_memslot {
     uint32_t flags;
     uint64_t gpa, size, uaddr;
     uint64_t *dirty; /* bitmap when KVM_MEM_LOG_DIRTY_PAGES */
+    /* userspace_addr 0: emu gets this PROT_NONE mapping of `size` bytes instead, so a
+     * guest access faults (KVM_RUN EFAULT) without C dereferencing a null pointer */
+    void *null_standin;
 };
 
 struct abi_vcpu;

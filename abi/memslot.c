@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "abi/abi_internal.h"
@@ -100,7 +101,8 @@ static int rebuild_physmem(struct abi_vm *vm)
         }
         tmp[ne++] = (struct emu_slot){.gpa = s->gpa,
                                       .size = s->size,
-                                      .host = (uint8_t *)(uintptr_t)s->uaddr,
+                                      .host = s->null_standin ? s->null_standin
+                                                              : (uint8_t *)(uintptr_t)s->uaddr,
                                       .readonly = ro,
                                       .dirty_bitmap = s->dirty};
     }
@@ -179,6 +181,8 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
             goto out;
         }
         free(saved.dirty);
+        if (saved.null_standin)
+            munmap(saved.null_standin, saved.size);
         goto out;
     }
     struct abi_memslot neu = {.used = true,
@@ -199,6 +203,17 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         r = -EEXIST;
         goto out;
     }
+    if (old->used) {
+        neu.null_standin = old->null_standin; /* same uaddr and size */
+    } else if (!neu.uaddr) {
+        void *sm = mmap(NULL, neu.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+        if (sm == MAP_FAILED) {
+            r = -ENOMEM;
+            goto out;
+        }
+        neu.null_standin = sm;
+    }
     if (neu.flags & KVM_MEM_LOG_DIRTY_PAGES) {
         /* keep the bitmap across a flags-only change that keeps logging on */
         if (old->used && old->dirty && neu.gpa == old->gpa)
@@ -206,7 +221,7 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         else if (!(neu.dirty = alloc_dirty(neu.size,
                                            vm->manual_dirty_log & KVM_DIRTY_LOG_INITIALLY_SET))) {
             r = -ENOMEM;
-            goto out;
+            goto fail_standin;
         }
     }
     struct abi_memslot saved = *old;
@@ -218,10 +233,14 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         if (neu.dirty != saved.dirty)
             free(neu.dirty);
         *old = saved;
-        goto out;
+        goto fail_standin;
     }
     if (saved.dirty && saved.dirty != neu.dirty)
         free(saved.dirty);
+    goto out;
+fail_standin:
+    if (neu.null_standin && !old->used)
+        munmap(neu.null_standin, neu.size);
 out:
     pthread_mutex_unlock(&vm->lock);
     return r;
@@ -360,8 +379,11 @@ void abi_vm_free_slots(struct abi_vm *vm)
 {
     if (!vm->slots)
         return;
-    for (unsigned i = 0; i < ABI_USER_MEM_SLOTS; i++)
+    for (unsigned i = 0; i < ABI_USER_MEM_SLOTS; i++) {
         free(vm->slots[i].dirty);
+        if (vm->slots[i].null_standin)
+            munmap(vm->slots[i].null_standin, vm->slots[i].size);
+    }
     free(vm->slots);
     vm->slots = NULL;
 }

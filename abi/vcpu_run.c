@@ -347,6 +347,11 @@ static int handle_exit(struct abi_vcpu *v)
         run->exit_reason = KVM_EXIT_HLT;
         return 0;
     case EMU_EXIT_SHUTDOWN:
+        /* KVM_REQ_TRIPLE_FAULT is consumed when it is reported (x86.c vcpu_enter_guest,
+         * vmx handle_triple_fault): the next KVM_RUN runs the vCPU again instead of
+         * shutting down at once forever. (SVM's shutdown_interception also INIT-resets
+         * the vCPU; not done here, see tools/kvm_fuzz/README.md.) */
+        emu_cpu(v->emu)->shutdown = false;
         run->exit_reason = KVM_EXIT_SHUTDOWN;
         return 0;
     case EMU_EXIT_MSR:
