@@ -472,6 +472,10 @@ long abi_vcpu_run(struct abi_vcpu *v)
         sigset_t m;
         sigemptyset(&m);
         memcpy(&m, &v->sigmask, sizeof v->sigmask);
+        /* a guest access to bad slot memory is a SIGSEGV/SIGBUS here (abi_host_fault), where
+         * KVM's own accesses raise nothing: blocked, they would kill the process */
+        sigdelset(&m, SIGSEGV);
+        sigdelset(&m, SIGBUS);
         pthread_sigmask(SIG_SETMASK, &m, &old);
     }
     this_thread_vcpu = v;

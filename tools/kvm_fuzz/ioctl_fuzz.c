@@ -157,18 +157,41 @@ static void episode_setup(struct fz_state *f)
     f->vm[0] = (int)vm;
     if (fz_chance(R, 50))
         setup_call(f, "vm", f->vm[0], "KVM_CREATE_IRQCHIP", KVM_CREATE_IRQCHIP, 0);
-    if (fz_chance(R, 70)) {
+    /* slot 0 at gpa 0: the pool, or host memory that is not there (NULL, unmapped, the
+     * pool's PROT_NONE hole), read-only sometimes; KVM_RUN from gpa 0 then touches it */
+    static const char *const where[] = {"pool", "null", "unmapped", "hole", "pool-ro"};
+    unsigned w = (unsigned)fz_below(R, 6);
+    if (w < 5) {
+        uint64_t ua[] = {(uintptr_t)f->gpool, 0, 0x6f0000000000ull,
+                         (uintptr_t)f->gpool + GPOOL_HOLE * 4096, (uintptr_t)f->gpool};
         struct kvm_userspace_memory_region m = {.slot = 0, .guest_phys_addr = 0,
-                                                .memory_size = 16 * 4096,
-                                                .userspace_addr = (uintptr_t)f->gpool};
-        setup_call(f, "vm", f->vm[0], "KVM_SET_USER_MEMORY_REGION", KVM_SET_USER_MEMORY_REGION,
-                   (uintptr_t)&m);
+                                                .memory_size = 8 * 4096,
+                                                .flags = w == 4 ? KVM_MEM_READONLY : 0,
+                                                .userspace_addr = ua[w]};
+        char nm[64];
+        snprintf(nm, sizeof nm, "KVM_SET_USER_MEMORY_REGION(%s)", where[w]);
+        setup_call(f, "vm", f->vm[0], nm, KVM_SET_USER_MEMORY_REGION, (uintptr_t)&m);
     }
+    if (fz_chance(R, 50)) /* random code in the part of the pool that exists */
+        fz_fill(R, f->gpool, 8 * 4096);
     unsigned n = 1 + (unsigned)fz_below(R, 2);
+    bool at0 = fz_chance(R, 60);
     for (unsigned i = 0; i < n; i++) {
         long fd = setup_call(f, "vm", f->vm[0], "KVM_CREATE_VCPU", KVM_CREATE_VCPU, i);
-        if (fd >= 0)
-            add_vcpu(f, (int)fd);
+        if (fd < 0)
+            continue;
+        add_vcpu(f, (int)fd);
+        if (!at0)
+            continue;
+        /* real mode at CS:IP 0:0 so KVM_RUN executes from slot 0 */
+        struct kvm_sregs s;
+        if (setup_call(f, "vcpu", (int)fd, "KVM_GET_SREGS", KVM_GET_SREGS, (uintptr_t)&s) < 0)
+            continue;
+        s.cs.base = 0;
+        s.cs.selector = 0;
+        setup_call(f, "vcpu", (int)fd, "KVM_SET_SREGS", KVM_SET_SREGS, (uintptr_t)&s);
+        struct kvm_regs rg = {.rip = 0, .rflags = 2, .rsp = 0x7000};
+        setup_call(f, "vcpu", (int)fd, "KVM_SET_REGS", KVM_SET_REGS, (uintptr_t)&rg);
     }
 }
 
@@ -260,6 +283,13 @@ static void one_call(struct fz_state *f)
         name = rname;
     } else {
         io = &fz_ioctls[fz_below(R, fz_nioctls)];
+        /* KVM_RUN and memory slots more often: they reach the guest-memory paths */
+        if (fz_chance(R, 8)) {
+            unsigned long want = fz_chance(R, 70) ? KVM_RUN : KVM_SET_USER_MEMORY_REGION;
+            for (unsigned i = 0; i < fz_nioctls; i++)
+                if (fz_ioctls[i].req == want)
+                    io = &fz_ioctls[i];
+        }
         req = io->req;
         name = io->name;
     }
