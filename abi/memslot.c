@@ -24,6 +24,7 @@
 
 #define TASK_SIZE_MAX 0x7ffffffff000ull   /* x86-64 4-level user address space */
 #define MEM_MAX_NR_PAGES ((1ull << 31) - 1) /* KVM_MEM_MAX_NR_PAGES */
+#define MAX_GFN ((1ull << (48 - 12)) - 1)  /* kvm_mmu_max_gfn() with 48 physical bits */
 
 static int cmp_slot_gpa(const void *a, const void *b)
 {
@@ -201,6 +202,13 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
     }
     if ((!old->used || neu.gpa != old->gpa) && overlaps_other(vm, id, neu.gpa, neu.size)) {
         r = -EEXIST;
+        goto out;
+    }
+    /* x86.c kvm_arch_prepare_memory_region: a new or moved slot must end below
+     * kvm_mmu_max_gfn(), 2^MAXPHYADDR (48 bits, abi/cpuid.c) */
+    if ((!old->used || neu.gpa != old->gpa) &&
+        (neu.gpa >> 12) + (neu.size >> 12) - 1 > MAX_GFN) {
+        r = -EINVAL;
         goto out;
     }
     if (old->used) {

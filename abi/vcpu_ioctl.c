@@ -17,16 +17,43 @@ static long set_guest_debug(struct abi_vcpu *v, unsigned long arg)
     struct kvm_guest_debug d;
     if (abi_copy_from_user(&d, (void *)arg, sizeof d))
         return -EFAULT;
-    if (d.control & ~(uint32_t)GUESTDBG_VALID)
-        return -EINVAL;
-    /* KVM: INJECT_DB / INJECT_BP queue the exception right away */
-    if (d.control & KVM_GUESTDBG_INJECT_DB)
-        emu_queue_exception(v->emu, 1, false, 0);
-    if (d.control & KVM_GUESTDBG_INJECT_BP)
-        emu_queue_exception(v->emu, 3, false, 0);
+    /* x86.c kvm_arch_vcpu_ioctl_set_guest_debug: unknown control bits are not refused
+     * (GUESTDBG_VALID is only what KVM_CAP_SET_GUEST_DEBUG2 reports); INJECT_DB or else
+     * INJECT_BP queue the exception right away, EBUSY while one is pending */
+    if (d.control & (KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP)) {
+        const struct emu_events *ev = &emu_cpu(v->emu)->ev;
+        if (ev->exc_pending || ev->triple_fault_pending) /* kvm_is_exception_pending */
+            return -EBUSY;
+        emu_queue_exception(v->emu, (d.control & KVM_GUESTDBG_INJECT_DB) ? 1 : 3, false, 0);
+    }
+    if (!(d.control & KVM_GUESTDBG_ENABLE))
+        d.control = 0; /* vcpu->guest_debug = 0 without ENABLE */
     v->guest_debug = d.control;
-    emu_set_guest_debug(v->emu, d.control & ~(uint32_t)(KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP),
+    emu_set_guest_debug(v->emu,
+                        d.control & GUESTDBG_VALID &
+                            ~(uint32_t)(KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP),
                         (const uint64_t *)d.arch.debugreg);
+    return 0;
+}
+
+/* x86.c kvm_vcpu_ioctl_device_attr: group KVM_VCPU_TSC_CTRL, attribute
+ * KVM_VCPU_TSC_OFFSET (the L1 TSC offset); everything else ENXIO. */
+static long vcpu_device_attr(struct abi_vcpu *v, unsigned long req, unsigned long arg)
+{
+    struct kvm_device_attr a;
+    if (abi_copy_from_user(&a, (void *)arg, sizeof a))
+        return -EFAULT;
+    if (a.group != KVM_VCPU_TSC_CTRL || a.attr != KVM_VCPU_TSC_OFFSET)
+        return -ENXIO;
+    struct cpu *c = emu_cpu(v->emu);
+    if (req == KVM_HAS_DEVICE_ATTR)
+        return 0;
+    if (req == KVM_GET_DEVICE_ATTR)
+        return abi_copy_to_user((void *)(uintptr_t)a.addr, &c->tsc_offset, 8) ? -EFAULT : 0;
+    uint64_t off;
+    if (abi_copy_from_user(&off, (void *)(uintptr_t)a.addr, 8))
+        return -EFAULT;
+    c->tsc_offset = off; /* emu_read_tsc and msr/'s TSC source both read it */
     return 0;
 }
 
@@ -108,11 +135,9 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
             r = -ENXIO;
             break;
         }
+        /* without an irqchip KVM queues it over any queued one (kvm_queue_interrupt);
+         * EEXIST is only for a split irqchip's pending ExtINT */
         struct emu_events *ev = &emu_cpu(v->emu)->ev;
-        if (ev->irq_injected) {
-            r = -EEXIST;
-            break;
-        }
         ev->irq_injected = true;
         ev->irq_vector = (uint8_t)irq.irq;
         ev->irq_soft = false;
@@ -137,6 +162,14 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_NMI:
         emu_cpu(v->emu)->ev.nmi_pending = true;
         r = 0;
+        break;
+    case KVM_HAS_DEVICE_ATTR:
+    case KVM_GET_DEVICE_ATTR:
+    case KVM_SET_DEVICE_ATTR:
+        r = vcpu_device_attr(v, req, arg);
+        break;
+    case KVM_SMI:
+        r = -ENOTTY; /* kvm_inject_smi without CONFIG_KVM_SMM (no SMM here) */
         break;
     default: {
         bool handled;

@@ -460,12 +460,16 @@ long abi_vcpu_run(struct abi_vcpu *v)
     struct kvm_run *run = v->run;
     run->flags = 0; /* kvm_arch_vcpu_ioctl_run; no SMM, no guest mode */
     long r = -EINVAL;
-    if ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID) ||
-        (r = sync_regs_in(v)) != 0) {
+    /* kvm_arch_vcpu_ioctl_run: an AP that never got INIT blocks (below) before sync_regs
+     * are checked or the last exit is completed */
+    bool uninit_ap = v->mp_state == KVM_MP_STATE_UNINITIALIZED && v->lapic;
+    if (!uninit_ap && ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID) ||
+                       (r = sync_regs_in(v)) != 0)) {
         post_run_save(v); /* KVM's error paths also go through post_kvm_run_save */
         return r;
     }
-    complete_pending(v);
+    if (!uninit_ap)
+        complete_pending(v);
 
     sigset_t old;
     if (v->sigmask_set) {
