@@ -24,8 +24,12 @@
 static unsigned maxphyaddr(struct emu_vcpu *v)
 {
     for (unsigned i = 0; i < v->ncpuid; i++)
-        if (v->cpuid[i].function == 0x80000008u && (v->cpuid[i].eax & 0xff))
-            return v->cpuid[i].eax & 0xff;
+        if (v->cpuid[i].function == 0x80000008u && (v->cpuid[i].eax & 0xff)) {
+            /* user space may set any byte here (KVM takes it as is); beyond 52 there are
+             * no reserved address bits left, and it is used as a shift count */
+            unsigned w = v->cpuid[i].eax & 0xff;
+            return w > 52 ? 52 : w;
+        }
     return 46;
 }
 

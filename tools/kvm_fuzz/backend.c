@@ -76,7 +76,10 @@ void fz_close(int fd)
 
 void fz_run_timer(unsigned usec)
 {
-    struct itimerval it = {.it_value = {.tv_sec = usec / 1000000, .tv_usec = usec % 1000000}};
+    /* periodic: a tick that lands just before KVM_RUN starts is lost (on real KVM as
+     * well, the handler runs first), the next one ends the run */
+    struct timeval tv = {.tv_sec = usec / 1000000, .tv_usec = usec % 1000000};
+    struct itimerval it = {.it_value = tv, .it_interval = tv};
     setitimer(ITIMER_REAL, &it, NULL);
 }
 

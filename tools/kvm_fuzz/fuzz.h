@@ -32,7 +32,7 @@ enum fz_backend_kind fz_backend(void);
 int fz_open_kvm(void);
 long fz_ioctl(int fd, unsigned long req, unsigned long arg);
 void fz_close(int fd);
-/* Arms a one-shot timer so a KVM_RUN that does not exit by itself ends with EINTR. */
+/* Arms a periodic SIGALRM (0: off) so a KVM_RUN that does not exit by itself ends with EINTR. */
 void fz_run_timer(unsigned usec);
 
 /* ---------------- host memory with guard pages (mem.c) ---------------- */
