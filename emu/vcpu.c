@@ -166,8 +166,11 @@ void emu_state_changed(struct emu_vcpu *v)
     /* KVM_SET_SREGS with PAE paging reloads the PDPTEs from CR3 */
     if ((c->cr0 & (1ull << 31)) && (c->cr4 & (1ull << 5)) && !v->long_mode) {
         uint8_t *p = emu_gpa_to_host(v->pm, c->cr3 & 0xffffffe0u, 32, false);
-        if (p)
-            memcpy(c->pdptrs, p, sizeof c->pdptrs);
+        uint64_t pd[4];
+        /* an ioctl, not the guest: bad slot memory leaves them as they were, like a
+         * failed load_pdptrs() in KVM_SET_SREGS */
+        if (p && emu_host_read(pd, p, sizeof pd))
+            memcpy(c->pdptrs, pd, sizeof c->pdptrs);
     }
     emu_tlb_flush(v);
     dcache_flush(v);

@@ -2,7 +2,10 @@
  *   - a triple fault made every later KVM_RUN a KVM_EXIT_SHUTDOWN (KVM reports it once);
  *   - a slot with userspace_addr 0 let emu dereference a null pointer (UBSan);
  *   - a KVM_SET_SIGNAL_MASK blocking SIGSEGV killed the process on a guest access to bad
- *     slot memory (KVM_RUN must fail with EFAULT). */
+ *     slot memory (KVM_RUN must fail with EFAULT);
+ *   - the page walker set A/D bits in page tables inside a KVM_MEM_READONLY slot;
+ *   - KVM_SET_SREGS (PAE PDPTE load) and KVM_TRANSLATE read bad slot memory outside
+ *     KVM_RUN and crashed. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -126,6 +129,65 @@ START_TEST(sigmask_blocking_sigsegv_is_still_efault)
 }
 END_TEST
 
+static void add_slot(struct ctx *c, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
+                     void *host)
+{
+    struct kvm_userspace_memory_region m = {.slot = slot, .flags = flags, .guest_phys_addr = gpa,
+                                            .memory_size = size, .userspace_addr = (uintptr_t)host};
+    ck_assert_int_eq(abi_ioctl(c->p, c->vm, KVM_SET_USER_MEMORY_REGION, (uintptr_t)&m), 0);
+}
+
+START_TEST(no_accessed_bit_in_readonly_page_table)
+{
+    struct ctx c;
+    open_vm(&c, 0, true);
+    /* 32-bit paging, the page directory in a read-only slot: one 4 MiB page, A clear */
+    uint32_t *pd = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pd[0] = 0x87; /* P | W | U | PS */
+    add_slot(&c, 1, KVM_MEM_READONLY, 0x10000, 4096, pd);
+    c.mem[0x1000] = 0xf4; /* hlt */
+    struct kvm_sregs s;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_SREGS, (uintptr_t)&s), 0);
+    abi_test_flat_sregs(&s, false, 0x2000, 0x3000, 0, 0);
+    s.cr0 |= 0x80000000u;
+    s.cr4 = 0x10; /* PSE */
+    s.cr3 = 0x10000;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_SREGS, (uintptr_t)&s), 0);
+    struct kvm_regs r = {.rip = 0x1000, .rflags = 2};
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_REGS, (uintptr_t)&r), 0);
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_HLT);
+    /* paging_tmpl.h: A/D bits are not processed in read-only slots */
+    ck_assert_uint_eq(pd[0], 0x87);
+    close_vm(&c);
+    munmap(pd, 4096);
+}
+END_TEST
+
+START_TEST(ioctls_reading_bad_slot_memory)
+{
+    struct ctx c;
+    void *hole = mmap(NULL, 0x10000, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    open_vm(&c, (uintptr_t)hole, false);
+    struct kvm_sregs s;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_SREGS, (uintptr_t)&s), 0);
+    abi_test_flat_sregs(&s, false, 0x2000, 0x3000, 0, 0);
+    s.cr0 |= 0x80000000u;
+    s.cr4 = 0x20; /* PAE: KVM_SET_SREGS loads the PDPTEs from CR3, which is in the hole */
+    s.cr3 = 0x1000;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_SREGS, (uintptr_t)&s), 0);
+    struct kvm_translation t = {.linear_address = 0x1234};
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_TRANSLATE, (uintptr_t)&t), 0);
+    ck_assert_uint_eq(t.valid, 0);
+    s.cr4 = 0; /* 32-bit paging: the walk itself reads the hole */
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_SREGS, (uintptr_t)&s), 0);
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_TRANSLATE, (uintptr_t)&t), 0);
+    ck_assert_uint_eq(t.valid, 0);
+    close_vm(&c);
+    munmap(hole, 0x10000);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fuzz_regress");
@@ -133,6 +195,8 @@ int main(void)
     tcase_add_test(tc, shutdown_is_reported_once);
     tcase_add_test(tc, null_userspace_addr_slot_is_efault);
     tcase_add_test(tc, sigmask_blocking_sigsegv_is_still_efault);
+    tcase_add_test(tc, no_accessed_bit_in_readonly_page_table);
+    tcase_add_test(tc, ioctls_reading_bad_slot_memory);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }

@@ -363,8 +363,12 @@ int fz_guest_main(const struct fz_opts *o)
         iterate(g, it);
         gt.iters++;
         if (memcmp(g->ro, g->ro_copy, RO_SIZE)) {
-            fprintf(stderr, "kvm-fuzz guest: READ-ONLY SLOT CHANGED in iteration %llu\n",
-                    (unsigned long long)it);
+            unsigned off = 0;
+            while (g->ro[off] == g->ro_copy[off])
+                off++;
+            fprintf(stderr,
+                    "kvm-fuzz guest: READ-ONLY SLOT CHANGED in iteration %llu: gpa %#x %#x -> %#x\n",
+                    (unsigned long long)it, RO_GPA + off, g->ro_copy[off], g->ro[off]);
             bad = 1;
             memcpy(g->ro, g->ro_copy, RO_SIZE);
         }
