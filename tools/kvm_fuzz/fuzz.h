@@ -59,6 +59,8 @@ const char *fz_errname(long err); /* "EINVAL" for -EINVAL */
 /* ioctl_fuzz.c / guest_fuzz.c: return 0 on success (no crash/corruption found). */
 int fz_ioctl_main(const struct fz_opts *o);
 int fz_guest_main(const struct fz_opts *o);
+/* stress.c: 8 vCPU threads against concurrent filter/slot/signal changes */
+int fz_stress_main(const struct fz_opts *o);
 /* diff.c */
 int fz_diff_main(const struct fz_opts *o, const char *self);
 

@@ -1,10 +1,11 @@
 /* kvm-fuzz: robustness and errno-parity fuzzer for softkvm's KVM ABI.
  *
- *   kvm-fuzz [--mode ioctl|guest] [--seed S] [--count N] [--quiet] [--backend softkvm|real]
+ *   kvm-fuzz [--mode ioctl|guest|stress] [--seed S] [--count N] [--quiet] [--backend softkvm|real]
  *   kvm-fuzz --diff [--seed S] [--count N] [--quiet]
  *
  * ioctl: N random ioctls on system/VM/vCPU fds (ioctl_fuzz.c). guest: N guest iterations
- * of random instruction bytes under paging at CPL0/CPL3 (guest_fuzz.c). --diff: the ioctl
+ * of random instruction bytes under paging at CPL0/CPL3 (guest_fuzz.c). stress: 8 vCPU
+ * threads while N filter/slot/signal/immediate_exit changes happen (stress.c). --diff: the ioctl
  * run on the host's /dev/kvm and on softkvm, errnos compared (diff.c). Exit status 0 when
  * nothing crashed and nothing was corrupted. */
 #include <stdio.h>
@@ -15,7 +16,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: kvm-fuzz [--mode ioctl|guest] [--seed S] [--count N] [--quiet]\n"
+    fprintf(stderr, "usage: kvm-fuzz [--mode ioctl|guest|stress] [--seed S] [--count N] [--quiet]\n"
                     "                [--backend softkvm|real] [--diff]\n");
     exit(2);
 }
@@ -59,5 +60,7 @@ int main(int argc, char **argv)
         return fz_ioctl_main(&o);
     if (!strcmp(mode, "guest"))
         return fz_guest_main(&o);
+    if (!strcmp(mode, "stress"))
+        return fz_stress_main(&o);
     usage();
 }
