@@ -206,14 +206,16 @@ uint64_t emu_read_tsc(struct emu_vcpu *v)
     return now_ns() - v->tsc_base_ns + v->cpu.tsc_offset;
 }
 
+/* Both come from other threads (and signal handlers) while the vCPU runs: relaxed atomic
+ * stores, read as such by run_loop (a plain volatile access is a data race for TSan). */
 void emu_request_stop(struct emu_vcpu *v)
 {
-    v->stop_req = 1;
+    __atomic_store_n(&v->stop_req, 1, __ATOMIC_RELAXED);
 }
 
 void emu_kick(struct emu_vcpu *v)
 {
-    v->kick = 1;
+    __atomic_store_n(&v->kick, 1, __ATOMIC_RELAXED);
 }
 
 bool emu_dcache_alloc(struct emu_vcpu *v)

@@ -54,7 +54,8 @@ static void *vcpu_thread(void *arg)
         long r = fz_ioctl(c->fd, KVM_RUN, 0);
         atomic_fetch_add(&c->runs, 1);
         if (r == -EINTR) {
-            c->run->immediate_exit = 0;
+            /* kvm_run is shared with other threads by design (KVM reads it with READ_ONCE) */
+            __atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_RELAXED);
             atomic_fetch_add(&c->intr, 1);
             continue;
         }
@@ -192,7 +193,7 @@ int fz_stress_main(const struct fz_opts *o)
             signals++;
             break;
         default:
-            vc[fz_below(&rng, NVCPU)].run->immediate_exit = 1;
+            __atomic_store_n(&vc[fz_below(&rng, NVCPU)].run->immediate_exit, 1, __ATOMIC_RELAXED);
             immediates++;
             break;
         }
@@ -213,7 +214,7 @@ int fz_stress_main(const struct fz_opts *o)
         }
     atomic_store(&stop, true);
     for (int i = 0; i < NVCPU; i++) {
-        vc[i].run->immediate_exit = 1;
+        __atomic_store_n(&vc[i].run->immediate_exit, 1, __ATOMIC_RELAXED);
         pthread_kill(vc[i].t, SIGUSR1);
     }
     for (int i = 0; i < NVCPU; i++)
