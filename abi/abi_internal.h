@@ -76,6 +76,9 @@ struct abi_vm {
     pthread_rwlock_t mem_lock;
     struct abi_memslot *slots; /* indexed by KVM slot id (as_id 0) */
     unsigned slot_hi;          /* 1 + highest used slot id (bounds the scans) */
+    uint32_t *slot_order;      /* ids of the used slots sorted by gpa (memslot.c) */
+    unsigned nslot_order;
+    unsigned mem_cap;          /* entries allocated in mem.slots */
     struct abi_vcpu *vcpus[ABI_MAX_VCPUS];
     unsigned nvcpus;
     bool created_vcpu;         /* some settings (e.g. SET_TSS_ADDR) are fine either way */

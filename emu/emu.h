@@ -16,8 +16,6 @@
 
 /* ---------------- guest physical memory ---------------- */
 
-#define EMU_MAX_SLOTS 512
-
 struct emu_slot {
     uint64_t gpa;        /* page aligned */
     uint64_t size;       /* bytes, page multiple; 0 = slot unused */
@@ -30,7 +28,9 @@ struct emu_slot {
  * bumps `generation`; every vCPU flushes its TLB and decode cache when it sees
  * a new generation before its next instruction. */
 struct emu_physmem {
-    struct emu_slot slots[EMU_MAX_SLOTS];
+    /* sorted by gpa, non-overlapping (lookups are binary searches); owned by whoever
+     * fills it (abi/ allocates one array per rebuild, up to KVM's 32764 user slots) */
+    struct emu_slot *slots;
     unsigned nslots;
     volatile uint64_t generation;
 };
@@ -161,6 +161,9 @@ uint64_t emu_read_tsc(struct emu_vcpu *v);
 #define EMU_TSC_KHZ 1000000u
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
+/* After clearing dirty-log bits (another thread): waits until v has no instruction in
+ * flight that wrote a logged page, so every later store sets its bit again. */
+void emu_dirty_log_sync(struct emu_vcpu *v);
 
 /* ---------------- nested virtualization state (emu/svm.c) ---------------- */
 

@@ -5,6 +5,7 @@
  * and the A/D bits were set, so a hit needs no further checks. It is flushed on CR3
  * writes, paging-related CR0/CR4/EFER changes, INVLPG/INVPCID and on a new physmem
  * generation. MMIO (no slot) and writes to read-only slots never enter it. */
+#include <sched.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -19,27 +20,30 @@ bool emu_host_read(void *dst, const void *host, size_t len)
     return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len;
 }
 
-uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write)
+/* The slot holding gpa: binary search over the gpa-sorted slots (KVM: search_memslots
+ * over its gfn tree), so 32764 slots cost 15 steps on a TLB miss. */
+static const struct emu_slot *gpa_slot(const struct emu_physmem *pm, uint64_t gpa)
 {
-    for (unsigned i = 0; i < pm->nslots; i++) {
-        const struct emu_slot *s = &pm->slots[i];
-        if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size && len <= s->size - (gpa - s->gpa)) {
-            if (write && s->readonly)
-                return NULL;
-            return s->host + (gpa - s->gpa);
-        }
+    unsigned lo = 0, hi = pm->nslots;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const struct emu_slot *s = &pm->slots[mid];
+        if (gpa < s->gpa)
+            hi = mid;
+        else if (gpa - s->gpa >= s->size)
+            lo = mid + 1;
+        else
+            return s;
     }
     return NULL;
 }
 
-static const struct emu_slot *gpa_slot(const struct emu_physmem *pm, uint64_t gpa)
+uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write)
 {
-    for (unsigned i = 0; i < pm->nslots; i++) {
-        const struct emu_slot *s = &pm->slots[i];
-        if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size)
-            return s;
-    }
-    return NULL;
+    const struct emu_slot *s = gpa_slot(pm, gpa);
+    if (!s || len > s->size - (gpa - s->gpa) || (write && s->readonly))
+        return NULL;
+    return s->host + (gpa - s->gpa);
 }
 
 static void mark_dirty(const struct emu_slot *s, uint64_t gpa)
@@ -71,6 +75,22 @@ bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned 
     for (uint64_t a = gpa & ~0xfffull; s && a < gpa + len; a += 4096)
         mark_dirty(s, a);
     return true;
+}
+
+/* KVM's clear/get-and-clear of the dirty log write-protects and flushes every vCPU's TLB
+ * before returning (kvm_arch_mmu_enable_log_dirty_pt_masked + kvm_flush_remote_tlbs), so
+ * an instruction writing a logged page either completed before (its bit was already set)
+ * or faults afterwards and sets the bit again. Here the bit is set at the store, not at a
+ * fault: a vCPU between the store and the end of its instruction could set a bit after
+ * the VMM cleared it, or a pointer user (LOCK op, bulk string copy, marked before) could
+ * store after the clear. So the VMM side waits, after clearing, until no such
+ * instruction is in flight (dirty_busy goes back to 0 at the next instruction boundary
+ * or when KVM_RUN returns). Never called from v's own thread while v runs. */
+void emu_dirty_log_sync(struct emu_vcpu *v)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the bitmap clear before the busy read */
+    while (__atomic_load_n(&v->dirty_busy, __ATOMIC_ACQUIRE))
+        sched_yield();
 }
 
 void emu_tlb_flush(struct emu_vcpu *v)
@@ -117,6 +137,8 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     /* dirty-log marking: plain writes mark after storing (access_page), so a VMM that
      * harvests and clears the bitmap concurrently never sees the new value without the
      * bit; pointer users (LOCK atomics, bulk string copies) are marked here, before */
+    if (write && s->dirty_bitmap && !v->dirty_busy)
+        __atomic_store_n(&v->dirty_busy, 1, __ATOMIC_SEQ_CST); /* before the store itself */
     if (write && !(acc & EMU_ACC_MARK_LATER))
         mark_dirty(s, gpa);
     /* pages of a dirty-logged slot are not cached for writes: each write marks the log */

@@ -365,6 +365,8 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
     for (;;) {
+        if (__builtin_expect(v->dirty_busy, 0)) /* the instruction that wrote a logged page ended */
+            __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);
         if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
             v->pm_gen = v->pm->generation;
             emu_flush_caches(v);
@@ -497,5 +499,6 @@ run:
     }
     run_loop(v);
 out:
+    __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);
     v->in_run = false;
 }

@@ -168,8 +168,14 @@ static inline enum emu_msr_result msr_passthrough_write(struct msr_vcpu *v, stru
     case MSR_GS_BASE: cpu->seg[EMU_GS].base = value; return EMU_MSR_OK;
     case MSR_KERNEL_GS_BASE: cpu->kernel_gs_base = value; return EMU_MSR_OK;
     case MSR_IA32_SYSENTER_CS: cpu->sysenter_cs = (uint32_t)value; return EMU_MSR_OK;
-    case MSR_IA32_SYSENTER_ESP: cpu->sysenter_esp = value; return EMU_MSR_OK;
-    case MSR_IA32_SYSENTER_EIP: cpu->sysenter_eip = value; return EMU_MSR_OK;
+    /* an AMD CPU stores only 32 bits of these (6.12 svm.c init_vmcb_after_set_cpuid
+     * 1202-1205, the reason KVM intercepts them for Intel-compatible guests) */
+    case MSR_IA32_SYSENTER_ESP:
+        cpu->sysenter_esp = v->vm->vendor == MSR_VENDOR_AMD ? (uint32_t)value : value;
+        return EMU_MSR_OK;
+    case MSR_IA32_SYSENTER_EIP:
+        cpu->sysenter_eip = v->vm->vendor == MSR_VENDOR_AMD ? (uint32_t)value : value;
+        return EMU_MSR_OK;
     case MSR_STAR: cpu->star = value; return EMU_MSR_OK;
     case MSR_LSTAR: cpu->lstar = value; return EMU_MSR_OK;
     case MSR_CSTAR: cpu->cstar = value; return EMU_MSR_OK;

@@ -94,7 +94,10 @@ int msr_set_misc_enable(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 uint64_t msr_feature_control_guest_valid(const struct msr_vcpu *v)
 {
     uint64_t bits = FEAT_CTL_LOCKED;
-    if (v->feat.vmx)
+    /* 6.12 vmx.c vmx_vcpu_after_set_cpuid (7840, 7849-7855): the VMX bits need
+     * guest_cpu_cap_has(VMX), i.e. CPUID.VMX AND kvm_cpu_cap VMX, which vmx_set_cpu_caps
+     * (7964-7965) sets only with nested=1 */
+    if (v->feat.vmx && v->vm->nested_vmx)
         bits |= FEAT_CTL_VMX_IN_SMX | FEAT_CTL_VMX_OUT_SMX;
     if (v->feat.sgx)
         bits |= FEAT_CTL_SGX;

@@ -8,17 +8,21 @@
 #define EFER_LMA (1ull << 10)
 #define EFER_NX (1ull << 11)
 #define EFER_SVME (1ull << 12)
+#define EFER_LMSLE (1ull << 13)
 #define EFER_FFXSR (1ull << 14)
 #define EFER_AUTOIBRS (1ull << 21)
 #define CR0_PG (1ull << 31)
 
 /* Bits KVM implements at all (efer_reserved_bits complement): SVM flavour adds SVME, FFXSR
- * and AUTOIBRS (svm_hardware_setup -> kvm_enable_efer_bits). */
+ * and AUTOIBRS (svm_hardware_setup -> kvm_enable_efer_bits), and with nested=1 (softkvm's
+ * kvm_amd) also LMSLE, which no CPUID bit gates: 6.12 svm.c svm_hardware_setup 5529-5532
+ * kvm_enable_efer_bits(EFER_SVME | EFER_LMSLE); x86.c __kvm_valid_efer (1306-1325) never
+ * looks at LMSLE. */
 static uint64_t efer_implemented(enum msr_vendor vendor)
 {
     uint64_t bits = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX;
     if (vendor == MSR_VENDOR_AMD)
-        bits |= EFER_SVME | EFER_FFXSR | EFER_AUTOIBRS;
+        bits |= EFER_SVME | EFER_LMSLE | EFER_FFXSR | EFER_AUTOIBRS;
     return bits;
 }
 
@@ -76,10 +80,21 @@ static uint64_t *syscall_field(struct cpu *c, uint32_t i)
     }
 }
 
+/* SVM keeps SYSENTER_ESP/EIP as 32-bit VMCB fields plus a high half tracked only for
+ * Intel-compatible guests (6.12 svm.c svm_set_msr 3183-3196, svm_get_msr 2952-2960): for
+ * an AMD-compatible guest on the SVM flavour the MSRs hold 32 bits. */
+static bool sysenter_32bit(const struct msr_vcpu *v, uint32_t i)
+{
+    return (i == MSR_IA32_SYSENTER_ESP || i == MSR_IA32_SYSENTER_EIP) &&
+           v->vm->vendor == MSR_VENDOR_AMD && !v->feat.intel;
+}
+
 int msr_get_syscall(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)host;
     *val = *syscall_field(v->cpu, i);
+    if (sysenter_32bit(v, i))
+        *val = (uint32_t)*val;
     return MSR_RET_OK;
 }
 
@@ -101,6 +116,8 @@ int msr_set_syscall(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     case MSR_IA32_SYSENTER_ESP: case MSR_IA32_SYSENTER_EIP:
         /* KVM canonicalises instead of failing (AMD ignores the top half) */
         val = sign_extend(val, v->vm->la57 ? 57 : 48);
+        if (sysenter_32bit(v, i))
+            val = (uint32_t)val;
         break;
     case MSR_IA32_SYSENTER_CS:
         val = (uint32_t)val; /* 32-bit VMCS field */

@@ -62,6 +62,9 @@ struct msr_vm {
     bool platform_info_readable;          /* KVM_CAP_MSR_PLATFORM_INFO, default true as in KVM */
     bool la57;                            /* the virtual CPU supports 5-level paging: MSR
                                              canonical checks use 57 bits (default 48) */
+    bool nested_vmx;                      /* kvm_intel "nested" (default false: softkvm has no
+                                             nested VMX, abi/module_params.c says N), which
+                                             makes CPUID.VMX a KVM capability (vmx_set_cpu_caps) */
     /* guest memory (set by abi) */
     msr_guest_write_fn guest_write;
     msr_guest_read_fn guest_read;

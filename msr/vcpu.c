@@ -56,6 +56,7 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     v->k.pv_eoi_en = 0;      /* kvm_lapic_reset */
     v->cpu->spec_ctrl = 0;   /* vmx/svm vcpu_reset */
     v->k.umwait_control = 0;
+    v->k.smi_count = 0;      /* 6.12 x86.c kvm_vcpu_reset (11705), INIT and RESET alike */
     if (init_event)
         return;
     /* RESET only */
@@ -108,11 +109,13 @@ static bool bit(const struct msr_vcpu *v, uint32_t fn, uint32_t idx, enum reg r,
     return (val >> b) & 1;
 }
 
-/* KVM finds its leaves by the "KVMKVMKVM\0\0\0" signature in 0x40000000..0x4000ff00. */
-static void find_kvm_leaf(struct msr_vcpu *v)
+/* KVM finds its leaves by the "KVMKVMKVM\0\0\0" signature in 0x40000000..0x4000ff00.
+ * Without the leaf the PV feature word keeps its previous value: 6.12 cpuid.c
+ * kvm_update_pv_runtime (266-276) assigns pv_cpuid.features only `if (best)`. */
+static void find_kvm_leaf(struct msr_vcpu *v, uint32_t old_features)
 {
     v->feat.kvm_leaf_present = false;
-    v->feat.kvm_features = 0;
+    v->feat.kvm_features = old_features;
     for (uint32_t base = 0x40000000; base < 0x40010000; base += 0x100) {
         const struct kvm_cpuid_entry2 *e = find_leaf(v, base, 0);
         if (!e)
@@ -134,6 +137,7 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
         memcpy(v->cpuid, e, n * sizeof(*e));
     v->ncpuid = n;
     struct msr_guest_features *f = &v->feat;
+    uint32_t old_pv_features = f->kvm_features;
     memset(f, 0, sizeof(*f));
     const struct kvm_cpuid_entry2 *l0 = find_leaf(v, 0, 0);
     /* KVM: AMD-compatible = AuthenticAMD or HygonGenuine; "Intel-compatible" is everything
@@ -185,7 +189,7 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
      * (SDM vol.3 4.1.4) and the reserved-bit masks are shifts by it */
     if (f->maxphyaddr > 52)
         f->maxphyaddr = 52;
-    find_kvm_leaf(v);
+    find_kvm_leaf(v, old_pv_features);
     /* CPUID-dependent pass-through (PRED_CMD, FLUSH_CMD, XFD_ERR) and the filter */
     msr_bitmaps_recompute(v);
 }

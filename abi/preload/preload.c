@@ -6,7 +6,8 @@
  * Wrapped: the open family (incl. the _FORTIFY_SOURCE __open_2 variants), ioctl,
  * close, dup/dup2/dup3, fcntl(F_DUPFD*), access/faccessat/stat family for /dev/kvm,
  * opens of /sys/module/kvm{,_intel,_amd}/parameters/ files, and sigaction/signal (so a
- * signal arriving during KVM_RUN makes it return EINTR like KVM). mmap needs no
+ * signal arriving during KVM_RUN makes it return EINTR like KVM); the CPUID instruction
+ * through CPUID faulting (host_cpuid.c: VMMs that look for VMX/SVM). mmap needs no
  * wrapper: a vCPU fd is a memfd of the vCPU mmap size, mapped natively.
  *
  * The process-wide state (the fd table and the user's signal handlers) is
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "abi/abi.h"
+#include "abi/preload/host_cpuid.h"
 
 #define DEV_KVM "/dev/kvm"
 #define KVM_MINOR 232
@@ -104,6 +106,10 @@ static void ensure_init(void)
 __attribute__((constructor)) static void preload_ctor(void)
 {
     ensure_init();
+    /* Here, not in init(): init may run from a wrapper called before libc has set up
+     * the environment (the sanitizer runtimes open files that early), and this reads it.
+     * After init(): the SIGSEGV handler must be in place before CPUID traps. */
+    host_cpuid_init();
 }
 
 static int fail(long r)
@@ -483,6 +489,8 @@ static void trampoline(int sig, siginfo_t *info, void *uctx)
  * the program's own fault: its handler runs, or the default action once we step aside. */
 static void fault_handler(int sig, siginfo_t *info, void *uctx)
 {
+    if (sig == SIGSEGV && host_cpuid_emulate(info, uctx))
+        return;
     abi_host_fault(info->si_addr); /* returns only when the fault is not a guest access */
     struct sigaction a = user_act[sig];
     if (a.sa_flags & SA_SIGINFO) {

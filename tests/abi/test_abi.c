@@ -92,6 +92,77 @@ START_TEST(supported_cpuid)
 }
 END_TEST
 
+/* emu's view after any sequence of slot adds, deletes, moves and flag changes is the
+ * gpa-sorted, maximally merged list of the KVM slots (adds take an incremental path,
+ * the rest a rebuild), and every page resolves to its slot's host address. 16 slots of
+ * 4 pages over a 64-page window of one host mapping, so merges and splits are common. */
+START_TEST(memory_slots_incremental_view)
+{
+    struct fixture f = setup_vm();
+    enum { NS = 16, PG = 4096, WIN = 64 };
+    uint8_t *mem = mmap(NULL, WIN * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct { bool used; uint64_t gpa, host; uint32_t flags; } ref[NS] = {{0}};
+    struct abi_vm *vm = (struct abi_vm *)abi_obj_get(f.p, f.vm);
+    uint64_t seed = 12345;
+    for (int step = 0; step < 3000; step++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned id = (seed >> 33) % NS, start = (seed >> 40) % (WIN - 4);
+        uint32_t flags = ((seed >> 50) % 8 == 0) ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+        struct kvm_userspace_memory_region r = {.slot = id, .flags = flags,
+                                                .guest_phys_addr = 0x100000 + start * PG,
+                                                .memory_size = 4 * PG,
+                                                .userspace_addr = (uintptr_t)mem + start * PG};
+        bool del = ref[id].used && (seed >> 45) % 3 == 0;
+        if (del)
+            r.memory_size = 0;
+        else if (ref[id].used)
+            r.userspace_addr = ref[id].host; /* a move or flag change keeps the host range */
+        long rc = io(&f, f.vm, KVM_SET_USER_MEMORY_REGION, &r);
+        if (rc == 0) {
+            ref[id].used = !del;
+            ref[id].gpa = r.guest_phys_addr;
+            ref[id].host = r.userspace_addr;
+            ref[id].flags = flags;
+        }
+        /* reference: walk pages of the gpa window in order, merging like KVM slots do */
+        unsigned ne = 0;
+        uint64_t egpa = 0, esize = 0, ehost = 0;
+        bool elog = false;
+        for (uint64_t g = 0x100000; g < 0x100000 + WIN * PG; g += PG) {
+            int hit = -1;
+            for (unsigned i = 0; i < NS; i++)
+                if (ref[i].used && ref[i].gpa == g)
+                    hit = (int)i;
+            if (hit < 0)
+                continue;
+            bool log = ref[hit].flags & KVM_MEM_LOG_DIRTY_PAGES;
+            if (ne && !elog && !log && egpa + esize == g && ehost + esize == ref[hit].host) {
+                esize += 4 * PG;
+            } else {
+                if (ne) {
+                    ck_assert_uint_eq(vm->mem.slots[ne - 1].gpa, egpa);
+                    ck_assert_uint_eq(vm->mem.slots[ne - 1].size, esize);
+                }
+                ck_assert_uint_lt(ne, vm->mem.nslots + 1);
+                ne++;
+                egpa = g, esize = 4 * PG, ehost = ref[hit].host, elog = log;
+            }
+        }
+        if (ne) {
+            ck_assert_uint_eq(vm->mem.slots[ne - 1].gpa, egpa);
+            ck_assert_uint_eq(vm->mem.slots[ne - 1].size, esize);
+        }
+        ck_assert_uint_eq(vm->mem.nslots, ne);
+        for (unsigned i = 0; i < NS; i++)
+            if (ref[i].used)
+                for (unsigned p = 0; p < 4; p++)
+                    ck_assert_ptr_eq(emu_gpa_to_host(&vm->mem, ref[i].gpa + p * PG + 8, 8, false),
+                                     (uint8_t *)(uintptr_t)ref[i].host + p * PG + 8);
+    }
+    munmap(mem, WIN * PG);
+}
+END_TEST
+
 START_TEST(memory_slots)
 {
     struct fixture f = setup_vm();
@@ -382,6 +453,7 @@ int main(void)
     tcase_add_test(tc, system_ioctls);
     tcase_add_test(tc, supported_cpuid);
     tcase_add_test(tc, memory_slots);
+    tcase_add_test(tc, memory_slots_incremental_view);
     tcase_add_test(tc, vcpu_state);
     suite_add_tcase(s, tc);
     TCase *run = tcase_create("run");

@@ -34,6 +34,7 @@
 
 struct tvm {
     struct emu_physmem pm;
+    struct emu_slot slot_store[4]; /* pm.slots: gpa-sorted */
     uint8_t *ram;
     struct emu_vcpu *v;
     struct cpu *c;
@@ -71,6 +72,7 @@ static inline void tvm_init64(struct tvm *t)
 {
     memset(t, 0, sizeof *t);
     t->ram = mmap(NULL, TVM_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    t->pm.slots = t->slot_store;
     t->pm.slots[0].gpa = 0;
     t->pm.slots[0].size = TVM_RAM;
     t->pm.slots[0].host = t->ram;

@@ -31,6 +31,11 @@ START_TEST(feature_control_host_guest_locked)
     ck_assert_int_eq(gwr(f, MSR_IA32_FEAT_CTL, 4, &reason), EMU_MSR_GP);
     struct kvm_cpuid_entry2 e = leaf(1, 0, 0, 0, 1u << 5, 0);
     set_cpuid1(f, &e, 1);
+    /* CPUID.VMX alone is not enough: kvm_intel nested=N leaves VMX out of the KVM caps
+     * (6.12 vmx.c vmx_set_cpu_caps 7964-7965, vmx_vcpu_after_set_cpuid 7840-7855) */
+    ck_assert_int_eq(gwr(f, MSR_IA32_FEAT_CTL, 4, &reason), EMU_MSR_GP);
+    f->vm.nested_vmx = true;
+    set_cpuid1(f, &e, 1);
     ck_assert_int_eq(gwr(f, MSR_IA32_FEAT_CTL, 4, &reason), EMU_MSR_OK);
     ck_assert_int_eq(gwr(f, MSR_IA32_FEAT_CTL, 1ull << 18, &reason), EMU_MSR_GP); /* no SGX */
     ck_assert_int_eq(gwr(f, MSR_IA32_FEAT_CTL, 1ull << 20, &reason), EMU_MSR_GP); /* no LMCE */

@@ -2,6 +2,11 @@
  * KVM ABI and prints one line per check: results and errno values. Its output must be
  * identical on a real /dev/kvm and under `softkvm run` (tests/abi/test_transport.c
  * compares them). With --whoami it also prints what the /dev/kvm fd really is. */
+#include <asm/prctl.h>
+#include <cpuid.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -189,8 +194,45 @@ static int hostfault(int kvm)
     return 1;
 }
 
+/* --cpuid: the host CPUID this program sees (abi/preload/host_cpuid.c): whether CPUID
+ * faults (ARCH_GET_CPUID 0), the virtualization bit of the host's vendor (VMX or SVM)
+ * seen by this thread and by a thread created later, and, when CPUID does not fault,
+ * whether this host could make it fault at all. */
+static void *cpuid_virt_thread(void *arg)
+{
+    unsigned a, b, c, d, leaf = *(unsigned *)arg;
+    __cpuid(leaf, a, b, c, d);
+    *(unsigned *)arg = c;
+    return NULL;
+}
+
+static int cpuid_report(void)
+{
+    unsigned a, b, c, d;
+    __cpuid(0, a, b, c, d);
+    bool intel = b == 0x756e6547, amd = b == 0x68747541;
+    unsigned leaf = intel ? 1 : 0x80000001, bit = intel ? 5 : 2;
+    __cpuid(leaf, a, b, c, d);
+    unsigned tc = leaf;
+    pthread_t t;
+    pthread_create(&t, NULL, cpuid_virt_thread, &tc);
+    pthread_join(t, NULL);
+    int faulting = syscall(SYS_arch_prctl, ARCH_GET_CPUID, 0) == 0;
+    printf("cpuid: vendor=%s faulting=%d virt=%u thread_virt=%u\n", intel ? "intel" : amd ? "amd" : "other",
+           faulting, (c >> bit) & 1, (tc >> bit) & 1);
+    if (!faulting) {
+        long r = syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0);
+        printf("cpuid: host_can_fault=%d errno=%d\n", r == 0, r == 0 ? 0 : errno);
+        if (r == 0)
+            syscall(SYS_arch_prctl, ARCH_SET_CPUID, 1);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--cpuid") == 0)
+        return cpuid_report();
     int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (kvm < 0) {
         printf("no /dev/kvm: %d\n", errno);

@@ -1,0 +1,69 @@
+/* The host CPUID a program under softkvm sees: with the virtualization bit.
+ *
+ * Some VMMs look for VMX/SVM with the CPUID instruction before they open /dev/kvm
+ * (kvmtool's kvm__arch_cpu_supports_vm: leaf 1 ECX.VMX on Intel, 0x80000001 ECX.SVM on
+ * AMD) — on the hosts softkvm is for, the bit is clear, though /dev/kvm works. An
+ * instruction cannot be interposed like a libc call, but Linux's CPUID faulting can trap
+ * it: arch_prctl(ARCH_SET_CPUID, 0) makes CPUID at CPL 3 raise SIGSEGV in this thread and
+ * its children (inherited across fork/clone, reset by execve, where the shim is loaded
+ * again). The SIGSEGV handler (preload.c) asks host_cpuid_emulate; it runs the real
+ * CPUID with faulting briefly off, adds the bit of the host's vendor and steps over the
+ * instruction. Hosts without CPUID faulting (the kernel says ENODEV) keep the plain
+ * CPUID; SOFTKVM_HOST_CPUID=plain turns it off. */
+#include <asm/prctl.h>
+#include <cpuid.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "abi/preload/host_cpuid.h"
+
+#define ECX_VMX (1u << 5)  /* CPUID.1:ECX (SDM vol.2 table 3-10) */
+#define ECX_SVM (1u << 2)  /* CPUID.80000001h:ECX (APM vol.3 E.4.2) */
+
+static int set_cpuid(int enabled) { return (int)syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
+
+bool host_cpuid_init(void)
+{
+    const char *e = getenv("SOFTKVM_HOST_CPUID");
+    if (e && strcmp(e, "plain") == 0)
+        return false;
+    return set_cpuid(0) == 0;
+}
+
+bool host_cpuid_emulate(siginfo_t *info, void *uctx)
+{
+    /* CPUID faulting is a #GP, delivered as SIGSEGV with SI_KERNEL */
+    if (info->si_code != SI_KERNEL || !uctx)
+        return false;
+    mcontext_t *m = &((ucontext_t *)uctx)->uc_mcontext;
+    const uint8_t *ip = (const uint8_t *)m->gregs[REG_RIP];
+    if (ip[0] != 0x0f || ip[1] != 0xa2)
+        return false;
+    uint32_t leaf = (uint32_t)m->gregs[REG_RAX], sub = (uint32_t)m->gregs[REG_RCX];
+    uint32_t a, b, c, d, vb, vc, vd, va;
+    if (set_cpuid(1) != 0)
+        return false;
+    __cpuid_count(leaf, sub, a, b, c, d);
+    __cpuid(0, va, vb, vc, vd);
+    set_cpuid(0);
+    (void)va;
+    bool intel = vb == 0x756e6547 && vd == 0x49656e69 && vc == 0x6c65746e; /* GenuineIntel */
+    bool amd = vb == 0x68747541 && vd == 0x69746e65 && vc == 0x444d4163;   /* AuthenticAMD */
+    if (leaf == 1 && intel)
+        c |= ECX_VMX;
+    if (leaf == 0x80000001 && amd)
+        c |= ECX_SVM;
+    /* CPUID writes the 32-bit results zero-extended (SDM vol.2 CPUID) */
+    m->gregs[REG_RAX] = a;
+    m->gregs[REG_RBX] = b;
+    m->gregs[REG_RCX] = c;
+    m->gregs[REG_RDX] = d;
+    m->gregs[REG_RIP] += 2;
+    return true;
+}
