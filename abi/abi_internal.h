@@ -240,6 +240,7 @@ void abi_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* vcpu_mce.c */
 long abi_vcpu_setup_mce(struct abi_vcpu *v, unsigned long arg);
 long abi_vcpu_set_mce(struct abi_vcpu *v, unsigned long arg);
+long abi_vcpu_device_attr(struct abi_vcpu *v, unsigned long req, unsigned long arg);
 
 /* vapic.c */
 long abi_vcpu_set_vapic_addr(struct abi_vcpu *v, unsigned long arg);

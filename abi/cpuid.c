@@ -103,7 +103,9 @@ unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *ou
     /* leaf 0: max basic leaf, vendor in EBX EDX ECX */
     put(&bd, 0, 0, false, 0xd, str4(v), str4(v + 8), str4(v + 4));
     /* leaf 1: family/model/stepping (Intel 6/0x55/4, AMD 0x17/0x31/0), CLFLUSH line 8*8 */
-    put(&bd, 1, 0, false, amd ? 0x00830f10 : 0x00050654, 0x00000800, LEAF1_ECX, LEAF1_EDX);
+    /* Intel: VMX for an L1 hypervisor (emu/vmx.c), as vmx_set_cpu_caps with nested=1 */
+    put(&bd, 1, 0, false, amd ? 0x00830f10 : 0x00050654, 0x00000800,
+        LEAF1_ECX | (amd ? 0 : B(5)), LEAF1_EDX);
     if (!amd) {
         /* leaf 2: "use leaf 4" descriptor (0xff) */
         put(&bd, 2, 0, false, 0x00ff0001, 0, 0, 0);

@@ -29,7 +29,7 @@ static const struct param params[] = {
     {"kvm", "tsc_tolerance_ppm", "250\n"},
     {"kvm_intel", "ept", "Y\n"},
     {"kvm_intel", "unrestricted_guest", "Y\n"},
-    {"kvm_intel", "nested", "N\n"},
+    {"kvm_intel", "nested", "Y\n"}, /* a bool in vmx.c; emu/vmx.c */
     {"kvm_intel", "enable_apicv", "N\n"},
     {"kvm_intel", "enable_ipiv", "N\n"},
     {"kvm_intel", "flexpriority", "N\n"},

@@ -37,6 +37,8 @@ int abi_msr_vm_init(struct abi_vm *vm)
     if (r)
         return r < 0 ? r : -ENOMEM;
     msr_vm_set_guest_memory(&vm->msr, guest_write, guest_read, vm);
+    /* kvm_intel nested=Y (abi/module_params.c): emu/vmx.c offers VMX to an L1 hypervisor */
+    vm->msr.nested_vmx = vm->sys->vendor != ABI_VENDOR_AMD;
     return 0;
 }
 

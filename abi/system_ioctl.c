@@ -73,6 +73,7 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_IRQ_INJECT_STATUS, 1}, /* KVM_IRQ_LINE_STATUS */
     {KVM_CAP_SREGS2, 1},
     {KVM_CAP_SYS_ATTRIBUTES, 1},   /* KVM_GET/HAS_DEVICE_ATTR on /dev/kvm */
+    {KVM_CAP_VCPU_ATTRIBUTES, 1},  /* ... on vCPU fds: KVM_VCPU_TSC_CTRL (abi/vcpu_attr.c) */
     {KVM_CAP_CHECK_EXTENSION_VM, 1},
     {KVM_CAP_ENABLE_CAP_VM, 1},
     {KVM_CAP_ENABLE_CAP, 1},

@@ -36,27 +36,6 @@ static long set_guest_debug(struct abi_vcpu *v, unsigned long arg)
     return 0;
 }
 
-/* x86.c kvm_vcpu_ioctl_device_attr: group KVM_VCPU_TSC_CTRL, attribute
- * KVM_VCPU_TSC_OFFSET (the L1 TSC offset); everything else ENXIO. */
-static long vcpu_device_attr(struct abi_vcpu *v, unsigned long req, unsigned long arg)
-{
-    struct kvm_device_attr a;
-    if (abi_copy_from_user(&a, (void *)arg, sizeof a))
-        return -EFAULT;
-    if (a.group != KVM_VCPU_TSC_CTRL || a.attr != KVM_VCPU_TSC_OFFSET)
-        return -ENXIO;
-    struct cpu *c = emu_cpu(v->emu);
-    if (req == KVM_HAS_DEVICE_ATTR)
-        return 0;
-    if (req == KVM_GET_DEVICE_ATTR)
-        return abi_copy_to_user((void *)(uintptr_t)a.addr, &c->tsc_offset, 8) ? -EFAULT : 0;
-    uint64_t off;
-    if (abi_copy_from_user(&off, (void *)(uintptr_t)a.addr, 8))
-        return -EFAULT;
-    c->tsc_offset = off; /* emu_read_tsc and msr/'s TSC source both read it */
-    return 0;
-}
-
 static long vcpu_enable_cap(struct abi_vcpu *v, unsigned long arg)
 {
     struct kvm_enable_cap c;
@@ -114,8 +93,13 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_SET_SIGNAL_MASK:
         r = set_signal_mask(v, arg);
         break;
+    case KVM_HAS_DEVICE_ATTR:
+    case KVM_GET_DEVICE_ATTR:
+    case KVM_SET_DEVICE_ATTR:
+        r = abi_vcpu_device_attr(v, req, arg);
+        break;
     case KVM_GET_TSC_KHZ:
-        r = EMU_TSC_KHZ;
+        r = (long)v->vm->msr.tsc_khz; /* virtual_tsc_khz: the host's rate (no scaling) */
         break;
     case KVM_GET_STATS_FD:
         r = abi_stats_fd(v->vm, v);
@@ -162,11 +146,6 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_NMI:
         emu_cpu(v->emu)->ev.nmi_pending = true;
         r = 0;
-        break;
-    case KVM_HAS_DEVICE_ATTR:
-    case KVM_GET_DEVICE_ATTR:
-    case KVM_SET_DEVICE_ATTR:
-        r = vcpu_device_attr(v, req, arg);
         break;
     case KVM_SMI:
         r = -ENOTTY; /* kvm_inject_smi without CONFIG_KVM_SMM (no SMM here) */

@@ -114,7 +114,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
     }
     /* one clock for RDTSC (emu), TSC MSRs (msr/) and TSC-deadline (LAPIC); the guest
      * TSC starts at 0 (KVM: kvm_synchronize_tsc at vCPU creation) */
-    msr_vcpu_set_tsc_source(v->msr, tsc_counter, v->emu, EMU_TSC_KHZ);
+    msr_vcpu_set_tsc_source(v->msr, tsc_counter, v->emu, 0 /* keep the calibrated rate */);
     v->msr_ops = msr_emu_ops;
     v->msr_ops.ctx = v->msr;
     emu_set_msr_ops(v->emu, &v->msr_ops);
@@ -268,7 +268,7 @@ static long vm_create_irqchip(struct abi_vm *vm)
     else if (!(vm->irqchip_state = abi_irqchip_create()))
         r = -ENOMEM;
     else
-        abi_irqchip_set_tsc_khz(vm->irqchip_state, EMU_TSC_KHZ);
+        abi_irqchip_set_tsc_khz(vm->irqchip_state, vm->msr.tsc_khz);
     pthread_mutex_unlock(&vm->lock);
     return r;
 }
@@ -518,7 +518,7 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
     case KVM_GET_CLOCK:
         return vm_clock(vm, arg, false);
     case KVM_GET_TSC_KHZ:
-        return EMU_TSC_KHZ;
+        return (long)vm->msr.tsc_khz;
     case KVM_SET_NR_MMU_PAGES: /* (6.12 has no KVM_GET_NR_MMU_PAGES any more: ENOTTY) */
         return arg < 64 /* KVM_MIN_ALLOC_MMU_PAGES */ ? -EINVAL : 0;
     case KVM_GET_STATS_FD:

@@ -108,11 +108,26 @@ struct cpu {
     uint64_t kernel_gs_base;
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t tsc_offset; /* guest TSC = host-ish monotonic counter + tsc_offset */
+    /* the part of tsc_offset that is L1's VMCS12 TSC offset while a VMX L2 runs, else 0:
+     * L1's TSC = guest TSC - l2_tsc_offset (KVM vcpu->arch.l1_tsc_offset) */
+    uint64_t l2_tsc_offset;
     uint64_t tsc_aux;
     uint64_t pat;
     uint64_t spec_ctrl;
     uint64_t xss;
     uint64_t vm_hsave_pa; /* AMD VM_HSAVE_PA: VMRUN needs it set (KVM nested.hsave_msr) */
+    /* Intel: the IA32_VMX_* capability MSRs of this vCPU (KVM vmx->nested.msrs). msr/
+     * resets and restores them (msr/h_vmx.c), emu/vmx.c checks VMXON and VM entries
+     * against them. */
+    struct emu_vmx_caps {
+        uint64_t basic, misc, cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1, vmcs_enum;
+        uint64_t ept_vpid, vmfunc;
+        uint32_t pin_lo, pin_hi, proc_lo, proc_hi, exit_lo, exit_hi, entry_lo, entry_hi;
+        uint32_t proc2_lo, proc2_hi;
+    } vmx_caps;
+    bool vmxon;          /* in VMX operation (emu/vmx.c; msr/ refuses cap changes then) */
+    bool vmx_leave_req;  /* host FEATURE_CONTROL = 0: emu leaves VMX operation (vmx_leave_nested) */
+    uint64_t feature_control; /* IA32_FEATURE_CONTROL as msr/ stores it: VMXON needs LOCKED|VMX */
 
     /* --- FPU / SIMD --- */
     struct emu_fpu fpu;

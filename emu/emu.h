@@ -155,10 +155,9 @@ void emu_set_rflags(struct emu_vcpu *v, uint64_t rflags);
 void emu_state_changed(struct emu_vcpu *v);
 /* Queue an exception (with optional error code) for delivery before the next instruction. */
 void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_t error_code);
-/* Guest TSC as RDTSC sees it (counter + cpu->tsc_offset); the counter runs at
- * EMU_TSC_KHZ. (Declared here for abi/, which wires msr/ and the LAPIC to the same clock.) */
+/* Guest TSC as RDTSC sees it: the host TSC + cpu->tsc_offset (so it runs at the host
+ * TSC's rate, which msr/ calibrates; abi/ wires msr/ and the LAPIC to the same clock). */
 uint64_t emu_read_tsc(struct emu_vcpu *v);
-#define EMU_TSC_KHZ 1000000u
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
 /* After clearing dirty-log bits (another thread): waits until v has no instruction in
@@ -181,6 +180,34 @@ uint32_t emu_svm_get_nested_state(struct emu_vcpu *v, uint64_t *vmcb_pa, uint8_t
  * -EINVAL (KVM's checks). image may be NULL without GUEST_MODE. */
 int emu_svm_set_nested_state(struct emu_vcpu *v, uint32_t flags, uint64_t vmcb_pa,
                              const uint8_t *image);
+
+/* KVM_GET/SET_NESTED_STATE in KVM's VMX format (vmx/nested.c vmx_get/set_nested_state):
+ * struct kvm_vmx_nested_state_hdr's fields and the vmcs12 image (KVM's layout, emu/vmcs.c).
+ * abi/ checks the generic header (size, flags) and copies the data; emu/vmx.c does the
+ * rest in vmx_set_nested_state's order. */
+#define EMU_VMX_VMCS12_SIZE 4096
+#define EMU_VMX_NESTED_SMM_GUEST_MODE 0x1u
+#define EMU_VMX_NESTED_SMM_VMXON 0x2u
+#define EMU_VMX_NESTED_EVMCS 0x4u
+#define EMU_VMX_PREEMPTION_TIMER_DEADLINE 0x1u
+struct emu_vmx_nested_state {
+    uint32_t flags;     /* KVM_STATE_NESTED_GUEST_MODE / _RUN_PENDING / _EVMCS */
+    uint64_t vmxon_pa;  /* ~0: not in VMX operation */
+    uint64_t vmcs12_pa; /* ~0: no current VMCS */
+    uint16_t smm_flags;
+    uint32_t vmx_flags; /* KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE */
+    uint64_t preemption_timer_deadline;
+    uint32_t size;      /* kvm_nested_state.size */
+    bool has_vmcs12;    /* the result has (get) / the caller passes (set) a vmcs12 image */
+    bool has_shadow;    /* ... and a shadow vmcs12 after it */
+};
+/* Fills *st and data[2 * EMU_VMX_VMCS12_SIZE] (struct kvm_vmx_nested_state_data). */
+void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *st, uint8_t *data);
+/* data: vmcs12 (and the shadow vmcs12 when has_shadow) as far as st->size holds them;
+ * copy_failed = the caller could not read them (-EFAULT where KVM's copy_from_user is).
+ * 0 or -EINVAL / -EFAULT. */
+int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_state *st,
+                             const uint8_t *data, bool copy_failed);
 
 /* ---------------- interrupt controller hooks (in-kernel LAPIC, wired by abi/) ---------------- */
 

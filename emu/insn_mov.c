@@ -15,10 +15,10 @@ static int mov_cr(struct emu_vcpu *v, const struct decoded_insn *d)
         uint64_t val = emu_opnd_read(v, d, 1);
         if (v->mode != DECODER_MODE_64)
             val = (uint32_t)val;
-        emu_write_cr(v, d->ops[0].reg, val);
+        emu_write_cr(v, d->ops[0].reg, emu_nested_cr_write(v, d->ops[0].reg, val));
         return EMU_H_NEXT;
     }
-    emu_opnd_write(v, d, 0, emu_opnd_read(v, d, 1));
+    emu_opnd_write(v, d, 0, emu_nested_cr_read(v, d->ops[1].reg, emu_opnd_read(v, d, 1)));
     return EMU_H_NEXT;
 }
 

@@ -298,10 +298,11 @@ static int h_smsw(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     umip_check(v);
     emu_icpt_cr(v, 0, false);
+    uint64_t cr0 = emu_nested_cr_read(v, 0, v->cpu.cr0);
     if (d->ops[0].kind == DOPND_MEM)
-        emu_mem_write(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), 2, v->cpu.cr0 & 0xffff);
+        emu_mem_write(v, d->ops[0].seg, emu_opnd_ea(v, d, 0), 2, cr0 & 0xffff);
     else
-        emu_opnd_write(v, d, 0, v->cpu.cr0);
+        emu_opnd_write(v, d, 0, cr0);
     return EMU_H_NEXT;
 }
 
@@ -312,7 +313,7 @@ static int h_lmsw(struct emu_vcpu *v, const struct decoded_insn *d)
     uint64_t src = emu_opnd_read(v, d, 0) & 0xf;
     uint64_t cr0 = v->cpu.cr0;
     uint64_t n = (cr0 & ~0xeull) | (src & 0xe) | ((cr0 | src) & 1);
-    emu_write_cr(v, 0, n);
+    emu_write_cr(v, 0, emu_nested_cr_write(v, 0, n));
     return EMU_H_NEXT;
 }
 
@@ -320,7 +321,7 @@ static int h_clts(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
     emu_icpt_cr(v, 0, true);
-    v->cpu.cr0 &= ~CR0_TS;
+    v->cpu.cr0 = emu_nested_cr_write(v, 0, v->cpu.cr0 & ~CR0_TS);
     return EMU_H_NEXT;
 }
 

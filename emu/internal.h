@@ -63,6 +63,7 @@ extern const struct emu_handler_entry emu_string_handlers[]; /* emu/insn_string.
 extern const struct emu_handler_entry emu_system_handlers[]; /* emu/insn_system.c */
 extern const struct emu_handler_entry emu_io_handlers[];     /* emu/insn_io.c */
 extern const struct emu_handler_entry emu_svm_handlers[];    /* emu/svm.c */
+extern const struct emu_handler_entry emu_vmx_handlers[];    /* emu/vmx.c */
 
 emu_handler_fn *emu_handler_for(uint16_t op);
 /* CPL-0-only op (checked by the run loop before the handler runs). */
@@ -116,8 +117,6 @@ enum emu_access {
     EMU_ACC_KIND = 3,
     /* implicit supervisor access (GDT/IDT/TSS/LDT), SDM vol.3 4.6: checked as CPL 0 */
     EMU_ACC_SYS = 4,
-    /* internal to emu/mem.c: the caller marks the dirty log itself after storing */
-    EMU_ACC_MARK_LATER = 8,
 };
 
 /* Linear-address access through the TLB / page walk; faults via emu_raise.
@@ -332,7 +331,6 @@ struct emu_vcpu {
     uint64_t fetch_gpa;
     struct emu_dcache_entry *dcache;
 
-    uint64_t tsc_base_ns; /* RDTSC = (now_ns - tsc_base_ns) * tsc_mult + tsc_offset */
     uint64_t icount;      /* instructions retired (bench/statistics) */
     /* KVM_SET_GUEST_DEBUG (emu/debug.c) */
     uint32_t dbg_control;   /* KVM_GUESTDBG_* */
@@ -372,6 +370,27 @@ static inline void emu_icpt_dr(struct emu_vcpu *v, unsigned dr, bool write)
 {
     if (__builtin_expect(v->nested.guest_mode, 0))
         v->nested.ops->dr(v, dr, write);
+}
+/* L2-physical -> L1-physical (nested.h tdp); true = *gpa is the address to use */
+static inline bool emu_nested_tdp(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t lin,
+                                  bool final)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0) && v->nested.ops->tdp)
+        return v->nested.ops->tdp(v, gpa, acc, lin, final);
+    return true;
+}
+/* CR values as L2 sees / leaves them (nested.h cr_read / cr_write) */
+static inline uint64_t emu_nested_cr_read(struct emu_vcpu *v, unsigned cr, uint64_t val)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0) && v->nested.ops->cr_read)
+        return v->nested.ops->cr_read(v, cr, val);
+    return val;
+}
+static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint64_t val)
+{
+    if (__builtin_expect(v->nested.guest_mode, 0) && v->nested.ops->cr_write)
+        return v->nested.ops->cr_write(v, cr, val);
+    return val;
 }
 
 /* Debug (emu/debug.c): guest-debug exits (single-step, INT3, execution breakpoints) and

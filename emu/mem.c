@@ -134,12 +134,13 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     if (!s || (write && s->readonly))
         return NULL;
     uint8_t *host = s->host + (gpa - s->gpa);
-    /* dirty-log marking: plain writes mark after storing (access_page), so a VMM that
-     * harvests and clears the bitmap concurrently never sees the new value without the
-     * bit; pointer users (LOCK atomics, bulk string copies) are marked here, before */
+    /* dirty-log marking, before the store as KVM's write fault does; with dirty_busy up
+     * until the instruction ends, a clear (emu_dirty_log_sync) cannot return between the
+     * mark and the store, so a store is never left after a clear without its bit, and a
+     * bit is never set long after its store (dirty_log_test's "value too old") */
     if (write && s->dirty_bitmap && !v->dirty_busy)
-        __atomic_store_n(&v->dirty_busy, 1, __ATOMIC_SEQ_CST); /* before the store itself */
-    if (write && !(acc & EMU_ACC_MARK_LATER))
+        __atomic_store_n(&v->dirty_busy, 1, __ATOMIC_SEQ_CST);
+    if (write)
         mark_dirty(s, gpa);
     /* pages of a dirty-logged slot are not cached for writes: each write marks the log */
     if (!(write && s->dirty_bitmap)) {
@@ -197,13 +198,10 @@ static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned le
                         bool write)
 {
     uint64_t gpa;
-    uint8_t *h = translate(v, lin, write ? acc | EMU_ACC_MARK_LATER : acc, &gpa);
+    uint8_t *h = translate(v, lin, acc, &gpa);
     if (h) {
         if (write) {
             memcpy(h, buf, len);
-            const struct emu_slot *s = gpa_slot(v->pm, gpa);
-            if (s && s->dirty_bitmap)
-                mark_dirty(s, gpa);
         } else {
             memcpy(buf, h, len);
         }

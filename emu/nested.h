@@ -55,6 +55,16 @@ struct emu_nested_ops {
     void (*msr)(struct emu_vcpu *v, uint32_t index, bool write);
     void (*io)(struct emu_vcpu *v, const struct emu_nx_io *io);
     void (*cr)(struct emu_vcpu *v, unsigned cr, bool write);
+    /* Optional (NULL: none). The value L2 reads from a CR (VMX: L1-owned CR0/CR4 bits come
+     * from the read shadows), and the value a CR write that did not exit stores (VMX:
+     * L1-owned bits keep their value; SDM 25.3 "MOV to CR0/CR4", CLTS, LMSW). */
+    uint64_t (*cr_read)(struct emu_vcpu *v, unsigned cr, uint64_t val);
+    uint64_t (*cr_write)(struct emu_vcpu *v, unsigned cr, uint64_t val);
+    /* Optional: L2-physical -> L1-physical through L1's nested paging (VMX EPT), for each
+     * paging-structure access (final = false) and the final address of a walk for `lin`.
+     * False: not translatable outside a run; inside one the vendor performs the VM exit
+     * (EPT violation / misconfiguration) instead of returning. */
+    bool (*tdp)(struct emu_vcpu *v, uint64_t *gpa, unsigned acc, uint64_t lin, bool final);
     void (*dr)(struct emu_vcpu *v, unsigned dr, bool write);
     /* A fault/trap about to be delivered in L2 (after #DF merging); `reinject` = the event
      * was already being delivered (KVM "injected"), which the intercept never sees. */
@@ -96,14 +106,41 @@ struct emu_svm {
     struct emu_svm_host host;
 };
 
+/* VMX: VMX operation (VMXON) and the current VMCS, cached as KVM caches vmcs12 (read at
+ * VMPTRLD, written back at VMCLEAR / VMPTRLD of another / VMXOFF); what L1 gets back at a
+ * VM exit that the VMCS12 host-state area does not hold (KVM keeps it in vmcs01). */
+struct emu_vmx {
+    uint64_t vmxon_ptr;
+    uint64_t vmptr;           /* current-VMCS pointer; ~0 = none (KVM INVALID_GPA) */
+    bool inj_pending;         /* VM-entry interruption information still to deliver */
+    bool timer_on;            /* VMX-preemption timer armed for this L2 run */
+    uint64_t timer_deadline;  /* L1 TSC at which it fires (value << rate) */
+    bool l1_nmi_masked;
+    uint32_t exit_insn_info;  /* VMX-instruction information of the exit being taken */
+    bool shadow_loaded;       /* shadow12 holds the VMCS-link-pointer VMCS while L2 runs */
+    bool ept_on;              /* this L2 runs with "enable EPT" */
+    uint8_t vmcs12[4096];
+    uint8_t shadow12[4096];   /* KVM cached_shadow_vmcs12: L2's VMREAD/VMWRITE target */
+};
+
 struct emu_nested {
     bool guest_mode; /* L2 runs */
     const struct emu_nested_ops *ops; /* the vendor of the running L2 */
     struct emu_nx_vectoring vectoring;
     struct emu_svm svm;
+    struct emu_vmx vmx;
 };
 
 extern const struct emu_nested_ops emu_svm_ops; /* emu/svm.c */
+extern const struct emu_nested_ops emu_vmx_ops; /* emu/vmx.c */
+
+/* emu/vmx.c: CR0/CR4 values allowed in VMX operation (KVM nested_host/guest_cr0/4_valid,
+ * from IA32_VMX_CR0/CR4_FIXED0/1); the core's CR writes refuse others with #GP(0). */
+bool emu_vmx_cr_valid(struct emu_vcpu *v, unsigned cr, uint64_t val);
+/* emu/vmx.c: at KVM_RUN entry: a host FEATURE_CONTROL=0 leaves VMX operation; L2 state
+ * user space made invalid ends L2 with a TRIPLE_FAULT exit (KVM does not emulate
+ * invalid L2 guest state). */
+void emu_vmx_run_entry(struct emu_vcpu *v);
 
 /* fault_kind values (emu/internal.h struct emu_vcpu) */
 enum { EMU_FK_EXCEPTION = 0, EMU_FK_INTERNAL = 1, EMU_FK_SUSPEND = 2, EMU_FK_HOST_FAULT = 3,

@@ -87,6 +87,8 @@ uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, u
 
     if (!(c->cr0 & CR0_PG)) {
         *gpa = c->efer & EFER_LMA ? lin : (uint32_t)lin;
+        if (!emu_nested_tdp(v, gpa, acc, lin, true))
+            return ec | EMU_WALK_FAIL;
         if (writable)
             *writable = true;
         if (user)
@@ -108,7 +110,10 @@ uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, u
         table = c->cr3 & 0xfffff000u;
         for (level = 2; level >= 1; level--) {
             unsigned idx = level == 2 ? (lin >> 22) & 0x3ff : (lin >> 12) & 0x3ff;
-            uint8_t *p = pte_ptr(v, table + idx * 4, 4);
+            uint64_t pt = table + idx * 4;
+            if (!emu_nested_tdp(v, &pt, EMU_ACC_READ, lin, false))
+                return ec | EMU_WALK_FAIL;
+            uint8_t *p = pte_ptr(v, pt, 4);
             if (!p) {
                 if (v->in_run)
                     emu_unimplemented(v); /* page tables outside RAM */
@@ -144,7 +149,10 @@ uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, u
         }
         for (; level >= 1; level--) {
             unsigned idx = (lin >> (12 + 9 * (level - 1))) & 0x1ff;
-            uint8_t *p = pte_ptr(v, table + idx * 8, 8);
+            uint64_t pt = table + idx * 8; /* an L2-physical address under EPT */
+            if (!emu_nested_tdp(v, &pt, EMU_ACC_READ, lin, false))
+                return ec | EMU_WALK_FAIL;
+            uint8_t *p = pte_ptr(v, pt, 8);
             if (!p) {
                 if (v->in_run)
                     emu_unimplemented(v);
@@ -207,6 +215,8 @@ uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, u
     uint64_t base = esize == 4 && page_size == 4096 ? entry & 0xfffff000u : entry & pa_mask;
     base &= ~(page_size - 1);
     *gpa = base | (lin & (page_size - 1));
+    if (!emu_nested_tdp(v, gpa, acc, lin, true))
+        return ec | EMU_WALK_FAIL;
     if (writable)
         *writable = w;
     if (user)

@@ -461,6 +461,7 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         return;
     }
     v->in_run = true;
+    emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
         /* a fault, an internal error or a suspension abandoned the instruction */
         if (v->fault_kind == EMU_FK_VMEXIT) {

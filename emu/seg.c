@@ -252,6 +252,8 @@ void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val)
         }
         if (!(val & CR0_PG) && (c->cr4 & CR4_PCIDE))
             emu_raise(v, EMU_GP, 0);
+        if (!emu_vmx_cr_valid(v, 0, val))
+            emu_raise(v, EMU_GP, 0); /* IA32_VMX_CR0_FIXED0/1 in VMX operation */
         c->cr0 = val;
         if ((old ^ val) & (CR0_PG | CR0_WP | CR0_PE))
             emu_tlb_flush(v);
@@ -281,9 +283,13 @@ void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val)
     case 4: {
         /* bits this CPU model supports: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR
          * OSXMMEXCPT UMIP FSGSBASE PCIDE OSXSAVE SMEP SMAP */
-        const uint64_t ok = 0x1ff | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 16) |
-                            (1u << 17) | (1u << 18) | (1u << 20) | (1u << 21);
-        if (val & ~ok)
+        uint64_t ok = 0x1ff | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 16) |
+                      (1u << 17) | (1u << 18) | (1u << 20) | (1u << 21);
+        /* VMXE with CPUID.1:ECX.VMX (emu/vmx.c); fixed to 1 in VMX operation */
+        const struct emu_cpuid_entry *l1 = emu_cpuid_find(v, 1, 0);
+        if (l1 && (l1->ecx & (1u << 5)))
+            ok |= 1u << 13;
+        if ((val & ~ok) || !emu_vmx_cr_valid(v, 4, val))
             emu_raise(v, EMU_GP, 0);
         if (v->long_mode && !(val & CR4_PAE))
             emu_raise(v, EMU_GP, 0);

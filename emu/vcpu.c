@@ -6,12 +6,6 @@
 
 #include "emu/internal.h"
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm)
 {
@@ -21,7 +15,6 @@ struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm)
     /* the decode cache (~1.5 MiB) is allocated on the first emu_run: VMMs and
      * kvm_create_max_vcpus create thousands of vCPUs that never run */
     v->pm = pm;
-    v->tsc_base_ns = now_ns();
     emu_reset(v);
     return v;
 }
@@ -202,8 +195,10 @@ bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writea
 
 uint64_t emu_read_tsc(struct emu_vcpu *v)
 {
-    /* guest TSC runs at 1 GHz of host monotonic time plus the offset */
-    return now_ns() - v->tsc_base_ns + v->cpu.tsc_offset;
+    /* KVM without TSC scaling: guest TSC = host TSC + offset (vmx/svm hardware; 6.12
+     * x86.c kvm_read_l1_tsc), at the host's rate — KVM_VCPU_TSC_OFFSET users compare
+     * the guest's RDTSC with their own */
+    return __builtin_ia32_rdtsc() + v->cpu.tsc_offset;
 }
 
 /* Both come from other threads (and signal handlers) while the vCPU runs: relaxed atomic

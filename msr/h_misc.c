@@ -124,8 +124,12 @@ int msr_set_feature_control(struct msr_vcpu *v, uint32_t i, uint64_t val, bool h
     if (val & ~valid)
         return MSR_RET_INVAL;
     v->k.feature_control = val;
-    if (host && val == 0)
+    v->cpu->feature_control = val;
+    if (host && val == 0) {
         v->in_vmx_operation = false; /* vmx_leave_nested() */
+        if (v->cpu->vmxon)
+            v->cpu->vmx_leave_req = true; /* emu/vmx.c leaves at the next run / state read */
+    }
     return MSR_RET_OK;
 }
 

@@ -34,20 +34,41 @@ void msr_tsc_host_write(struct msr_vcpu *v, uint64_t data, bool creation)
     vm->tsc_sync_value = data;
     vm->tsc_sync_ns = now;
     pthread_mutex_unlock(&vm->lock);
-    v->cpu->tsc_offset = data - msr_tsc_counter(v);
+    /* the TSC user space sets is L1's (kvm_synchronize_tsc sets l1_tsc_offset) */
+    v->cpu->tsc_offset = data - msr_tsc_counter(v) + v->cpu->l2_tsc_offset;
+}
+
+uint64_t msr_tsc_get_offset(struct msr_vcpu *v)
+{
+    return v->cpu->tsc_offset - v->cpu->l2_tsc_offset; /* L1's (l1_tsc_offset) */
+}
+
+void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset)
+{
+    struct msr_vm *vm = v->vm;
+    pthread_mutex_lock(&vm->lock);
+    vm->tsc_synced = true;
+    vm->tsc_sync_value = msr_tsc_counter(v) + offset;
+    vm->tsc_sync_ns = mono_ns();
+    pthread_mutex_unlock(&vm->lock);
+    v->cpu->tsc_offset = offset + v->cpu->l2_tsc_offset; /* L1's; a VMX L2 keeps its own on top */
+    msr_vcpu_update_kvmclock(v);
 }
 
 int msr_get_tsc(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
-    (void)i; (void)host; /* no nesting: L1 offset == current offset */
-    *val = msr_guest_tsc(v, v->cpu);
+    (void)i;
+    /* host reads see L1's TSC, guest reads the running level's (kvm_get_msr_common) */
+    *val = msr_guest_tsc(v, v->cpu) - (host ? v->cpu->l2_tsc_offset : 0);
     return MSR_RET_OK;
 }
 
 int msr_set_tsc(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 {
     (void)i;
-    uint64_t now = msr_guest_tsc(v, v->cpu);
+    /* a guest write sets L1's TSC, from L2 too (kvm_set_msr_common computes the new L1
+     * offset, kvm_compute_l1_tsc_offset); l2_tsc_offset is 0 outside a VMX L2 */
+    uint64_t now = msr_guest_tsc(v, v->cpu) - v->cpu->l2_tsc_offset;
     if (host) {
         /* kvm_synchronize_tsc: userspace sets the TSC; TSC_ADJUST is untouched */
         msr_tsc_host_write(v, val, false);

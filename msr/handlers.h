@@ -39,6 +39,7 @@ int msr_get_tsc_deadline(struct msr_vcpu *v, uint32_t index, uint64_t *value, bo
 int msr_get_ucode_rev(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_get_umwait(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_get_virt_spec_ctrl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_get_vmx_cap(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_get_vm_cr(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_get_x2apic(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_get_xfd(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
@@ -77,6 +78,7 @@ int msr_set_tsc(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_set_tsc_adjust(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_set_tsc_aux(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_set_tsc_deadline(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_set_vmx_cap(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_set_ucode_rev(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_set_umwait(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_set_virt_spec_ctrl(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);

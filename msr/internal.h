@@ -90,6 +90,8 @@ uint64_t msr_feature_control_guest_valid(const struct msr_vcpu *v);
 
 /* bitmap.c */
 void msr_bitmaps_recompute(struct msr_vcpu *v);
+/* h_vmx.c: CR0/CR4_FIXED1 follow the guest CPUID (nested_vmx_cr_fixed1_bits_update) */
+void msr_vmx_caps_cpuid_changed(struct msr_vcpu *v);
 /* Change the pass-through intent for one MSR of the vendor list (e.g. SPEC_CTRL after the
  * first non-zero guest write) and re-apply the bitmaps through the filter. */
 void msr_passthrough_enable(struct msr_vcpu *v, uint32_t index, bool read, bool write);

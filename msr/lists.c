@@ -2,6 +2,7 @@
  * and feature-MSR reads on the system fd (x86.c kvm_get_feature_msr / do_get_feature_msr),
  * all derived from the table. */
 #include "msr/internal.h"
+#include "msr/vmx_caps.h"
 
 static unsigned collect(enum msr_vendor vendor, uint8_t flag, uint32_t *out, unsigned cap)
 {
@@ -56,7 +57,14 @@ int msr_feature_get(enum msr_vendor vendor, uint32_t index, uint64_t *value)
             *value = vendor == MSR_VENDOR_AMD ? MSR_UCODE_REV_AMD : MSR_UCODE_REV_INTEL;
             return 0;
         case MSR_F10H_DECFG: *value = 1ull << 1; return 0;     /* LFENCE serialising */
-        default: break;
+        default:
+            /* vmx_get_feature_msr: vmcs_config.nested, what KVM supports */
+            if (index >= 0x480 && index <= 0x491) {
+                struct emu_vmx_caps c;
+                msr_vmx_caps_default(&c);
+                return msr_vmx_cap_read(&c, index, value);
+            }
+            break;
         }
     }
     /* not a feature MSR: "unsupported", and KVM lets userspace read advertised MSRs as 0 */

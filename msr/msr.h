@@ -62,9 +62,9 @@ struct msr_vm {
     bool platform_info_readable;          /* KVM_CAP_MSR_PLATFORM_INFO, default true as in KVM */
     bool la57;                            /* the virtual CPU supports 5-level paging: MSR
                                              canonical checks use 57 bits (default 48) */
-    bool nested_vmx;                      /* kvm_intel "nested" (default false: softkvm has no
-                                             nested VMX, abi/module_params.c says N), which
-                                             makes CPUID.VMX a KVM capability (vmx_set_cpu_caps) */
+    bool nested_vmx;                      /* kvm_intel "nested" (default false; abi sets it on
+                                             the Intel flavour: emu/vmx.c), which makes
+                                             CPUID.VMX a KVM capability (vmx_set_cpu_caps) */
     /* guest memory (set by abi) */
     msr_guest_write_fn guest_write;
     msr_guest_read_fn guest_read;
@@ -231,6 +231,11 @@ int msr_vcpu_set_mce(struct msr_vcpu *v, const struct msr_mce *m, bool cr4_mce,
 /* Write the kvmclock page (pvclock_vcpu_time_info) if the guest enabled it; abi calls this
  * at KVM_RUN entry (KVM_REQ_CLOCK_UPDATE). */
 void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
+/* KVM_VCPU_TSC_OFFSET (6.12 x86.c kvm_arch_tsc_get_attr / set_attr): the L1 TSC offset
+ * against the host TSC; setting it is a synchronisation point for later vCPUs
+ * (__kvm_synchronize_tsc with the offset's TSC "now"). */
+uint64_t msr_tsc_get_offset(struct msr_vcpu *v);
+void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset);
 /* KVM_KVMCLOCK_CTRL: 0, or -EINVAL when the guest has not enabled kvmclock. */
 int msr_vcpu_kvmclock_paused(struct msr_vcpu *v);
 /* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry); also

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "msr/internal.h"
+#include "msr/vmx_caps.h"
 #include "msr/bitmap.h"
 
 struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
@@ -68,6 +69,12 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     /* KVM_X86_QUIRK_STUFF_FEATURE_MSRS: __svm_vcpu_reset 0x01000065, __vmx_vcpu_reset
      * 0x100000000 (both on RESET only) */
     v->k.ucode_rev = v->vm->vendor == MSR_VENDOR_AMD ? MSR_UCODE_REV_AMD : MSR_UCODE_REV_INTEL;
+    /* vmx_vcpu_create: vmx->nested.msrs = vmcs_config.nested (the vCPU's creation; KVM's
+     * RESET keeps them, and nothing resets a vCPU twice here) */
+    if (!v->cpu->vmx_caps.basic) {
+        msr_vmx_caps_default(&v->cpu->vmx_caps);
+        msr_vmx_caps_cpuid_changed(v);
+    }
 }
 
 int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable)
@@ -190,6 +197,7 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
     if (f->maxphyaddr > 52)
         f->maxphyaddr = 52;
     find_kvm_leaf(v, old_pv_features);
+    msr_vmx_caps_cpuid_changed(v);
     /* CPUID-dependent pass-through (PRED_CMD, FLUSH_CMD, XFD_ERR) and the filter */
     msr_bitmaps_recompute(v);
 }

@@ -41,7 +41,7 @@ static uint64_t calibrate_tsc_khz(void)
         t1 = now_ns(CLOCK_MONOTONIC_RAW);
     while (t1 - t0 < 2000000);
     uint64_t c1 = __builtin_ia32_rdtsc();
-    return (c1 - c0) * 1000000ull / (t1 - t0) / 1000ull;
+    return (c1 - c0) * 1000000ull / (t1 - t0); /* ticks per ns * 10^6 = ticks per ms */
 }
 
 int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor)

@@ -31,7 +31,9 @@ static void usage(FILE *f)
         "  --tsv FILE         write TSV: name, result, exit code, seconds (per mode)\n"
         "  --expect FILE      judge the results (softkvm's; the host's with --real-only)\n"
         "                     against an expectations TSV\n"
-        "                     (name, result, reason); exit 1 on a regression\n"
+        "                     (name, result, reason); exit 1 on a regression;\n"
+        "                     a row NAME@intel / NAME@amd adds a copy of NAME run\n"
+        "                     with SOFTKVM_VENDOR=intel / amd\n"
         "  --update-expect    rewrite the --expect file with this run's results\n"
         "                     (reasons and FLAKY lines kept), then judge nothing\n"
         "  --no-build         use the binaries already built\n"
@@ -216,6 +218,10 @@ int softkvm_cmd_selftests(int argc, char **argv)
     struct st_suite suite;
     if (st_list_tests(&o, &suite) != 0)
         return 2;
+    if (o.expect && st_add_flavours(o.expect, &suite) != 0) {
+        st_suite_free(&suite);
+        return 2;
+    }
     if (o.filter && apply_filter(o.filter, &suite) != 0) {
         st_suite_free(&suite);
         return 2;

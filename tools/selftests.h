@@ -27,8 +27,10 @@ struct st_outcome {
 };
 
 struct st_test {
-    char *name; /* relative to the selftests output dir, e.g. "x86_64/cpuid_test" */
+    char *name; /* relative to the selftests output dir, e.g. "x86_64/cpuid_test"; a
+                 * flavour copy carries its suffix: "x86_64/state_test@intel" */
     char *path; /* absolute path of the binary */
+    char *vendor; /* "intel" / "amd": runs with SOFTKVM_VENDOR set to it; NULL: default */
     struct st_outcome out[ST_NMODES];
 };
 
@@ -66,6 +68,10 @@ int st_lock_build_dir(const struct st_options *o);
 int st_prepare_kernel_tree(struct st_options *o);
 int st_build(const struct st_options *o);
 int st_list_tests(const struct st_options *o, struct st_suite *suite);
+/* Per-flavour copies: every NAME@intel / NAME@amd row of the expectations file whose NAME
+ * is in the suite adds a copy of that test run with SOFTKVM_VENDOR=intel/amd (the test
+ * itself still runs under the default flavour as NAME). 0 or -1. */
+int st_add_flavours(const char *expect_file, struct st_suite *suite);
 void st_suite_free(struct st_suite *suite);
 int st_run_command(char *const argv[], const char *log_path, const char *stdout_path);
 int st_mkdirs(const char *path);

@@ -221,6 +221,15 @@ int st_build(const struct st_options *o)
     return 0;
 }
 
+/* A flavour suffix ("@intel", "@amd") of a test name, or NULL. */
+static const char *flavour_of(const char *name)
+{
+    const char *at = strrchr(name, '@');
+    if (at && (strcmp(at + 1, "intel") == 0 || strcmp(at + 1, "amd") == 0))
+        return at + 1;
+    return NULL;
+}
+
 static int suite_add(struct st_suite *s, const char *name, const char *dir)
 {
     struct st_test *n = realloc(s->tests, (s->n + 1) * sizeof *n);
@@ -230,12 +239,46 @@ static int suite_add(struct st_suite *s, const char *name, const char *dir)
     struct st_test *t = &s->tests[s->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
-    if (asprintf(&t->path, "%s/%s", dir, name) < 0)
+    const char *fl = flavour_of(name);
+    int base = fl ? (int)(fl - 1 - name) : (int)strlen(name); /* the binary has no suffix */
+    if (asprintf(&t->path, "%s/%.*s", dir, base, name) < 0)
         t->path = NULL;
-    if (!t->name || !t->path)
+    if (fl)
+        t->vendor = strdup(fl);
+    if (!t->name || !t->path || (fl && !t->vendor))
         return -1;
     s->n++;
     return 0;
+}
+
+int st_add_flavours(const char *expect_file, struct st_suite *s)
+{
+    FILE *f = fopen(expect_file, "r");
+    if (!f)
+        return 0; /* st_check_expectations reports the unreadable file */
+    char line[PATH_MAX * 2];
+    int rc = 0;
+    size_t listed = s->n;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\t\r\n")] = '\0';
+        const char *fl = flavour_of(line);
+        if (line[0] == '#' || !fl)
+            continue;
+        size_t base = (size_t)(fl - 1 - line);
+        for (size_t i = 0; i < listed; i++) {
+            const struct st_test *t = &s->tests[i];
+            if (!t->vendor && strlen(t->name) == base && strncmp(t->name, line, base) == 0) {
+                /* the copy runs the same binary: its directory is the test's own */
+                char dir[PATH_MAX];
+                size_t pl = strlen(t->path), nl = strlen(t->name);
+                snprintf(dir, sizeof dir, "%.*s", (int)(pl - nl - 1), t->path);
+                rc = suite_add(s, line, dir);
+                break;
+            }
+        }
+    }
+    fclose(f);
+    return rc;
 }
 
 /* Reads names one per line; absolute paths under tests_dir are made relative. */
@@ -288,6 +331,7 @@ void st_suite_free(struct st_suite *s)
     for (size_t i = 0; i < s->n; i++) {
         free(s->tests[i].name);
         free(s->tests[i].path);
+        free(s->tests[i].vendor);
     }
     free(s->tests);
     s->tests = NULL;

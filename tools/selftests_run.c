@@ -74,6 +74,9 @@ static pid_t st_spawn_test(const struct st_options *o, const struct st_test *t, 
         if (chdir(dir) != 0)
             _exit(127);
     }
+    /* a flavour copy (NAME@intel): softkvm's CPU model from SOFTKVM_VENDOR */
+    if (t->vendor)
+        setenv("SOFTKVM_VENDOR", t->vendor, 1);
     if (m == ST_SOFTKVM)
         execl(o->self_exe, "softkvm", "run", "--", t->path, (char *)NULL);
     else

@@ -2,6 +2,7 @@
  * return values and errno against what Linux KVM 6.12 does (the errno expectations were
  * confirmed on this machine's real /dev/kvm with tests/abi/probe/kvm_probe.c). */
 #include <check.h>
+#include <time.h>
 #include "tests/check_main.h"
 #include "tests/abi/abi_test_guest.h"
 #include <errno.h>
@@ -41,6 +42,59 @@ static long io(struct fixture *f, int fd, unsigned long req, const void *arg)
 {
     return abi_ioctl(f->p, fd, req, (unsigned long)arg);
 }
+
+/* vCPU device attributes (6.12 x86.c kvm_vcpu_ioctl_device_attr 5327-5355,
+ * kvm_arch_tsc_has/get/set_attr 5241-5325): only KVM_VCPU_TSC_CTRL/KVM_VCPU_TSC_OFFSET,
+ * ENXIO for the rest, EFAULT for a bad struct or value pointer; the offset is against the
+ * host TSC, so host RDTSC + offset brackets the guest TSC (KVM_GET_MSRS of IA32_TSC). */
+START_TEST(vcpu_tsc_offset_attribute)
+{
+    struct fixture f = setup_vm();
+    int vcpu = (int)io(&f, f.vm, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(vcpu, 0);
+    ck_assert_int_eq(io(&f, f.kvm, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_VCPU_ATTRIBUTES), 1);
+    uint64_t off = 0;
+    struct kvm_device_attr a = {.group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+                                .addr = (uintptr_t)&off};
+    ck_assert_int_eq(io(&f, vcpu, KVM_HAS_DEVICE_ATTR, &a), 0);
+    a.attr = 1;
+    ck_assert_int_eq(io(&f, vcpu, KVM_HAS_DEVICE_ATTR, &a), -ENXIO);
+    a.attr = KVM_VCPU_TSC_OFFSET;
+    a.group = 1;
+    ck_assert_int_eq(io(&f, vcpu, KVM_GET_DEVICE_ATTR, &a), -ENXIO);
+    a.group = KVM_VCPU_TSC_CTRL;
+    ck_assert_int_eq(io(&f, vcpu, KVM_HAS_DEVICE_ATTR, (void *)8), -EFAULT);
+    a.addr = 8;
+    ck_assert_int_eq(io(&f, vcpu, KVM_SET_DEVICE_ATTR, &a), -EFAULT);
+    ck_assert_int_eq(io(&f, vcpu, KVM_GET_DEVICE_ATTR, &a), -EFAULT);
+    a.addr = (uintptr_t)&off;
+    off = 180ull * 1000000000ull;
+    ck_assert_int_eq(io(&f, vcpu, KVM_SET_DEVICE_ATTR, &a), 0);
+    off = 0;
+    ck_assert_int_eq(io(&f, vcpu, KVM_GET_DEVICE_ATTR, &a), 0);
+    ck_assert_uint_eq(off, 180ull * 1000000000ull);
+    struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {{.nmsrs = 1}, {.index = 0x10}};
+    uint64_t before = __builtin_ia32_rdtsc();
+    ck_assert_int_eq(io(&f, vcpu, KVM_GET_MSRS, &m), 1);
+    uint64_t after = __builtin_ia32_rdtsc();
+    ck_assert_uint_ge(m.e.data, before + off);
+    ck_assert_uint_le(m.e.data, after + off);
+    /* the TSC rate is the host's: KVM_GET_TSC_KHZ within 2% of a measurement here */
+    long khz = io(&f, vcpu, KVM_GET_TSC_KHZ, NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC_RAW, &t0);
+    uint64_t c0 = __builtin_ia32_rdtsc();
+    do
+        clock_gettime(CLOCK_MONOTONIC_RAW, &t1);
+    while ((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec) < 20000000);
+    uint64_t c1 = __builtin_ia32_rdtsc();
+    double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+    double measured = (double)(c1 - c0) / ns * 1e6;
+    ck_assert_msg(khz > measured * 0.98 && khz < measured * 1.02, "tsc khz %ld, measured %.0f", khz,
+                  measured);
+    teardown(&f);
+}
+END_TEST
 
 START_TEST(system_ioctls)
 {
@@ -455,6 +509,7 @@ int main(void)
     tcase_add_test(tc, system_ioctls);
     tcase_add_test(tc, supported_cpuid);
     tcase_add_test(tc, memory_slots);
+    tcase_add_test(tc, vcpu_tsc_offset_attribute);
     tcase_add_test(tc, memory_slots_incremental_view);
     tcase_add_test(tc, vcpu_state);
     suite_add_tcase(s, tc);

@@ -241,8 +241,7 @@ static inline void gh_open(struct gh *g, const char *vendor,
  * report through OUT). */
 static inline void gh_start(struct gh *g, uint64_t rip, int cpl)
 {
-    struct kvm_sregs s;
-    memset(&s, 0, sizeof s); /* gh_io may be the real ioctl: GCC -O0 -Werror cannot see it fills s */
+    struct kvm_sregs s = {0};
     ck_assert_int_eq(gh_io(g, g->vcpu, KVM_GET_SREGS, &s), 0);
     abi_test_flat_sregs(&s, true, GH_GDT_GPA, GH_IDT_GPA, 32 * 16 - 1, GH_PML4_GPA);
     s.gdt.limit = 9 * 8 - 1;

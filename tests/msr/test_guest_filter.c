@@ -496,11 +496,11 @@ static void concurrent_case(const char *vendor)
     struct gh g;
     gh_open(&g, vendor, NULL);
     gh_user_msr(&g, KVM_MSR_EXIT_REASON_FILTER);
-    struct kvm_msr_filter f;
+    struct kvm_msr_filter f = {0};
     cf_filter(&f, false); /* generation 0: A */
     ck_assert_int_eq(gh_filter(&g, &f), 0);
     gh_start(&g, gh_gpa(cf_loop), 0);
-    struct kvm_sregs sr;
+    struct kvm_sregs sr = {0};
     ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_GET_SREGS, &sr), 0);
     sr.fs.base = 0x12340000;
     ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_SET_SREGS, &sr), 0);

@@ -26,22 +26,22 @@ static void cpuid_vmx(struct kvm_cpuid_entry2 *e, unsigned *n)
  * set (2005-2007) and may only set msr_ia32_feature_control_valid_bits (2012), which RESET
  * makes FEAT_CTL_LOCKED (__vmx_vcpu_reset 4894); the VMX bits join only with
  * guest_cpu_cap_has(VMX) (vmx_vcpu_after_set_cpuid 7840, 7849-7855), i.e. with nested=1
- * (vmx_set_cpu_caps 7964-7965) — softkvm's kvm_intel has nested=N, so CPUID.VMX alone
- * does not make them valid; LMCE joins with MCG_LMCE_P (vmx_setup_mce 8195-8203). Host
+ * (vmx_set_cpu_caps 7964-7965) — softkvm's kvm_intel has nested=Y (emu/vmx.c), so with
+ * CPUID.VMX they are valid; LMCE joins with MCG_LMCE_P (vmx_setup_mce 8195-8203). Host
  * writes may set any KVM_SUPPORTED_FEATURE_CONTROL bit (1986-1991, 2009-2010), locked or not.
- * Remaining (not on main): "host write of 0 leaves VMX operation" (vmx_set_msr 2391-2396,
- * vmx_leave_nested) needs a guest VMXON, which softkvm does not implement. */
+ * "Host write of 0 leaves VMX operation" (vmx_set_msr 2391-2396, vmx_leave_nested) is
+ * honoured by emu/vmx.c at the next KVM_RUN or KVM_GET_NESTED_STATE (emu_vmx_run_entry). */
 START_TEST(feature_control_locking_vmx)
 {
     struct gh g;
     gh_open(&g, "intel", cpuid_vmx);
     gh_user_msr(&g, KVM_MSR_EXIT_REASON_INVAL);
     const struct gh_op ops[] = {
-        {GH_WR, MSR_IA32_FEAT_CTL, 5},          /* LOCKED|VMX outside SMX: not valid */
+        {GH_WR, MSR_IA32_FEAT_CTL, 1u << 3},    /* reserved bit: not valid */
         {GH_WR, MSR_IA32_FEAT_CTL, 1u << 20},   /* LMCE without MCG_LMCE_P */
-        {GH_WR, MSR_IA32_FEAT_CTL, 1},          /* LOCKED */
+        {GH_WR, MSR_IA32_FEAT_CTL, 5},          /* LOCKED|VMX outside SMX: valid (nested=Y) */
         {GH_RD, MSR_IA32_FEAT_CTL, 0},
-        {GH_WR, MSR_IA32_FEAT_CTL, 1},          /* locked: even the same value fails */
+        {GH_WR, MSR_IA32_FEAT_CTL, 5},          /* locked: even the same value fails */
         {GH_CALL, 0, 0},                        /* patched: pause for host writes */
         {GH_RD, MSR_IA32_FEAT_CTL, 0},          /* the host's value */
         {GH_WR, MSR_IA32_FEAT_CTL, 0},          /* still locked */
@@ -55,10 +55,10 @@ START_TEST(feature_control_locking_vmx)
     o[5].val = o[8].val = gh_gpa(gh_pause2);
     gh_ops(&g, o, sizeof(o) / sizeof(o[0]));
     gh_start(&g, gh_gpa(gh_script), 0);
-    INVAL_EXIT(&g, true, MSR_IA32_FEAT_CTL, 5);
+    INVAL_EXIT(&g, true, MSR_IA32_FEAT_CTL, 1u << 3);
     INVAL_EXIT(&g, true, MSR_IA32_FEAT_CTL, 1u << 20);
-    gh_expect_rd(&g, 1);
-    INVAL_EXIT(&g, true, MSR_IA32_FEAT_CTL, 1);
+    gh_expect_rd(&g, 5);
+    INVAL_EXIT(&g, true, MSR_IA32_FEAT_CTL, 5);
     gh_expect_out(&g, 0x12);
     /* host: bits outside KVM_SUPPORTED_FEATURE_CONTROL fail (KVM_SET_MSRS processes 0) */
     ck_assert_int_eq(gh_set_msr(&g, MSR_IA32_FEAT_CTL, 1u << 3), 0);
@@ -207,9 +207,9 @@ static void init_case(const char *vendor)
     }
     ck_assert_uint_eq(k, nl);
     gh_expect_done(&g);
-    struct kvm_regs regs;
+    struct kvm_regs regs = {0};
     ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_GET_REGS, &regs), 0);
-    struct kvm_sregs sr;
+    struct kvm_sregs sr = {0};
     ck_assert_int_eq(gh_io(&g, g.vcpu, KVM_GET_SREGS, &sr), 0);
     ck_assert_uint_eq(sr.cs.base, 0xffff0000u); /* the reader ran after the reset vector */
     gh_close(&g);

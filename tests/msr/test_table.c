@@ -548,6 +548,13 @@ static void save_restore(enum msr_vendor vendor)
     struct fx *f = fx_new(vendor);
     f->v->apic.read = nop_apic_read;
     f->v->apic.write = nop_apic_write;
+    /* the nested VMX caps are readable only with CPUID.1:ECX.VMX (vmx_get_msr), and a
+     * restore of their own value must succeed (vmx_set_vmx_msr) */
+    struct kvm_cpuid_entry2 l1 = {.function = 1, .ecx = 1u << 5};
+    if (vendor == MSR_VENDOR_INTEL) {
+        f->vm.nested_vmx = true; /* kvm_intel nested=Y, as abi sets it */
+        msr_vcpu_set_cpuid(f->v, &l1, 1);
+    }
     uint32_t idx[512];
     unsigned n = msr_index_list(vendor, NULL, 0);
     ck_assert_uint_gt(n, 30);
@@ -586,9 +593,9 @@ START_TEST(index_list_contents_and_features)
     idx[2] = 0xabcdef;
     ck_assert_uint_eq(msr_index_list(MSR_VENDOR_AMD, idx, 2), n);
     ck_assert_uint_eq(idx[2], 0xabcdef);
-    uint32_t feat[16];
-    unsigned nf = msr_feature_index_list(MSR_VENDOR_INTEL, feat, 16);
-    ck_assert_uint_eq(nf, 3);
+    uint32_t feat[32];
+    unsigned nf = msr_feature_index_list(MSR_VENDOR_INTEL, feat, 32);
+    ck_assert_uint_eq(nf, 3 + 18); /* + IA32_VMX_BASIC..VMFUNC (x86.c kvm_init_msr_lists) */
     for (unsigned i = 0; i < nf; i++) {
         uint64_t val;
         ck_assert_int_eq(msr_feature_get(MSR_VENDOR_INTEL, feat[i], &val), 0);
@@ -598,7 +605,9 @@ START_TEST(index_list_contents_and_features)
     ck_assert_int_eq(msr_feature_get(MSR_VENDOR_INTEL, MSR_IA32_ARCH_CAPABILITIES, &val), 0);
     ck_assert_uint_eq(val, MSR_ARCH_CAP_DEFAULT);
     ck_assert_int_ne(msr_feature_get(MSR_VENDOR_INTEL, 0x12345, &val), 0);
-    ck_assert_int_ne(msr_feature_get(MSR_VENDOR_INTEL, MSR_IA32_VMX_BASIC, &val), 0);
+    ck_assert_int_eq(msr_feature_get(MSR_VENDOR_INTEL, MSR_IA32_VMX_BASIC, &val), 0); /* nested=Y */
+    ck_assert_uint_eq((uint32_t)val, 0x11e57ed0u); /* VMCS12_REVISION */
+    ck_assert_int_ne(msr_feature_get(MSR_VENDOR_AMD, MSR_IA32_VMX_BASIC, &val), 0);
     ck_assert_int_eq(msr_feature_get(MSR_VENDOR_INTEL, MSR_STAR, &val), 0); /* advertised: 0 */
     ck_assert_uint_eq(val, 0);
 }

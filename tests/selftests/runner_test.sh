@@ -34,6 +34,7 @@ rc=$?
 took=$(( $(date +%s) - start ))
 cat "$t/out.txt"
 row() { grep -P "^$1\t" "$t/out.tsv" | cut -f2-3; }
+row_in() { grep -F "$(printf '%s\t' "$2")" "$1" | cut -f2-3; }
 check "exit 1 when something fails and no expectations" test $rc -eq 1
 check "pass -> PASS 0" test "$(row x86_64/pass_test)" = "$(printf 'PASS\t0')"
 check "exit 4 -> SKIP 4" test "$(row x86_64/skip_test)" = "$(printf 'SKIP\t4')"
@@ -92,6 +93,19 @@ check "updated file is met" test $? -eq 0
 printf 'x86_64/pass_test\tGREAT\t\n' > "$t/exp.tsv"
 run --expect "$t/exp.tsv" --filter pass > /dev/null 2>&1
 check "malformed expectation line fails" test $? -eq 1
+
+# Flavour rows: NAME@intel in the expectations runs a copy of NAME with SOFTKVM_VENDOR=intel
+# (the fake passes only there), NAME itself still runs with the default flavour.
+mk x86_64/vendor_test 'echo "vendor=${SOFTKVM_VENDOR:-default}"; [ "${SOFTKVM_VENDOR:-}" = intel ] || exit 4'
+printf 'x86_64/vendor_test\n' > "$t/vlist"
+printf 'x86_64/vendor_test\tSKIP\tdefault flavour\nx86_64/vendor_test@intel\tPASS\t\nx86_64/pass_test@amd\tPASS\t\n' > "$t/vexp.tsv"
+SOFTKVM_VENDOR= "$softkvm" selftests --real-only --no-build --build-dir "$t/build" --tests-dir "$t/kvm" \
+  --list "$t/vlist" --timeout 5 --expect "$t/vexp.tsv" --tsv "$t/v.tsv" > "$t/v.txt" 2>&1
+check "@intel row: expectations met (exit 0)" test $? -eq 0
+check "@intel copy ran with SOFTKVM_VENDOR=intel" test "$(row_in "$t/v.tsv" 'x86_64/vendor_test@intel')" = "$(printf 'PASS\t0')"
+check "the test itself ran with the default flavour" test "$(row_in "$t/v.tsv" x86_64/vendor_test)" = "$(printf 'SKIP\t4')"
+check "a flavour row of an unlisted test adds nothing" test "$(grep -vc '^#' "$t/v.tsv")" -eq 2
+check "@intel log next to the others" grep -q 'vendor=intel' "$t/build/logs/real/x86_64_vendor_test@intel.log"
 
 # SIGTERM to the runner (as a CI cancel or Ctrl-C would do) kills the running tests too.
 rm -f "$t/child.pid"
