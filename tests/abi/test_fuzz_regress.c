@@ -5,7 +5,8 @@
  *     slot memory (KVM_RUN must fail with EFAULT);
  *   - the page walker set A/D bits in page tables inside a KVM_MEM_READONLY slot;
  *   - KVM_SET_SREGS (PAE PDPTE load) and KVM_TRANSLATE read bad slot memory outside
- *     KVM_RUN and crashed. */
+ *     KVM_RUN and crashed;
+ *   - KVM_GET/SET_NESTED_STATE accessed members through a misaligned user pointer (UBSan). */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -188,6 +189,21 @@ START_TEST(ioctls_reading_bad_slot_memory)
 }
 END_TEST
 
+START_TEST(nested_state_misaligned_pointer)
+{
+    struct ctx c;
+    open_vm(&c, 0, true);
+    static uint8_t buf[0x4000 + 16];
+    uint8_t *u = buf + 3; /* a user pointer may have any alignment */
+    uint32_t size = 16;   /* smaller than any state: E2BIG, and the size written back */
+    memcpy(u + 4, &size, 4);
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_NESTED_STATE, (uintptr_t)u), -E2BIG);
+    memcpy(&size, u + 4, 4);
+    ck_assert_uint_gt(size, 16);
+    close_vm(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fuzz_regress");
@@ -197,6 +213,7 @@ int main(void)
     tcase_add_test(tc, sigmask_blocking_sigsegv_is_still_efault);
     tcase_add_test(tc, no_accessed_bit_in_readonly_page_table);
     tcase_add_test(tc, ioctls_reading_bad_slot_memory);
+    tcase_add_test(tc, nested_state_misaligned_pointer);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
