@@ -53,6 +53,9 @@ struct abi_memslot {
     uint32_t flags;
     uint64_t gpa, size, uaddr;
     uint64_t *dirty; /* bitmap when KVM_MEM_LOG_DIRTY_PAGES */
+    /* userspace_addr 0: emu gets this PROT_NONE mapping of `size` bytes instead, so a
+     * guest access faults (KVM_RUN EFAULT) without C dereferencing a null pointer */
+    void *null_standin;
 };
 
 struct abi_vcpu;
@@ -61,6 +64,7 @@ struct abi_vcpu;
 #define ABI_MAX_COALESCED_ZONES 1000
 struct abi_ioeventfd {
     bool pio, datamatch;
+    bool ccw; /* KVM_IOEVENTFD_FLAG_VIRTIO_CCW_NOTIFY: its own bus, never hit on x86 */
     uint64_t addr, value;
     uint32_t len; /* 0 = any length (MMIO only) */
     int fd;       /* our dup of the eventfd */
@@ -221,6 +225,9 @@ int abi_eventfd_check(int fd);
 long abi_vm_irqfd(struct abi_vm *vm, unsigned long arg);
 /* VM teardown (no vCPU left): stops the thread, closes our eventfd dups. */
 void abi_irqfd_free(struct abi_vm *vm);
+
+/* pmu_filter.c: KVM_SET_PMU_EVENT_FILTER (validated, no vPMU to apply it to) */
+long abi_vm_set_pmu_event_filter(struct abi_vm *vm, unsigned long arg);
 
 /* coalesced.c */
 int abi_coalesced_init(struct abi_vm *vm);

@@ -220,9 +220,11 @@ int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struc
      * broadcast) message goes through the APIC map and counts 0; shorthands
      * and broadcasts take the slow path, which says -1 (kvm_irq_delivery_to_apic). */
     bool bcast = irq->dest == 0xffffffffu || (irq->dest == XAPIC_BROADCAST && !irq->x2apic_dest);
-    int delivered = (irq->shorthand == APIC_SH_NONE && !bcast) ? 0 : -1;
-
     pthread_mutex_lock(&chip->lapics_lock);
+    /* with no vCPU there is no APIC map either (kvm_apic_map_get_dest_lapic fails), so
+     * the slow path's -1 it is */
+    int delivered = (irq->shorthand == APIC_SH_NONE && !bcast && chip->nlive) ? 0 : -1;
+
     for (unsigned i = 0; i < chip->nlive; i++) {
         struct abi_lapic *t = chip->lapics[i];
         if (!t || !lapic_hw_enabled(t) || !match_dest(chip, t, src, irq))

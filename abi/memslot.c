@@ -17,12 +17,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "abi/abi_internal.h"
 
 #define TASK_SIZE_MAX 0x7ffffffff000ull   /* x86-64 4-level user address space */
 #define MEM_MAX_NR_PAGES ((1ull << 31) - 1) /* KVM_MEM_MAX_NR_PAGES */
+#define MAX_GFN ((1ull << (48 - 12)) - 1)  /* kvm_mmu_max_gfn() with 48 physical bits */
 
 /* The used slots in gpa order, kept up to date on every change (insert/remove are a
  * binary search and a memmove of ids): a change then costs one pass over the used slots
@@ -113,6 +115,13 @@ void abi_vm_mem_write_unlock(struct abi_vm *vm)
     pthread_rwlock_unlock(&vm->mem_lock);
 }
 
+/* The host memory emu sees for a slot: userspace_addr, or for address 0 its PROT_NONE
+ * stand-in (abi_memslot.null_standin). */
+static uint8_t *slot_host(const struct abi_memslot *s)
+{
+    return s->null_standin ? s->null_standin : (uint8_t *)(uintptr_t)s->uaddr;
+}
+
 /* Rebuild emu's view from the KVM slots in gpa order (caller holds vm->lock). One
  * change of a KVM slot adds at most two emu slots (a deletion or move splits a merged
  * run), so the new array is sized from the old one. */
@@ -134,14 +143,14 @@ static int rebuild_physmem(struct abi_vm *vm)
             struct emu_slot *prev = &tmp[ne - 1];
             if (!prev->dirty_bitmap && !s->dirty && prev->readonly == ro &&
                 prev->gpa + prev->size == s->gpa &&
-                prev->host + prev->size == (uint8_t *)(uintptr_t)s->uaddr) {
+                prev->host + prev->size == slot_host(s)) {
                 prev->size += s->size;
                 continue;
             }
         }
         tmp[ne++] = (struct emu_slot){.gpa = s->gpa,
                                       .size = s->size,
-                                      .host = (uint8_t *)(uintptr_t)s->uaddr,
+                                      .host = slot_host(s),
                                       .readonly = ro,
                                       .dirty_bitmap = s->dirty};
     }
@@ -171,7 +180,7 @@ static int add_physmem(struct abi_vm *vm, unsigned id)
     const struct abi_memslot *s = &vm->slots[id];
     struct emu_slot b = {.gpa = s->gpa,
                          .size = s->size,
-                         .host = (uint8_t *)(uintptr_t)s->uaddr,
+                         .host = slot_host(s),
                          .readonly = s->flags & KVM_MEM_READONLY,
                          .dirty_bitmap = s->dirty};
     abi_vm_mem_write_lock(vm);
@@ -297,6 +306,8 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
             goto out;
         }
         free(saved.dirty);
+        if (saved.null_standin)
+            munmap(saved.null_standin, saved.size);
         goto out;
     }
     struct abi_memslot neu = {.used = true,
@@ -317,6 +328,24 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         r = -EEXIST;
         goto out;
     }
+    /* x86.c kvm_arch_prepare_memory_region: a new or moved slot must end below
+     * kvm_mmu_max_gfn(), 2^MAXPHYADDR (48 bits, abi/cpuid.c) */
+    if ((!old->used || neu.gpa != old->gpa) &&
+        (neu.gpa >> 12) + (neu.size >> 12) - 1 > MAX_GFN) {
+        r = -EINVAL;
+        goto out;
+    }
+    if (old->used) {
+        neu.null_standin = old->null_standin; /* same uaddr and size */
+    } else if (!neu.uaddr) {
+        void *sm = mmap(NULL, neu.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+        if (sm == MAP_FAILED) {
+            r = -ENOMEM;
+            goto out;
+        }
+        neu.null_standin = sm;
+    }
     if (neu.flags & KVM_MEM_LOG_DIRTY_PAGES) {
         /* keep the bitmap across a flags-only change that keeps logging on */
         if (old->used && old->dirty && neu.gpa == old->gpa)
@@ -324,7 +353,7 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         else if (!(neu.dirty = alloc_dirty(neu.size,
                                            vm->manual_dirty_log & KVM_DIRTY_LOG_INITIALLY_SET))) {
             r = -ENOMEM;
-            goto out;
+            goto fail_standin;
         }
     }
     struct abi_memslot saved = *old;
@@ -342,10 +371,14 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         if (id + 1 > vm->slot_hi)
             vm->slot_hi = id + 1;
         order_reset(vm);
-        goto out;
+        goto fail_standin;
     }
     if (saved.dirty && saved.dirty != neu.dirty)
         free(saved.dirty);
+    goto out;
+fail_standin:
+    if (neu.null_standin && !old->used)
+        munmap(neu.null_standin, neu.size);
 out:
     pthread_mutex_unlock(&vm->lock);
     return r;
@@ -504,8 +537,11 @@ void abi_vm_free_slots(struct abi_vm *vm)
 {
     if (!vm->slots)
         return;
-    for (unsigned i = 0; i < ABI_USER_MEM_SLOTS; i++)
+    for (unsigned i = 0; i < ABI_USER_MEM_SLOTS; i++) {
         free(vm->slots[i].dirty);
+        if (vm->slots[i].null_standin)
+            munmap(vm->slots[i].null_standin, vm->slots[i].size);
+    }
     free(vm->slots);
     vm->slots = NULL;
     free(vm->mem.slots);

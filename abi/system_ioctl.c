@@ -170,6 +170,17 @@ static long sys_get_cpuid(struct abi_system *s, unsigned long arg, bool emulated
     struct kvm_cpuid_entry2 *e = calloc(ABI_MAX_CPUID_ENTRIES, sizeof *e);
     if (!e)
         return -ENOMEM;
+    if (emulated) {
+        /* cpuid.c sanity_check_entries: the caller's padding must be zero (and readable) */
+        bool bad = abi_copy_from_user(e, (char *)arg + sizeof hdr, hdr.nent * sizeof *e) != 0;
+        for (unsigned i = 0; i < hdr.nent && !bad; i++)
+            bad = e[i].padding[0] || e[i].padding[1] || e[i].padding[2];
+        if (bad) {
+            free(e);
+            return -EINVAL;
+        }
+        memset(e, 0, ABI_MAX_CPUID_ENTRIES * sizeof *e);
+    }
     unsigned n = emulated ? abi_emulated_cpuid(e, ABI_MAX_CPUID_ENTRIES)
                           : abi_supported_cpuid(s->vendor, e, ABI_MAX_CPUID_ENTRIES);
     long r = 0;

@@ -17,15 +17,21 @@ static long set_guest_debug(struct abi_vcpu *v, unsigned long arg)
     struct kvm_guest_debug d;
     if (abi_copy_from_user(&d, (void *)arg, sizeof d))
         return -EFAULT;
-    if (d.control & ~(uint32_t)GUESTDBG_VALID)
-        return -EINVAL;
-    /* KVM: INJECT_DB / INJECT_BP queue the exception right away */
-    if (d.control & KVM_GUESTDBG_INJECT_DB)
-        emu_queue_exception(v->emu, 1, false, 0);
-    if (d.control & KVM_GUESTDBG_INJECT_BP)
-        emu_queue_exception(v->emu, 3, false, 0);
+    /* x86.c kvm_arch_vcpu_ioctl_set_guest_debug: unknown control bits are not refused
+     * (GUESTDBG_VALID is only what KVM_CAP_SET_GUEST_DEBUG2 reports); INJECT_DB or else
+     * INJECT_BP queue the exception right away, EBUSY while one is pending */
+    if (d.control & (KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP)) {
+        const struct emu_events *ev = &emu_cpu(v->emu)->ev;
+        if (ev->exc_pending || ev->triple_fault_pending) /* kvm_is_exception_pending */
+            return -EBUSY;
+        emu_queue_exception(v->emu, (d.control & KVM_GUESTDBG_INJECT_DB) ? 1 : 3, false, 0);
+    }
+    if (!(d.control & KVM_GUESTDBG_ENABLE))
+        d.control = 0; /* vcpu->guest_debug = 0 without ENABLE */
     v->guest_debug = d.control;
-    emu_set_guest_debug(v->emu, d.control & ~(uint32_t)(KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP),
+    emu_set_guest_debug(v->emu,
+                        d.control & GUESTDBG_VALID &
+                            ~(uint32_t)(KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP),
                         (const uint64_t *)d.arch.debugreg);
     return 0;
 }
@@ -113,11 +119,9 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
             r = -ENXIO;
             break;
         }
+        /* without an irqchip KVM queues it over any queued one (kvm_queue_interrupt);
+         * EEXIST is only for a split irqchip's pending ExtINT */
         struct emu_events *ev = &emu_cpu(v->emu)->ev;
-        if (ev->irq_injected) {
-            r = -EEXIST;
-            break;
-        }
         ev->irq_injected = true;
         ev->irq_vector = (uint8_t)irq.irq;
         ev->irq_soft = false;
@@ -142,6 +146,9 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_NMI:
         emu_cpu(v->emu)->ev.nmi_pending = true;
         r = 0;
+        break;
+    case KVM_SMI:
+        r = -ENOTTY; /* kvm_inject_smi without CONFIG_KVM_SMM (no SMM here) */
         break;
     default: {
         bool handled;

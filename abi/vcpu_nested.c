@@ -26,6 +26,10 @@ _Static_assert(KVM_STATE_NESTED_EVMCS == EMU_VMX_NESTED_EVMCS &&
                KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE == EMU_VMX_PREEMPTION_TIMER_DEADLINE,
                "VMX nested state flags");
 
+/* A field of the caller's struct kvm_nested_state, as an address only: the pointer may be
+ * misaligned or bad (kvm-fuzz), so no member access through it (UBSan alignment). */
+#define UPTR(u, member) ((void *)((char *)(u) + offsetof(struct kvm_nested_state, member)))
+
 long abi_nested_state_max_size(enum abi_vendor vendor)
 {
     /* vmx_get_nested_state(NULL): header + vmcs12 + shadow vmcs12 */
@@ -36,7 +40,7 @@ long abi_nested_state_max_size(enum abi_vendor vendor)
 static long vmx_get(struct abi_vcpu *v, struct kvm_nested_state *u)
 {
     uint32_t user_size;
-    if (abi_copy_from_user(&user_size, &u->size, sizeof user_size))
+    if (abi_copy_from_user(&user_size, UPTR(u, size), sizeof user_size))
         return -EFAULT;
     uint8_t *image = malloc(2 * EMU_VMX_VMCS12_SIZE);
     if (!image)
@@ -56,15 +60,15 @@ static long vmx_get(struct abi_vcpu *v, struct kvm_nested_state *u)
     /* vmx_get_nested_state writes nothing into a buffer too small for the whole state */
     if (user_size >= st.size &&
         (abi_copy_to_user(u, &st, sizeof st) ||
-         (es.has_vmcs12 && abi_copy_to_user(u->data.vmx[0].vmcs12, image, EMU_VMX_VMCS12_SIZE)) ||
-         (es.has_shadow && abi_copy_to_user(u->data.vmx[0].shadow_vmcs12,
+         (es.has_vmcs12 && abi_copy_to_user(UPTR(u, data.vmx[0].vmcs12), image, EMU_VMX_VMCS12_SIZE)) ||
+         (es.has_shadow && abi_copy_to_user(UPTR(u, data.vmx[0].shadow_vmcs12),
                                             image + EMU_VMX_VMCS12_SIZE, EMU_VMX_VMCS12_SIZE))))
         r = -EFAULT;
     free(image);
     if (r)
         return r;
     if (st.size > user_size)
-        return abi_copy_to_user(&u->size, &st.size, sizeof st.size) ? -EFAULT : -E2BIG;
+        return abi_copy_to_user(UPTR(u, size), &st.size, sizeof st.size) ? -EFAULT : -E2BIG;
     return 0;
 }
 
@@ -85,12 +89,12 @@ static long vmx_set(struct abi_vcpu *v, const struct kvm_nested_state *u,
         image = malloc(2 * EMU_VMX_VMCS12_SIZE);
         if (!image)
             return -ENOMEM;
-        copy_failed = abi_copy_from_user(image, u->data.vmx[0].vmcs12, EMU_VMX_VMCS12_SIZE) != 0;
+        copy_failed = abi_copy_from_user(image, UPTR(u, data.vmx[0].vmcs12), EMU_VMX_VMCS12_SIZE) != 0;
         es.has_vmcs12 = true;
         if (st->size >= HDR_SIZE + 2 * EMU_VMX_VMCS12_SIZE) {
             es.has_shadow = true;
             copy_failed |= abi_copy_from_user(image + EMU_VMX_VMCS12_SIZE,
-                                              u->data.vmx[0].shadow_vmcs12, EMU_VMX_VMCS12_SIZE) != 0;
+                                              UPTR(u, data.vmx[0].shadow_vmcs12), EMU_VMX_VMCS12_SIZE) != 0;
         }
     }
     long r = emu_vmx_set_nested_state(v->emu, &es, image, copy_failed);
@@ -104,7 +108,7 @@ long abi_vcpu_get_nested_state(struct abi_vcpu *v, unsigned long arg)
     if (v->vm->sys->vendor != ABI_VENDOR_AMD)
         return vmx_get(v, u);
     uint32_t user_size;
-    if (abi_copy_from_user(&user_size, &u->size, sizeof user_size))
+    if (abi_copy_from_user(&user_size, UPTR(u, size), sizeof user_size))
         return -EFAULT;
     uint8_t *image = malloc(KVM_STATE_NESTED_SVM_VMCB_SIZE);
     if (!image)
@@ -124,7 +128,7 @@ long abi_vcpu_get_nested_state(struct abi_vcpu *v, unsigned long arg)
             st.size += KVM_STATE_NESTED_SVM_VMCB_SIZE;
         }
         if (abi_copy_to_user(u, &st, sizeof st) ||
-            (guest && abi_copy_to_user(u->data.svm, image, KVM_STATE_NESTED_SVM_VMCB_SIZE)))
+            (guest && abi_copy_to_user(UPTR(u, data.svm), image, KVM_STATE_NESTED_SVM_VMCB_SIZE)))
             r = -EFAULT;
     } else if (st.flags & KVM_STATE_NESTED_GUEST_MODE) {
         st.size += KVM_STATE_NESTED_SVM_VMCB_SIZE;
@@ -134,7 +138,7 @@ long abi_vcpu_get_nested_state(struct abi_vcpu *v, unsigned long arg)
         return r;
     /* x86.c: a state larger than the buffer reports its size and fails with E2BIG */
     if (st.size > user_size)
-        return abi_copy_to_user(&u->size, &st.size, sizeof st.size) ? -EFAULT : -E2BIG;
+        return abi_copy_to_user(UPTR(u, size), &st.size, sizeof st.size) ? -EFAULT : -E2BIG;
     return 0;
 }
 
@@ -174,7 +178,7 @@ long abi_vcpu_set_nested_state(struct abi_vcpu *v, unsigned long arg)
     if (!image)
         return -ENOMEM;
     long r = -EFAULT;
-    if (!abi_copy_from_user(image, u->data.svm, KVM_STATE_NESTED_SVM_VMCB_SIZE))
+    if (!abi_copy_from_user(image, UPTR(u, data.svm), KVM_STATE_NESTED_SVM_VMCB_SIZE))
         r = emu_svm_set_nested_state(v->emu, st.flags, st.hdr.svm.vmcb_pa, image);
     free(image);
     return r;

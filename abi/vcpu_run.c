@@ -350,6 +350,11 @@ static int handle_exit(struct abi_vcpu *v)
         run->exit_reason = KVM_EXIT_HLT;
         return 0;
     case EMU_EXIT_SHUTDOWN:
+        /* KVM_REQ_TRIPLE_FAULT is consumed when it is reported (x86.c vcpu_enter_guest,
+         * vmx handle_triple_fault): the next KVM_RUN runs the vCPU again instead of
+         * shutting down at once forever. (SVM's shutdown_interception also INIT-resets
+         * the vCPU; not done here, see tools/kvm_fuzz/README.md.) */
+        emu_cpu(v->emu)->shutdown = false;
         run->exit_reason = KVM_EXIT_SHUTDOWN;
         return 0;
     case EMU_EXIT_MSR:
@@ -481,18 +486,26 @@ long abi_vcpu_run(struct abi_vcpu *v)
     struct kvm_run *run = v->run;
     run->flags = 0; /* kvm_arch_vcpu_ioctl_run; no SMM, no guest mode */
     long r = -EINVAL;
-    if ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID) ||
-        (r = sync_regs_in(v)) != 0) {
+    /* kvm_arch_vcpu_ioctl_run: an AP that never got INIT blocks (below) before sync_regs
+     * are checked or the last exit is completed */
+    bool uninit_ap = v->mp_state == KVM_MP_STATE_UNINITIALIZED && v->lapic;
+    if (!uninit_ap && ((run->kvm_valid_regs & ~SYNC_VALID) || (run->kvm_dirty_regs & ~SYNC_VALID) ||
+                       (r = sync_regs_in(v)) != 0)) {
         post_run_save(v); /* KVM's error paths also go through post_kvm_run_save */
         return r;
     }
-    complete_pending(v);
+    if (!uninit_ap)
+        complete_pending(v);
 
     sigset_t old;
     if (v->sigmask_set) {
         sigset_t m;
         sigemptyset(&m);
         memcpy(&m, &v->sigmask, sizeof v->sigmask);
+        /* a guest access to bad slot memory is a SIGSEGV/SIGBUS here (abi_host_fault), where
+         * KVM's own accesses raise nothing: blocked, they would kill the process */
+        sigdelset(&m, SIGSEGV);
+        sigdelset(&m, SIGBUS);
         pthread_sigmask(SIG_SETMASK, &m, &old);
     }
     this_thread_vcpu = v;

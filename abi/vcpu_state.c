@@ -368,14 +368,19 @@ static long set_xcrs(struct abi_vcpu *v, const struct kvm_xcrs *x)
 {
     if (x->nr_xcrs > KVM_MAX_XCRS || x->flags)
         return -EINVAL;
+    /* x86.c kvm_vcpu_ioctl_x86_set_xcrs: only the first XCR0 entry counts, other XCR
+     * numbers are skipped; __kvm_set_xcr checks it against guest_supported_xcr0, i.e. the
+     * vCPU's CPUID leaf 0DH (nothing but x87 before KVM_SET_CPUID2) */
     for (unsigned i = 0; i < x->nr_xcrs; i++) {
         if (x->xcrs[i].xcr != 0)
-            return -EINVAL;
+            continue;
+        const struct kvm_cpuid_entry2 *d = abi_cpuid_find(v->cpuid, v->ncpuid, 0xd, 0);
+        uint64_t guest = d ? ((uint64_t)d->edx << 32 | d->eax) & abi_supported_xcr0() : 0;
         uint64_t val = x->xcrs[i].value;
-        /* __kvm_set_xcr: x87 must be set, only supported features, AVX needs SSE */
-        if (!(val & 1) || (val & ~abi_supported_xcr0()) || ((val & 4) && !(val & 2)))
+        if (!emu_xcr0_valid(val, guest))
             return -EINVAL;
         emu_cpu(v->emu)->xcr0 = val;
+        break;
     }
     return 0;
 }
@@ -437,28 +442,37 @@ static long get_events(struct abi_vcpu *v, struct kvm_vcpu_events *e)
     return 0;
 }
 
-static long set_events(struct abi_vcpu *v, const struct kvm_vcpu_events *e)
+static long set_events(struct abi_vcpu *v, const struct kvm_vcpu_events *events)
 {
     uint32_t valid = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
                      KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
                      KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
-    if (e->flags & ~valid)
+    if (events->flags & ~valid)
         return -EINVAL;
+    /* x86.c kvm_vcpu_ioctl_x86_set_vcpu_events: without VALID_PAYLOAD "pending" and the
+     * payload are ignored; with it, pending wins over injected */
+    struct kvm_vcpu_events copy = *events;
+    struct kvm_vcpu_events *e = &copy;
     if (e->flags & KVM_VCPUEVENT_VALID_PAYLOAD) {
         if (!v->vm->exception_payload)
             return -EINVAL;
-    } else if (e->exception.pending) {
-        return -EINVAL; /* "pending" only exists with KVM_CAP_EXCEPTION_PAYLOAD */
+        if (e->exception.pending)
+            e->exception.injected = 0;
+        else
+            e->exception_has_payload = 0;
+    } else {
+        e->exception.pending = 0;
+        e->exception_has_payload = 0;
     }
     if ((e->exception.injected || e->exception.pending) &&
         (e->exception.nr > 31 || e->exception.nr == 2 /* NMI */))
         return -EINVAL;
-    if (e->exception.injected && e->exception.pending)
-        return -EINVAL;
     if ((e->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT) && !v->vm->triple_fault_event)
         return -EINVAL;
-    if ((e->flags & KVM_VCPUEVENT_VALID_SMM) && e->smi.smm)
-        return -EINVAL; /* no SMM */
+    /* no SMM here: KVM built without CONFIG_KVM_SMM refuses any SMM state */
+    if ((e->flags & KVM_VCPUEVENT_VALID_SMM) &&
+        (e->smi.smm || e->smi.pending || e->smi.smm_inside_nmi))
+        return -EINVAL;
     struct emu_events *ev = &emu_cpu(v->emu)->ev;
     ev->exc_injected = e->exception.injected;
     ev->exc_pending = e->exception.pending;
@@ -503,14 +517,18 @@ static long set_mp_state(struct abi_vcpu *v, const struct kvm_mp_state *m)
     case KVM_MP_STATE_INIT_RECEIVED:
     case KVM_MP_STATE_HALTED:
     case KVM_MP_STATE_SIPI_RECEIVED:
+    case KVM_MP_STATE_AP_RESET_HOLD:
         if (!v->lapic) /* KVM: only RUNNABLE without an in-kernel LAPIC */
             return -EINVAL;
         break;
     default:
         return -EINVAL;
     }
-    v->mp_state = m->mp_state;
-    emu_cpu(v->emu)->halted = m->mp_state == KVM_MP_STATE_HALTED;
+    /* AP_RESET_HOLD (SEV-ES) blocks and wakes like HALTED in KVM's vcpu_block(); it is
+     * kept as HALTED here (so KVM_GET_MP_STATE reports 3, not 9) */
+    uint32_t st = m->mp_state == KVM_MP_STATE_AP_RESET_HOLD ? KVM_MP_STATE_HALTED : m->mp_state;
+    v->mp_state = st;
+    emu_cpu(v->emu)->halted = st == KVM_MP_STATE_HALTED;
     return 0;
 }
 
@@ -574,6 +592,35 @@ static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
         abi_lapic_set_tsc_deadline_cap(v->lapic, l1 && (l1->ecx & (1u << 24)));
     }
     return 0;
+}
+
+/* The old KVM_SET_CPUID (cpuid.c kvm_vcpu_ioctl_set_cpuid): entries without index and
+ * flags, converted and set like KVM_SET_CPUID2. */
+static long set_cpuid1(struct abi_vcpu *v, unsigned long arg)
+{
+    struct kvm_cpuid hdr;
+    if (get(arg, &hdr, sizeof hdr))
+        return -EFAULT;
+    if (hdr.nent > ABI_MAX_CPUID_ENTRIES)
+        return -E2BIG;
+    size_t n = hdr.nent ? hdr.nent : 1;
+    struct kvm_cpuid_entry *e1 = calloc(n, sizeof *e1);
+    struct kvm_cpuid2 *c2 = calloc(1, sizeof *c2 + n * sizeof(struct kvm_cpuid_entry2));
+    long r = -ENOMEM;
+    if (e1 && c2) {
+        r = -EFAULT;
+        if (!get(arg + sizeof hdr, e1, hdr.nent * sizeof *e1)) {
+            c2->nent = hdr.nent;
+            for (unsigned i = 0; i < hdr.nent; i++)
+                c2->entries[i] = (struct kvm_cpuid_entry2){.function = e1[i].function,
+                                                           .eax = e1[i].eax, .ebx = e1[i].ebx,
+                                                           .ecx = e1[i].ecx, .edx = e1[i].edx};
+            r = set_cpuid2(v, (unsigned long)c2); /* reads our own buffer */
+        }
+    }
+    free(e1);
+    free(c2);
+    return r;
 }
 
 static long get_cpuid2(struct abi_vcpu *v, unsigned long arg)
@@ -659,6 +706,8 @@ long abi_vcpu_state_ioctl(struct abi_vcpu *v, unsigned long req, unsigned long a
         return set_xsave(v, (const uint8_t *)&u.xsave);
     case KVM_SET_CPUID2:
         return set_cpuid2(v, arg);
+    case KVM_SET_CPUID:
+        return set_cpuid1(v, arg);
     case KVM_GET_NESTED_STATE:
         return abi_vcpu_get_nested_state(v, arg);
     case KVM_SET_NESTED_STATE:

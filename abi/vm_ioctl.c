@@ -206,9 +206,22 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
         vm->triple_fault_event = c.args[0] != 0;
         r = 0;
         break;
-    case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
+    case KVM_CAP_EXIT_ON_EMULATION_FAILURE: /* x86.c: only 0 or 1 */
+        if (c.args[0] & ~1ull)
+            break;
         vm->exit_on_emulation_failure = c.args[0] != 0;
         r = 0;
+        break;
+    case KVM_CAP_HALT_POLL: /* kvm_main.c: any u32; host-side polling, nothing to do here */
+        if (c.args[0] == (uint32_t)c.args[0])
+            r = 0;
+        break;
+    case KVM_CAP_X86_BUS_LOCK_EXIT:
+        /* x86.c: OFF or EXIT, not both; accepted (without effect) even when bus-lock
+         * exits cannot be offered */
+        if (!(c.args[0] & ~(uint64_t)(KVM_BUS_LOCK_DETECTION_OFF | KVM_BUS_LOCK_DETECTION_EXIT)) &&
+            c.args[0] != (KVM_BUS_LOCK_DETECTION_OFF | KVM_BUS_LOCK_DETECTION_EXIT))
+            r = 0;
         break;
     case KVM_CAP_X86_DISABLE_EXITS:
         /* 6.12: unknown bits EINVAL; MWAIT is dropped when it cannot be offered */
@@ -294,7 +307,8 @@ static long vm_clock(struct abi_vm *vm, unsigned long arg, bool set)
     if (set) {
         if (abi_copy_from_user(&d, (void *)arg, sizeof d))
             return -EFAULT;
-        if (d.flags & ~(uint32_t)(KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC))
+        /* KVM_CLOCK_VALID_FLAGS: what KVM_GET_CLOCK may return, TSC_STABLE included */
+        if (d.flags & ~(uint32_t)(KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC))
             return -EINVAL;
         uint64_t boot = now_ns(CLOCK_BOOTTIME);
         uint64_t clock = d.clock;
@@ -466,10 +480,10 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return 0;
     case KVM_SET_IDENTITY_MAP_ADDR: {
         uint64_t a;
+        if (vm->created_vcpu) /* x86.c checks this before copying the address */
+            return -EINVAL;
         if (abi_copy_from_user(&a, (void *)arg, sizeof a))
             return -EFAULT;
-        if (vm->created_vcpu)
-            return -EINVAL;
         vm->identity_map_addr = a;
         return 0;
     }
@@ -514,16 +528,25 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return vm_clock(vm, arg, false);
     case KVM_GET_TSC_KHZ:
         return (long)vm->msr.tsc_khz;
-    case KVM_SET_NR_MMU_PAGES:
+    case KVM_SET_NR_MMU_PAGES: /* (6.12 has no KVM_GET_NR_MMU_PAGES any more: ENOTTY) */
         return arg < 64 /* KVM_MIN_ALLOC_MMU_PAGES */ ? -EINVAL : 0;
-    case KVM_GET_NR_MMU_PAGES:
-        return 64;
     case KVM_GET_STATS_FD:
         return abi_stats_fd(vm, NULL);
     case KVM_IOEVENTFD:
         return abi_vm_ioeventfd(vm, arg);
     case KVM_IRQFD:
         return abi_vm_irqfd(vm, arg);
+    case KVM_SET_PMU_EVENT_FILTER:
+        return abi_vm_set_pmu_event_filter(vm, arg);
+    case KVM_RESET_DIRTY_RINGS:
+        return -EINVAL; /* kvm_vm_ioctl_reset_dirty_pages: no dirty ring enabled */
+    case KVM_CREATE_DEVICE: {
+        /* kvm_ioctl_create_device: no device type is registered here (KVM has VFIO) */
+        struct kvm_create_device cd;
+        if (abi_copy_from_user(&cd, (void *)arg, sizeof cd))
+            return -EFAULT;
+        return -ENODEV;
+    }
     case KVM_REGISTER_COALESCED_MMIO:
         return abi_vm_coalesced_zone(vm, arg, true);
     case KVM_UNREGISTER_COALESCED_MMIO:

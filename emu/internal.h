@@ -151,6 +151,9 @@ uint8_t *emu_fetch_ptr(struct emu_vcpu *v, uint64_t lin, unsigned *avail, uint64
 void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin);
 /* Guest-physical RAM copies (no MMIO); false if [gpa, gpa+len) is not in one RAM slot. */
 bool emu_phys_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len);
+/* Copy from a slot's host memory outside emu_run (ioctl paths), where a bad host page
+ * cannot be caught by emu_host_fault: false (nothing copied) if it is not readable. */
+bool emu_host_read(void *dst, const void *host, size_t len);
 bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned len);
 /* PAE PDPTEs from cr3 into cpu.pdptrs; false (nothing loaded) if unreadable or reserved
  * bits are set (SDM vol.3 4.4.1). */

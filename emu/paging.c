@@ -24,15 +24,38 @@
 static unsigned maxphyaddr(struct emu_vcpu *v)
 {
     for (unsigned i = 0; i < v->ncpuid; i++)
-        if (v->cpuid[i].function == 0x80000008u && (v->cpuid[i].eax & 0xff))
-            return v->cpuid[i].eax & 0xff;
+        if (v->cpuid[i].function == 0x80000008u && (v->cpuid[i].eax & 0xff)) {
+            /* user space may set any byte here (KVM takes it as is); beyond 52 there are
+             * no reserved address bits left, and it is used as a shift count */
+            unsigned w = v->cpuid[i].eax & 0xff;
+            return w > 52 ? 52 : w;
+        }
     return 46;
 }
 
 /* Reads a paging-structure entry; returns its host pointer (NULL if not in RAM). */
 static uint8_t *pte_ptr(struct emu_vcpu *v, uint64_t gpa, unsigned size)
 {
-    return emu_gpa_to_host(v->pm, gpa, size, false);
+    uint8_t *p = emu_gpa_to_host(v->pm, gpa, size, false);
+    uint64_t probe;
+    /* outside emu_run (KVM_TRANSLATE) a bad host page would be a host crash: a walk
+     * through it fails, as KVM's walker does on an unreadable hva */
+    if (p && !v->in_run && !emu_host_read(&probe, p, size))
+        return NULL;
+    return p;
+}
+
+/* Is a paging-structure entry (a host pointer from pte_ptr) in a writable slot? KVM
+ * leaves A/D bits alone in read-only slots (paging_tmpl.h update_accessed_dirty_bits:
+ * "If the slot is read-only, simply do not process the accessed and dirty bits"). */
+static bool pte_writable(const struct emu_vcpu *v, const uint8_t *p)
+{
+    for (unsigned i = 0; i < v->pm->nslots; i++) {
+        const struct emu_slot *s = &v->pm->slots[i];
+        if (s->size && p >= s->host && (uint64_t)(p - s->host) < s->size)
+            return !s->readonly;
+    }
+    return false;
 }
 
 static uint64_t load_pte(const uint8_t *p, unsigned size)
@@ -183,9 +206,10 @@ uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, u
 
     if (set_ad) {
         for (unsigned i = 0; i < nptr; i++)
-            if (!(load_pte(ptrs[i], esize) & PTE_A))
+            if (!(load_pte(ptrs[i], esize) & PTE_A) && pte_writable(v, ptrs[i]))
                 set_bits(ptrs[i], esize, PTE_A);
-        if (kind == EMU_ACC_WRITE && !(load_pte(ptrs[nptr - 1], esize) & PTE_D))
+        if (kind == EMU_ACC_WRITE && !(load_pte(ptrs[nptr - 1], esize) & PTE_D) &&
+            pte_writable(v, ptrs[nptr - 1]))
             set_bits(ptrs[nptr - 1], esize, PTE_D);
     }
     uint64_t base = esize == 4 && page_size == 4096 ? entry & 0xfffff000u : entry & pa_mask;

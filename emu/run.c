@@ -371,15 +371,15 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
             v->pm_gen = v->pm->generation;
             emu_flush_caches(v);
         }
-        if (__builtin_expect(v->stop_req, 0)) {
-            v->stop_req = 0;
+        if (__builtin_expect(__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED), 0)) {
+            __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
             x->reason = EMU_EXIT_INTERRUPTED;
             return;
         }
         struct emu_events *ev = &c->ev;
-        if (v->kick || ev->exc_pending || ev->exc_injected || ev->nmi_pending || ev->nmi_injected ||
+        if (__atomic_load_n(&v->kick, __ATOMIC_RELAXED) || ev->exc_pending || ev->exc_injected || ev->nmi_pending || ev->nmi_injected ||
             ev->irq_injected || ev->triple_fault_pending || c->halted || v->has_irq_ops) {
-            v->kick = 0;
+            __atomic_store_n(&v->kick, 0, __ATOMIC_RELAXED);
             inject_events(v);
             if (c->shutdown)
                 return;
@@ -387,8 +387,8 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
                 x->reason = EMU_EXIT_HLT;
                 return;
             }
-            if (v->stop_req) { /* an irq hook asked to stop here (interrupt window) */
-                v->stop_req = 0;
+            if (__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED)) { /* an irq hook asked to stop here (interrupt window) */
+                __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
                 x->reason = EMU_EXIT_INTERRUPTED;
                 return;
             }

@@ -159,8 +159,11 @@ void emu_state_changed(struct emu_vcpu *v)
     /* KVM_SET_SREGS with PAE paging reloads the PDPTEs from CR3 */
     if ((c->cr0 & (1ull << 31)) && (c->cr4 & (1ull << 5)) && !v->long_mode) {
         uint8_t *p = emu_gpa_to_host(v->pm, c->cr3 & 0xffffffe0u, 32, false);
-        if (p)
-            memcpy(c->pdptrs, p, sizeof c->pdptrs);
+        uint64_t pd[4];
+        /* an ioctl, not the guest: bad slot memory leaves them as they were, like a
+         * failed load_pdptrs() in KVM_SET_SREGS */
+        if (p && emu_host_read(pd, p, sizeof pd))
+            memcpy(c->pdptrs, pd, sizeof c->pdptrs);
     }
     emu_tlb_flush(v);
     dcache_flush(v);
@@ -198,14 +201,16 @@ uint64_t emu_read_tsc(struct emu_vcpu *v)
     return __builtin_ia32_rdtsc() + v->cpu.tsc_offset;
 }
 
+/* Both come from other threads (and signal handlers) while the vCPU runs: relaxed atomic
+ * stores, read as such by run_loop (a plain volatile access is a data race for TSan). */
 void emu_request_stop(struct emu_vcpu *v)
 {
-    v->stop_req = 1;
+    __atomic_store_n(&v->stop_req, 1, __ATOMIC_RELAXED);
 }
 
 void emu_kick(struct emu_vcpu *v)
 {
-    v->kick = 1;
+    __atomic_store_n(&v->kick, 1, __ATOMIC_RELAXED);
 }
 
 bool emu_dcache_alloc(struct emu_vcpu *v)

@@ -219,11 +219,18 @@ int emu_xsave_from_kvm(struct cpu *cpu, const void *region, uint64_t supported)
     uint64_t xstate_bv = get64(img + EMU_XSAVE_HDR_OFF);
     if (xstate_bv & ~allowed)
         return -EINVAL;
-    /* KVM takes MXCSR from the buffer only with SSE or YMM in XSTATE_BV, and checks
-     * it against the MXCSR mask. */
+    /* validate_user_xstate_header (fpu/xstate.c): standard format only (XCOMP_BV 0)
+     * and the 48 reserved header bytes zero */
+    if (get64(img + EMU_XSAVE_HDR_OFF + 8))
+        return -EINVAL;
+    for (unsigned i = 16; i < 64; i++)
+        if (img[EMU_XSAVE_HDR_OFF + i])
+            return -EINVAL;
+    /* copy_uabi_to_xstate checks MXCSR against the mask when FP, SSE or YMM is in
+     * XSTATE_BV; KVM takes it from the buffer with SSE or YMM */
     uint32_t m = get32(img + 24);
     bool has_mxcsr = xstate_bv & (EMU_XFEATURE_SSE | EMU_XFEATURE_YMM);
-    if (has_mxcsr && !mxcsr_ok(m))
+    if ((xstate_bv & (EMU_XFEATURE_X87 | EMU_XFEATURE_SSE | EMU_XFEATURE_YMM)) && !mxcsr_ok(m))
         return -EINVAL;
     struct emu_fpu *f = &cpu->fpu;
     if (xstate_bv & EMU_XFEATURE_X87)

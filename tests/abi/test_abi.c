@@ -249,6 +249,8 @@ START_TEST(memory_slots_incremental_view)
                     ck_assert_ptr_eq(emu_gpa_to_host(&vm->mem, ref[i].gpa + p * PG + 8, 8, false),
                                      (uint8_t *)(uintptr_t)ref[i].host + p * PG + 8);
     }
+    abi_obj_put(&vm->obj); /* the abi_obj_get reference, then the fds (LeakSanitizer) */
+    teardown(&f);
     munmap(mem, WIN * PG);
     abi_obj_put(&vm->obj);
     teardown(&f);
