@@ -252,8 +252,6 @@ START_TEST(memory_slots_incremental_view)
     abi_obj_put(&vm->obj); /* the abi_obj_get reference, then the fds (LeakSanitizer) */
     teardown(&f);
     munmap(mem, WIN * PG);
-    abi_obj_put(&vm->obj);
-    teardown(&f);
 }
 END_TEST
 
