@@ -12,19 +12,9 @@ set -uo pipefail
 softkvm=$1 lkvm=$2 assets=$3
 marker=SOFTKVM-BOOT-MARKER-OK
 fail() { echo "FAIL: $*"; exit 1; }
-deb=$(ls "$assets"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | head -1)
-[ -n "$deb" ] || fail "no kernel package in $assets (scripts/bootstrap.sh test downloads it)"
 [ -x "$lkvm" ] || fail "no lkvm at $lkvm"
-[ -x /bin/busybox ] || fail "/bin/busybox missing (apt-get install busybox-static)"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-dpkg-deb -x "$deb" "$work/k" || fail "cannot unpack $deb"
-kernel=$(ls "$work"/k/boot/vmlinuz-* | head -1)
-mkdir -p "$work/ird/bin"
-cp /bin/busybox "$work/ird/bin/"
-printf '#!/bin/busybox sh\n/bin/busybox echo %s\n/bin/busybox reboot -f\n' "$marker" > "$work/ird/init"
-chmod +x "$work/ird/init"
-(cd "$work/ird" && find . | cpio -o -H newc 2>/dev/null | gzip > "$work/initrd.gz")
+. "$(dirname "$0")/guest_assets.sh"
+guest_assets reboot
 start=$(date +%s%N)
 # lkvm keeps its state under $HOME/.lkvm
 HOME=$work SOFTKVM_REPORT=$work/report.txt timeout 600 "$softkvm" run -- "$lkvm" run \

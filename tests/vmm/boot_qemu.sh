@@ -12,20 +12,9 @@ softkvm=$1 assets=$2 machine=$3 smp=$4 mode=${5:-softkvm}
 marker=SOFTKVM-BOOT-MARKER-OK
 fail() { echo "FAIL: $*"; exit 1; }
 
-deb=$(ls "$assets"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | head -1)
-[ -n "$deb" ] || fail "no kernel package in $assets (scripts/bootstrap.sh test downloads it)"
 command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
-[ -x /bin/busybox ] || fail "/bin/busybox missing (apt-get install busybox-static)"
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-dpkg-deb -x "$deb" "$work/k" || fail "cannot unpack $deb"
-kernel=$(ls "$work"/k/boot/vmlinuz-* | head -1)
-mkdir -p "$work/ird/bin"
-cp /bin/busybox "$work/ird/bin/"
-printf '#!/bin/busybox sh\n/bin/busybox echo %s\n/bin/busybox poweroff -f\n' "$marker" > "$work/ird/init"
-chmod +x "$work/ird/init"
-(cd "$work/ird" && find . | cpio -o -H newc 2>/dev/null | gzip > "$work/initrd.gz")
+. "$(dirname "$0")/guest_assets.sh"
+guest_assets poweroff
 
 if [ "$mode" = tcg ]; then
   launch=(qemu-system-x86_64 -accel tcg)
