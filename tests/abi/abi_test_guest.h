@@ -6,7 +6,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <check.h>
 
 #include <linux/kvm.h>
 
@@ -42,6 +45,39 @@ static inline void abi_test_flat_sregs(struct kvm_sregs *s, bool long_mode, uint
     s->cr3 = long_mode ? cr3 : 0;
     s->cr4 = long_mode ? 0x20 : 0;
     s->efer = long_mode ? 0x500 : 0;
+}
+
+/* The memory of a flat 64-bit guest: GDT at `gdt` (null, 64-bit code, data) and 4-level
+ * page tables at pml4 (3 pages) identity-mapping the first 2 MiB. */
+static inline void abi_test_flat_tables(uint8_t *mem, uint64_t gdt, uint64_t pml4)
+{
+    uint64_t *g = (uint64_t *)(mem + gdt);
+    g[1] = 0x00209a0000000000ull; /* 64-bit code */
+    g[2] = 0x00cf92000000ffffull; /* data */
+    uint64_t *pt = (uint64_t *)(mem + pml4);
+    pt[0] = (pml4 + 0x1000) | 3;   /* PML4[0] -> PDPT */
+    pt[512] = (pml4 + 0x2000) | 3; /* PDPT[0] -> PD */
+    pt[1024] = 0x83;               /* PD[0]: 2 MiB identity page */
+}
+
+/* A vCPU with the supported CPUID set and its kvm_run mapped; the caller checks the
+ * CPUID leaf it needs through *cpuid_out (the copy that was set). */
+struct abi_test_cpuid {
+    struct kvm_cpuid2 h;
+    struct kvm_cpuid_entry2 e[64];
+};
+static inline int abi_test_vcpu_supported(struct abi_process *p, int kvm, int vm,
+                                          struct kvm_run **run, struct abi_test_cpuid *cp)
+{
+    int vcpu = (int)abi_ioctl(p, vm, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(vcpu, 0);
+    cp->h.nent = 64;
+    ck_assert_int_eq(abi_ioctl(p, kvm, KVM_GET_SUPPORTED_CPUID, (unsigned long)cp), 0);
+    ck_assert_int_eq(abi_ioctl(p, vcpu, KVM_SET_CPUID2, (unsigned long)cp), 0);
+    long sz = abi_ioctl(p, kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    *run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    ck_assert_ptr_ne(*run, MAP_FAILED);
+    return vcpu;
 }
 
 #endif

@@ -206,13 +206,7 @@ static void guest_open(struct nctx *c, bool msr_bitmaps)
     c->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(c->mem, MAP_FAILED);
     memcpy(c->mem + CODE_GPA, nvmx_l1, (size_t)(nvmx_end - nvmx_l1));
-    uint64_t *gdt = (uint64_t *)(c->mem + GDT_GPA);
-    gdt[1] = 0x00209a0000000000ull; /* 64-bit code */
-    gdt[2] = 0x00cf92000000ffffull; /* data */
-    uint64_t *pt = (uint64_t *)(c->mem + PML4_GPA);
-    pt[0] = (PML4_GPA + 0x1000) | 3;   /* PML4[0] -> PDPT */
-    pt[512] = (PML4_GPA + 0x2000) | 3; /* PDPT[0] -> PD */
-    pt[1024] = 0x83;                   /* PD[0]: 2 MiB identity page */
+    abi_test_flat_tables(c->mem, GDT_GPA, PML4_GPA);
     /* L1's MSR bitmap (SDM 25.6.9): read-low at 0, write-low at 0x800 */
     c->mem[MSR_BITMAP_GPA + 0x10 / 8] |= 1u << (0x10 % 8);            /* read 0x10 */
     c->mem[MSR_BITMAP_GPA + 0x800 + 0x174 / 8] |= 1u << (0x174 % 8);  /* write 0x174 */
@@ -220,21 +214,12 @@ static void guest_open(struct nctx *c, bool msr_bitmaps)
     struct kvm_userspace_memory_region r = {.slot = 0, .memory_size = MEM_SIZE,
                                             .userspace_addr = (uintptr_t)c->mem};
     ck_assert_int_eq(io(c, c->vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
-    c->vcpu = (int)io(c, c->vm, KVM_CREATE_VCPU, 0);
-    ck_assert_int_ge(c->vcpu, 0);
     /* the supported CPUID, which offers VMX on the Intel flavour (vmx_set_cpu_caps, nested=1) */
-    struct {
-        struct kvm_cpuid2 h;
-        struct kvm_cpuid_entry2 e[64];
-    } cp = {.h.nent = 64};
-    ck_assert_int_eq(io(c, c->kvm, KVM_GET_SUPPORTED_CPUID, &cp), 0);
+    struct abi_test_cpuid cp;
+    c->vcpu = abi_test_vcpu_supported(c->p, c->kvm, c->vm, &c->run, &cp);
     const struct kvm_cpuid_entry2 *l1 = abi_cpuid_find(cp.e, cp.h.nent, 1, 0);
     ck_assert_ptr_nonnull(l1);
     ck_assert_uint_eq(l1->ecx & (1u << 5), 1u << 5);
-    ck_assert_int_eq(io(c, c->vcpu, KVM_SET_CPUID2, &cp), 0);
-    long sz = io(c, c->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-    c->run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, c->vcpu, 0);
-    ck_assert_ptr_ne(c->run, MAP_FAILED);
     struct kvm_sregs s = {0};
     ck_assert_int_eq(io(c, c->vcpu, KVM_GET_SREGS, &s), 0);
     abi_test_flat_sregs(&s, true, GDT_GPA, IDT_GPA, 0xfff, PML4_GPA);
