@@ -67,8 +67,8 @@ static double run_softkvm(uint64_t iters, uint64_t *icount, int *sum)
     set_iters(iters);
     static struct emu_physmem pm;
     static struct emu_slot slots[2]; /* gpa-sorted */
-    pm.slots = slots;
     memset(&pm, 0, sizeof pm);
+    pm.slots = slots;
     uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     pm.slots[0] = (struct emu_slot){.gpa = 0, .size = RAM_SIZE, .host = ram};
     pm.slots[1] = (struct emu_slot){.gpa = ROM_GPA, .size = ROM_SIZE, .host = rom, .readonly = true};
