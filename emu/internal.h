@@ -317,8 +317,8 @@ struct emu_vcpu {
     uint8_t io_data[4096];
 
     bool in_run; /* inside emu_run: the fault jmp_buf is live */
-    /* Nonzero from the first write to a dirty-logged page until the instruction ends:
-     * what emu_dirty_log_sync waits for (see there). Written by the vCPU thread only. */
+    /* Nonzero from the first write to a dirty-logged page until emu_run returns: with
+     * icount, what emu_dirty_log_sync waits on (see there). Written by the vCPU thread. */
     uint32_t dirty_busy;
     volatile int stop_req;
     volatile int kick;

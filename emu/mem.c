@@ -83,13 +83,18 @@ bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned 
  * or faults afterwards and sets the bit again. Here the bit is set at the store, not at a
  * fault: a vCPU between the store and the end of its instruction could set a bit after
  * the VMM cleared it, or a pointer user (LOCK op, bulk string copy, marked before) could
- * store after the clear. So the VMM side waits, after clearing, until no such
- * instruction is in flight (dirty_busy goes back to 0 at the next instruction boundary
- * or when KVM_RUN returns). Never called from v's own thread while v runs. */
+ * store after the clear. So the VMM side waits, after clearing, until the instruction in
+ * flight has retired: icount moves on, or the vCPU leaves emu_run (dirty_busy back to 0).
+ * dirty_busy only says "this run has written a logged page", so the interpreter loop
+ * pays nothing per instruction for it. Never called from v's own thread while v runs. */
 void emu_dirty_log_sync(struct emu_vcpu *v)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the bitmap clear before the busy read */
-    while (__atomic_load_n(&v->dirty_busy, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&v->dirty_busy, __ATOMIC_ACQUIRE))
+        return;
+    uint64_t seen = __atomic_load_n(&v->icount, __ATOMIC_ACQUIRE);
+    while (__atomic_load_n(&v->dirty_busy, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&v->icount, __ATOMIC_ACQUIRE) == seen)
         sched_yield();
 }
 

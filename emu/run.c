@@ -365,8 +365,6 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
     for (;;) {
-        if (__builtin_expect(v->dirty_busy, 0)) /* the instruction that wrote a logged page ended */
-            __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);
         if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
             v->pm_gen = v->pm->generation;
             emu_flush_caches(v);
@@ -428,7 +426,8 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         if (shadow)
             ev->int_shadow = 0; /* the shadow covers exactly one instruction */
         c->rip = v->next_rip;
-        v->icount++;
+        /* release: the instruction's guest stores before the count emu_dirty_log_sync reads */
+        __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
         if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit, 0)) {
             bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
             emu_debug_after(v, tf, soft);
