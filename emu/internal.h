@@ -225,21 +225,46 @@ bool emu_cf(struct emu_vcpu *v);
 bool emu_cond(struct emu_vcpu *v, unsigned cc);
 uint8_t emu_parity(uint8_t b);
 
-/* ---------------- decode cache ---------------- */
+/* ---------------- block cache (emu/block.c) ---------------- */
 
-/* Direct-mapped cache of decoded instructions keyed by guest-physical address +
- * decoder mode. An entry also keeps the instruction's raw bytes and is valid only
- * while guest memory still holds exactly those bytes: self-modifying code, writes
- * by other vCPUs and by the host are all caught at fetch time. */
-#define EMU_DCACHE_SIZE 8192
-struct emu_dcache_entry {
-    uint64_t tag; /* gpa << 2 | mode, ~0 = invalid */
-    uint8_t bytes[16];
-    uint64_t mask[2]; /* covers the instruction's length within bytes[] */
-    emu_handler_fn *fn;
-    bool priv; /* emu_op_privileged(d.op) */
+/* Pre-decoded basic blocks: the run loop pays the lookup, the guest-byte validation and
+ * the attention checks once per block, not per instruction (see emu/README.md "Blocks").
+ * A block lies in one guest page and ends after a branch / DFLAG_ENDS_BLOCK instruction,
+ * before an instruction that crosses the page, or after EMU_BLOCK_MAX instructions. */
+#define EMU_BLOCK_MAX 64
+struct emu_binsn {
+    emu_handler_fn *fn; /* resolved at translation (emu_handler_for; emu_h_invalid for bad forms) */
+    uint16_t off;       /* byte offset of the instruction within the block */
+    bool priv;          /* emu_op_privileged(d.op): #GP(0) at CPL > 0 */
     struct decoded_insn d;
 };
+struct emu_block {
+    uint64_t gpa;     /* guest-physical address of the first byte */
+    uint8_t mode;     /* enum decoder_mode the block was decoded in */
+    uint16_t n;       /* instructions */
+    uint16_t nbytes;  /* guest bytes covered */
+    bool serial;      /* holds a serializing instruction: a new code epoch after it */
+    uint64_t epoch;   /* code epoch in which the bytes were last known equal (emu/block.c) */
+    const uint8_t *bytes; /* copy of those bytes: the block is valid while memory holds them */
+    struct emu_binsn ins[];
+};
+struct emu_bcache;
+
+/* The block starting at h (host pointer of the code at gpa, avail bytes to the page end),
+ * translated if needed; NULL if no instruction starts a block there (page-crossing first
+ * instruction: the caller takes the single-instruction path). */
+const struct emu_block *emu_block_get(struct emu_vcpu *v, const uint8_t *h, unsigned avail,
+                                      uint64_t gpa);
+bool emu_block_cache_alloc(struct emu_vcpu *v);
+void emu_block_cache_free(struct emu_vcpu *v);
+void emu_block_cache_flush(struct emu_vcpu *v);
+/* Handler of a record whose decode failed or has no handler: raises what the run loop
+ * would (#UD, #GP for > 15 bytes, KVM_INTERNAL_ERROR_EMULATION). */
+int emu_h_invalid(struct emu_vcpu *v, const struct decoded_insn *d);
+/* An own store is about to go to host page host_page (no write TLB entry yet): true if
+ * the page held blocks, which now need revalidation (self-modifying code, SDM vol.3
+ * 11.6); the page must then not get a write TLB entry for this store. */
+bool emu_code_store(struct emu_vcpu *v, const uint8_t *host_page);
 
 /* ---------------- TLB ---------------- */
 
@@ -329,7 +354,15 @@ struct emu_vcpu {
     uint64_t fetch_tag;
     uint8_t *fetch_host;
     uint64_t fetch_gpa;
-    struct emu_dcache_entry *dcache;
+    struct emu_bcache *bcache;
+    /* the block executing now: its host code page and byte range in it (SMC watch) */
+    const struct emu_block *blk;
+    const uint8_t *code_page;
+    uint64_t code_epoch; /* see emu/block.c: blocks of older epochs are revalidated */
+    /* set by anything that invalidates the rest of the running block (mode or paging
+     * change, TLB flush, store into its bytes): the loop leaves the block after the
+     * current instruction */
+    bool blk_break;
 
     uint64_t icount;      /* instructions retired (bench/statistics) */
     /* KVM_SET_GUEST_DEBUG (emu/debug.c) */
@@ -415,9 +448,7 @@ void emu_desc_to_seg(const uint64_t desc, uint16_t sel, struct emu_segment *s);
 /* CR writes with all their consequences (TLB flushes, mode). Faults via emu_raise. */
 void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val);
 uint64_t emu_read_tsc(struct emu_vcpu *v);
-/* Allocate the decode cache on first use (false: out of memory). */
-bool emu_dcache_alloc(struct emu_vcpu *v);
-/* Drop TLB and decode cache (mode-independent full flush). */
+/* Drop TLB and block cache (mode-independent full flush). */
 void emu_flush_caches(struct emu_vcpu *v);
 
 /* ---------------- inline lazy-flag recording ---------------- */

@@ -72,8 +72,10 @@ bool emu_phys_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned 
         return false;
     memcpy(p, buf, len);
     const struct emu_slot *s = gpa_slot(v->pm, gpa);
-    for (uint64_t a = gpa & ~0xfffull; s && a < gpa + len; a += 4096)
+    for (uint64_t a = gpa & ~0xfffull; s && a < gpa + len; a += 4096) {
         mark_dirty(s, a);
+        emu_code_store(v, s->host + (a - s->gpa)); /* e.g. a patched hypercall instruction */
+    }
     return true;
 }
 
@@ -102,6 +104,7 @@ void emu_tlb_flush(struct emu_vcpu *v)
 {
     memset(v->tlb, 0, sizeof v->tlb);
     v->fetch_tag = 0;
+    v->blk_break = true; /* the running block was fetched through the old translations */
 }
 
 void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin)
@@ -139,6 +142,9 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     if (!s || (write && s->readonly))
         return NULL;
     uint8_t *host = s->host + (gpa - s->gpa);
+    /* a store to a page holding blocks (self-modifying code): they are revalidated, and
+     * this store is not cached so the page is watched again once code runs there */
+    bool code = write && emu_code_store(v, host - (lin & 0xfff));
     /* dirty-log marking, before the store as KVM's write fault does; with dirty_busy up
      * until the instruction ends, a clear (emu_dirty_log_sync) cannot return between the
      * mark and the store, so a store is never left after a clear without its bit, and a
@@ -148,7 +154,7 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     if (write)
         mark_dirty(s, gpa);
     /* pages of a dirty-logged slot are not cached for writes: each write marks the log */
-    if (!(write && s->dirty_bitmap)) {
+    if (!(write && s->dirty_bitmap) && !code) {
         e->tag = tag;
         e->host = host - (lin & 0xfff);
         e->gpa = gpa & ~0xfffull;

@@ -1,6 +1,7 @@
 /* emu/: the run loop: pending-exit completion, event injection at instruction
  * boundaries, fetch through the decode cache, dispatch, fault handling with
  * #DF / triple-fault escalation (SDM vol.3 6.15, tables 6-4/6-5). */
+#include <stddef.h>
 #include <string.h>
 
 #include "emu/internal.h"
@@ -86,92 +87,39 @@ static void finish_io_in(struct emu_vcpu *v)
         c->rip = v->pending_next_rip;
 }
 
-/* --- decode cache --- */
-
-static inline unsigned dc_index(uint64_t gpa)
-{
-    return (unsigned)((gpa ^ (gpa >> 13)) % EMU_DCACHE_SIZE);
-}
+/* --- fetch --- */
 
 static void fill_internal(struct emu_vcpu *v)
 {
     struct emu_exit *x = v->exit;
     x->reason = EMU_EXIT_INTERNAL;
     x->internal.suberror = 1; /* KVM_INTERNAL_ERROR_EMULATION */
-    x->internal.insn_len = v->insn_len;
     memset(x->internal.insn_bytes, 0, sizeof x->internal.insn_bytes);
-    memcpy(x->internal.insn_bytes, v->insn_bytes, v->insn_len > 15 ? 15 : v->insn_len);
+    const uint8_t *bytes = v->insn_bytes;
+    unsigned len = v->insn_len;
+    if (v->blk && v->insn >= &v->blk->ins[0].d && v->insn <= &v->blk->ins[v->blk->n - 1].d) {
+        /* a block record: its bytes are in the block's copy */
+        const struct emu_binsn *r = (const struct emu_binsn *)((const uint8_t *)v->insn -
+                                                                offsetof(struct emu_binsn, d));
+        bytes = v->blk->bytes + r->off;
+        len = r->d.length;
+    }
+    x->internal.insn_len = (uint8_t)len;
+    memcpy(x->internal.insn_bytes, bytes, len > 15 ? 15 : len);
 }
 
-/* Fetch + decode at RIP; returns the decoded instruction and sets v->insn_*. */
-static const struct decoded_insn *fetch(struct emu_vcpu *v, emu_handler_fn **fn, bool *priv)
+/* Decode one instruction that crosses a page (or sits in MMIO) into v->scratch. */
+static const struct decoded_insn *fetch_slow(struct emu_vcpu *v, uint64_t lin, const uint8_t *h,
+                                             unsigned avail, emu_handler_fn **fn, bool *priv)
 {
-    struct cpu *c = &v->cpu;
-    uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
-    unsigned avail;
-    uint64_t gpa;
-    uint8_t *h;
-    /* fast path: same code page as the last fetch (see emu_fetch_ptr) */
-    uint64_t ftag = ((v->long_mode ? lin : (uint32_t)lin) & ~0xfffull) | ((uint64_t)c->cpl << 1) | 1;
-    if (__builtin_expect(v->fetch_tag == ftag, 1)) {
-        avail = 4096 - (lin & 0xfff);
-        gpa = v->fetch_gpa | (lin & 0xfff);
-        h = v->fetch_host + (lin & 0xfff);
-    } else {
-        h = emu_fetch_ptr(v, lin, &avail, &gpa);
-    }
-    if (h) {
-        struct emu_dcache_entry *e = &v->dcache[dc_index(gpa)];
-        uint64_t tag = gpa << 2 | v->mode;
-        bool same;
-        if (e->tag != tag) {
-            same = false;
-        } else if (avail >= 16) {
-            /* the guest bytes must still be the cached instruction (SMC, other vCPUs, host) */
-            uint64_t w[2];
-            memcpy(w, h, 16);
-            uint64_t b[2];
-            memcpy(b, e->bytes, 16);
-            same = (((w[0] ^ b[0]) & e->mask[0]) | ((w[1] ^ b[1]) & e->mask[1])) == 0;
-        } else {
-            same = e->d.length <= avail && !memcmp(e->bytes, h, e->d.length);
-        }
-        if (same) {
-            v->insn_len = e->d.length;
-            *fn = e->fn;
-            *priv = e->priv;
-            return &e->d;
-        }
-        if (avail >= DECODER_MAX_LEN) {
-            decoder_decode(h, DECODER_MAX_LEN, v->mode, &e->d);
-            memcpy(v->insn_bytes, h, DECODER_MAX_LEN);
-            v->insn_len = e->d.length;
-            if (e->d.status == DECODER_OK) {
-                e->tag = tag;
-                memset(e->bytes, 0, sizeof e->bytes);
-                memcpy(e->bytes, h, e->d.length);
-                unsigned L = e->d.length;
-                e->mask[0] = L >= 8 ? ~0ull : (1ull << (L * 8)) - 1;
-                e->mask[1] = L <= 8 ? 0 : L >= 16 ? ~0ull : (1ull << ((L - 8) * 8)) - 1;
-                e->fn = emu_handler_for(e->d.op);
-                e->priv = emu_op_privileged(e->d.op);
-                *fn = e->fn;
-                *priv = e->priv;
-            } else {
-                e->tag = ~0ull;
-                *fn = NULL;
-                *priv = false;
-            }
-            return &e->d;
-        }
-    }
-    /* slow path: page-crossing or MMIO-resident code, not cached */
     uint8_t buf[DECODER_MAX_LEN];
     unsigned n = 0;
+    v->blk = NULL;
     if (h) {
         n = avail < DECODER_MAX_LEN ? avail : DECODER_MAX_LEN;
         memcpy(buf, h, n);
     } else {
+        v->insn_len = 0;
         emu_unimplemented(v); /* executing from MMIO */
     }
     struct decoded_insn *d = &v->scratch;
@@ -184,6 +132,8 @@ static const struct decoded_insn *fetch(struct emu_vcpu *v, emu_handler_fn **fn,
     v->insn_len = d->length;
     *fn = d->status == DECODER_OK ? emu_handler_for(d->op) : NULL;
     *priv = d->status == DECODER_OK && emu_op_privileged(d->op);
+    if (!*fn)
+        *fn = emu_h_invalid;
     return d;
 }
 
@@ -357,85 +307,161 @@ static void inject_events(struct emu_vcpu *v)
 
 /* --- the loop --- */
 
-/* Runs instructions until v->exit is filled. Faults longjmp out. Kept out of line:
+/* Everything looked at once per block (and before a single step): memslot generation,
+ * stop requests, pending events and halt. Returns false when emu_run must return. */
+static inline bool attention(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_exit *x = v->exit;
+    if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
+        v->pm_gen = v->pm->generation;
+        emu_flush_caches(v);
+    }
+    if (__builtin_expect(__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED), 0)) {
+        __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
+        x->reason = EMU_EXIT_INTERRUPTED;
+        return false;
+    }
+    struct emu_events *ev = &c->ev;
+    if (__atomic_load_n(&v->kick, __ATOMIC_RELAXED) || ev->exc_pending || ev->exc_injected ||
+        ev->nmi_pending || ev->nmi_injected || ev->irq_injected || ev->triple_fault_pending ||
+        c->halted || v->has_irq_ops) {
+        __atomic_store_n(&v->kick, 0, __ATOMIC_RELAXED);
+        inject_events(v);
+        if (c->shutdown)
+            return false;
+        if (c->halted) {
+            x->reason = EMU_EXIT_HLT;
+            return false;
+        }
+        if (__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED)) { /* an irq hook asked to stop here (interrupt window) */
+            __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
+            x->reason = EMU_EXIT_INTERRUPTED;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* One instruction with everything checked around it: guest-debug exits and breakpoints,
+ * EFLAGS.TF, data breakpoints. Returns false when emu_run must return. */
+static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handler_fn *fn,
+                     bool priv)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_exit *x = v->exit;
+    struct emu_events *ev = &c->ev;
+    uint64_t rip = c->rip;
+    v->insn = d;
+    v->insn_rip = rip;
+    uint64_t next = rip + d->length;
+    if (v->mode == DECODER_MODE_16)
+        next = (uint16_t)next;
+    else if (v->mode == DECODER_MODE_32)
+        next = (uint32_t)next;
+    v->next_rip = next;
+    if (priv && c->cpl != 0 && d->status == DECODER_OK)
+        emu_raise(v, EMU_GP, 0);
+    if (__builtin_expect(v->dbg_control != 0, 0)) {
+        uint64_t lin = v->mode == DECODER_MODE_64 ? rip : (uint32_t)(c->seg[EMU_CS].base + rip);
+        if (emu_debug_before(v, lin))
+            return false;
+        if (d->status == DECODER_OK && d->op == DOP_INT3 && emu_debug_int3_exit(v))
+            return false;
+    }
+    uint8_t shadow = ev->int_shadow;
+    bool tf = c->rflags & EMU_FL_TF;
+    int r = fn(v, d);
+    if (shadow)
+        ev->int_shadow = 0; /* the shadow covers exactly one instruction */
+    c->rip = v->next_rip;
+    /* release: the instruction's guest stores before the count emu_dirty_log_sync reads */
+    __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
+    if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit, 0)) {
+        bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
+        emu_debug_after(v, tf, soft);
+        if (x->reason == EMU_EXIT_DEBUG)
+            return false;
+    }
+    return !(r == EMU_H_EXIT || v->exit_ready);
+}
+
+/* Runs blocks until v->exit is filled. Faults longjmp out. Kept out of line:
  * inlined into emu_run (which calls setjmp) every local would live on the stack and
- * be reloaded after each call (callgrind: 6.6% more host instructions per guest one). */
+ * be reloaded after each call. */
 static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
+    struct emu_events *ev = &c->ev;
     for (;;) {
-        if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
-            v->pm_gen = v->pm->generation;
-            emu_flush_caches(v);
-        }
-        if (__builtin_expect(__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED), 0)) {
-            __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
-            x->reason = EMU_EXIT_INTERRUPTED;
+        if (!attention(v))
             return;
+        uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
+        unsigned avail;
+        uint64_t gpa;
+        uint8_t *h = emu_fetch_ptr(v, lin, &avail, &gpa);
+        const struct emu_block *b = h ? emu_block_get(v, h, avail, gpa) : NULL;
+        if (!b) {
+            emu_handler_fn *fn;
+            bool priv;
+            const struct decoded_insn *d = fetch_slow(v, lin, h, avail, &fn, &priv);
+            if (!step_one(v, d, fn, priv))
+                return;
+            goto check_limit;
         }
-        struct emu_events *ev = &c->ev;
-        if (__atomic_load_n(&v->kick, __ATOMIC_RELAXED) || ev->exc_pending || ev->exc_injected || ev->nmi_pending || ev->nmi_injected ||
-            ev->irq_injected || ev->triple_fault_pending || c->halted || v->has_irq_ops) {
-            __atomic_store_n(&v->kick, 0, __ATOMIC_RELAXED);
-            inject_events(v);
-            if (c->shutdown)
+        v->blk = b;
+        /* debugging (guest-debug, TF, data breakpoints) and instruction limits run
+         * instruction by instruction through the same records */
+        unsigned n = b->n;
+        if (__builtin_expect(v->dbg_control || v->dbg_data || (c->rflags & EMU_FL_TF), 0)) {
+            if (!step_one(v, &b->ins[0].d, b->ins[0].fn, b->ins[0].priv))
                 return;
-            if (c->halted) {
-                x->reason = EMU_EXIT_HLT;
-                return;
-            }
-            if (__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED)) { /* an irq hook asked to stop here (interrupt window) */
-                __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
-                x->reason = EMU_EXIT_INTERRUPTED;
-                return;
-            }
+            goto check_limit;
         }
-
-        emu_handler_fn *fn;
-        bool priv = false;
-        uint64_t rip = c->rip;
-        const struct decoded_insn *d = fetch(v, &fn, &priv);
-        v->insn = d;
-        v->insn_rip = rip;
-        uint64_t next = rip + d->length;
-        if (v->mode == DECODER_MODE_16)
-            next = (uint16_t)next;
-        else if (v->mode == DECODER_MODE_32)
-            next = (uint32_t)next;
-        v->next_rip = next;
-        if (__builtin_expect(d->status != DECODER_OK, 0)) {
-            if (d->status == DECODER_UD)
-                emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
-            emu_raise(v, EMU_GP, 0); /* > 15 bytes (SDM vol.2 2.3.11) */
+        if (__builtin_expect(v->insn_limit != 0, 0)) {
+            uint64_t left = v->insn_limit > v->icount ? v->insn_limit - v->icount : 1;
+            if (left < n)
+                n = (unsigned)left;
         }
-        if (__builtin_expect(!fn, 0))
-            emu_unimplemented(v);
-        if (priv && c->cpl != 0)
-            emu_raise(v, EMU_GP, 0);
-        if (__builtin_expect(v->dbg_control != 0, 0)) {
-            uint64_t lin = v->mode == DECODER_MODE_64 ? rip : (uint32_t)(c->seg[EMU_CS].base + rip);
-            if (emu_debug_before(v, lin))
-                return;
-            if (d->op == DOP_INT3 && emu_debug_int3_exit(v))
-                return;
-        }
+        v->code_page = h - (lin & 0xfff);
+        v->blk_break = false;
+        if (b->serial)
+            v->code_epoch++; /* before: the block may end in a fault or an exit */
+        uint64_t rmask = v->mode == DECODER_MODE_64 ? ~0ull
+                         : v->mode == DECODER_MODE_32 ? 0xffffffffull : 0xffffull;
+        uint8_t cpl = (uint8_t)c->cpl;
+        /* STI / MOV SS / POP SS end their block, so a shadow is only ever live at a block's
+         * first instruction: it runs alone and events are looked at right after it */
         uint8_t shadow = ev->int_shadow;
-        bool tf = c->rflags & EMU_FL_TF;
-        int r = fn(v, d);
         if (shadow)
-            ev->int_shadow = 0; /* the shadow covers exactly one instruction */
-        c->rip = v->next_rip;
-        /* release: the instruction's guest stores before the count emu_dirty_log_sync reads */
-        __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
-        if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit, 0)) {
-            bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
-            emu_debug_after(v, tf, soft);
-            if (x->reason == EMU_EXIT_DEBUG)
+            n = 1;
+        for (unsigned i = 0; i < n; i++) {
+            const struct emu_binsn *r = &b->ins[i];
+            uint64_t rip = c->rip;
+            uint64_t next = (rip + r->d.length) & rmask;
+            v->insn = &r->d;
+            v->insn_rip = rip;
+            v->next_rip = next;
+            if (r->priv && cpl != 0)
+                emu_raise(v, EMU_GP, 0);
+            int ret = r->fn(v, &r->d);
+            if (shadow)
+                ev->int_shadow = 0; /* the shadow covers exactly one instruction */
+            c->rip = v->next_rip;
+            /* release: the instruction's stores before the count emu_dirty_log_sync reads */
+            __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
+            if (__builtin_expect(ret == EMU_H_EXIT || v->exit_ready, 0)) {
+                v->code_page = NULL;
                 return;
+            }
+            /* a restarted string instruction, a mode/paging change or a store into the
+             * block: the rest of it may no longer be what runs next */
+            if (__builtin_expect(v->next_rip != next || v->blk_break, 0))
+                break;
         }
-        if (r == EMU_H_EXIT || v->exit_ready)
-            return;
+        v->code_page = NULL;
+    check_limit:
         if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {
             x->reason = EMU_EXIT_INTERRUPTED;
             return;
@@ -453,15 +479,18 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         exit->reason = EMU_EXIT_SHUTDOWN;
         return;
     }
-    if (!emu_dcache_alloc(v)) {
+    if (!emu_block_cache_alloc(v)) {
         exit->reason = EMU_EXIT_INTERNAL;
         exit->internal.suberror = 1;
         exit->internal.insn_len = 0;
         return;
     }
     v->in_run = true;
+    v->code_epoch++; /* the VMM (or another vCPU) may have written guest code meanwhile */
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
+        v->code_page = NULL; /* no block runs while the fault is delivered */
+        v->code_epoch++;     /* an event (or a VM exit): cross-modified code is visible */
         /* a fault, an internal error or a suspension abandoned the instruction */
         if (v->fault_kind == EMU_FK_VMEXIT) {
             /* a VM exit into L1 abandoned the L2 instruction (or event): go on in L1 */

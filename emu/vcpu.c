@@ -12,7 +12,7 @@ struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm)
     struct emu_vcpu *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
-    /* the decode cache (~1.5 MiB) is allocated on the first emu_run: VMMs and
+    /* the block cache is allocated on the first emu_run: VMMs and
      * kvm_create_max_vcpus create thousands of vCPUs that never run */
     v->pm = pm;
     emu_reset(v);
@@ -23,7 +23,7 @@ void emu_vcpu_destroy(struct emu_vcpu *v)
 {
     if (!v)
         return;
-    free(v->dcache);
+    emu_block_cache_free(v);
     free(v->cpuid);
     free(v);
 }
@@ -64,13 +64,6 @@ void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, un
     v->cpu_amd = l0 && l0->ebx == 0x68747541u; /* "Auth" of AuthenticAMD */
 }
 
-static void dcache_flush(struct emu_vcpu *v)
-{
-    if (!v->dcache)
-        return;
-    for (unsigned i = 0; i < EMU_DCACHE_SIZE; i++)
-        v->dcache[i].tag = ~0ull;
-}
 
 void emu_reset(struct emu_vcpu *v)
 {
@@ -112,7 +105,7 @@ void emu_reset(struct emu_vcpu *v)
     v->mmio_valid = false;
     emu_update_mode(v);
     emu_tlb_flush(v);
-    dcache_flush(v);
+    emu_block_cache_flush(v);
     v->pm_gen = v->pm ? v->pm->generation : 0;
 }
 
@@ -166,7 +159,7 @@ void emu_state_changed(struct emu_vcpu *v)
             memcpy(c->pdptrs, pd, sizeof c->pdptrs);
     }
     emu_tlb_flush(v);
-    dcache_flush(v);
+    emu_block_cache_flush(v);
 }
 
 void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_t error_code)
@@ -213,19 +206,8 @@ void emu_kick(struct emu_vcpu *v)
     __atomic_store_n(&v->kick, 1, __ATOMIC_RELAXED);
 }
 
-bool emu_dcache_alloc(struct emu_vcpu *v)
-{
-    if (v->dcache)
-        return true;
-    v->dcache = malloc(sizeof *v->dcache * EMU_DCACHE_SIZE);
-    if (!v->dcache)
-        return false;
-    dcache_flush(v);
-    return true;
-}
-
 void emu_flush_caches(struct emu_vcpu *v)
 {
     emu_tlb_flush(v);
-    dcache_flush(v);
+    emu_block_cache_flush(v);
 }
