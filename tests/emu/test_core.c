@@ -214,6 +214,55 @@ START_TEST(host_modified_code)
 }
 END_TEST
 
+START_TEST(smc_next_insn_in_same_block)
+{
+    /* a store into the very next instruction of the running block, no jump between
+     * (SDM vol.3 11.6: the store is seen by the following fetch):
+     * 0: mov byte [rip+1], 2 (c6 05 01 00 00 00 02) patches the imm of
+     * 7: mov al, 1 (b0 01) ; 9: hlt */
+    CODE(0xc6, 0x05, 0x01, 0x00, 0x00, 0x00, 0x02, 0xb0, 0x01, 0xf4);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->gpr[EMU_RAX] & 0xff, 2);
+}
+END_TEST
+
+START_TEST(smc_other_page_then_call)
+{
+    /* code on another page runs once (its block is cached), a store patches it, and the
+     * second call must run the new bytes:
+     * 0: call 0x1000 ; 5: mov byte [rip+0xff5], 3 (-> 0x1001) ; 12: call 0x1000 ; 17: hlt
+     * 0x1000: mov al, 1 ; ret */
+    CODE(0xe8, 0xfb, 0x0f, 0x00, 0x00, 0xc6, 0x05, 0xf5, 0x0f, 0x00, 0x00, 0x03, 0xe8, 0xef, 0x0f,
+         0x00, 0x00, 0xf4);
+    T.ram[TVM_CODE + 0x1000] = 0xb0;
+    T.ram[TVM_CODE + 0x1001] = 0x01;
+    T.ram[TVM_CODE + 0x1002] = 0xc3;
+    T.c->gpr[EMU_RAX] = 0;
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->gpr[EMU_RAX] & 0xff, 3);
+    ck_assert_uint_eq(T.ram[TVM_CODE + 0x1001], 3);
+}
+END_TEST
+
+START_TEST(smc_loop_patching_itself_many_times)
+{
+    /* the patched instruction runs 1000 times, patched to the loop count each time:
+     * 0: mov dl, 0 (b2 00) ; 2: movzx eax, dl (0f b6 c2) ; 5: add ebx, eax (01 c3)
+     * 7: inc ecx (ff c1) ; 9: mov [rip-10], cl (88 0d f2 ff ff ff) -> offset 1
+     * f: cmp ecx, 1000 (81 f9 e8 03 00 00) ; 15: jne 0 (75 e9) ; 17: hlt */
+    CODE(0xb2, 0x00, 0x0f, 0xb6, 0xc2, 0x01, 0xc3, 0xff, 0xc1, 0x88, 0x0d, 0xf2, 0xff, 0xff, 0xff,
+         0x81, 0xf9, 0xe8, 0x03, 0x00, 0x00, 0x75, 0xe9, 0xf4);
+    T.c->gpr[EMU_RBX] = 0;
+    T.c->gpr[EMU_RCX] = 0;
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    /* pass k (0-based) adds the low byte of k: sum over k < 1000 of (k & 0xff) */
+    uint64_t want = 0;
+    for (unsigned k = 0; k < 1000; k++)
+        want += k & 0xff;
+    ck_assert_uint_eq(T.c->gpr[EMU_RBX], want);
+}
+END_TEST
+
 START_TEST(mmio_read_and_write)
 {
     /* mov eax,[0x2000000] (no slot); mov [0x2000010],ebx; hlt */
@@ -593,6 +642,9 @@ static Suite *suite(void)
     tcase_add_test(t, smap_data_access);
     tcase_add_test(t, self_modifying_code);
     tcase_add_test(t, host_modified_code);
+    tcase_add_test(t, smc_next_insn_in_same_block);
+    tcase_add_test(t, smc_other_page_then_call);
+    tcase_add_test(t, smc_loop_patching_itself_many_times);
     tcase_add_test(t, mmio_read_and_write);
     tcase_add_test(t, readonly_slot_write_is_mmio);
     tcase_add_test(t, rep_string_mmio_per_element);
