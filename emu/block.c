@@ -20,6 +20,7 @@
  *   new epoch too.
  * A block validated in an older epoch is compared byte for byte with guest memory at its
  * next entry (and its page re-enters the set); in the current epoch it runs as it is. */
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -123,6 +124,15 @@ void emu_block_cache_free(struct emu_vcpu *v)
     v->bcache = NULL;
 }
 
+int emu_h_priv(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    if (v->cpu.cpl != 0)
+        emu_raise(v, EMU_GP, 0); /* CPL-0-only op (emu_op_privileged) */
+    const struct emu_binsn *r =
+        (const struct emu_binsn *)((const uint8_t *)d - offsetof(struct emu_binsn, d));
+    return r->real(v, d);
+}
+
 void emu_block_cache_flush(struct emu_vcpu *v)
 {
     struct emu_bcache *bc = v->bcache;
@@ -134,6 +144,7 @@ void emu_block_cache_flush(struct emu_vcpu *v)
      * blocks are only made at block boundaries (emu_block_get), never inside one */
     bc->used = 0;
     v->blk_break = true;
+    v->chain_gen++;
 }
 
 int emu_h_invalid(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -154,6 +165,7 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
     if (bc->used + need > ARENA_SIZE) {
         memset(bc->map, 0, sizeof bc->map);
         bc->used = 0;
+        v->chain_gen++; /* chains may point into the recycled arena */
     }
     bool serial = false;
     struct emu_block *b = (struct emu_block *)(bc->arena + bc->used);
@@ -166,8 +178,14 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
         r->off = (uint16_t)off;
         r->fn = st == DECODER_OK ? emu_handler_for(r->d.op) : NULL;
         r->priv = st == DECODER_OK && emu_op_privileged(r->d.op);
-        if (!r->fn)
+        if (!r->fn) {
             r->fn = emu_h_invalid;
+        } else if (r->priv) {
+            r->real = r->fn;
+            r->fn = emu_h_priv;
+        } else {
+            r->fn = emu_fast_handler(&r->d, r->fn);
+        }
         n++;
         off += r->d.length;
         bool ser = st == DECODER_OK && serializing(&r->d);
@@ -183,6 +201,10 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
     b->n = (uint16_t)n;
     b->nbytes = (uint16_t)off;
     b->serial = serial;
+    b->host = h;
+    b->succ[0] = b->succ[1] = NULL;
+    b->succ_gen[0] = b->succ_gen[1] = 0;
+    b->succ_rip[0] = b->succ_rip[1] = 0;
     b->epoch = v->code_epoch;
     uint8_t *copy = (uint8_t *)&b->ins[n];
     memcpy(copy, h, off);
@@ -193,7 +215,7 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
     return b;
 }
 
-const struct emu_block *emu_block_get(struct emu_vcpu *v, const uint8_t *h, unsigned avail,
+struct emu_block *emu_block_get(struct emu_vcpu *v, const uint8_t *h, unsigned avail,
                                       uint64_t gpa)
 {
     unsigned idx = bmap_index(gpa);

@@ -233,7 +233,9 @@ uint8_t emu_parity(uint8_t b);
  * before an instruction that crosses the page, or after EMU_BLOCK_MAX instructions. */
 #define EMU_BLOCK_MAX 64
 struct emu_binsn {
-    emu_handler_fn *fn; /* resolved at translation (emu_handler_for; emu_h_invalid for bad forms) */
+    emu_handler_fn *fn; /* resolved at translation (emu_handler_for or its emu/fast.c form;
+                         * emu_h_invalid for bad forms, emu_h_priv for CPL-0-only ones) */
+    emu_handler_fn *real; /* for emu_h_priv: the handler after the CPL check */
     uint16_t off;       /* byte offset of the instruction within the block */
     bool priv;          /* emu_op_privileged(d.op): #GP(0) at CPL > 0 */
     struct decoded_insn d;
@@ -246,6 +248,12 @@ struct emu_block {
     bool serial;      /* holds a serializing instruction: a new code epoch after it */
     uint64_t epoch;   /* code epoch in which the bytes were last known equal (emu/block.c) */
     const uint8_t *bytes; /* copy of those bytes: the block is valid while memory holds them */
+    const uint8_t *host;  /* host address of the first byte (slot memory) */
+    /* chaining: the blocks that ran next (by start RIP), valid while chain_gen is
+     * unchanged (no TLB flush, mode change or cache recycling since) */
+    struct emu_block *succ[2];
+    uint64_t succ_rip[2];
+    uint64_t succ_gen[2];
     struct emu_binsn ins[];
 };
 struct emu_bcache;
@@ -253,11 +261,15 @@ struct emu_bcache;
 /* The block starting at h (host pointer of the code at gpa, avail bytes to the page end),
  * translated if needed; NULL if no instruction starts a block there (page-crossing first
  * instruction: the caller takes the single-instruction path). */
-const struct emu_block *emu_block_get(struct emu_vcpu *v, const uint8_t *h, unsigned avail,
+struct emu_block *emu_block_get(struct emu_vcpu *v, const uint8_t *h, unsigned avail,
                                       uint64_t gpa);
 bool emu_block_cache_alloc(struct emu_vcpu *v);
 void emu_block_cache_free(struct emu_vcpu *v);
 void emu_block_cache_flush(struct emu_vcpu *v);
+/* #GP(0) above CPL 0, else the record's `real` handler. */
+int emu_h_priv(struct emu_vcpu *v, const struct decoded_insn *d);
+/* The operand-shape specialised handler for d's form (emu/fast.c), else `generic`. */
+emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *generic);
 /* Handler of a record whose decode failed or has no handler: raises what the run loop
  * would (#UD, #GP for > 15 bytes, KVM_INTERNAL_ERROR_EMULATION). */
 int emu_h_invalid(struct emu_vcpu *v, const struct decoded_insn *d);
@@ -359,6 +371,7 @@ struct emu_vcpu {
     const struct emu_block *blk;
     const uint8_t *code_page;
     uint64_t code_epoch; /* see emu/block.c: blocks of older epochs are revalidated */
+    uint64_t chain_gen;  /* bumped when block chains may no longer hold (emu/block.c) */
     /* set by anything that invalidates the rest of the running block (mode or paging
      * change, TLB flush, store into its bytes): the loop leaves the block after the
      * current instruction */

@@ -105,6 +105,7 @@ void emu_tlb_flush(struct emu_vcpu *v)
     memset(v->tlb, 0, sizeof v->tlb);
     v->fetch_tag = 0;
     v->blk_break = true; /* the running block was fetched through the old translations */
+    v->chain_gen++;      /* and so were its chains */
 }
 
 void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t lin)

@@ -394,22 +394,44 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
     struct emu_events *ev = &c->ev;
+    struct emu_block *prev = NULL; /* the block that ran last, for chaining */
     for (;;) {
         if (!attention(v))
             return;
-        uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
-        unsigned avail;
-        uint64_t gpa;
-        uint8_t *h = emu_fetch_ptr(v, lin, &avail, &gpa);
-        const struct emu_block *b = h ? emu_block_get(v, h, avail, gpa) : NULL;
-        if (!b) {
-            emu_handler_fn *fn;
-            bool priv;
-            const struct decoded_insn *d = fetch_slow(v, lin, h, avail, &fn, &priv);
-            if (!step_one(v, d, fn, priv))
-                return;
-            goto check_limit;
+        struct emu_block *b = NULL;
+        uint64_t rip0 = c->rip;
+        unsigned link = 2;
+        if (prev) {
+            /* chained: the successor this block had last time, if nothing that could
+             * change the fetch (TLB, mode, CPL, cache) happened since */
+            link = prev->succ_rip[0] == rip0 ? 0 : prev->succ_rip[1] == rip0 ? 1 : 2;
+            if (link < 2 && prev->succ_gen[link] == v->chain_gen &&
+                prev->succ[link]->epoch == v->code_epoch)
+                b = prev->succ[link];
         }
+        if (!b) {
+            uint64_t lin = v->mode == DECODER_MODE_64 ? rip0 : (uint32_t)(c->seg[EMU_CS].base + rip0);
+            unsigned avail;
+            uint64_t gpa;
+            uint8_t *h = emu_fetch_ptr(v, lin, &avail, &gpa);
+            b = h ? emu_block_get(v, h, avail, gpa) : NULL;
+            if (!b) {
+                emu_handler_fn *fn;
+                bool priv;
+                const struct decoded_insn *d = fetch_slow(v, lin, h, avail, &fn, &priv);
+                prev = NULL;
+                if (!step_one(v, d, fn, priv))
+                    return;
+                goto check_limit;
+            }
+            if (prev) {
+                unsigned s = link < 2 ? link : prev->succ_gen[0] == v->chain_gen ? 1 : 0;
+                prev->succ[s] = b;
+                prev->succ_rip[s] = rip0;
+                prev->succ_gen[s] = v->chain_gen;
+            }
+        }
+        prev = NULL;
         v->blk = b;
         /* debugging (guest-debug, TF, data breakpoints) and instruction limits run
          * instruction by instruction through the same records */
@@ -424,13 +446,12 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
             if (left < n)
                 n = (unsigned)left;
         }
-        v->code_page = h - (lin & 0xfff);
+        v->code_page = (const uint8_t *)((uintptr_t)b->host & ~(uintptr_t)0xfff);
         v->blk_break = false;
         if (b->serial)
             v->code_epoch++; /* before: the block may end in a fault or an exit */
         uint64_t rmask = v->mode == DECODER_MODE_64 ? ~0ull
                          : v->mode == DECODER_MODE_32 ? 0xffffffffull : 0xffffull;
-        uint8_t cpl = (uint8_t)c->cpl;
         /* STI / MOV SS / POP SS end their block, so a shadow is only ever live at a block's
          * first instruction: it runs alone and events are looked at right after it */
         uint8_t shadow = ev->int_shadow;
@@ -443,24 +464,27 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
             v->insn = &r->d;
             v->insn_rip = rip;
             v->next_rip = next;
-            if (r->priv && cpl != 0)
-                emu_raise(v, EMU_GP, 0);
-            int ret = r->fn(v, &r->d);
-            if (shadow)
-                ev->int_shadow = 0; /* the shadow covers exactly one instruction */
+            int ret = r->fn(v, &r->d); /* privileged forms check CPL in emu_h_priv */
             c->rip = v->next_rip;
             /* release: the instruction's stores before the count emu_dirty_log_sync reads */
             __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
-            if (__builtin_expect(ret == EMU_H_EXIT || v->exit_ready, 0)) {
+            if (__builtin_expect((ret | v->exit_ready) != 0, 0)) {
+                if (shadow)
+                    ev->int_shadow = 0;
                 v->code_page = NULL;
                 return;
             }
             /* a restarted string instruction, a mode/paging change or a store into the
              * block: the rest of it may no longer be what runs next */
-            if (__builtin_expect(v->next_rip != next || v->blk_break, 0))
+            if (__builtin_expect(((v->next_rip ^ next) | v->blk_break) != 0, 0) && i + 1 < n) {
+                b = NULL; /* its successor is not a fixed function of it */
                 break;
+            }
         }
+        if (shadow)
+            ev->int_shadow = 0; /* the shadow covers exactly one instruction */
         v->code_page = NULL;
+        prev = b; /* ran to its end: its successor may be chained */
     check_limit:
         if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {
             x->reason = EMU_EXIT_INTERRUPTED;

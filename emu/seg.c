@@ -19,6 +19,7 @@ void emu_update_mode(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
     v->blk_break = true; /* the rest of the running block was decoded for the old mode */
+    v->chain_gen++;      /* chains assume the CS base, mode and CPL they were made with */
     v->long_mode = c->efer & EFER_LMA;
     if (!(c->cr0 & CR0_PE)) {
         v->mode = DECODER_MODE_16;

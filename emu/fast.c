@@ -1,0 +1,325 @@
+/* emu/: operand-shape specialised handlers for the hottest forms, chosen once per
+ * instruction when a block is translated (emu_fast_handler), so the per-execution work is
+ * the semantics and not the operand descriptors (kind/size/class switches).
+ *
+ * Each one has exactly the semantics of the generic handler it stands for (insn_alu.c,
+ * insn_mov.c, insn_shift.c, insn_muldiv.c): same results, same flags, same faults. Memory
+ * forms only take the TLB hit in 64-bit mode; anything else (a miss, a page crossing, a
+ * data breakpoint, FS/GS) falls back to the generic handler before any state changes, so
+ * faults, MMIO and dirty logging stay in one place. */
+#include <string.h>
+
+#include "emu/internal.h"
+
+enum fop { F_ADD, F_OR, F_AND, F_SUB, F_XOR, F_CMP, F_TEST };
+
+static const uint8_t fop_lf[] = {
+    [F_ADD] = EMU_LF_ADD, [F_OR] = EMU_LF_LOGIC, [F_AND] = EMU_LF_LOGIC, [F_SUB] = EMU_LF_SUB,
+    [F_XOR] = EMU_LF_LOGIC, [F_CMP] = EMU_LF_SUB, [F_TEST] = EMU_LF_LOGIC,
+};
+
+static inline void gpr_set(struct emu_vcpu *v, unsigned reg, unsigned size, uint64_t val)
+{
+    uint64_t *r = &v->cpu.gpr[reg];
+    if (size == 8)
+        *r = val;
+    else if (size == 4)
+        *r = (uint32_t)val; /* SDM vol.1 3.4.1.1 */
+    else
+        *r = (*r & ~emu_mask(size)) | (val & emu_mask(size));
+}
+
+static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fop op, bool imm)
+{
+    unsigned size = d->ops[0].size;
+    uint64_t m = emu_mask(size);
+    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m;
+    uint64_t b = (imm ? (uint64_t)d->ops[1].disp : v->cpu.gpr[d->ops[1].reg]) & m;
+    uint64_t r;
+    switch (op) {
+    case F_ADD: r = a + b; break;
+    case F_OR: r = a | b; break;
+    case F_AND: case F_TEST: r = a & b; break;
+    case F_SUB: case F_CMP: r = a - b; break;
+    default: r = a ^ b; break;
+    }
+    r &= m;
+    if (op != F_CMP && op != F_TEST)
+        gpr_set(v, d->ops[0].reg, size, r);
+    v->lf.op = fop_lf[op];
+    v->lf.size = (uint8_t)size;
+    v->lf.res = r;
+    v->lf.a = a;
+    v->lf.b = b;
+    v->lf.cf_in = 0;
+    return EMU_H_NEXT;
+}
+
+static int f_add_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADD, false); }
+static int f_or_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_OR, false); }
+static int f_and_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_AND, false); }
+static int f_sub_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SUB, false); }
+static int f_xor_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_XOR, false); }
+static int f_cmp_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_CMP, false); }
+static int f_test_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_TEST, false); }
+static int f_add_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADD, true); }
+static int f_or_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_OR, true); }
+static int f_and_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_AND, true); }
+static int f_sub_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SUB, true); }
+static int f_xor_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_XOR, true); }
+static int f_cmp_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_CMP, true); }
+static int f_test_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_TEST, true); }
+
+/* INC/DEC r: CF is kept (lazy cf_in), as insn_alu.c unary() records it */
+static int f_inc_r(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    unsigned size = d->ops[0].size;
+    uint64_t m = emu_mask(size);
+    bool cf = emu_cf(v);
+    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r = (a + 1) & m;
+    gpr_set(v, d->ops[0].reg, size, r);
+    emu_lf_set(v, EMU_LF_INC, size, r, a, 1);
+    v->lf.cf_in = cf;
+    return EMU_H_NEXT;
+}
+
+static int f_dec_r(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    unsigned size = d->ops[0].size;
+    uint64_t m = emu_mask(size);
+    bool cf = emu_cf(v);
+    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r = (a - 1) & m;
+    gpr_set(v, d->ops[0].reg, size, r);
+    emu_lf_set(v, EMU_LF_DEC, size, r, a, 1);
+    v->lf.cf_in = cf;
+    return EMU_H_NEXT;
+}
+
+/* MOV between GPRs / from an immediate */
+static int f_mov_rr(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, v->cpu.gpr[d->ops[1].reg]);
+    return EMU_H_NEXT;
+}
+
+static int f_mov_ri(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, (uint64_t)d->ops[1].disp);
+    return EMU_H_NEXT;
+}
+
+/* 64-bit mode, DS/ES/SS/CS-relative (base 0), no page crossing, TLB hit: host pointer or
+ * NULL. A hit implies the page is canonical and was walked for this access and CPL. */
+static inline uint8_t *tlb_hit(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i,
+                               unsigned acc)
+{
+    const struct decoder_operand *o = &d->ops[i];
+    uint64_t ea = (uint64_t)o->disp;
+    if (o->base == DECODER_BASE_RIP)
+        ea += v->next_rip;
+    else if (o->base != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->base];
+    if (o->index != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->index] * o->scale;
+    if ((ea & 0xfff) + o->size > 4096 || v->dbg_data)
+        return NULL;
+    unsigned k = acc + (v->cpu.cpl == 3 ? 3 : 0);
+    const struct emu_tlb_entry *e = &v->tlb[k][(ea >> 12) % EMU_TLB_SIZE];
+    if (e->tag != ((ea & ~0xfffull) | 1))
+        return NULL;
+    return e->host + (ea & 0xfff);
+}
+
+static inline uint64_t load(const uint8_t *p, unsigned size)
+{
+    switch (size) {
+    case 1: return *p;
+    case 2: { uint16_t x; memcpy(&x, p, 2); return x; }
+    case 4: { uint32_t x; memcpy(&x, p, 4); return x; }
+    default: { uint64_t x; memcpy(&x, p, 8); return x; }
+    }
+}
+
+/* the generic MOV (insn_mov.c) for everything the fast forms do not take */
+static int mov_generic(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return emu_handler_for(DOP_MOV)(v, d);
+}
+
+static int f_mov_rm(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    const uint8_t *p = tlb_hit(v, d, 1, EMU_ACC_READ);
+    if (__builtin_expect(!p, 0))
+        return mov_generic(v, d);
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, load(p, d->ops[1].size));
+    return EMU_H_NEXT;
+}
+
+static inline int mov_store(struct emu_vcpu *v, const struct decoded_insn *d, uint64_t val)
+{
+    uint8_t *p = tlb_hit(v, d, 0, EMU_ACC_WRITE);
+    if (__builtin_expect(!p, 0))
+        return mov_generic(v, d);
+    memcpy(p, &val, d->ops[0].size); /* little-endian host: the low bytes */
+    return EMU_H_NEXT;
+}
+
+static int f_mov_mr(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return mov_store(v, d, v->cpu.gpr[d->ops[1].reg]);
+}
+
+static int f_mov_mi(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return mov_store(v, d, (uint64_t)d->ops[1].disp);
+}
+
+/* SHL/SHR/SAR r, imm8 (insn_shift.c shift(): count masked, 0 changes nothing but the
+ * 32-bit zero extension; CF OF SF ZF PF set, AF cleared) */
+enum fsh { FS_SHL, FS_SHR, FS_SAR };
+
+static inline int shift_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fsh k)
+{
+    unsigned size = d->ops[0].size, bits = size * 8;
+    uint64_t m = emu_mask(size), msb = 1ull << (bits - 1);
+    unsigned cnt = (unsigned)d->ops[1].disp & (size == 8 ? 63 : 31);
+    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r;
+    if (cnt == 0) {
+        gpr_set(v, d->ops[0].reg, size, a);
+        return EMU_H_NEXT;
+    }
+    bool cf, of;
+    switch (k) {
+    case FS_SHL:
+        cf = cnt <= bits ? (a >> (bits - cnt)) & 1 : 0;
+        r = (a << cnt) & m;
+        of = !!(r & msb) ^ cf;
+        break;
+    case FS_SHR:
+        cf = (a >> (cnt - 1)) & 1;
+        r = a >> cnt;
+        of = !!(a & msb);
+        break;
+    default: {
+        int64_t s = emu_sext(a, size);
+        cf = (s >> (cnt - 1)) & 1;
+        r = (uint64_t)(s >> cnt) & m;
+        of = false;
+        break;
+    }
+    }
+    gpr_set(v, d->ops[0].reg, size, r);
+    uint64_t f = (cf ? EMU_FL_CF : 0) | (of ? EMU_FL_OF : 0) | (r == 0 ? EMU_FL_ZF : 0) |
+                 ((r & msb) ? EMU_FL_SF : 0) | (emu_parity((uint8_t)r) ? EMU_FL_PF : 0);
+    const uint64_t mask = EMU_FL_CF | EMU_FL_OF | EMU_FL_SF | EMU_FL_ZF | EMU_FL_PF | EMU_FL_AF;
+    /* every status flag is written: the lazy state is simply dropped */
+    v->lf.op = EMU_LF_NONE;
+    v->cpu.rflags = (v->cpu.rflags & ~mask) | f;
+    return EMU_H_NEXT;
+}
+
+static int f_shl_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, FS_SHL); }
+static int f_shr_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, FS_SHR); }
+static int f_sar_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, FS_SAR); }
+
+/* IMUL r, r / IMUL r, r, imm (insn_muldiv.c: CF = OF = truncation, SZP of the result,
+ * AF cleared) */
+static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bool three)
+{
+    unsigned size = d->ops[0].size;
+    int64_t a = emu_sext(v->cpu.gpr[d->ops[three ? 1 : 0].reg], size);
+    int64_t b = emu_sext(three ? (uint64_t)d->ops[2].disp : v->cpu.gpr[d->ops[1].reg], size);
+    __int128 r = (__int128)a * b;
+    uint64_t lo = (uint64_t)r & emu_mask(size);
+    gpr_set(v, d->ops[0].reg, size, lo);
+    bool ovf = r != (__int128)emu_sext((uint64_t)r, size);
+    uint64_t f = (ovf ? (EMU_FL_CF | EMU_FL_OF) : 0) | (lo == 0 ? EMU_FL_ZF : 0) |
+                 (((lo >> (size * 8 - 1)) & 1) ? EMU_FL_SF : 0) |
+                 (emu_parity((uint8_t)lo) ? EMU_FL_PF : 0);
+    const uint64_t mask = EMU_FL_CF | EMU_FL_OF | EMU_FL_SF | EMU_FL_ZF | EMU_FL_PF | EMU_FL_AF;
+    v->lf.op = EMU_LF_NONE;
+    v->cpu.rflags = (v->cpu.rflags & ~mask) | f;
+    return EMU_H_NEXT;
+}
+
+static int f_imul_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, false); }
+static int f_imul_rri(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, true); }
+
+/* ---- selection ---- */
+
+static bool is_gpr(const struct decoder_operand *o)
+{
+    return o->kind == DOPND_REG && o->reg_class == DREG_GPR;
+}
+
+static bool simple_mem64(const struct decoded_insn *d, const struct decoder_operand *o)
+{
+    return o->kind == DOPND_MEM && d->mode == DECODER_MODE_64 && d->addrsize == 8 &&
+           o->seg != EMU_FS && o->seg != EMU_GS && o->size >= 1 && o->size <= 8 &&
+           (o->size & (o->size - 1)) == 0;
+}
+
+struct alu_forms {
+    uint16_t op;
+    emu_handler_fn *rr, *ri;
+};
+
+static const struct alu_forms alu_forms[] = {
+    {DOP_ADD, f_add_rr, f_add_ri}, {DOP_OR, f_or_rr, f_or_ri},    {DOP_AND, f_and_rr, f_and_ri},
+    {DOP_SUB, f_sub_rr, f_sub_ri}, {DOP_XOR, f_xor_rr, f_xor_ri}, {DOP_CMP, f_cmp_rr, f_cmp_ri},
+    {DOP_TEST, f_test_rr, f_test_ri},
+};
+
+emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *generic)
+{
+    if (d->status != DECODER_OK || (d->prefixes & DPFX_LOCK))
+        return generic;
+    const struct decoder_operand *o0 = &d->ops[0], *o1 = &d->ops[1];
+    for (size_t i = 0; i < sizeof alu_forms / sizeof alu_forms[0]; i++) {
+        if (d->op != alu_forms[i].op)
+            continue;
+        if (d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
+            return alu_forms[i].rr;
+        if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
+            return alu_forms[i].ri;
+        return generic;
+    }
+    switch (d->op) {
+    case DOP_INC:
+    case DOP_DEC:
+        if (d->nops == 1 && is_gpr(o0))
+            return d->op == DOP_INC ? f_inc_r : f_dec_r;
+        break;
+    case DOP_MOV:
+        if (d->nops != 2)
+            break;
+        if (is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
+            return f_mov_rr;
+        if (is_gpr(o0) && o1->kind == DOPND_IMM)
+            return f_mov_ri;
+        if (is_gpr(o0) && simple_mem64(d, o1) && o0->size == o1->size)
+            return f_mov_rm;
+        if (simple_mem64(d, o0) && is_gpr(o1) && o0->size == o1->size)
+            return f_mov_mr;
+        if (simple_mem64(d, o0) && o1->kind == DOPND_IMM)
+            return f_mov_mi;
+        break;
+    case DOP_SHL:
+    case DOP_SAL:
+    case DOP_SHR:
+    case DOP_SAR:
+        if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
+            return d->op == DOP_SHR ? f_shr_ri : d->op == DOP_SAR ? f_sar_ri : f_shl_ri;
+        break;
+    case DOP_IMUL:
+        if (d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
+            return f_imul_rr;
+        if (d->nops == 3 && is_gpr(o0) && is_gpr(o1) && d->ops[2].kind == DOPND_IMM &&
+            o0->size == o1->size)
+            return f_imul_rri;
+        break;
+    default:
+        break;
+    }
+    return generic;
+}
