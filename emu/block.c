@@ -16,8 +16,8 @@
  * - writes the vCPU cannot observe (the VMM's own mapping, e.g. virtio DMA of a program
  *   the guest will run, and other vCPUs' stores): the architecture requires the executing
  *   CPU to serialize before running cross-modified code, and it learns of them through an
- *   event or a new KVM_RUN; so events, serializing instructions and emu_run entry start a
- *   new epoch too.
+ *   interrupt (an IPI, a DMA completion) or a new KVM_RUN; so external events, serializing
+ *   instructions and emu_run entry start a new epoch too.
  * A block validated in an older epoch is compared byte for byte with guest memory at its
  * next entry (and its page re-enters the set); in the current epoch it runs as it is. */
 #include <stddef.h>
@@ -75,11 +75,13 @@ bool emu_code_store(struct emu_vcpu *v, const uint8_t *host_page)
 }
 
 /* Instructions after which cross-modified code must be visible (SDM vol.3 8.1.3, 9.3
- * serializing instructions), plus HLT (woken by an event) and the world switches. */
+ * serializing instructions), plus HLT (woken by an event) and the world switches. Not
+ * IRET: it returns from an event, and an interrupt has started an epoch already; counting
+ * it (and exceptions) would revalidate all code at every page fault of a guest kernel. */
 static bool serializing(const struct decoded_insn *d)
 {
     switch (d->op) {
-    case DOP_IRET: case DOP_IRETD: case DOP_IRETQ: case DOP_CPUID: case DOP_INVD:
+    case DOP_CPUID: case DOP_INVD:
     case DOP_WBINVD: case DOP_WRMSR: case DOP_LGDT: case DOP_LIDT: case DOP_LLDT:
     case DOP_LTR: case DOP_RSM: case DOP_INVLPG: case DOP_INVPCID: case DOP_HLT:
     case DOP_VMRUN: case DOP_VMLAUNCH: case DOP_VMRESUME:

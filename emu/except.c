@@ -222,7 +222,6 @@ void emu_deliver_event(struct emu_vcpu *v, uint8_t vector, uint32_t error_code, 
                        uint64_t return_rip)
 {
     struct cpu *c = &v->cpu;
-    v->code_epoch++; /* an event: code other CPUs or the VMM wrote is visible (emu/block.c) */
     if (!(c->cr0 & CR0_PE)) {
         deliver_real(v, vector, return_rip);
     } else {

@@ -217,6 +217,7 @@ static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err, bool h
 /* Deliver an external event (NMI, interrupt): same nesting rules. */
 void emu_take_external(struct emu_vcpu *v, uint8_t vec)
 {
+    v->code_epoch++; /* code other CPUs or the VMM wrote is visible now (emu/block.c) */
     v->delivering = true;
     v->delivering_vector = vec == EMU_NMI ? EMU_NMI : 0xff;
     vectoring_begin(v, vec, vec == EMU_NMI ? EMU_NX_EV_NMI : EMU_NX_EV_INTR, EMU_NO_ERRCODE);
@@ -228,6 +229,7 @@ void emu_take_external(struct emu_vcpu *v, uint8_t vec)
 void emu_take_injected(struct emu_vcpu *v, uint8_t vec, uint8_t type, uint32_t err,
                        uint64_t return_rip)
 {
+    v->code_epoch++;
     if (type == EMU_NX_EV_EXCEPTION && vec != EMU_BP && vec != EMU_OF) {
         take_exception(v, vec, err, false, 0, true);
         return;
@@ -514,10 +516,10 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
         v->code_page = NULL; /* no block runs while the fault is delivered */
-        v->code_epoch++;     /* an event (or a VM exit): cross-modified code is visible */
         /* a fault, an internal error or a suspension abandoned the instruction */
         if (v->fault_kind == EMU_FK_VMEXIT) {
             /* a VM exit into L1 abandoned the L2 instruction (or event): go on in L1 */
+            v->code_epoch++; /* a world switch, like VMRUN/VMLAUNCH (emu/block.c) */
             v->delivering = false;
             v->exit_ready = false;
             v->nested.vectoring.valid = false;
