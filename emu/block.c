@@ -158,6 +158,23 @@ int emu_h_invalid(struct emu_vcpu *v, const struct decoded_insn *d)
     emu_unimplemented(v);
 }
 
+/* The decoder's DFLAG_ENDS_BLOCK is per op and merges all forms: MOV and POP end a block
+ * only in their segment / control / debug register forms (a new SS shadow, mode or
+ * paging), not as plain data moves. */
+static bool ends_block(const struct decoded_insn *d)
+{
+    if (d->op == DOP_MOV || d->op == DOP_POP) {
+        for (unsigned i = 0; i < d->nops; i++) {
+            const struct decoder_operand *o = &d->ops[i];
+            if (o->kind == DOPND_REG &&
+                (o->reg_class == DREG_SEG || o->reg_class == DREG_CR || o->reg_class == DREG_DR))
+                return true;
+        }
+        return false;
+    }
+    return d->flags & (DFLAG_BRANCH | DFLAG_ENDS_BLOCK);
+}
+
 /* Decode the block at h into the arena. Worst case per record: one emu_binsn. */
 static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigned avail,
                                          uint64_t gpa, unsigned idx)
@@ -192,8 +209,7 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
         off += r->d.length;
         bool ser = st == DECODER_OK && serializing(&r->d);
         serial |= ser;
-        if (st != DECODER_OK || r->fn == emu_h_invalid || ser ||
-            (r->d.flags & (DFLAG_BRANCH | DFLAG_ENDS_BLOCK)))
+        if (st != DECODER_OK || r->fn == emu_h_invalid || ser || ends_block(&r->d))
             break;
     }
     if (n == 0)
