@@ -11,11 +11,12 @@
 
 #include "emu/internal.h"
 
-enum fop { F_ADD, F_OR, F_AND, F_SUB, F_XOR, F_CMP, F_TEST };
+enum fop { F_ADD, F_OR, F_AND, F_SUB, F_XOR, F_CMP, F_TEST, F_ADC, F_SBB };
 
 static const uint8_t fop_lf[] = {
     [F_ADD] = EMU_LF_ADD, [F_OR] = EMU_LF_LOGIC, [F_AND] = EMU_LF_LOGIC, [F_SUB] = EMU_LF_SUB,
-    [F_XOR] = EMU_LF_LOGIC, [F_CMP] = EMU_LF_SUB, [F_TEST] = EMU_LF_LOGIC,
+    [F_XOR] = EMU_LF_LOGIC, [F_CMP] = EMU_LF_SUB, [F_TEST] = EMU_LF_LOGIC, [F_ADC] = EMU_LF_ADC,
+    [F_SBB] = EMU_LF_SBB,
 };
 
 static inline void gpr_set(struct emu_vcpu *v, unsigned reg, unsigned size, uint64_t val)
@@ -35,9 +36,12 @@ static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enu
     uint64_t m = emu_mask(size);
     uint64_t a = v->cpu.gpr[d->ops[0].reg] & m;
     uint64_t b = (imm ? (uint64_t)d->ops[1].disp : v->cpu.gpr[d->ops[1].reg]) & m;
+    bool cf = (op == F_ADC || op == F_SBB) && emu_cf(v); /* carry-in before the lazy state changes */
     uint64_t r;
     switch (op) {
     case F_ADD: r = a + b; break;
+    case F_ADC: r = a + b + cf; break;
+    case F_SBB: r = a - b - cf; break;
     case F_OR: r = a | b; break;
     case F_AND: case F_TEST: r = a & b; break;
     case F_SUB: case F_CMP: r = a - b; break;
@@ -51,7 +55,7 @@ static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enu
     v->lf.res = r;
     v->lf.a = a;
     v->lf.b = b;
-    v->lf.cf_in = 0;
+    v->lf.cf_in = cf;
     return EMU_H_NEXT;
 }
 
@@ -62,6 +66,10 @@ static int f_sub_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return a
 static int f_xor_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_XOR, false); }
 static int f_cmp_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_CMP, false); }
 static int f_test_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_TEST, false); }
+static int f_adc_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADC, false); }
+static int f_sbb_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SBB, false); }
+static int f_adc_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADC, true); }
+static int f_sbb_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SBB, true); }
 static int f_add_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADD, true); }
 static int f_or_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_OR, true); }
 static int f_and_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_AND, true); }
@@ -105,6 +113,22 @@ static int f_mov_rr(struct emu_vcpu *v, const struct decoded_insn *d)
 static int f_mov_ri(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     gpr_set(v, d->ops[0].reg, d->ops[0].size, (uint64_t)d->ops[1].disp);
+    return EMU_H_NEXT;
+}
+
+/* LEA r, m (insn_mov.c h_lea: the effective address wrapped to the address size, written
+ * at the operand size) */
+static int f_lea(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    const struct decoder_operand *o = &d->ops[1];
+    uint64_t ea = (uint64_t)o->disp;
+    if (o->base == DECODER_BASE_RIP)
+        ea += v->next_rip;
+    else if (o->base != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->base];
+    if (o->index != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->index] * o->scale;
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, ea & emu_mask(d->addrsize));
     return EMU_H_NEXT;
 }
 
@@ -267,7 +291,7 @@ struct alu_forms {
 static const struct alu_forms alu_forms[] = {
     {DOP_ADD, f_add_rr, f_add_ri}, {DOP_OR, f_or_rr, f_or_ri},    {DOP_AND, f_and_rr, f_and_ri},
     {DOP_SUB, f_sub_rr, f_sub_ri}, {DOP_XOR, f_xor_rr, f_xor_ri}, {DOP_CMP, f_cmp_rr, f_cmp_ri},
-    {DOP_TEST, f_test_rr, f_test_ri},
+    {DOP_TEST, f_test_rr, f_test_ri}, {DOP_ADC, f_adc_rr, f_adc_ri}, {DOP_SBB, f_sbb_rr, f_sbb_ri},
 };
 
 emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *generic)
@@ -285,6 +309,10 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         return generic;
     }
     switch (d->op) {
+    case DOP_LEA:
+        if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_MEM && !(d->flags & DFLAG_VSIB))
+            return f_lea;
+        break;
     case DOP_INC:
     case DOP_DEC:
         if (d->nops == 1 && is_gpr(o0))
