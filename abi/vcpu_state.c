@@ -630,8 +630,16 @@ static long get_cpuid2(struct abi_vcpu *v, unsigned long arg)
         return -EFAULT;
     if (hdr.nent < v->ncpuid)
         return -E2BIG; /* nent left as the caller gave it (checked on real KVM) */
-    if (put(arg + sizeof hdr, v->cpuid, v->ncpuid * sizeof *v->cpuid))
-        return -EFAULT;
+    for (unsigned i = 0; i < v->ncpuid; i++) {
+        struct kvm_cpuid_entry2 e = v->cpuid[i];
+        /* KVM's runtime update of MONITOR from IA32_MISC_ENABLE (emu/cpu.h cpuid_mwait) is
+         * in KVM's own table, so KVM_GET_CPUID2 shows it */
+        uint8_t mw = emu_cpu(v->emu)->cpuid_mwait;
+        if (e.function == 1 && mw != EMU_CPUID_MWAIT_TABLE)
+            e.ecx = (e.ecx & ~(1u << 3)) | (mw == EMU_CPUID_MWAIT_SET ? 1u << 3 : 0);
+        if (put(arg + sizeof hdr + i * sizeof e, &e, sizeof e))
+            return -EFAULT;
+    }
     hdr.nent = v->ncpuid;
     return put(arg, &hdr, sizeof hdr);
 }

@@ -234,6 +234,23 @@ struct emu_cpuid_entry {
 };
 void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n);
 
+/* KVM's decisions inside instructions that depend on the vendor flavour and the VM's
+ * quirks/capabilities (abi/ sets them before each emu_run: quirks may be disabled at any
+ * time). All-zero is KVM's default VM without a flavour (emu used without abi/: VMCALL
+ * and VMMCALL both reach the layer above). */
+enum emu_flavour {
+    EMU_FLAVOUR_NONE = 0,
+    EMU_FLAVOUR_VMX, /* kvm_intel: VMCALL exits; VMMCALL is #UD in hardware, KVM decodes it */
+    EMU_FLAVOUR_SVM, /* kvm_amd: VMMCALL exits; VMCALL is #UD in hardware, KVM decodes it */
+};
+struct emu_kvm_policy {
+    enum emu_flavour flavour;
+    bool no_fix_hypercall; /* KVM_X86_QUIRK_FIX_HYPERCALL_INSN disabled: #UD, no patch */
+    bool mwait_ud;         /* KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS disabled */
+    bool mwait_in_guest;   /* KVM_CAP_X86_DISABLE_EXITS with KVM_X86_DISABLE_EXITS_MWAIT */
+};
+void emu_set_kvm_policy(struct emu_vcpu *v, const struct emu_kvm_policy *p);
+
 /* KVM_SET_GUEST_DEBUG: control = KVM_GUESTDBG_* (ENABLE, SINGLESTEP, USE_SW_BP, USE_HW_BP;
  * INJECT_* are queued by the caller), dbg = kvm_guest_debug_arch.debugreg[8]. Exits are
  * EMU_EXIT_DEBUG: single-step after each instruction (exception 1, DR6.BS), INT3 (exception 3,

@@ -104,7 +104,10 @@ START_TEST(disable_quirks)
 {
     struct fixture f = setup_vm();
     long q = io(&f, f.kvm, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_DISABLE_QUIRKS2);
-    ck_assert_int_eq(q, KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS);
+    ck_assert_int_eq(q, KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS |
+                            KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT |
+                            KVM_X86_QUIRK_FIX_HYPERCALL_INSN |
+                            KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS);
     struct kvm_enable_cap c = {.cap = KVM_CAP_DISABLE_QUIRKS2, .args = {KVM_X86_QUIRK_LINT0_REENABLED}};
     ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), -EINVAL);
     c.cap = KVM_CAP_DISABLE_QUIRKS;
