@@ -233,6 +233,12 @@ struct emu_cpuid_entry {
     uint32_t eax, ebx, ecx, edx;
 };
 void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n);
+/* The bits KVM keeps up to date in the vCPU's CPUID table (cpuid.c
+ * kvm_update_cpuid_runtime: OSXSAVE from CR4, MONITOR from IA32_MISC_ENABLE without
+ * KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT, the XSAVE sizes of leaf 0DH from XCR0), applied to
+ * r[4] = EAX EBX ECX EDX of table entry fn/idx. The CPUID instruction shows them, and
+ * KVM_GET_CPUID2 must too. */
+void emu_cpuid_runtime(const struct emu_vcpu *v, uint32_t fn, uint32_t idx, uint32_t r[4]);
 
 /* KVM's decisions inside instructions that depend on the vendor flavour and the VM's
  * quirks/capabilities (abi/ sets them before each emu_run: quirks may be disabled at any

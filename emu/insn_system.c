@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "emu/internal.h"
+#include "emu/xsave.h"
 
 #define CR0_TS (1ull << 3)
 #define CR4_TSD (1ull << 2)
@@ -67,6 +68,27 @@ const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, ui
     return NULL;
 }
 
+void emu_cpuid_runtime(const struct emu_vcpu *v, uint32_t fn, uint32_t idx, uint32_t r[4])
+{
+    const struct cpu *c = &v->cpu;
+    if (fn == 1) {
+        /* OSXSAVE mirrors CR4.OSXSAVE (KVM updates it at runtime) */
+        r[2] = (r[2] & ~(1u << 27)) | ((c->cr4 & CR4_OSXSAVE) ? 1u << 27 : 0);
+        /* MONITOR after KVM's runtime update from IA32_MISC_ENABLE (cpu.h) */
+        if (c->cpuid_mwait != EMU_CPUID_MWAIT_TABLE)
+            r[2] = (r[2] & ~(1u << 3)) | (c->cpuid_mwait == EMU_CPUID_MWAIT_SET ? 1u << 3 : 0);
+    }
+    /* XSAVE area sizes for the XCR0 in force, as KVM rewrites them at KVM_SET_CPUID2 and
+     * every XSETBV (cpuid.c kvm_update_cpuid_runtime): 0DH.0 EBX standard format; 0DH.1
+     * EBX compacted (XCR0 only in 6.12, not XSS), when XSAVES or XSAVEC is set. The only
+     * extended component is AVX, at 576 in both formats. */
+    uint32_t xsize = (c->xcr0 & EMU_XFEATURE_YMM) ? EMU_XSAVE_SIZE : EMU_XSAVE_YMM_OFF;
+    if (fn == 0xd && idx == 0)
+        r[1] = xsize;
+    if (fn == 0xd && idx == 1 && (r[0] & ((1u << 1) | (1u << 3))))
+        r[1] = xsize;
+}
+
 static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
@@ -88,13 +110,7 @@ static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
         r[1] = e->ebx;
         r[2] = e->ecx;
         r[3] = e->edx;
-        if (fn == 1) {
-            /* OSXSAVE mirrors CR4.OSXSAVE (KVM updates it at runtime) */
-            r[2] = (r[2] & ~(1u << 27)) | ((c->cr4 & CR4_OSXSAVE) ? 1u << 27 : 0);
-            /* MONITOR after KVM's runtime update from IA32_MISC_ENABLE (cpu.h) */
-            if (c->cpuid_mwait != EMU_CPUID_MWAIT_TABLE)
-                r[2] = (r[2] & ~(1u << 3)) | (c->cpuid_mwait == EMU_CPUID_MWAIT_SET ? 1u << 3 : 0);
-        }
+        emu_cpuid_runtime(v, e->function, e->index, r);
     }
     c->gpr[EMU_RAX] = r[0];
     c->gpr[EMU_RBX] = r[1];
