@@ -611,7 +611,7 @@ static int foreign_hypercall(struct emu_vcpu *v, const struct decoded_insn *d)
      * mode), a data write at the guest's CPL through its page tables, so a read-only code
      * page faults as KVM's would. Guest memory only: the write goes through the memslots. */
     emu_lin_write_buf(v, v->insn_rip, native, sizeof vmcall, EMU_ACC_WRITE);
-    v->next_rip = v->insn_rip; /* the decode cache sees the new bytes at the next fetch */
+    v->next_rip = v->insn_rip; /* a store into code: the next fetch decodes the new bytes */
     return EMU_H_NEXT;
 }
 
