@@ -27,9 +27,14 @@
 /* The quirks a VMM can disable (KVM_CAP_DISABLE_QUIRKS2's answer): those whose disabled
  * behaviour softkvm has. SLOT_ZAP_ALL only decides which shadow/TDP entries KVM zaps when
  * a slot goes away — softkvm has none, so either setting is already what it does;
- * STUFF_FEATURE_MSRS is honoured in msr/vcpu.c. The other 6.12 quirks (LINT0, CD/NW,
- * LAPIC MMIO hole, OUT 7E, MWAIT, hypercall patching, guest PAT, SMM) are missing. */
-#define ABI_SUPPORTED_QUIRKS (KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS)
+ * STUFF_FEATURE_MSRS is honoured in msr/vcpu.c, MISC_ENABLE_NO_MWAIT in msr/h_misc.c,
+ * FIX_HYPERCALL_INSN and MWAIT_NEVER_UD_FAULTS in emu/insn_system.c (vcpu_run.c passes
+ * them). The other 6.12 quirks (LINT0, CD/NW, LAPIC MMIO hole, OUT 7E, guest PAT, SMM)
+ * are missing. */
+#define ABI_SUPPORTED_QUIRKS                                                               \
+    (KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS |                       \
+     KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT | KVM_X86_QUIRK_FIX_HYPERCALL_INSN |               \
+     KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS)
 #define ABI_MAX_CPUID_ENTRIES 256 /* KVM_MAX_CPUID_ENTRIES */
 #define ABI_PAGE_SIZE 4096u
 
@@ -95,6 +100,7 @@ struct abi_vm {
     bool triple_fault_event;        /* KVM_CAP_X86_TRIPLE_FAULT_EVENT */
     bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE */
     uint64_t disabled_exits;        /* KVM_CAP_X86_DISABLE_EXITS */
+    bool mwait_in_guest;            /* ... with KVM_X86_DISABLE_EXITS_MWAIT (kvm->arch.mwait_in_guest) */
     uint32_t boot_cpu_id;           /* KVM_SET_BOOT_CPU_ID */
     uint32_t max_vcpu_ids;          /* KVM_CAP_MAX_VCPU_ID (0 = default) */
     /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 args[0] (KVM_DIRTY_LOG_*), under lock */

@@ -122,7 +122,11 @@ unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *ou
     /* leaf 0xd: XSAVE with x87|SSE|AVX. EBX = size for the XCR0 in force (KVM reports
      * the legacy size here; the CPUID instruction recomputes it from XCR0), ECX = max */
     put(&bd, 0xd, 0, true, (uint32_t)XCR0_SUPPORTED, XSAVE_LEGACY_SIZE, XSAVE_FULL_SIZE, 0);
-    put(&bd, 0xd, 1, true, 0, 0, 0, 0);
+    /* 0xd.1: XSAVEC and XSAVES (emu/xsave_insn.c, compacted format); EBX = compacted size
+     * of every permitted component (KVM: xstate_required_size(xcr0 | xss, true)); no
+     * supervisor components (kvm_caps.supported_xss = 0 in 6.12), so ECX = EDX = 0 and
+     * IA32_XSS stays 0 (msr/h_misc.c). XSAVEOPT and XGETBV1 are not offered. */
+    put(&bd, 0xd, 1, true, B(1) | B(3), XSAVE_FULL_SIZE, 0, 0);
     put(&bd, 0xd, 2, true, XSAVE_YMM_SIZE, XSAVE_YMM_OFFSET, 0, 0);
     /* KVM paravirt leaves */
     put(&bd, 0x40000000, 0, false, 0x40000001, str4("KVMK"), str4("VMKV"), str4("M\0\0\0"));

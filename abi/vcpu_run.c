@@ -151,6 +151,20 @@ static bool pv_feature(struct abi_vcpu *v, unsigned bit)
     return e && (e->eax & (1u << bit));
 }
 
+/* What KVM decides inside the guest's instructions (emu.h emu_kvm_policy), read at each
+ * entry: another thread may disable quirks or exits between two runs. */
+static void set_kvm_policy(struct abi_vcpu *v)
+{
+    uint64_t q = __atomic_load_n(&v->vm->disabled_quirks, __ATOMIC_RELAXED);
+    struct emu_kvm_policy p = {
+        .flavour = v->vm->sys->vendor == ABI_VENDOR_AMD ? EMU_FLAVOUR_SVM : EMU_FLAVOUR_VMX,
+        .no_fix_hypercall = q & KVM_X86_QUIRK_FIX_HYPERCALL_INSN,
+        .mwait_ud = q & KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS,
+        .mwait_in_guest = __atomic_load_n(&v->vm->mwait_in_guest, __ATOMIC_RELAXED),
+    };
+    emu_set_kvm_policy(v->emu, &p);
+}
+
 /* kvm_emulate_hypercall(): the in-kernel KVM_HC_* set. RAX = result. */
 static void handle_hypercall(struct abi_vcpu *v)
 {
@@ -565,6 +579,7 @@ long abi_vcpu_run(struct abi_vcpu *v)
             break;
         }
         memset(&v->exit, 0, offsetof(struct emu_exit, io));
+        set_kvm_policy(v);
         pthread_rwlock_rdlock(&v->vm->mem_lock);
         abi_vapic_sync_to(v);
         emu_run(v->emu, &v->exit);

@@ -534,6 +534,21 @@ static long set_mp_state(struct abi_vcpu *v, const struct kvm_mp_state *m)
 
 /* ---------------- CPUID2 / TRANSLATE / LAPIC ---------------- */
 
+/* The two tables as the guest sees them (emu_cpuid_runtime) are the same. */
+static bool cpuid_runtime_equal(struct abi_vcpu *v, const struct kvm_cpuid_entry2 *e, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct kvm_cpuid_entry2 a = e[i], b = v->cpuid[i];
+        uint32_t ra[4] = {a.eax, a.ebx, a.ecx, a.edx}, rb[4] = {b.eax, b.ebx, b.ecx, b.edx};
+        emu_cpuid_runtime(v->emu, a.function, a.index, ra);
+        emu_cpuid_runtime(v->emu, b.function, b.index, rb);
+        if (a.function != b.function || a.index != b.index || a.flags != b.flags ||
+            memcmp(ra, rb, sizeof ra))
+            return false;
+    }
+    return true;
+}
+
 static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
 {
     struct kvm_cpuid2 hdr;
@@ -567,9 +582,10 @@ static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
             break;
         }
     }
-    /* KVM 6.12: after the first KVM_RUN only an identical CPUID may be set */
-    if (v->stat_exits &&
-        (hdr.nent != v->ncpuid || (hdr.nent && memcmp(e, v->cpuid, hdr.nent * sizeof *e)))) {
+    /* KVM 6.12: after the first KVM_RUN only an identical CPUID may be set, compared after
+     * the runtime updates of both (kvm_set_cpuid: __kvm_update_cpuid_runtime on the new
+     * table, kvm_cpuid_check_equal against the vCPU's updated one) */
+    if (v->stat_exits && (hdr.nent != v->ncpuid || !cpuid_runtime_equal(v, e, hdr.nent))) {
         free(e);
         free(ee);
         return -EINVAL;
@@ -630,8 +646,15 @@ static long get_cpuid2(struct abi_vcpu *v, unsigned long arg)
         return -EFAULT;
     if (hdr.nent < v->ncpuid)
         return -E2BIG; /* nent left as the caller gave it (checked on real KVM) */
-    if (put(arg + sizeof hdr, v->cpuid, v->ncpuid * sizeof *v->cpuid))
-        return -EFAULT;
+    for (unsigned i = 0; i < v->ncpuid; i++) {
+        struct kvm_cpuid_entry2 e = v->cpuid[i];
+        /* KVM's runtime updates are made in its own table, so KVM_GET_CPUID2 shows them */
+        uint32_t r[4] = {e.eax, e.ebx, e.ecx, e.edx};
+        emu_cpuid_runtime(v->emu, e.function, e.index, r);
+        e.eax = r[0], e.ebx = r[1], e.ecx = r[2], e.edx = r[3];
+        if (put(arg + sizeof hdr + i * sizeof e, &e, sizeof e))
+            return -EFAULT;
+    }
     hdr.nent = v->ncpuid;
     return put(arg, &hdr, sizeof hdr);
 }

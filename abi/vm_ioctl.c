@@ -188,8 +188,11 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
             break;
         /* fallthrough */
     case KVM_CAP_DISABLE_QUIRKS: /* ...v1 ignores them; both accumulate */
-        vm->disabled_quirks |= c.args[0] & ABI_SUPPORTED_QUIRKS;
+        /* vCPU threads read the quirks at each entry (vcpu_run.c set_kvm_policy) */
+        __atomic_store_n(&vm->disabled_quirks, vm->disabled_quirks | (c.args[0] & ABI_SUPPORTED_QUIRKS),
+                         __ATOMIC_RELAXED);
         vm->msr.no_stuff_feature_msrs = vm->disabled_quirks & KVM_X86_QUIRK_STUFF_FEATURE_MSRS;
+        vm->msr.misc_enable_mwait_cpuid = vm->disabled_quirks & KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT;
         r = 0;
         break;
     case KVM_CAP_X86_USER_SPACE_MSR:
@@ -224,10 +227,14 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
             r = 0;
         break;
     case KVM_CAP_X86_DISABLE_EXITS:
-        /* 6.12: unknown bits EINVAL; MWAIT is dropped when it cannot be offered */
+        /* 6.12 x86.c: unknown bits EINVAL; the others only ever switch exits off.
+         * MWAIT: kvm_can_mwait_in_guest() holds for softkvm's CPU model (MONITOR/MWAIT and
+         * ARAT, no MONITOR erratum), so MONITOR/MWAIT then run "natively" (emu/insn_system.c) */
         if (c.args[0] & ~(uint64_t)KVM_X86_DISABLE_VALID_EXITS)
             break;
-        vm->disabled_exits |= c.args[0] & ~(uint64_t)KVM_X86_DISABLE_EXITS_MWAIT;
+        vm->disabled_exits |= c.args[0];
+        if (c.args[0] & KVM_X86_DISABLE_EXITS_MWAIT)
+            __atomic_store_n(&vm->mwait_in_guest, true, __ATOMIC_RELAXED);
         r = 0;
         break;
     case KVM_CAP_MAX_VCPU_ID: /* x86.c: may be set once, not below the BSP id */

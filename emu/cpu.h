@@ -71,6 +71,10 @@ struct emu_events {
     bool triple_fault_pending;
 };
 
+#define EMU_CPUID_MWAIT_TABLE 0 /* as the KVM_SET_CPUID2 table says */
+#define EMU_CPUID_MWAIT_CLEAR 1
+#define EMU_CPUID_MWAIT_SET 2
+
 /* Legacy x87/SSE area in FXSAVE layout plus AVX upper halves. */
 struct emu_fpu {
     uint16_t fcw, fsw;
@@ -128,6 +132,10 @@ struct cpu {
     bool vmxon;          /* in VMX operation (emu/vmx.c; msr/ refuses cap changes then) */
     bool vmx_leave_req;  /* host FEATURE_CONTROL = 0: emu leaves VMX operation (vmx_leave_nested) */
     uint64_t feature_control; /* IA32_FEATURE_CONTROL as msr/ stores it: VMXON needs LOCKED|VMX */
+    /* CPUID.1:ECX.MONITOR as KVM's runtime CPUID update last left it (cpuid.c
+     * kvm_update_cpuid_runtime: with KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT disabled the bit
+     * follows IA32_MISC_ENABLE.MWAIT; msr/ writes this): EMU_CPUID_MWAIT_* */
+    uint8_t cpuid_mwait;
 
     /* --- FPU / SIMD --- */
     struct emu_fpu fpu;

@@ -233,6 +233,29 @@ struct emu_cpuid_entry {
     uint32_t eax, ebx, ecx, edx;
 };
 void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n);
+/* The bits KVM keeps up to date in the vCPU's CPUID table (cpuid.c
+ * kvm_update_cpuid_runtime: OSXSAVE from CR4, MONITOR from IA32_MISC_ENABLE without
+ * KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT, the XSAVE sizes of leaf 0DH from XCR0), applied to
+ * r[4] = EAX EBX ECX EDX of table entry fn/idx. The CPUID instruction shows them, and
+ * KVM_GET_CPUID2 must too. */
+void emu_cpuid_runtime(const struct emu_vcpu *v, uint32_t fn, uint32_t idx, uint32_t r[4]);
+
+/* KVM's decisions inside instructions that depend on the vendor flavour and the VM's
+ * quirks/capabilities (abi/ sets them before each emu_run: quirks may be disabled at any
+ * time). All-zero is KVM's default VM without a flavour (emu used without abi/: VMCALL
+ * and VMMCALL both reach the layer above). */
+enum emu_flavour {
+    EMU_FLAVOUR_NONE = 0,
+    EMU_FLAVOUR_VMX, /* kvm_intel: VMCALL exits; VMMCALL is #UD in hardware, KVM decodes it */
+    EMU_FLAVOUR_SVM, /* kvm_amd: VMMCALL exits; VMCALL is #UD in hardware, KVM decodes it */
+};
+struct emu_kvm_policy {
+    enum emu_flavour flavour;
+    bool no_fix_hypercall; /* KVM_X86_QUIRK_FIX_HYPERCALL_INSN disabled: #UD, no patch */
+    bool mwait_ud;         /* KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS disabled */
+    bool mwait_in_guest;   /* KVM_CAP_X86_DISABLE_EXITS with KVM_X86_DISABLE_EXITS_MWAIT */
+};
+void emu_set_kvm_policy(struct emu_vcpu *v, const struct emu_kvm_policy *p);
 
 /* KVM_SET_GUEST_DEBUG: control = KVM_GUESTDBG_* (ENABLE, SINGLESTEP, USE_SW_BP, USE_HW_BP;
  * INJECT_* are queued by the caller), dbg = kvm_guest_debug_arch.debugreg[8]. Exits are

@@ -1,12 +1,13 @@
 /* emu/: system instructions: HLT CLI STI CPUID RDTSC RDTSCP RDMSR WRMSR LGDT LIDT SGDT
  * SIDT LLDT LTR SLDT STR SMSW LMSW CLTS INVLPG INVPCID WBINVD INVD SWAPGS SYSCALL
  * SYSRET SYSENTER SYSEXIT RDFSBASE.. WRGSBASE RDPID CLAC STAC LAR LSL VERR VERW
- * RDRAND RDSEED VMCALL VMMCALL, and #UD for features our CPU model lacks (SDM vol.2/3).
+ * RDRAND RDSEED VMCALL VMMCALL MONITOR MWAIT, and #UD for features our CPU model lacks (SDM vol.2/3).
  * CPL-0-only instructions are checked by the run loop (DFLAG_PRIVILEGED -> #GP(0)). */
 #include <string.h>
 #include <sys/random.h>
 
 #include "emu/internal.h"
+#include "emu/xsave.h"
 
 #define CR0_TS (1ull << 3)
 #define CR4_TSD (1ull << 2)
@@ -67,6 +68,27 @@ const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, ui
     return NULL;
 }
 
+void emu_cpuid_runtime(const struct emu_vcpu *v, uint32_t fn, uint32_t idx, uint32_t r[4])
+{
+    const struct cpu *c = &v->cpu;
+    if (fn == 1) {
+        /* OSXSAVE mirrors CR4.OSXSAVE (KVM updates it at runtime) */
+        r[2] = (r[2] & ~(1u << 27)) | ((c->cr4 & CR4_OSXSAVE) ? 1u << 27 : 0);
+        /* MONITOR after KVM's runtime update from IA32_MISC_ENABLE (cpu.h) */
+        if (c->cpuid_mwait != EMU_CPUID_MWAIT_TABLE)
+            r[2] = (r[2] & ~(1u << 3)) | (c->cpuid_mwait == EMU_CPUID_MWAIT_SET ? 1u << 3 : 0);
+    }
+    /* XSAVE area sizes for the XCR0 in force, as KVM rewrites them at KVM_SET_CPUID2 and
+     * every XSETBV (cpuid.c kvm_update_cpuid_runtime): 0DH.0 EBX standard format; 0DH.1
+     * EBX compacted (XCR0 only in 6.12, not XSS), when XSAVES or XSAVEC is set. The only
+     * extended component is AVX, at 576 in both formats. */
+    uint32_t xsize = (c->xcr0 & EMU_XFEATURE_YMM) ? EMU_XSAVE_SIZE : EMU_XSAVE_YMM_OFF;
+    if (fn == 0xd && idx == 0)
+        r[1] = xsize;
+    if (fn == 0xd && idx == 1 && (r[0] & ((1u << 1) | (1u << 3))))
+        r[1] = xsize;
+}
+
 static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
@@ -88,10 +110,7 @@ static int h_cpuid(struct emu_vcpu *v, const struct decoded_insn *d)
         r[1] = e->ebx;
         r[2] = e->ecx;
         r[3] = e->edx;
-        if (fn == 1) {
-            /* OSXSAVE mirrors CR4.OSXSAVE (KVM updates it at runtime) */
-            r[2] = (r[2] & ~(1u << 27)) | ((c->cr4 & CR4_OSXSAVE) ? 1u << 27 : 0);
-        }
+        emu_cpuid_runtime(v, e->function, e->index, r);
     }
     c->gpr[EMU_RAX] = r[0];
     c->gpr[EMU_RBX] = r[1];
@@ -570,11 +589,96 @@ static int h_rdrand(struct emu_vcpu *v, const struct decoded_insn *d)
 
 /* ---- hypercalls: the layer above decides (KVM handles VMCALL/VMMCALL in the kernel) ---- */
 
+/* The other vendor's hypercall instruction. The hardware raises #UD, which KVM always
+ * intercepts and emulates (handle_ud -> em_hypercall, EmulateOnUD): VMCALL carries Priv
+ * (CPL > 0: #GP(0)), VMMCALL carries Prot (real or virtual-8086 mode: #UD), checked in
+ * x86_emulate_insn before the semantics. Then emulator_fix_hypercall (x86.c): with
+ * KVM_X86_QUIRK_FIX_HYPERCALL_INSN disabled, #UD; else the native instruction
+ * (svm_patch_hypercall / vmx_patch_hypercall) is written over it and the guest
+ * re-executes it (em_hypercall leaves RIP in place). */
+static int foreign_hypercall(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    if (d->op == DOP_VMCALL && v->cpu.cpl != 0)
+        emu_raise(v, EMU_GP, 0);
+    if (d->op == DOP_VMMCALL && !prot_mode(v))
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    if (v->policy.no_fix_hypercall)
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    static const uint8_t vmcall[3] = {0x0f, 0x01, 0xc1}, vmmcall[3] = {0x0f, 0x01, 0xd9};
+    const uint8_t *native = d->op == DOP_VMCALL ? vmmcall : vmcall;
+    /* emulator_write_emulated(ctxt, kvm_rip_read(vcpu), ...): KVM passes RIP itself as
+     * the linear address (not CS.base + RIP; the same with the flat segments of 64-bit
+     * mode), a data write at the guest's CPL through its page tables, so a read-only code
+     * page faults as KVM's would. Guest memory only: the write goes through the memslots. */
+    emu_lin_write_buf(v, v->insn_rip, native, sizeof vmcall, EMU_ACC_WRITE);
+    v->next_rip = v->insn_rip; /* a store into code: the next fetch decodes the new bytes */
+    return EMU_H_NEXT;
+}
+
 static int h_hypercall(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     emu_icpt_insn(v, d->op == DOP_VMCALL ? EMU_NX_VMCALL : EMU_NX_VMMCALL, 0);
+    if ((d->op == DOP_VMCALL && v->policy.flavour == EMU_FLAVOUR_SVM) ||
+        (d->op == DOP_VMMCALL && v->policy.flavour == EMU_FLAVOUR_VMX))
+        return foreign_hypercall(v, d);
     v->exit->reason = EMU_EXIT_HYPERCALL;
     return EMU_H_EXIT; /* RIP already past the instruction */
+}
+
+/* ---- MONITOR / MWAIT ----
+ * The CPU model has them (SDM vol.2 "MONITOR", "MWAIT"): MONITOR arms nothing softkvm
+ * could wait on, and MWAIT returns at once, which the SDM allows ("other
+ * implementation-dependent events may also cause the processor to exit"). KVM never
+ * lets them run in the guest unless KVM_X86_DISABLE_EXITS_MWAIT: it intercepts both and
+ * emulates them as NOPs (x86.c kvm_emulate_monitor_mwait), with #UD when
+ * KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS is disabled and the guest's CPUID lacks MONITOR. */
+
+static bool guest_cpuid_mwait(struct emu_vcpu *v)
+{
+    if (v->cpu.cpuid_mwait != EMU_CPUID_MWAIT_TABLE)
+        return v->cpu.cpuid_mwait == EMU_CPUID_MWAIT_SET;
+    const struct emu_cpuid_entry *e = emu_cpuid_find(v, 1, 0);
+    return e && (e->ecx & (1u << 3));
+}
+
+/* The instruction's own fault checks (SDM exception tables, CPL already checked): MONITOR
+ * #GP(0) for ECX != 0 (no extensions), and the address DS:rAX (segment override allowed)
+ * is checked as a byte load — segment limit / canonical form, then the page walk (#PF);
+ * MWAIT #GP(0) for ECX bits other than bit 0 (treat interrupts as break events). */
+static void monitor_mwait_checks(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint32_t ecx = (uint32_t)v->cpu.gpr[EMU_RCX];
+    if (d->op == DOP_MWAIT) {
+        if (ecx & ~1u)
+            emu_raise(v, EMU_GP, 0);
+        return;
+    }
+    if (ecx)
+        emu_raise(v, EMU_GP, 0);
+    unsigned seg = (d->prefixes & DPFX_SEG) ? d->seg_override : EMU_DS;
+    uint64_t lin = emu_seg_lin(v, seg, v->cpu.gpr[EMU_RAX] & emu_mask(d->addrsize), 1,
+                               EMU_ACC_READ);
+    (void)emu_lin_ptr(v, lin, 1, EMU_ACC_READ); /* faults only; NULL (MMIO) is fine */
+}
+
+static int h_monitor_mwait(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    /* CPL > 0: #UD (SDM; ring-3 MONITOR is not offered). Faults based on privilege level
+     * come before a VM exit on VMX (SDM vol.3 26.1.1) and on SVM every exception check
+     * comes before the intercept (APM vol.2 15.9; the 6.12 selftest monitor_mwait_test
+     * relies on it), so this is the guest's #UD also when KVM intercepts. */
+    if (v->cpu.cpl != 0)
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    bool svm = v->policy.flavour == EMU_FLAVOUR_SVM;
+    if (svm || v->policy.mwait_in_guest)
+        monitor_mwait_checks(v, d);
+    emu_icpt_insn(v, d->op == DOP_MONITOR ? EMU_NX_MONITOR : EMU_NX_MWAIT, 0);
+    if (v->policy.mwait_in_guest)
+        return EMU_H_NEXT; /* runs "natively": the checks above are all there is */
+    /* KVM's MONITOR/MWAIT exit (SVM_EXIT_MONITOR/MWAIT, EXIT_REASON_MONITOR/MWAIT_INSTRUCTION) */
+    if (v->policy.mwait_ud && !guest_cpuid_mwait(v))
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE); /* kvm_handle_invalid_op */
+    return EMU_H_NEXT; /* kvm_emulate_as_nop */
 }
 
 /* Features absent from the CPU model (no SGX, SMX, RTM, PKU, SMM, RDPMC counters,
@@ -618,6 +722,7 @@ const struct emu_handler_entry emu_system_handlers[] = {
     {DOP_LAR, h_lar}, {DOP_LSL, h_lsl}, {DOP_VERR, h_verr}, {DOP_VERW, h_verw},
     {DOP_RDRAND, h_rdrand}, {DOP_RDSEED, h_rdrand},
     {DOP_VMCALL, h_hypercall}, {DOP_VMMCALL, h_hypercall},
+    {DOP_MONITOR, h_monitor_mwait}, {DOP_MWAIT, h_monitor_mwait},
     {DOP_RDPMC, h_rdpmc},
     {DOP_ENCLS, h_absent}, {DOP_ENCLU, h_absent}, {DOP_GETSEC, h_absent}, {DOP_RSM, h_absent},
     {DOP_XBEGIN, h_absent}, {DOP_XABORT, h_absent}, {DOP_XEND, h_absent}, {DOP_XTEST, h_absent},

@@ -312,6 +312,7 @@ struct emu_vcpu {
     struct emu_cpuid_entry *cpuid;
     unsigned ncpuid;
     bool cpu_amd; /* CPUID leaf 0 says AuthenticAMD (vendor-specific architectural details) */
+    struct emu_kvm_policy policy; /* emu_set_kvm_policy: KVM's flavour/quirk decisions */
 
     struct emu_lazy lf;
 

@@ -47,6 +47,11 @@ void emu_set_irq_ops(struct emu_vcpu *v, const struct emu_irq_ops *ops)
         v->irq_ops = *ops;
 }
 
+void emu_set_kvm_policy(struct emu_vcpu *v, const struct emu_kvm_policy *p)
+{
+    v->policy = *p;
+}
+
 void emu_set_cpuid(struct emu_vcpu *v, const struct emu_cpuid_entry *entries, unsigned n)
 {
     struct emu_cpuid_entry *copy = NULL;

@@ -68,6 +68,7 @@ int msr_set_x2apic(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 /* ---- MISC_ENABLE (SDM vol.4 IA32_MISC_ENABLE) ---- */
 #define MISC_EMON (1ull << 7)
 #define MISC_PMU_RO (1ull << 11 | 1ull << 12) /* BTS/PEBS unavailable */
+#define MISC_MWAIT (1ull << 18)                /* ENABLE_MONITOR_FSM */
 
 int msr_get_misc_enable(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
@@ -85,7 +86,15 @@ int msr_set_misc_enable(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
             return MSR_RET_INVAL;
         val = (val & ~MISC_EMON) | (old & MISC_EMON); /* EMON: writes ignored */
     }
-    /* MWAIT bit: stored as is (KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT is on by default) */
+    /* MWAIT bit (18): with KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT (the default) stored as is.
+     * Without the quirk a change of it, host or guest, needs SSE3 in the guest's CPUID and
+     * rewrites CPUID.1:ECX.MONITOR to match (6.12 x86.c kvm_set_msr_common
+     * MSR_IA32_MISC_ENABLE -> kvm_update_cpuid_runtime, cpuid.c) */
+    if (v->vm->misc_enable_mwait_cpuid && ((old ^ val) & MISC_MWAIT)) {
+        if (!v->feat.sse3)
+            return MSR_RET_INVAL;
+        v->cpu->cpuid_mwait = (val & MISC_MWAIT) ? EMU_CPUID_MWAIT_SET : EMU_CPUID_MWAIT_CLEAR;
+    }
     v->k.misc_enable = val;
     return MSR_RET_OK;
 }

@@ -65,6 +65,9 @@ struct msr_vm {
     bool no_stuff_feature_msrs;           /* KVM_X86_QUIRK_STUFF_FEATURE_MSRS disabled: vCPUs
                                              get no ARCH_CAPABILITIES/PLATFORM_INFO/PERF_CAP at
                                              creation, no UCODE_REV or VMX caps at RESET */
+    bool misc_enable_mwait_cpuid;         /* KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT disabled:
+                                             CPUID.1:ECX.MONITOR follows MISC_ENABLE.MWAIT
+                                             (cpu->cpuid_mwait, h_misc.c) */
     bool nested_vmx;                      /* kvm_intel "nested" (default false; abi sets it on
                                              the Intel flavour: emu/vmx.c), which makes
                                              CPUID.VMX a KVM capability (vmx_set_cpu_caps) */

@@ -202,6 +202,13 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
     if (f->maxphyaddr > 52)
         f->maxphyaddr = 52;
     find_kvm_leaf(v, old_pv_features);
+    /* kvm_set_cpuid -> __kvm_update_cpuid_runtime: without KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT
+     * the new table's MONITOR bit is IA32_MISC_ENABLE.MWAIT; with it, the table's own */
+    if (v->vm->misc_enable_mwait_cpuid)
+        v->cpu->cpuid_mwait = (v->k.misc_enable & (1ull << 18)) ? EMU_CPUID_MWAIT_SET
+                                                                : EMU_CPUID_MWAIT_CLEAR;
+    else
+        v->cpu->cpuid_mwait = EMU_CPUID_MWAIT_TABLE;
     msr_vmx_caps_cpuid_changed(v);
     /* CPUID-dependent pass-through (PRED_CMD, FLUSH_CMD, XFD_ERR) and the filter */
     msr_bitmaps_recompute(v);

@@ -1,4 +1,4 @@
-/* The host CPUID a program under softkvm sees: with the virtualization bit.
+/* The host CPUID a program under softkvm sees: with the virtualization bit, and MONITOR.
  *
  * Some VMMs look for VMX/SVM with the CPUID instruction before they open /dev/kvm
  * (kvmtool's kvm__arch_cpu_supports_vm: leaf 1 ECX.VMX on Intel, 0x80000001 ECX.SVM on
@@ -9,7 +9,13 @@
  * again). The SIGSEGV handler (preload.c) asks host_cpuid_emulate; it runs the real
  * CPUID with faulting briefly off, adds the bit of the host's vendor and steps over the
  * instruction. Hosts without CPUID faulting (the kernel says ENODEV) keep the plain
- * CPUID; SOFTKVM_HOST_CPUID=plain turns it off. */
+ * CPUID; SOFTKVM_HOST_CPUID=plain turns it off.
+ *
+ * MONITOR/MWAIT (CPUID.1:ECX[3]): what KVM requires of the host for its MWAIT handling
+ * (x86.c kvm_can_mwait_in_guest, and the selftests' this_cpu_has(X86_FEATURE_MWAIT)) is
+ * about the CPU guests run on — here softkvm's model, which has both (emu/insn_system.c),
+ * whether or not the real host exposes them. Both are CPL-0 instructions, so no program
+ * reading the bit can execute them itself. */
 #include <asm/prctl.h>
 #include <cpuid.h>
 #include <signal.h>
@@ -25,6 +31,7 @@
 
 #define ECX_VMX (1u << 5)  /* CPUID.1:ECX (SDM vol.2 table 3-10) */
 #define ECX_SVM (1u << 2)  /* CPUID.80000001h:ECX (APM vol.3 E.4.2) */
+#define ECX_MONITOR (1u << 3) /* CPUID.1:ECX */
 
 static int set_cpuid(int enabled) { return (int)syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
@@ -57,6 +64,8 @@ bool host_cpuid_emulate(siginfo_t *info, void *uctx)
     bool amd = vb == 0x68747541 && vd == 0x69746e65 && vc == 0x444d4163;   /* AuthenticAMD */
     if (leaf == 1 && intel)
         c |= ECX_VMX;
+    if (leaf == 1)
+        c |= ECX_MONITOR;
     if (leaf == 0x80000001 && amd)
         c |= ECX_SVM;
     /* CPUID writes the 32-bit results zero-extended (SDM vol.2 CPUID) */

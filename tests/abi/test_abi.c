@@ -43,6 +43,81 @@ static long io(struct fixture *f, int fd, unsigned long req, const void *arg)
     return abi_ioctl(f->p, fd, req, (unsigned long)arg);
 }
 
+/* KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT (6.12 x86.c kvm_set_msr_common MSR_IA32_MISC_ENABLE,
+ * cpuid.c kvm_update_cpuid_runtime): with the quirk, MISC_ENABLE.MWAIT is just stored;
+ * without it, a change needs SSE3 in the vCPU's CPUID and rewrites CPUID.1:ECX.MONITOR,
+ * which KVM_GET_CPUID2 shows. Also: KVM_X86_DISABLE_EXITS_MWAIT is offered and
+ * CPUID 0xD.1 has XSAVEC|XSAVES with IA32_XSS at 0 only. */
+struct cpuid_buf {
+    struct kvm_cpuid2 h;
+    struct kvm_cpuid_entry2 e[ABI_MAX_CPUID_ENTRIES];
+};
+
+static uint32_t leaf1_ecx(struct fixture *f, int vcpu)
+{
+    static struct cpuid_buf b;
+    b.h.nent = ABI_MAX_CPUID_ENTRIES;
+    ck_assert_int_eq(io(f, vcpu, KVM_GET_CPUID2, &b), 0);
+    for (unsigned i = 0; i < b.h.nent; i++)
+        if (b.e[i].function == 1)
+            return b.e[i].ecx;
+    ck_abort_msg("no leaf 1");
+    return 0;
+}
+
+static long set_msr(struct fixture *f, int vcpu, uint32_t index, uint64_t val)
+{
+    struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {{.nmsrs = 1}, {.index = index, .data = val}};
+    return io(f, vcpu, KVM_SET_MSRS, &m);
+}
+
+START_TEST(misc_enable_mwait_drives_cpuid)
+{
+    struct fixture f = setup_vm();
+    static struct cpuid_buf b;
+    b.h.nent = ABI_MAX_CPUID_ENTRIES;
+    ck_assert_int_eq(io(&f, f.kvm, KVM_GET_SUPPORTED_CPUID, &b), 0);
+    bool xsaves = false;
+    for (unsigned i = 0; i < b.h.nent; i++) {
+        if (b.e[i].function == 1)
+            ck_assert_uint_eq(b.e[i].ecx & (1u << 3), 0); /* KVM never advertises MONITOR */
+        if (b.e[i].function == 0xd && b.e[i].index == 1) {
+            ck_assert_uint_eq(b.e[i].eax, (1u << 1) | (1u << 3));
+            ck_assert_uint_eq(b.e[i].ebx, 832);
+            xsaves = true;
+        }
+    }
+    ck_assert(xsaves);
+    long dx = io(&f, f.kvm, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_X86_DISABLE_EXITS);
+    ck_assert_int_eq(dx & KVM_X86_DISABLE_EXITS_MWAIT, KVM_X86_DISABLE_EXITS_MWAIT);
+
+    int vcpu = (int)io(&f, f.vm, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(vcpu, 0);
+    ck_assert_int_eq(io(&f, vcpu, KVM_SET_CPUID2, &b), 0);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0xda0 /* XSS */, 0), 1);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0xda0, 1), 0);
+    /* with the quirk: stored, CPUID unchanged */
+    ck_assert_int_eq(set_msr(&f, vcpu, 0x1a0, 0x1800 | (1u << 18)), 1);
+    ck_assert_uint_eq(leaf1_ecx(&f, vcpu) & (1u << 3), 0);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0x1a0, 0x1800), 1);
+    struct kvm_enable_cap c = {.cap = KVM_CAP_DISABLE_QUIRKS2,
+                               .args = {KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT}};
+    ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), 0);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0x1a0, 0x1800 | (1u << 18)), 1);
+    ck_assert_uint_eq(leaf1_ecx(&f, vcpu) & (1u << 3), 1u << 3);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0x1a0, 0x1800), 1);
+    ck_assert_uint_eq(leaf1_ecx(&f, vcpu) & (1u << 3), 0);
+    /* a vCPU without SSE3 cannot change the bit */
+    for (unsigned i = 0; i < b.h.nent; i++)
+        if (b.e[i].function == 1)
+            b.e[i].ecx &= ~1u;
+    ck_assert_int_eq(io(&f, vcpu, KVM_SET_CPUID2, &b), 0);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0x1a0, 0x1800 | (1u << 18)), 0);
+    ck_assert_int_eq(set_msr(&f, vcpu, 0x1a0, 0x1800), 1); /* unchanged bit: fine */
+    teardown(&f);
+}
+END_TEST
+
 /* vCPU device attributes (6.12 x86.c kvm_vcpu_ioctl_device_attr 5327-5355,
  * kvm_arch_tsc_has/get/set_attr 5241-5325): only KVM_VCPU_TSC_CTRL/KVM_VCPU_TSC_OFFSET,
  * ENXIO for the rest, EFAULT for a bad struct or value pointer; the offset is against the
@@ -104,7 +179,10 @@ START_TEST(disable_quirks)
 {
     struct fixture f = setup_vm();
     long q = io(&f, f.kvm, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_DISABLE_QUIRKS2);
-    ck_assert_int_eq(q, KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS);
+    ck_assert_int_eq(q, KVM_X86_QUIRK_SLOT_ZAP_ALL | KVM_X86_QUIRK_STUFF_FEATURE_MSRS |
+                            KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT |
+                            KVM_X86_QUIRK_FIX_HYPERCALL_INSN |
+                            KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS);
     struct kvm_enable_cap c = {.cap = KVM_CAP_DISABLE_QUIRKS2, .args = {KVM_X86_QUIRK_LINT0_REENABLED}};
     ck_assert_int_eq(io(&f, f.vm, KVM_ENABLE_CAP, &c), -EINVAL);
     c.cap = KVM_CAP_DISABLE_QUIRKS;
@@ -546,6 +624,7 @@ int main(void)
     tcase_add_test(tc, supported_cpuid);
     tcase_add_test(tc, memory_slots);
     tcase_add_test(tc, disable_quirks);
+    tcase_add_test(tc, misc_enable_mwait_drives_cpuid);
     tcase_add_test(tc, vcpu_tsc_offset_attribute);
     tcase_add_test(tc, memory_slots_incremental_view);
     tcase_add_test(tc, vcpu_state);

@@ -343,12 +343,12 @@ END_TEST
 
 START_TEST(unimplemented_is_internal_error)
 {
-    CODE(0x0f, 0x01, 0xc8); /* monitor: decodes, no handler */
+    CODE(0x0f, 0x01, 0xfc); /* clzero: decodes, no handler */
     ck_assert_int_eq(RUN(), EMU_EXIT_INTERNAL);
     ck_assert_uint_eq(X.internal.suberror, 1);
     ck_assert_uint_eq(X.internal.insn_len, 3);
     ck_assert_uint_eq(X.internal.insn_bytes[0], 0x0f);
-    ck_assert_uint_eq(X.internal.insn_bytes[2], 0xc8);
+    ck_assert_uint_eq(X.internal.insn_bytes[2], 0xfc);
     ck_assert_uint_eq(T.c->rip, TVM_CODE);
 }
 END_TEST
