@@ -162,8 +162,10 @@ void abi_hv_set_cpuid(struct abi_vcpu *v)
     e = abi_cpuid_find(v->cpuid, v->ncpuid, HV_CPUID_INTERFACE, 0);
     h->enabled = e && e->eax == HV_CPUID_SIGNATURE_EAX;
     memset(&h->cpuid, 0, sizeof h->cpuid);
-    if (!h->enabled)
+    if (!h->enabled) {
+        abi_hv_sync_invtsc(v);
         return;
+    }
     if ((e = abi_cpuid_find(v->cpuid, v->ncpuid, HV_CPUID_FEATURES, 0))) {
         h->cpuid.features_eax = e->eax;
         h->cpuid.features_ebx = e->ebx;
@@ -175,6 +177,30 @@ void abi_hv_set_cpuid(struct abi_vcpu *v)
     }
     if ((e = abi_cpuid_find(v->cpuid, v->ncpuid, HV_CPUID_SYNDBG_PLATFORM_CAPABILITIES, 0)))
         h->cpuid.syndbg_cap_eax = e->eax;
+    abi_hv_sync_invtsc(v);
+}
+
+/* kvm_hv_invtsc_suppressed() (hyperv.h), applied where KVM applies it, in the CPUID the
+ * guest executes (kvm_cpuid): with HV_ACCESS_TSC_INVARIANT in the Hyper-V CPUID, the
+ * invariant TSC bit (0x80000007.EDX[8]) only shows once the guest set
+ * HV_X64_MSR_TSC_INVARIANT_CONTROL bit 0. KVM_GET_CPUID2 keeps what user space set. The
+ * writer vCPU sees the change at once, other vCPUs from their next KVM_RUN. */
+void abi_hv_sync_invtsc(struct abi_vcpu *v)
+{
+    struct abi_hv_vcpu *h = v->hv;
+    const struct kvm_cpuid_entry2 *src = abi_cpuid_find(v->cpuid, v->ncpuid, 0x80000007, 0);
+    if (!src || !v->emu_cpuid)
+        return;
+    bool suppressed = h->enabled && (h->cpuid.features_eax & HV_F_TSC_INVARIANT) &&
+                      !(__atomic_load_n(&v->vm->hv->invtsc_control, __ATOMIC_RELAXED) & 1);
+    uint32_t edx = suppressed ? src->edx & ~(1u << 8) : src->edx;
+    for (unsigned i = 0; i < v->ncpuid; i++) {
+        struct emu_cpuid_entry *e = &v->emu_cpuid[i];
+        if (e->function == 0x80000007 && e->edx != edx) {
+            e->edx = edx;
+            emu_set_cpuid(v->emu, v->emu_cpuid, v->ncpuid);
+        }
+    }
 }
 
 /* kvm_vcpu_ioctl_enable_cap (x86.c): SYNIC2 takes no argument bits; both need the LAPIC in

@@ -181,6 +181,8 @@ void abi_hv_vcpu_destroy(struct abi_hv_vcpu *h);
 long abi_hv_get_supported_cpuid(struct abi_vcpu *v, unsigned long arg);
 /* after KVM_SET_CPUID2 (kvm_hv_set_cpuid) */
 void abi_hv_set_cpuid(struct abi_vcpu *v);
+/* the guest-visible invariant-TSC CPUID bit (kvm_hv_invtsc_suppressed); vCPU thread only */
+void abi_hv_sync_invtsc(struct abi_vcpu *v);
 /* KVM_ENABLE_CAP on the vCPU: KVM_CAP_HYPERV_SYNIC{,2}, KVM_CAP_HYPERV_ENFORCE_CPUID.
  * Returns -ENOTTY for other caps. */
 long abi_hv_enable_cap(struct abi_vcpu *v, const struct kvm_enable_cap *c);

@@ -427,6 +427,8 @@ int abi_hv_msr_set(void *vcpu, uint32_t msr, uint64_t data, bool host)
     pthread_mutex_lock(&v->vm->hv->lock);
     int r = set_pw(v, msr, data, host);
     pthread_mutex_unlock(&v->vm->hv->lock);
+    if (!r && msr == HV_MSR_TSC_INVARIANT_CONTROL)
+        abi_hv_sync_invtsc(v);
     return r;
 }
 

@@ -551,8 +551,10 @@ long abi_vcpu_run(struct abi_vcpu *v)
             h = -EAGAIN;
         }
     }
-    if (h == 1)
+    if (h == 1) {
         msr_vcpu_record_steal_time(v->msr, thread_run_delay(v));
+        abi_hv_sync_invtsc(v); /* another vCPU may have set TSC_INVARIANT_CONTROL */
+    }
     while (h == 1) {
         if (atomic_load(&v->signalled)) {
             h = -EINTR;
