@@ -72,7 +72,8 @@ static void signature(struct kvm_cpuid_entry2 *e, const char s[12])
  *  - no synthetic timers that fire (HV_MSR_SYNTIMER_AVAILABLE, STIMER_DIRECT_MODE): the
  *    STIMER MSRs keep their values but nothing expires;
  *  - no enlightened VMCS (evmcs_ver 0, no ENLIGHTENED_VMCS_RECOMMENDED), so no eVMCS
- *    version in NESTED_FEATURES even where nested VMX exists. */
+ *    version in NESTED_FEATURES even where nested VMX exists;
+ *  - no nested enlightenments but the MSR-bitmap hint (see NESTED_FEATURES below). */
 static unsigned hv_cpuid(bool lapic_in_kernel, struct kvm_cpuid_entry2 *out)
 {
     static const uint32_t leaves[] = {
@@ -121,8 +122,11 @@ static unsigned hv_cpuid(bool lapic_in_kernel, struct kvm_cpuid_entry2 *out)
             e->ebx = 64;
             break;
         case HV_CPUID_NESTED_FEATURES:
-            e->eax = HV_N_DIRECT_FLUSH | HV_N_MSR_BITMAP;
-            e->ebx = HV_N_EVMCS1_PERF_GLOBAL_CTRL;
+            /* The enlightened MSR bitmap is a "not changed" hint to L0; softkvm reads L1's
+             * bitmap at every L2 access anyway, so honouring it is free. Direct TLB flush
+             * (L2 hypercalls served by L0) and the eVMCS PERF_GLOBAL_CTRL field are
+             * nesting enlightenments softkvm lacks: not offered. */
+            e->eax = HV_N_MSR_BITMAP;
             break;
         case HV_CPUID_SYNDBG_VENDOR:
             signature(e, "Linux KVM Hv");

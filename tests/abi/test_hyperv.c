@@ -59,7 +59,8 @@ static void check_hv_cpuid(const struct hv_cpuid *c)
     e = leaf(c, 0x4000000a);
     ck_assert_ptr_nonnull(e);
     ck_assert_uint_eq(e->eax & 0xffff, 0); /* no eVMCS version */
-    ck_assert(e->eax & (1u << 19));
+    ck_assert(e->eax & (1u << 19));   /* enlightened MSR bitmap (a hint L0 may ignore) */
+    ck_assert(!(e->eax & (1u << 17))); /* no direct TLB flush from L2 */
     for (unsigned i = 0; i < c->h.nent; i++)
         ck_assert(c->e[i].index == 0 && c->e[i].flags == 0);
 }
