@@ -19,6 +19,7 @@
 #include "msr/msr.h"
 #include "abi/irqchip.h"
 #include "abi/pit.h"
+#include "abi/hyperv.h"
 
 #define ABI_MAX_VCPUS 1024     /* KVM_MAX_VCPUS on x86 (6.12: 4096 with MAXSMP; 1024 default) */
 #define ABI_MAX_VCPU_ID 4096   /* KVM_MAX_VCPU_IDS */
@@ -119,6 +120,7 @@ struct abi_vm {
     struct kvm_coalesced_mmio_ring *ring; /* our mapping of it */
     unsigned nioeventfds;
     struct abi_irqfds *irqfds;           /* KVM_IRQFD, created at the first assign */
+    struct abi_hv_vm *hv;                /* Hyper-V partition state (abi/hyperv.c) */
 };
 
 struct abi_vcpu {
@@ -130,6 +132,7 @@ struct abi_vcpu {
     struct msr_vcpu *msr;
     struct emu_msr_ops msr_ops; /* msr_emu_ops with ctx = msr */
     struct abi_lapic *lapic;    /* with an in-kernel irqchip */
+    struct abi_hv_vcpu *hv;     /* Hyper-V VP state (abi/hyperv.c) */
     int schedstat_fd;           /* /proc/thread-self/schedstat of schedstat_tid (0: none) */
     pid_t schedstat_tid;
     struct kvm_run *run;  /* shared mapping of the memfd; user space mmaps the same pages */

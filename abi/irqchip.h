@@ -151,6 +151,12 @@ bool abi_lapic_mmio(struct abi_lapic *l, uint64_t gpa, bool write, void *data, u
 
 /* x2APIC MSRs 0x800-0x8ff (msr/ hook). 0 or ABI_IRQCHIP_GP (not in x2APIC
  * mode, unknown/read-only register, reserved bits). */
+/* Hyper-V HV_X64_MSR_EOI/ICR/TPR: register `off` (0xb0, 0x300, 0x80) in any APIC mode
+ * with x2APIC access rules; 0 or nonzero (refused). */
+int abi_lapic_hv_reg_read(struct abi_lapic *l, unsigned off, uint64_t *value);
+int abi_lapic_hv_reg_write(struct abi_lapic *l, unsigned off, uint64_t value);
+/* A fixed edge-triggered interrupt to this LAPIC (and a wake-up); false if dropped. */
+bool abi_lapic_deliver_fixed(struct abi_lapic *l, uint8_t vector);
 int abi_lapic_rdmsr(struct abi_lapic *l, uint32_t index, uint64_t *value);
 int abi_lapic_wrmsr(struct abi_lapic *l, uint32_t index, uint64_t value);
 /* IA32_TSC_DEADLINE (0x6e0): reads 0 unless the timer is in TSC-deadline mode. */

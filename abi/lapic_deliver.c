@@ -441,3 +441,14 @@ void lapic_kick_pic_acceptors(struct abi_irqchip *chip)
     }
     pthread_mutex_unlock(&chip->lapics_lock);
 }
+
+/* kvm_apic_set_irq() with a fixed, edge-triggered vector (Hyper-V PV IPIs, kvm_hv_send_ipi_
+ * to_many): false when the APIC is disabled and drops it. */
+bool abi_lapic_deliver_fixed(struct abi_lapic *l, uint8_t vector)
+{
+    struct apic_irq irq = {.vector = vector, .delivery_mode = APIC_DM_FIXED};
+    if (!lapic_accept_irq(l, &irq))
+        return false;
+    lapic_notify(l);
+    return true;
+}

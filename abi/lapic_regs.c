@@ -323,3 +323,38 @@ int abi_lapic_local_deliver(struct abi_lapic *l, unsigned lvt_reg, bool intel_co
     return r;
 }
 
+
+/* ---------------- Hyper-V synthetic APIC MSRs (KVM kvm_hv_vapic_msr_{read,write}) ------
+ * HV_X64_MSR_EOI/ICR/TPR reach the register whatever the APIC mode (xAPIC included), with
+ * x2APIC rules: ICR is one 64-bit register, every other register 32-bit (lapic.c
+ * kvm_lapic_msr_read/write). */
+
+int abi_lapic_hv_reg_read(struct abi_lapic *l, unsigned off, uint64_t *value)
+{
+    if (off == APIC_REG_ICR) {
+        uint64_t icr;
+        memcpy(&icr, l->regs + APIC_REG_ICR, 8);
+        *value = icr;
+        return 0;
+    }
+    uint32_t v;
+    if (lapic_reg_read(l, off, &v))
+        return ABI_IRQCHIP_GP;
+    *value = v;
+    return 0;
+}
+
+int abi_lapic_hv_reg_write(struct abi_lapic *l, unsigned off, uint64_t value)
+{
+    if (off == APIC_REG_ICR) {
+        if (value & X2APIC_ICR_RESERVED)
+            return ABI_IRQCHIP_GP;
+        value &= ~(uint64_t)APIC_LVT_PENDING;
+        memcpy(l->regs + APIC_REG_ICR, &value, 8);
+        lapic_send_ipi(l, (uint32_t)value, (uint32_t)(value >> 32));
+        return 0;
+    }
+    if (value >> 32)
+        return ABI_IRQCHIP_GP;
+    return lapic_reg_write(l, off, (uint32_t)value);
+}

@@ -127,6 +127,7 @@ static void vm_free(struct abi_vm *vm)
     if (vm->irqchip_state)
         abi_irqchip_destroy(vm->irqchip_state);
     msr_vm_destroy(&vm->msr);
+    abi_hv_vm_destroy(vm->hv);
     pthread_mutex_destroy(&vm->lock);
     pthread_rwlock_destroy(&vm->mem_lock);
     struct abi_system *s = vm->sys;
@@ -148,6 +149,7 @@ static void vcpu_free(struct abi_vcpu *v)
         abi_lapic_destroy(v->lapic);
     if (v->msr)
         msr_vcpu_destroy(v->msr);
+    abi_hv_vcpu_destroy(v->hv);
     if (v->emu)
         emu_vcpu_destroy(v->emu);
     if (v->schedstat_tid)

@@ -50,6 +50,20 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_MSR_PLATFORM_INFO, 1},
     {KVM_CAP_GET_MSR_FEATURES, 1},
     {KVM_CAP_ENFORCE_PV_FEATURE_CPUID, 1},
+    /* Hyper-V (abi/hyperv*.c). Not offered: KVM_CAP_HYPERV_EVENTFD (no KVM_HYPERV_EVENTFD),
+     * KVM_CAP_HYPERV_SYNIC/SYNIC2 (SynIC registers exist, but no synthetic timer fires and
+     * there are no HV_SINT routes), KVM_CAP_HYPERV_DIRECT_TLBFLUSH and
+     * KVM_CAP_HYPERV_ENLIGHTENED_VMCS (nesting). */
+    {KVM_CAP_HYPERV, 1},
+    {KVM_CAP_HYPERV_VAPIC, 1},
+    {KVM_CAP_HYPERV_SPIN, 1},
+    {KVM_CAP_HYPERV_TIME, 1},
+    {KVM_CAP_HYPERV_VP_INDEX, 1},
+    {KVM_CAP_HYPERV_TLBFLUSH, 1},
+    {KVM_CAP_HYPERV_SEND_IPI, 1},
+    {KVM_CAP_HYPERV_CPUID, 1},
+    {KVM_CAP_HYPERV_ENFORCE_CPUID, 1},
+    {KVM_CAP_SYS_HYPERV_CPUID, 1},
     {KVM_CAP_DISABLE_QUIRKS, 1},
     {KVM_CAP_DISABLE_QUIRKS2, ABI_SUPPORTED_QUIRKS},
     {KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1},
@@ -145,7 +159,8 @@ static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned 
     pthread_rwlockattr_destroy(&ra);
     atomic_fetch_add(&s->obj.refs, 1);
     vm->sys = s;
-    int r = abi_msr_vm_init(vm);
+    vm->hv = abi_hv_vm_create();
+    int r = vm->hv ? abi_msr_vm_init(vm) : -ENOMEM;
     if (r >= 0)
         r = abi_coalesced_init(vm);
     if (r >= 0)
@@ -238,6 +253,8 @@ long abi_system_ioctl(struct abi_process *p, struct abi_system *s, unsigned long
         return sys_get_cpuid(s, arg, false);
     case KVM_GET_EMULATED_CPUID:
         return sys_get_cpuid(s, arg, true);
+    case KVM_GET_SUPPORTED_HV_CPUID: /* KVM_CAP_SYS_HYPERV_CPUID */
+        return abi_hv_get_supported_cpuid(NULL, arg);
     case KVM_GET_MSR_INDEX_LIST:
         return abi_msr_index_list(arg, false);
     case KVM_GET_MSR_FEATURE_INDEX_LIST:

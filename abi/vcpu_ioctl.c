@@ -46,8 +46,10 @@ static long vcpu_enable_cap(struct abi_vcpu *v, unsigned long arg)
     switch (c.cap) {
     case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
         return msr_vcpu_enable_pv_enforcement(v->msr, c.args[0]);
-    default:
-        return -EINVAL;
+    default: {
+        long r = abi_hv_enable_cap(v, &c);
+        return r == -ENOTTY ? -EINVAL : r;
+    }
     }
 }
 
@@ -97,6 +99,9 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_GET_DEVICE_ATTR:
     case KVM_SET_DEVICE_ATTR:
         r = abi_vcpu_device_attr(v, req, arg);
+        break;
+    case KVM_GET_SUPPORTED_HV_CPUID:
+        r = abi_hv_get_supported_cpuid(v, arg);
         break;
     case KVM_GET_TSC_KHZ:
         r = (long)v->vm->msr.tsc_khz; /* virtual_tsc_khz: the host's rate (no scaling) */

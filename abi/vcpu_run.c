@@ -138,6 +138,9 @@ static void complete_pending(struct abi_vcpu *v)
         emu_complete_msr(v->emu, run->msr.error != 0,
                          v->exit.msr.is_write ? 0 : run->msr.data);
         break;
+    case EMU_EXIT_HYPERCALL: /* KVM_EXIT_HYPERV_HCALL: user space left the result */
+        abi_hv_complete_user(v);
+        break;
     default:
         break;
     }
@@ -407,9 +410,19 @@ static int handle_exit(struct abi_vcpu *v)
         run->debug.arch.dr7 = x->debug.dr7;
         return 0;
     case EMU_EXIT_INTERRUPTED:
-        /* a signal, or a memslot update that paused us (then just go on) */
-        return atomic_load(&v->signalled) ? -EINTR : 1;
+        /* a signal, or a memslot update that paused us (then just go on), or a Hyper-V
+         * MSR write that KVM reports as KVM_EXIT_HYPERV (KVM_REQ_HV_EXIT) */
+        if (atomic_load(&v->signalled))
+            return -EINTR;
+        return abi_hv_take_exit(v) ? 0 : 1;
     case EMU_EXIT_HYPERCALL:
+        /* kvm_emulate_hypercall: Hyper-V's ABI first once the guest enabled it */
+        if (abi_hv_hypercall_enabled(v)) {
+            if (abi_hv_hypercall(v))
+                return 1;
+            v->pending_completion = true;
+            return 0;
+        }
         handle_hypercall(v);
         return 1;
     case EMU_EXIT_HOST_FAULT:
@@ -532,6 +545,7 @@ long abi_vcpu_run(struct abi_vcpu *v)
     if (cg != v->clock_gen) { /* KVM_REQ_CLOCK_UPDATE after KVM_SET_CLOCK */
         v->clock_gen = cg;
         msr_vcpu_update_kvmclock(v->msr);
+        abi_hv_update_tsc_page(v); /* kvm_guest_time_update -> kvm_hv_setup_tsc_page */
     }
 
     /* immediate_exit: -EINTR without touching exit_reason (KVM checks wants_to_run
@@ -551,8 +565,10 @@ long abi_vcpu_run(struct abi_vcpu *v)
             h = -EAGAIN;
         }
     }
-    if (h == 1)
+    if (h == 1) {
         msr_vcpu_record_steal_time(v->msr, thread_run_delay(v));
+        abi_hv_sync_invtsc(v); /* another vCPU may have set TSC_INVARIANT_CONTROL */
+    }
     while (h == 1) {
         if (atomic_load(&v->signalled)) {
             h = -EINTR;

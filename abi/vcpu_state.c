@@ -601,6 +601,7 @@ static long set_cpuid2(struct abi_vcpu *v, unsigned long arg)
     v->ncpuid = hdr.nent;
     emu_set_cpuid(v->emu, ee, hdr.nent);
     msr_vcpu_set_cpuid(v->msr, e, hdr.nent);
+    abi_hv_set_cpuid(v);
     if (v->lapic) {
         const struct kvm_cpuid_entry2 *l1 = abi_cpuid_find(e, hdr.nent, 1, 0);
         abi_lapic_set_cpu_caps(v->lapic, l1 && (l1->ecx & (1u << 21)),

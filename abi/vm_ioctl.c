@@ -115,6 +115,12 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
     /* one clock for RDTSC (emu), TSC MSRs (msr/) and TSC-deadline (LAPIC); the guest
      * TSC starts at 0 (KVM: kvm_synchronize_tsc at vCPU creation) */
     msr_vcpu_set_tsc_source(v->msr, tsc_counter, v->emu, 0 /* keep the calibrated rate */);
+    v->hv = abi_hv_vcpu_create(v, vm->nvcpus);
+    if (!v->hv) {
+        r = -ENOMEM;
+        goto fail_fd;
+    }
+    v->msr->hv = (struct msr_hv_ops){.get = abi_hv_msr_get, .set = abi_hv_msr_set, .ctx = v};
     v->msr_ops = msr_emu_ops;
     v->msr_ops.ctx = v->msr;
     emu_set_msr_ops(v->emu, &v->msr_ops);
@@ -326,6 +332,7 @@ static long vm_clock(struct abi_vm *vm, unsigned long arg, bool set)
                 clock += rt - d.realtime;
         }
         vm->msr.boot_ns_at_create = boot - clock;
+        abi_hv_clock_changed(vm);
         atomic_fetch_add(&vm->clock_gen, 1); /* every vCPU refreshes its kvmclock page */
         return 0;
     }

@@ -92,6 +92,8 @@ int msr_get_debugctl(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool h
 bool msr_pat_valid(uint64_t val);
 int msr_get_tsc_ratio(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_set_tsc_ratio(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+int msr_get_hyperv(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
+int msr_set_hyperv(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_get_refused(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_set_refused(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 

@@ -128,6 +128,15 @@ struct msr_apic_ops {
     void *ctx;
 };
 
+/* Hyper-V synthetic MSRs (0x40000000-0x400001ff that KVM knows) go to abi/'s Hyper-V model
+ * (abi/hyperv_msr.c), as kvm_get/set_msr_common hand them to kvm_hv_get/set_msr_common.
+ * Return 0 = done, nonzero = refused (exit reason INVAL / #GP). Absent -> refused. */
+struct msr_hv_ops {
+    int (*get)(void *ctx, uint32_t index, uint64_t *value, bool host);
+    int (*set)(void *ctx, uint32_t index, uint64_t value, bool host);
+    void *ctx;
+};
+
 /* Counters exposed through the stats fd. */
 struct msr_stats {
     uint64_t exits[3];          /* user-space exits: [0]=INVAL [1]=UNKNOWN [2]=FILTER */
@@ -199,6 +208,7 @@ struct msr_vcpu {
     bool has_run;          /* set by msr_vcpu_sync (KVM_RUN entry): feature MSRs freeze */
     struct msr_kernel_state k;
     struct msr_apic_ops apic;
+    struct msr_hv_ops hv;
     struct msr_stats stats;
     /* The counter the guest TSC is built on: guest TSC = tsc_read(tsc_ctx) + cpu->tsc_offset.
      * Must be the same counter emu's RDTSC uses. NULL = host RDTSC (calibrated tsc_khz). */

@@ -12,6 +12,8 @@
 #define B MSR_V_ALL
 #define S MSR_F_SAVE
 #define F MSR_F_FEATURE
+/* Hyper-V MSRs: abi/hyperv_msr.c decides (hv_check_msr_access, kvm_hv_{get,set}_msr) */
+#define HV_RULES "Hyper-V (abi/hyperv_msr.c): guest needs Hyper-V CPUID; HV CPUID bit if enforced"
 
 const struct msr_entry msr_table[] = {
     {0x00000000, 0x00000001, "IA32_P5_MC_ADDR/TYPE", B, 0, GATE_NONE, msr_get_mce, msr_set_mce,
@@ -133,6 +135,28 @@ const struct msr_entry msr_table[] = {
      msr_set_refused, "no MPX: refused (host too)"},
     {MSR_IA32_XSS, MSR_IA32_XSS, "IA32_XSS", B, 0, GATE_XSAVES, msr_get_xss, msr_set_xss,
      "no supervisor XSAVE features: only 0"},
+    {0x40000000, 0x40000003, "HV_GUEST_OS_ID/HYPERCALL/VP_INDEX/RESET", B, 0, GATE_NONE,
+     msr_get_hyperv, msr_set_hyperv, HV_RULES},
+    {0x40000010, 0x40000010, "HV_VP_RUNTIME", B, 0, GATE_NONE, msr_get_hyperv, msr_set_hyperv,
+     HV_RULES},
+    {0x40000020, 0x40000023, "HV_TIME_REF_COUNT/REFERENCE_TSC/TSC_FREQUENCY/APIC_FREQUENCY", B, 0,
+     GATE_NONE, msr_get_hyperv, msr_set_hyperv, HV_RULES},
+    {0x40000070, 0x40000073, "HV_EOI/ICR/TPR/VP_ASSIST_PAGE", B, 0, GATE_NONE, msr_get_hyperv,
+     msr_set_hyperv, HV_RULES},
+    {0x40000080, 0x40000084, "HV_SCONTROL/SVERSION/SIEFP/SIMP/EOM", B, 0, GATE_NONE,
+     msr_get_hyperv, msr_set_hyperv, HV_RULES},
+    {0x40000090, 0x4000009f, "HV_SINT0-15", B, 0, GATE_NONE, msr_get_hyperv, msr_set_hyperv,
+     HV_RULES},
+    {0x400000b0, 0x400000b7, "HV_STIMER0-3_CONFIG/COUNT", B, 0, GATE_NONE, msr_get_hyperv,
+     msr_set_hyperv, HV_RULES},
+    {0x400000f1, 0x400000f5, "HV_SYNDBG_CONTROL..PENDING_BUFFER", B, 0, GATE_NONE,
+     msr_get_hyperv, msr_set_hyperv, HV_RULES},
+    {0x400000ff, 0x400000ff, "HV_SYNDBG_OPTIONS", B, 0, GATE_NONE, msr_get_hyperv,
+     msr_set_hyperv, HV_RULES},
+    {0x40000100, 0x40000108, "HV_CRASH_P0-4/CTL/REENLIGHTENMENT/TSC_EMULATION", B, 0, GATE_NONE,
+     msr_get_hyperv, msr_set_hyperv, HV_RULES},
+    {0x40000118, 0x40000118, "HV_TSC_INVARIANT_CONTROL", B, 0, GATE_NONE, msr_get_hyperv,
+     msr_set_hyperv, HV_RULES},
     {MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_WALL_CLOCK_NEW, "KVM_WALL_CLOCK_NEW", B, S,
      GATE_PV_CLOCKSOURCE2, msr_get_pv_wall_clock, msr_set_pv_wall_clock, "as KVM_WALL_CLOCK"},
     {MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_SYSTEM_TIME_NEW, "KVM_SYSTEM_TIME_NEW", B, S,
