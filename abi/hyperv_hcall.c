@@ -213,7 +213,7 @@ static uint64_t send_ipi(struct abi_vcpu *v, struct hcall *hc)
 /* kvm_hv_flush_tlb(): validates the input like KVM, then flushes. KVM queues per-vCPU
  * flush requests and always ends up flushing everything the target vCPUs cached; softkvm
  * bumps the VM's physical-memory generation, after which every vCPU drops its TLB (and
- * decode cache) before its next instruction: a superset of the requested vCPUs, which
+ * revalidates its blocks) at its next block boundary: a superset of the requested vCPUs, which
  * the TLFS allows. Reps completed = rep count, as KVM reports. */
 static uint64_t flush_tlb(struct abi_vcpu *v, struct hcall *hc)
 {
@@ -261,7 +261,22 @@ static uint64_t flush_tlb(struct abi_vcpu *v, struct hcall *hc)
         if (get_hc_data(v, hc, hc->rep_cnt, hc->rep_cnt, entries))
             return HV_STATUS_INVALID_HYPERCALL_INPUT;
     }
-    __atomic_add_fetch(&v->vm->mem.generation, 1, __ATOMIC_SEQ_CST);
+    uint64_t gen = __atomic_add_fetch(&v->vm->mem.generation, 1, __ATOMIC_SEQ_CST);
+    /* KVM makes the flush requests with KVM_REQUEST_WAIT: the hypercall returns only after
+     * every target left guest mode, so none runs on with a stale translation. Here: each
+     * other vCPU has reached an instruction-block boundary and seen the generation, or is
+     * not inside emu_run (it then sees the generation before its next instruction). The
+     * list is copied under the lock and waited on without it (vCPUs live as long as the VM). */
+    struct abi_vm *vm = v->vm;
+    struct emu_vcpu *wait[ABI_MAX_VCPUS];
+    unsigned n = 0;
+    pthread_mutex_lock(&vm->lock);
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        if (vm->vcpus[i] != v && vm->vcpus[i]->emu)
+            wait[n++] = vm->vcpus[i]->emu;
+    pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < n; i++)
+        emu_wait_generation_seen(wait[i], gen);
     return HV_STATUS_SUCCESS | ((uint64_t)hc->rep_cnt << HC_REP_COMP_SHIFT);
 }
 

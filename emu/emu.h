@@ -226,6 +226,10 @@ void emu_set_irq_ops(struct emu_vcpu *v, const struct emu_irq_ops *ops);
 /* Another thread made an interrupt pending for this vCPU: make a running emu_run look at
  * the irq hooks at the next instruction boundary. Async-signal-safe. */
 void emu_kick(struct emu_vcpu *v);
+/* Wait (from another thread) until v has seen physical-memory generation `gen` (dropped
+ * the translations made before it) or is not inside emu_run: a remote TLB flush that must
+ * complete before it returns (Hyper-V PV TLB flush, KVM_REQUEST_WAIT). */
+void emu_wait_generation_seen(struct emu_vcpu *v, uint64_t gen);
 
 /* CPUID table consulted by the CPUID instruction (set by abi/ from KVM_SET_CPUID2). */
 struct emu_cpuid_entry {

@@ -1,6 +1,7 @@
 /* emu/: the run loop: pending-exit completion, event injection at instruction
  * boundaries, fetch through the decode cache, dispatch, fault handling with
  * #DF / triple-fault escalation (SDM vol.3 6.15, tables 6-4/6-5). */
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -316,8 +317,9 @@ static inline bool attention(struct emu_vcpu *v)
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
     if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
-        v->pm_gen = v->pm->generation;
+        uint64_t gen = __atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE);
         emu_flush_caches(v);
+        __atomic_store_n(&v->pm_gen, gen, __ATOMIC_RELEASE); /* emu_wait_generation_seen */
     }
     if (__builtin_expect(__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED), 0)) {
         __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
@@ -511,7 +513,13 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         exit->internal.insn_len = 0;
         return;
     }
-    v->in_run = true;
+    __atomic_store_n(&v->in_run, true, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE) != v->pm_gen) {
+        /* before finishing a pending IN/INS through the old translations */
+        uint64_t gen = __atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE);
+        emu_flush_caches(v);
+        __atomic_store_n(&v->pm_gen, gen, __ATOMIC_RELEASE);
+    }
     v->code_epoch++; /* the VMM (or another vCPU) may have written guest code meanwhile */
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
@@ -555,5 +563,12 @@ run:
     run_loop(v);
 out:
     __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);
-    v->in_run = false;
+    __atomic_store_n(&v->in_run, false, __ATOMIC_SEQ_CST);
+}
+
+void emu_wait_generation_seen(struct emu_vcpu *v, uint64_t gen)
+{
+    while (__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST) &&
+           __atomic_load_n(&v->pm_gen, __ATOMIC_ACQUIRE) < gen)
+        sched_yield();
 }

@@ -213,6 +213,9 @@ void emu_kick(struct emu_vcpu *v)
 
 void emu_flush_caches(struct emu_vcpu *v)
 {
+    /* a new memslot layout (or a remote TLB flush): translations go, and every block is
+     * compared with the memory its address maps to now before it runs again (a new code
+     * epoch); the translated blocks themselves stay, keyed by guest-physical address */
     emu_tlb_flush(v);
-    emu_block_cache_flush(v);
+    v->code_epoch++;
 }
