@@ -37,6 +37,7 @@ static uint64_t now_ns(clockid_t id)
 static void clock_tsc_sample(uint64_t *ns, uint64_t *tsc)
 {
     uint64_t best = UINT64_MAX;
+    *ns = *tsc = 0;
     for (int i = 0; i < 8; i++) {
         uint64_t a = __builtin_ia32_rdtsc();
         uint64_t t = now_ns(CLOCK_MONOTONIC_RAW);
@@ -54,7 +55,7 @@ static void clock_tsc_sample(uint64_t *ns, uint64_t *tsc)
  * both end points are tight samples. */
 static uint64_t calibrate_tsc_khz(void)
 {
-    uint64_t t0, c0, t1, c1;
+    uint64_t t0 = 0, c0 = 0, t1 = 0, c1 = 0;
     clock_tsc_sample(&t0, &c0);
     do
         clock_tsc_sample(&t1, &c1);
