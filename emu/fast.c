@@ -120,15 +120,7 @@ static int f_mov_ri(struct emu_vcpu *v, const struct decoded_insn *d)
  * at the operand size) */
 static int f_lea(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    const struct decoder_operand *o = &d->ops[1];
-    uint64_t ea = (uint64_t)o->disp;
-    if (o->base == DECODER_BASE_RIP)
-        ea += v->next_rip;
-    else if (o->base != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->base];
-    if (o->index != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->index] * o->scale;
-    gpr_set(v, d->ops[0].reg, d->ops[0].size, ea & emu_mask(d->addrsize));
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, emu_opnd_ea(v, d, 1));
     return EMU_H_NEXT;
 }
 
@@ -138,13 +130,7 @@ static inline uint8_t *tlb_hit(struct emu_vcpu *v, const struct decoded_insn *d,
                                unsigned acc)
 {
     const struct decoder_operand *o = &d->ops[i];
-    uint64_t ea = (uint64_t)o->disp;
-    if (o->base == DECODER_BASE_RIP)
-        ea += v->next_rip;
-    else if (o->base != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->base];
-    if (o->index != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->index] * o->scale;
+    uint64_t ea = emu_opnd_ea(v, d, i); /* addrsize 8 (simple_mem64) */
     if ((ea & 0xfff) + o->size > 4096 || v->dbg_data)
         return NULL;
     unsigned k = acc + (v->cpu.cpl == 3 ? 3 : 0);
@@ -198,6 +184,14 @@ static int f_mov_mi(struct emu_vcpu *v, const struct decoded_insn *d)
     return mov_store(v, d, (uint64_t)d->ops[1].disp);
 }
 
+/* All six status flags written at once (AF cleared): the lazy state is simply dropped. */
+static inline void set_status(struct emu_vcpu *v, uint64_t f)
+{
+    const uint64_t mask = EMU_FL_CF | EMU_FL_OF | EMU_FL_SF | EMU_FL_ZF | EMU_FL_PF | EMU_FL_AF;
+    v->lf.op = EMU_LF_NONE;
+    v->cpu.rflags = (v->cpu.rflags & ~mask) | f;
+}
+
 /* SHL/SHR/SAR r, imm8 (insn_shift.c shift(): count masked, 0 changes nothing but the
  * 32-bit zero extension; CF OF SF ZF PF set, AF cleared) */
 enum fsh { FS_SHL, FS_SHR, FS_SAR };
@@ -235,10 +229,7 @@ static inline int shift_fast(struct emu_vcpu *v, const struct decoded_insn *d, e
     gpr_set(v, d->ops[0].reg, size, r);
     uint64_t f = (cf ? EMU_FL_CF : 0) | (of ? EMU_FL_OF : 0) | (r == 0 ? EMU_FL_ZF : 0) |
                  ((r & msb) ? EMU_FL_SF : 0) | (emu_parity((uint8_t)r) ? EMU_FL_PF : 0);
-    const uint64_t mask = EMU_FL_CF | EMU_FL_OF | EMU_FL_SF | EMU_FL_ZF | EMU_FL_PF | EMU_FL_AF;
-    /* every status flag is written: the lazy state is simply dropped */
-    v->lf.op = EMU_LF_NONE;
-    v->cpu.rflags = (v->cpu.rflags & ~mask) | f;
+    set_status(v, f);
     return EMU_H_NEXT;
 }
 
@@ -260,9 +251,7 @@ static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bo
     uint64_t f = (ovf ? (EMU_FL_CF | EMU_FL_OF) : 0) | (lo == 0 ? EMU_FL_ZF : 0) |
                  (((lo >> (size * 8 - 1)) & 1) ? EMU_FL_SF : 0) |
                  (emu_parity((uint8_t)lo) ? EMU_FL_PF : 0);
-    const uint64_t mask = EMU_FL_CF | EMU_FL_OF | EMU_FL_SF | EMU_FL_ZF | EMU_FL_PF | EMU_FL_AF;
-    v->lf.op = EMU_LF_NONE;
-    v->cpu.rflags = (v->cpu.rflags & ~mask) | f;
+    set_status(v, f);
     return EMU_H_NEXT;
 }
 

@@ -161,8 +161,9 @@ bool emu_try_load_pdptrs(struct emu_vcpu *v, uint64_t cr3);
 
 /* ---------------- operands ---------------- */
 
-/* Effective address (offset within the segment) of memory operand i, wrapped to addrsize. */
-uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
+/* Effective address (offset within the segment) of memory operand i, wrapped to addrsize
+ * (inline below, after struct emu_vcpu). */
+static inline uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
 /* Value of operand i (reg/mem, <= 8 bytes) zero-extended from its size; for IMM/REL the
  * decoder's already sign/zero-extended 64-bit value (mask it to the operation size). */
 uint64_t emu_opnd_read(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i);
@@ -464,6 +465,19 @@ void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val);
 uint64_t emu_read_tsc(struct emu_vcpu *v);
 /* Drop the TLB and revalidate every block before it runs again (memslot change). */
 void emu_flush_caches(struct emu_vcpu *v);
+
+static inline uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i)
+{
+    const struct decoder_operand *o = &d->ops[i];
+    uint64_t ea = (uint64_t)o->disp;
+    if (o->base == DECODER_BASE_RIP)
+        ea += v->next_rip;
+    else if (o->base != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->base];
+    if (o->index != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->index] * o->scale;
+    return ea & emu_mask(d->addrsize);
+}
 
 /* ---------------- inline lazy-flag recording ---------------- */
 static inline void emu_lf_set(struct emu_vcpu *v, unsigned op, unsigned size, uint64_t res,

@@ -20,19 +20,6 @@ void emu_gpr_write(struct emu_vcpu *v, unsigned reg, unsigned size, uint64_t val
     }
 }
 
-uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i)
-{
-    const struct decoder_operand *o = &d->ops[i];
-    uint64_t ea = (uint64_t)o->disp;
-    if (o->base == DECODER_BASE_RIP)
-        ea += v->next_rip;
-    else if (o->base != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->base];
-    if (o->index != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->index] * o->scale;
-    return ea & emu_mask(d->addrsize);
-}
-
 static uint64_t reg_read(struct emu_vcpu *v, const struct decoder_operand *o)
 {
     switch (o->reg_class) {
