@@ -246,18 +246,7 @@ int abi_lapic_rdmsr(struct abi_lapic *l, uint32_t index, uint64_t *value)
 {
     if (index < ABI_APIC_MSR_FIRST || index > ABI_APIC_MSR_LAST || !lapic_x2apic_mode(l))
         return ABI_IRQCHIP_GP;
-    unsigned off = (index - ABI_APIC_MSR_FIRST) << 4;
-    if (off == APIC_REG_ICR) {
-        uint64_t icr;
-        memcpy(&icr, l->regs + APIC_REG_ICR, 8);
-        *value = icr;
-        return 0;
-    }
-    uint32_t v;
-    if (lapic_reg_read(l, off, &v))
-        return ABI_IRQCHIP_GP;
-    *value = v;
-    return 0;
+    return abi_lapic_hv_reg_read(l, (index - ABI_APIC_MSR_FIRST) << 4, value);
 }
 
 /* KVM's X2APIC_ICR_RESERVED_BITS: 31:20, 17:16, 13. */
@@ -267,18 +256,7 @@ int abi_lapic_wrmsr(struct abi_lapic *l, uint32_t index, uint64_t value)
 {
     if (index < ABI_APIC_MSR_FIRST || index > ABI_APIC_MSR_LAST || !lapic_x2apic_mode(l))
         return ABI_IRQCHIP_GP;
-    unsigned off = (index - ABI_APIC_MSR_FIRST) << 4;
-    if (off == APIC_REG_ICR) {
-        if (value & X2APIC_ICR_RESERVED)
-            return ABI_IRQCHIP_GP;
-        value &= ~(uint64_t)APIC_LVT_PENDING;
-        memcpy(l->regs + APIC_REG_ICR, &value, 8);
-        lapic_send_ipi(l, (uint32_t)value, (uint32_t)(value >> 32));
-        return 0;
-    }
-    if (value >> 32)
-        return ABI_IRQCHIP_GP; /* bits 63:32 reserved in every other register */
-    return lapic_reg_write(l, off, (uint32_t)value);
+    return abi_lapic_hv_reg_write(l, (index - ABI_APIC_MSR_FIRST) << 4, value);
 }
 
 /* ---------------- msr/ hook adapters (struct msr_apic_ops) ---------------- */
@@ -355,6 +333,6 @@ int abi_lapic_hv_reg_write(struct abi_lapic *l, unsigned off, uint64_t value)
         return 0;
     }
     if (value >> 32)
-        return ABI_IRQCHIP_GP;
+        return ABI_IRQCHIP_GP; /* bits 63:32 reserved in every other register */
     return lapic_reg_write(l, off, (uint32_t)value);
 }

@@ -310,17 +310,23 @@ static void inject_events(struct emu_vcpu *v)
 
 /* --- the loop --- */
 
+/* A new physical-memory generation (memslots, remote TLB flush): drop the translations,
+ * then publish that it was seen (emu_wait_generation_seen). */
+static void sync_generation(struct emu_vcpu *v)
+{
+    uint64_t gen = __atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE);
+    emu_flush_caches(v);
+    __atomic_store_n(&v->pm_gen, gen, __ATOMIC_RELEASE);
+}
+
 /* Everything looked at once per block (and before a single step): memslot generation,
  * stop requests, pending events and halt. Returns false when emu_run must return. */
 static inline bool attention(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
-    if (__builtin_expect(v->pm->generation != v->pm_gen, 0)) {
-        uint64_t gen = __atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE);
-        emu_flush_caches(v);
-        __atomic_store_n(&v->pm_gen, gen, __ATOMIC_RELEASE); /* emu_wait_generation_seen */
-    }
+    if (__builtin_expect(v->pm->generation != v->pm_gen, 0))
+        sync_generation(v);
     if (__builtin_expect(__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED), 0)) {
         __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
         x->reason = EMU_EXIT_INTERRUPTED;
@@ -514,12 +520,8 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         return;
     }
     __atomic_store_n(&v->in_run, true, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE) != v->pm_gen) {
-        /* before finishing a pending IN/INS through the old translations */
-        uint64_t gen = __atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE);
-        emu_flush_caches(v);
-        __atomic_store_n(&v->pm_gen, gen, __ATOMIC_RELEASE);
-    }
+    if (__atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE) != v->pm_gen)
+        sync_generation(v); /* before finishing a pending IN/INS through the old translations */
     v->code_epoch++; /* the VMM (or another vCPU) may have written guest code meanwhile */
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
