@@ -387,6 +387,48 @@ START_TEST(invalid_guest_state_is_a_failed_entry)
 }
 END_TEST
 
+/* The VM-entry MSR-load list is an MSR access the CPU makes itself, yet 6.12 applies the
+ * MSR filter to it: nested.c nested_vmx_load_msr (985-1019) writes each entry with
+ * kvm_set_msr_with_filter (1008), which returns KVM_MSR_RET_FILTERED for a denied write
+ * (x86.c kvm_set_msr_with_filter) and never deflects to user space (only
+ * kvm_emulate_wrmsr does). The entry then fails with reason 34 | bit 31 and the 1-based
+ * index of the failing entry as qualification (nested_vmx_enter_non_root_mode 3631-3637,
+ * SDM 27.8). Without the filter the same list loads and L2 runs. */
+static void entry_msr_load_case(bool deny)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    uint64_t *list = (uint64_t *)(c.mem + 0x23000);
+    list[0] = 0x175;            /* SYSENTER_ESP: allowed */
+    list[1] = 0x123000;
+    list[2] = 0x174;            /* SYSENTER_CS: write denied below */
+    list[3] = 0x9a;
+    vput(&c, VF_VM_ENTRY_MSR_LOAD_ADDR, 0x23000);
+    vput(&c, VF_VM_ENTRY_MSR_LOAD_COUNT, 2);
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    ck_assert_int_eq(io(&c, c.vm, KVM_ENABLE_CAP, &cap), 0);
+    if (deny) {
+        static uint8_t none = 0;
+        struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+        f.ranges[0] = (struct kvm_msr_filter_range){.flags = KVM_MSR_FILTER_WRITE, .base = 0x174,
+                                                    .nmsrs = 1, .bitmap = &none};
+        ck_assert_int_eq(io(&c, c.vm, KVM_X86_SET_MSR_FILTER, &f), 0);
+        /* no KVM_EXIT_X86_WRMSR: the failed entry goes straight to L1's HOST_RIP */
+        expect_l1_exit(&c, 0x80000000u | 34, 2, nvmx_l2);
+    } else {
+        expect_l1_exit(&c, EXIT_MSR_READ, 0, nvmx_a);
+    }
+    guest_close(&c);
+}
+
+START_TEST(entry_msr_load_list_is_filtered_not_deflected)
+{
+    entry_msr_load_case(true);
+    entry_msr_load_case(false);
+}
+END_TEST
+
 /* Nested EPT (secondary control 1): L1's EPT at 0x50000 maps L2-physical addresses to
  * L1-physical ones. `pd_mapped` false leaves the page of L2's page directory (0x12000)
  * out, so L2's first instruction fetch faults on a paging-structure read: an EPT
@@ -487,6 +529,7 @@ static Suite *suite(void)
     tcase_add_test(t, l2_msr_without_bitmaps_always_exits);
     tcase_add_test(t, l2_io_follows_l1_io_bitmap);
     tcase_add_test(t, invalid_guest_state_is_a_failed_entry);
+    tcase_add_test(t, entry_msr_load_list_is_filtered_not_deflected);
     tcase_add_test(t, ept_maps_l2_physical);
     tcase_add_test(t, ept_violation_on_a_page_walk);
     tcase_add_test(t, apic_access_page_access_exits);
