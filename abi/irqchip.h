@@ -67,6 +67,9 @@ int abi_irqchip_set_irq(struct abi_irqchip *chip, uint32_t irq, int level);
  * directed message (KVM's APIC-map path) and -1 for a broadcast (slow path);
  * -EINVAL for bad flags or, with 32-bit x2APIC IDs, address_hi[7:0] != 0. */
 int abi_irqchip_signal_msi(struct abi_irqchip *chip, const struct kvm_msi *msi);
+/* KVM_HC_KICK_CPU: a REMRD message to physical APIC ID `apicid` (x86.c kvm_pv_kick_cpu_op),
+ * which wakes that vCPU from its halt. */
+void abi_irqchip_pv_kick(struct abi_irqchip *chip, uint32_t apicid);
 /* KVM_SET_GSI_ROUTING (replaces the table). -EINVAL on bad entries. */
 int abi_irqchip_set_gsi_routing(struct abi_irqchip *chip, const struct kvm_irq_routing *r);
 /* Ack notifier (KVM kvm_register_irq_ack_notifier / kvm_notify_acked_irq):

@@ -40,7 +40,7 @@ enum {
 
 /* Delivery modes (ICR / LVT / IOAPIC / MSI bits 10:8). */
 enum {
-    APIC_DM_FIXED = 0, APIC_DM_LOWEST = 1, APIC_DM_SMI = 2, APIC_DM_NMI = 4,
+    APIC_DM_FIXED = 0, APIC_DM_LOWEST = 1, APIC_DM_SMI = 2, APIC_DM_REMRD = 3, APIC_DM_NMI = 4,
     APIC_DM_INIT = 5, APIC_DM_STARTUP = 6, APIC_DM_EXTINT = 7,
 };
 /* ICR destination shorthands (bits 19:18). */
@@ -112,6 +112,7 @@ struct abi_lapic {
     struct emu_irq_ops emu_ops;
     uint32_t wake_seq;       /* futex word for abi_lapic_wait/kick */
     uint32_t kicked;         /* abi_lapic_kick() since the last wait returned */
+    uint32_t pv_unhalted;    /* KVM's vcpu->arch.pv.pv_unhalted: a PV kick (REMRD) ends the next halt */
     uint32_t sleeping;       /* owner is (about to be) in the futex wait */
 };
 

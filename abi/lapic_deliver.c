@@ -147,6 +147,11 @@ bool lapic_accept_irq(struct abi_lapic *l, const struct apic_irq *irq)
         __atomic_store_n(&l->sipi_vector, irq->vector, __ATOMIC_SEQ_CST);
         __atomic_store_n(&l->sipi_pending, 1, __ATOMIC_SEQ_CST);
         break;
+    case APIC_DM_REMRD:
+        /* __apic_accept_irq: the KVM PV kick (kvm_pv_kick_cpu_op) — pv_unhalted makes the
+         * vCPU runnable, so a halt (now or the next one) ends; result 1 */
+        __atomic_store_n(&l->pv_unhalted, 1, __ATOMIC_SEQ_CST);
+        break;
     case APIC_DM_SMI:
         return false; /* no SMM in softkvm: the SMI is dropped */
     default:
@@ -223,18 +228,30 @@ int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struc
     pthread_mutex_lock(&chip->lapics_lock);
     /* with no vCPU there is no APIC map either (kvm_apic_map_get_dest_lapic fails), so
      * the slow path's -1 it is */
-    int delivered = (irq->shorthand == APIC_SH_NONE && !bcast && chip->nlive) ? 0 : -1;
+    bool slow = !(irq->shorthand == APIC_SH_NONE && !bcast && chip->nlive);
+    int delivered = slow ? -1 : 0;
+    /* KVM kvm_lowest_prio_delivery: lowest-priority mode, or an MSI whose redirection
+     * hint asks for it, whatever its delivery mode (irq_comm.c kvm_irq_delivery_to_apic) */
+    bool lowest_prio = (irq->delivery_mode == APIC_DM_LOWEST || irq->redir_hint) &&
+                       irq->shorthand != APIC_SH_SELF;
+    struct apic_irq fixed;
+    if (lowest_prio && slow && !irq->logical && irq->dest == XAPIC_BROADCAST) {
+        /* irq_comm.c 58-62: a physical broadcast with lowest priority is sent as fixed */
+        fixed = *irq;
+        fixed.delivery_mode = APIC_DM_FIXED;
+        irq = &fixed;
+        lowest_prio = irq->redir_hint; /* kvm_lowest_prio_delivery, asked again */
+    }
 
     for (unsigned i = 0; i < chip->nlive; i++) {
         struct abi_lapic *t = chip->lapics[i];
         if (!t || !lapic_hw_enabled(t) || !match_dest(chip, t, src, irq))
             continue;
-        /* KVM kvm_lowest_prio_delivery: lowest-priority mode, or an MSI
-         * whose redirection hint asks for it. */
-        bool lowest_prio = irq->delivery_mode == APIC_DM_LOWEST ||
-                           (irq->redir_hint && irq->delivery_mode == APIC_DM_FIXED);
-        if (lowest_prio && irq->shorthand == APIC_SH_NONE) {
-            lowest[nlowest++] = t;
+        if (lowest_prio) {
+            /* the slow path arbitrates among software-enabled APICs only (irq_comm.c
+             * 78); the APIC map's single physical target is taken as it is */
+            if (!slow || lapic_sw_enabled(t))
+                lowest[nlowest++] = t;
             continue;
         }
         if (delivered < 0)
@@ -249,6 +266,12 @@ int irqchip_deliver(struct abi_irqchip *chip, struct abi_lapic *src, const struc
     }
     pthread_mutex_unlock(&chip->lapics_lock);
     return delivered;
+}
+
+void abi_irqchip_pv_kick(struct abi_irqchip *chip, uint32_t apicid)
+{
+    struct apic_irq irq = {.delivery_mode = APIC_DM_REMRD, .dest = apicid}; /* physical */
+    irqchip_deliver(chip, NULL, &irq);
 }
 
 void lapic_send_ipi(struct abi_lapic *src, uint32_t icr_low, uint32_t dest)
@@ -387,7 +410,8 @@ bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector)
 
 bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed)
 {
-    if (__atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&l->pv_unhalted, __ATOMIC_ACQUIRE)) /* kvm_arch_vcpu_runnable */
         return true;
     if (__atomic_load_n(&l->init_pending, __ATOMIC_ACQUIRE) ||
         __atomic_load_n(&l->sipi_pending, __ATOMIC_ACQUIRE))
@@ -414,6 +438,10 @@ enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed)
         if (__atomic_load_n(&l->init_pending, __ATOMIC_SEQ_CST) ||
             __atomic_load_n(&l->sipi_pending, __ATOMIC_SEQ_CST))
             return wait_ret(l, ABI_LAPIC_WAKE_EVENT);
+        /* a PV kick ends the halt and is consumed by it (x86.c vcpu_block: a HALTED vCPU
+         * made runnable clears pv_unhalted) */
+        if (__atomic_exchange_n(&l->pv_unhalted, 0, __ATOMIC_SEQ_CST))
+            return wait_ret(l, ABI_LAPIC_WAKE_IRQ);
         if (__atomic_load_n(&l->nmi_pending, __ATOMIC_SEQ_CST) ||
             (irq_allowed && abi_lapic_runnable(l, true)))
             return wait_ret(l, ABI_LAPIC_WAKE_IRQ);

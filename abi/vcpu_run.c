@@ -185,7 +185,10 @@ static void handle_hypercall(struct abi_vcpu *v)
             ret = 0;
             break;
         case KVM_HC_KICK_CPU:
+            /* x86.c kvm_emulate_hypercall: kvm_pv_kick_cpu_op(a1 = RCX, the APIC ID) */
             ret = pv_feature(v, KVM_FEATURE_PV_UNHALT) ? 0 : -KVM_ENOSYS;
+            if (ret == 0 && v->vm->irqchip_state)
+                abi_irqchip_pv_kick(v->vm->irqchip_state, (uint32_t)c->gpr[EMU_RCX]);
             break;
         case KVM_HC_SCHED_YIELD:
             ret = pv_feature(v, KVM_FEATURE_PV_SCHED_YIELD) ? 0 : -KVM_ENOSYS;

@@ -92,10 +92,9 @@ _Static_assert(sizeof(struct pvclock_time) == 32, "pvclock_vcpu_time_info is 32 
 
 void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
 {
-    uint64_t msr = v->k.pv_system_time;
-    if (!(msr & KVM_MSR_ENABLED) || !v->vm->tsc_khz)
+    if (!v->k.pv_time_active || !v->vm->tsc_khz) /* kvm_guest_time_update: pv_time.active */
         return;
-    uint64_t gpa = msr & ~1ull;
+    uint64_t gpa = v->k.pv_time_gpa;
     struct pvclock_time t;
     if (gread(v, gpa, &t, sizeof(t)))
         return;
@@ -129,7 +128,7 @@ void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
  * the next clock update tells the guest it was stopped (soft-lockup watchdogs). */
 int msr_vcpu_kvmclock_paused(struct msr_vcpu *v)
 {
-    if (!(v->k.pv_system_time & KVM_MSR_ENABLED))
+    if (!v->k.pv_time_active)
         return -EINVAL;
     v->k.pv_guest_stopped = true;
     msr_vcpu_update_kvmclock(v);
@@ -146,7 +145,19 @@ int msr_get_pv_system_time(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool h
 int msr_set_pv_system_time(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 {
     (void)i; (void)host;
+    /* x86.c kvm_write_system_time: the MSR value is stored whatever it is; bit 0 activates
+     * the pv_time cache at the GPA, clear deactivates it. kvm_gpc_activate refuses a
+     * 32-byte pvclock_vcpu_time_info that would cross a page (pfncache.c
+     * kvm_gpc_is_valid_len) before touching the cache: an active cache keeps its old GPA,
+     * an inactive one stays inactive (so KVM_KVMCLOCK_CTRL is then EINVAL). */
     v->k.pv_system_time = val;
+    uint64_t gpa = val & ~1ull;
+    if (!(val & KVM_MSR_ENABLED)) {
+        v->k.pv_time_active = false;
+    } else if ((gpa & 0xfff) + sizeof(struct pvclock_time) <= 0x1000) {
+        v->k.pv_time_active = true;
+        v->k.pv_time_gpa = gpa;
+    }
     msr_vcpu_update_kvmclock(v);
     return MSR_RET_OK;
 }

@@ -179,6 +179,11 @@ struct msr_kernel_state {
     uint64_t pv_last_steal; /* run_delay at the last steal-time update (st.last_steal) */
     uint64_t pv_system_time, pv_wall_clock, pv_async_pf_en, pv_async_pf_int, pv_steal_time,
         pv_eoi_en, pv_poll_control;
+    /* KVM's vcpu->arch.pv_time cache: where kvmclock updates go, and whether it is active.
+     * Not the MSR value: a write whose structure would cross a page leaves both as they
+     * were (pfncache.c __kvm_gpc_activate -> kvm_gpc_is_valid_len). */
+    uint64_t pv_time_gpa;
+    bool pv_time_active;
     uint64_t hwcr, vm_cr, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
     uint64_t xfd, xfd_err;
     uint64_t misc_features_enables, smi_count, power_ctl, osvw_length, osvw_status, de_cfg;

@@ -56,7 +56,8 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     /* kvm_vcpu_reset(): on RESET and INIT */
     v->k.pv_async_pf_en = v->k.pv_async_pf_int = 0;
     v->k.pv_steal_time = 0;
-    v->k.pv_system_time = 0; /* kvmclock_reset */
+    v->k.pv_system_time = 0; /* kvmclock_reset: also kvm_gpc_deactivate(pv_time) */
+    v->k.pv_time_active = false;
     v->k.pv_eoi_en = 0;      /* kvm_lapic_reset */
     v->cpu->spec_ctrl = 0;   /* vmx/svm vcpu_reset */
     v->k.umwait_control = 0;

@@ -201,6 +201,69 @@ START_TEST(msi_with_no_vcpu_is_minus_one)
 }
 END_TEST
 
+/* (The host's /dev/kvm gives this same sequence.) KVM_KVMCLOCK_CTRL is EINVAL unless vcpu->arch.pv_time is active (x86.c
+ * kvm_set_guest_paused 5242-5249). kvm_write_system_time (1935-1958) activates it for an
+ * enabled MSR value, but kvm_gpc_activate refuses a 32-byte pvclock area that crosses a
+ * page before touching the cache (pfncache.c __kvm_gpc_activate 394-395): the cache then
+ * stays as it was, active or not, whatever the MSR now reads. No memslot is needed: the
+ * cache is active even when the refresh cannot map the GPA (413-416). */
+static int set_system_time(uint64_t val)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e.index = 0x4b564d01, .e.data = val};
+    return (int)io(vcpu, KVM_SET_MSRS, &m);
+}
+
+START_TEST(kvmclock_ctrl_follows_the_pv_time_cache)
+{
+    ck_assert_int_eq(io(vcpu, KVM_KVMCLOCK_CTRL, NULL), -EINVAL);
+    ck_assert_int_eq(set_system_time(0x2ff1), 1);          /* crosses a page: not activated */
+    ck_assert_int_eq(io(vcpu, KVM_KVMCLOCK_CTRL, NULL), -EINVAL);
+    ck_assert_int_eq(set_system_time(0x1fe1), 1);          /* ends at the page end: active */
+    ck_assert_int_eq(io(vcpu, KVM_KVMCLOCK_CTRL, NULL), 0);
+    ck_assert_int_eq(set_system_time(0x2ff1), 1);          /* refused: stays active */
+    ck_assert_int_eq(io(vcpu, KVM_KVMCLOCK_CTRL, NULL), 0);
+    ck_assert_int_eq(set_system_time(0x1fe0), 1);          /* disabled: deactivated */
+    ck_assert_int_eq(io(vcpu, KVM_KVMCLOCK_CTRL, NULL), -EINVAL);
+}
+END_TEST
+
+/* SET_GUEST_DEBUG's EBUSY looks at kvm_is_exception_pending (x86.h 127-132): a pending
+ * exception (or exception VM exit, or triple fault), not an injected one. The host's
+ * /dev/kvm gives the same sequence; the fuzzer's EBUSY differences came from earlier
+ * calls that had succeeded on one side only. */
+START_TEST(guest_debug_ebusy_only_for_pending)
+{
+    int vm2 = (int)abi_ioctl(p, sys_fd, KVM_CREATE_VM, 0);
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = {1}};
+    ck_assert_int_eq(io(vm2, KVM_ENABLE_CAP, &cap), 0);
+    int vc = (int)abi_ioctl(p, vm2, KVM_CREATE_VCPU, 0);
+    ck_assert_int_ge(vc, 0);
+    struct kvm_guest_debug d = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_INJECT_DB};
+    struct kvm_vcpu_events e = {0};
+    e.exception.injected = 1;
+    e.exception.nr = 13;
+    e.exception.has_error_code = 1;
+    ck_assert_int_eq(io(vc, KVM_SET_VCPU_EVENTS, &e), 0);
+    ck_assert_int_eq(io(vc, KVM_SET_GUEST_DEBUG, &d), 0); /* injected: not pending */
+    memset(&e, 0, sizeof e);
+    e.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
+    e.exception.pending = 1;
+    e.exception.nr = 13;
+    ck_assert_int_eq(io(vc, KVM_SET_VCPU_EVENTS, &e), 0);
+    ck_assert_int_eq(io(vc, KVM_SET_GUEST_DEBUG, &d), -EBUSY);
+    memset(&e, 0, sizeof e);
+    e.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
+    ck_assert_int_eq(io(vc, KVM_SET_VCPU_EVENTS, &e), 0);
+    ck_assert_int_eq(io(vc, KVM_SET_GUEST_DEBUG, &d), 0);
+    ck_assert_int_eq(io(vc, KVM_GET_VCPU_EVENTS, &e), 0);
+    ck_assert_int_eq(e.exception.pending, 1); /* the #DB INJECT_DB queued */
+    ck_assert_int_eq(e.exception.nr, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("errno_parity");
@@ -214,6 +277,8 @@ int main(void)
     tcase_add_test(tc, vcpu_state_ioctls);
     tcase_add_test(tc, memslot_beyond_max_gfn);
     tcase_add_test(tc, msi_with_no_vcpu_is_minus_one);
+    tcase_add_test(tc, kvmclock_ctrl_follows_the_pv_time_cache);
+    tcase_add_test(tc, guest_debug_ebusy_only_for_pending);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
