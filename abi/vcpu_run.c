@@ -275,6 +275,28 @@ static int wait_for_sipi(struct abi_vcpu *v)
     }
 }
 
+/* svm.c shutdown_interception (2252-2280): on SVM a triple fault in guest code is the
+ * SHUTDOWN intercept, after which KVM clears the VMCB and INIT-resets the vCPU
+ * (kvm_vcpu_reset(vcpu, true)) before reporting KVM_EXIT_SHUTDOWN; the vCPU stays
+ * runnable at the reset vector. The MSRs SVM keeps in the VMCB save area go with the
+ * cleared page (svm_get_msr 2926-2960 reads them from vmcb01): STAR, LSTAR, CSTAR, SFMASK,
+ * KERNEL_GS_BASE, SYSENTER_CS and the low halves of SYSENTER_ESP/EIP (the high halves are
+ * svm->sysenter_*_hi). PAT is vcpu->arch.pat, copied back by init_vmcb (1329). A shutdown
+ * KVM requested itself (KVM_REQ_TRIPLE_FAULT) resets nothing, on either vendor. */
+static void svm_shutdown_reset(struct abi_vcpu *v)
+{
+    emu_init_signal(v->emu);
+    struct cpu *c = emu_cpu(v->emu);
+    c->star = c->lstar = c->cstar = c->sfmask = c->kernel_gs_base = 0;
+    c->sysenter_cs = 0;
+    c->sysenter_esp &= ~0xffffffffull;
+    c->sysenter_eip &= ~0xffffffffull;
+    msr_vcpu_reset(v->msr, true);
+    if (v->lapic)
+        abi_lapic_reset(v->lapic, true);
+    emu_state_changed(v->emu);
+}
+
 /* Turn an emu exit into a kvm_run exit. Returns 1 to keep running in the kernel
  * (handled here), 0 to return to user space, or -errno. */
 static int handle_exit(struct abi_vcpu *v)
@@ -372,9 +394,10 @@ static int handle_exit(struct abi_vcpu *v)
     case EMU_EXIT_SHUTDOWN:
         /* KVM_REQ_TRIPLE_FAULT is consumed when it is reported (x86.c vcpu_enter_guest,
          * vmx handle_triple_fault): the next KVM_RUN runs the vCPU again instead of
-         * shutting down at once forever. (SVM's shutdown_interception also INIT-resets
-         * the vCPU; not done here, see tools/kvm_fuzz/README.md.) */
+         * shutting down at once forever. */
         emu_cpu(v->emu)->shutdown = false;
+        if (!x->shutdown.requested && v->vm->sys->vendor == ABI_VENDOR_AMD)
+            svm_shutdown_reset(v);
         run->exit_reason = KVM_EXIT_SHUTDOWN;
         return 0;
     case EMU_EXIT_MSR:

@@ -97,6 +97,12 @@ struct emu_exit {
             uint64_t data;    /* value for writes */
         } msr;
         struct {
+            /* true: KVM's KVM_REQ_TRIPLE_FAULT (user space's vcpu events, a VMX abort, a
+             * failed nested CR3 load); false: the CPU itself shut down (a triple fault in
+             * guest code, which SVM sees as the SHUTDOWN intercept) */
+            bool requested;
+        } shutdown;
+        struct {
             uint32_t suberror; /* KVM_INTERNAL_ERROR_EMULATION etc. */
             uint8_t insn_len;
             uint8_t insn_bytes[15];

@@ -161,6 +161,7 @@ static void shutdown(struct emu_vcpu *v)
     v->cpu.shutdown = true;
     v->delivering = false;
     v->exit->reason = EMU_EXIT_SHUTDOWN;
+    v->exit->shutdown.requested = false;
 }
 
 static void vectoring_begin(struct emu_vcpu *v, uint8_t vec, uint8_t type, uint32_t err)
@@ -268,6 +269,7 @@ static void inject_events(struct emu_vcpu *v)
     if (ev->triple_fault_pending) {
         ev->triple_fault_pending = false;
         shutdown(v);
+        v->exit->shutdown.requested = true;
         return;
     }
     /* GIF = 0 (CLGI, or just after #VMEXIT) holds off NMIs and interrupts (APM 15.17) */

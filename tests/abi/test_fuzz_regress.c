@@ -1,5 +1,6 @@
 /* Regression tests for what kvm-fuzz (tools/kvm_fuzz/) found in abi/:
- *   - a triple fault made every later KVM_RUN a KVM_EXIT_SHUTDOWN (KVM reports it once);
+ *   - a triple fault made every later KVM_RUN a KVM_EXIT_SHUTDOWN (KVM reports it once),
+ *     and on the SVM flavour it did not INIT-reset the vCPU;
  *   - a slot with userspace_addr 0 let emu dereference a null pointer (UBSan);
  *   - a KVM_SET_SIGNAL_MASK blocking SIGSEGV killed the process on a guest access to bad
  *     slot memory (KVM_RUN must fail with EFAULT);
@@ -95,6 +96,84 @@ START_TEST(shutdown_is_reported_once)
     ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_RUN, 0), 0);
     ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_HLT);
     close_vm(&c);
+}
+END_TEST
+
+/* After a triple fault in guest code the SVM flavour INIT-resets the vCPU (svm.c
+ * shutdown_interception 2252-2280: clear_page(vmcb), kvm_vcpu_reset(vcpu, true)), so it
+ * stands at F000:FFF0 with the VMCB-held MSRs cleared and PAT kept; the VMX flavour
+ * (handle_triple_fault) leaves everything as it was. A shutdown KVM asked for itself
+ * (KVM_SET_VCPU_EVENTS triple_fault.pending -> KVM_REQ_TRIPLE_FAULT, x86.c
+ * vcpu_enter_guest) resets nothing on either. */
+static uint64_t get_msr(struct ctx *c, uint32_t index)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e.index = index};
+    ck_assert_int_eq(abi_ioctl(c->p, c->vcpu, KVM_GET_MSRS, (uintptr_t)&m), 1);
+    return m.e.data;
+}
+
+static void set_msr(struct ctx *c, uint32_t index, uint64_t v)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e.index = index, .e.data = v};
+    ck_assert_int_eq(abi_ioctl(c->p, c->vcpu, KVM_SET_MSRS, (uintptr_t)&m), 1);
+}
+
+static void shutdown_case(const char *vendor, bool requested)
+{
+    setenv("SOFTKVM_VENDOR", vendor, 1);
+    bool amd = !strcmp(vendor, "amd");
+    struct ctx c;
+    open_vm(&c, 0, true);
+    c.mem[0x100] = 0xcc; /* INT3 with IDT limit 0: #GP -> #DF -> triple fault */
+    real_mode_at(&c, 0x100);
+    struct kvm_sregs s;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_SREGS, (uintptr_t)&s), 0);
+    s.idt.limit = 0;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_SREGS, (uintptr_t)&s), 0);
+    set_msr(&c, 0xc0000081, 0x0023001000000000ull); /* STAR */
+    set_msr(&c, 0x174, 0x10);                       /* SYSENTER_CS */
+    set_msr(&c, 0x277, 0x0606060606060606ull);      /* PAT */
+    if (requested) {
+        struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_TRIPLE_FAULT_EVENT, .args = {1}};
+        ck_assert_int_eq(abi_ioctl(c.p, c.vm, KVM_ENABLE_CAP, (uintptr_t)&cap), 0);
+        struct kvm_vcpu_events e = {.flags = KVM_VCPUEVENT_VALID_TRIPLE_FAULT};
+        e.triple_fault.pending = 1;
+        ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_VCPU_EVENTS, (uintptr_t)&e), 0);
+    }
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_RUN, 0), 0);
+    ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_SHUTDOWN);
+    struct kvm_regs r;
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_REGS, (uintptr_t)&r), 0);
+    ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_SREGS, (uintptr_t)&s), 0);
+    ck_assert_uint_eq(get_msr(&c, 0x277), 0x0606060606060606ull); /* PAT: kept either way */
+    if (amd && !requested) {
+        ck_assert_uint_eq(r.rip, 0xfff0);
+        ck_assert_uint_eq(s.cs.base, 0xffff0000u);
+        ck_assert_uint_eq(s.idt.limit, 0xffff);
+        ck_assert_uint_eq(get_msr(&c, 0xc0000081), 0);
+        ck_assert_uint_eq(get_msr(&c, 0x174), 0);
+    } else {
+        ck_assert_uint_ne(r.rip, 0xfff0);
+        ck_assert_uint_eq(s.idt.limit, 0);
+        ck_assert_uint_eq(get_msr(&c, 0xc0000081), 0x0023001000000000ull);
+        ck_assert_uint_eq(get_msr(&c, 0x174), 0x10);
+    }
+    close_vm(&c);
+    unsetenv("SOFTKVM_VENDOR");
+}
+
+START_TEST(svm_shutdown_inits_the_vcpu)
+{
+    shutdown_case("amd", false);
+    shutdown_case("amd", true);
+    shutdown_case("intel", false);
+    shutdown_case("intel", true);
 }
 END_TEST
 
@@ -209,6 +288,7 @@ int main(void)
     Suite *s = suite_create("fuzz_regress");
     TCase *tc = tcase_create("fuzz_regress");
     tcase_add_test(tc, shutdown_is_reported_once);
+    tcase_add_test(tc, svm_shutdown_inits_the_vcpu);
     tcase_add_test(tc, null_userspace_addr_slot_is_efault);
     tcase_add_test(tc, sigmask_blocking_sigsegv_is_still_efault);
     tcase_add_test(tc, no_accessed_bit_in_readonly_page_table);
