@@ -512,7 +512,9 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
     v->exit_ready = false;
     v->delivering = false;
     if (v->cpu.shutdown) {
+        /* set outside emu_run (KVM_X86_SET_MCE): KVM_REQ_TRIPLE_FAULT, not a CPU shutdown */
         exit->reason = EMU_EXIT_SHUTDOWN;
+        exit->shutdown.requested = true;
         return;
     }
     if (!emu_block_cache_alloc(v)) {
