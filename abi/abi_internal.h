@@ -64,6 +64,16 @@ struct abi_memslot {
     void *null_standin;
 };
 
+/* One address space's slots and the view emu gets of them (abi/memslot.c). */
+struct abi_aspace {
+    struct emu_physmem mem;    /* what emu sees; rebuilt from slots on every change */
+    struct abi_memslot *slots; /* indexed by KVM slot id; NULL until first used (as 1) */
+    unsigned slot_hi;          /* 1 + highest used slot id (bounds the scans) */
+    uint32_t *slot_order;      /* ids of the used slots sorted by gpa (memslot.c) */
+    unsigned nslot_order;
+    unsigned mem_cap;          /* entries allocated in mem.slots */
+};
+
 struct abi_vcpu;
 
 #define ABI_MAX_IOEVENTFDS 1000 /* NR_IOBUS_DEVS */
@@ -82,15 +92,12 @@ struct abi_vm {
     struct abi_obj obj;
     struct abi_system *sys;
     pthread_mutex_t lock;      /* slots, vcpus[], VM-wide settings */
-    struct emu_physmem mem;    /* what emu sees; rebuilt from slots on every change */
-    /* emu reads `mem` without locks, so vCPUs hold mem_lock (read) around emu_run and
-     * a memslot change takes it for writing after kicking them out (KVM: SRCU) */
+    /* address space 0 (normal) and 1 (SMM; kvm_arch_vcpu_memslots_id); emu reads each
+     * `mem` without locks, so vCPUs hold mem_lock (read) around emu_run and a memslot
+     * change takes it for writing after kicking them out (KVM: SRCU). as[0].mem's
+     * generation counts the changes of both. */
+    struct abi_aspace as[2];
     pthread_rwlock_t mem_lock;
-    struct abi_memslot *slots; /* indexed by KVM slot id (as_id 0) */
-    unsigned slot_hi;          /* 1 + highest used slot id (bounds the scans) */
-    uint32_t *slot_order;      /* ids of the used slots sorted by gpa (memslot.c) */
-    unsigned nslot_order;
-    unsigned mem_cap;          /* entries allocated in mem.slots */
     struct abi_vcpu *vcpus[ABI_MAX_VCPUS];
     unsigned nvcpus;
     bool created_vcpu;         /* some settings (e.g. SET_TSS_ADDR) are fine either way */

@@ -261,7 +261,7 @@ static uint64_t flush_tlb(struct abi_vcpu *v, struct hcall *hc)
         if (get_hc_data(v, hc, hc->rep_cnt, hc->rep_cnt, entries))
             return HV_STATUS_INVALID_HYPERCALL_INPUT;
     }
-    uint64_t gen = __atomic_add_fetch(&v->vm->mem.generation, 1, __ATOMIC_SEQ_CST);
+    uint64_t gen = __atomic_add_fetch(&v->vm->as[0].mem.generation, 1, __ATOMIC_SEQ_CST);
     /* KVM makes the flush requests with KVM_REQUEST_WAIT: the hypercall returns only after
      * every target left guest mode, so none runs on with a stale translation. Here: each
      * other vCPU has reached an instruction-block boundary and seen the generation, or is

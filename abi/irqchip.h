@@ -187,6 +187,12 @@ int abi_lapic_set_state(struct abi_lapic *l, const struct kvm_lapic_state *s);
  * Each call consumes the event. */
 bool abi_lapic_take_init(struct abi_lapic *l);
 bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector);
+/* The INIT latch as KVM_GET/SET_VCPU_EVENTS see it (smi.latched_init; lapic.c
+ * kvm_lapic_latched_init, KVM_APIC_INIT in pending_events): an INIT stays latched in SMM. */
+bool abi_lapic_latched_init(struct abi_lapic *l);
+void abi_lapic_set_latched_init(struct abi_lapic *l, bool on);
+/* An SMI received by APIC message and not yet handed to emu (consumed by this call). */
+bool abi_lapic_take_smi(struct abi_lapic *l);
 
 /* HLT support. abi_lapic_wait blocks the calling (owner vCPU) thread until
  * there is an event: a deliverable interrupt (only if `irq_allowed`, i.e.

@@ -95,6 +95,7 @@ struct abi_lapic {
     /* Events queued by other threads. */
     uint32_t nmi_pending;    /* count, atomic */
     uint32_t init_pending;   /* atomic */
+    uint32_t smi_pending;    /* atomic: an SMI message (KVM_REQ_SMI), handed to emu once */
     uint32_t sipi_pending;   /* atomic; vector in sipi_vector */
     uint32_t sipi_vector;
 
@@ -233,6 +234,7 @@ uint32_t lapic_x2apic_ldr(uint32_t id);
 int lapic_irq_pending(void *ctx, struct cpu *cpu);
 void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector);
 bool lapic_nmi_pending(void *ctx, struct cpu *cpu);
+bool lapic_smi_pending(void *ctx, struct cpu *cpu);
 
 void lapic_timer_reset(struct abi_lapic *l);
 void lapic_timer_lvtt_written(struct abi_lapic *l);

@@ -189,6 +189,7 @@ void abi_lapic_reset(struct abi_lapic *l, bool init_event)
     lapic_irr_resync(l);
     lapic_timer_reset(l);
     __atomic_store_n(&l->nmi_pending, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&l->smi_pending, 0, __ATOMIC_RELAXED); /* KVM: kvm_vcpu_reset smi_pending = 0 */
     if (!init_event) { /* an INIT's own reset leaves the INIT/SIPI latches to the run loop
                         * (KVM keeps apic->pending_events across kvm_lapic_reset) */
         __atomic_store_n(&l->init_pending, 0, __ATOMIC_RELAXED);
@@ -203,6 +204,7 @@ static const struct emu_irq_ops lapic_emu_ops_template = {
     .pending = lapic_irq_pending,
     .ack = lapic_irq_ack,
     .nmi_pending = lapic_nmi_pending,
+    .smi_pending = lapic_smi_pending,
 };
 
 struct abi_lapic *abi_lapic_create(struct abi_irqchip *chip, struct emu_vcpu *v, uint32_t vcpu_id,

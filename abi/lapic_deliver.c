@@ -153,7 +153,11 @@ bool lapic_accept_irq(struct abi_lapic *l, const struct apic_irq *irq)
         __atomic_store_n(&l->pv_unhalted, 1, __ATOMIC_SEQ_CST);
         break;
     case APIC_DM_SMI:
-        return false; /* no SMM in softkvm: the SMI is dropped */
+        /* __apic_accept_irq: kvm_inject_smi (KVM_REQ_SMI), taken at the next entry */
+        __atomic_store_n(&l->smi_pending, 1, __ATOMIC_SEQ_CST);
+        if (l->vcpu)
+            emu_kick(l->vcpu);
+        break;
     default:
         return false; /* ExtINT and reserved modes are not deliverable by message */
     }
@@ -379,6 +383,20 @@ void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
  * latch a hook NMI it cannot take yet, so one is consumed only when the CPU
  * can take it now: NMIs not blocked (SDM vol.3 6.7.1) and no MOV-SS/STI
  * shadow bit that emu treats as blocking (int_shadow & 2). */
+/* KVM_REQ_SMI -> process_smi: the latched SMI becomes the vCPU's smi_pending. */
+bool lapic_smi_pending(void *ctx, struct cpu *cpu)
+{
+    (void)cpu;
+    struct abi_lapic *l = ctx;
+    return __atomic_load_n(&l->smi_pending, __ATOMIC_RELAXED) &&
+           __atomic_exchange_n(&l->smi_pending, 0, __ATOMIC_ACQ_REL);
+}
+
+bool abi_lapic_take_smi(struct abi_lapic *l)
+{
+    return lapic_smi_pending(l, NULL);
+}
+
 bool lapic_nmi_pending(void *ctx, struct cpu *cpu)
 {
     struct abi_lapic *l = ctx;
@@ -400,6 +418,16 @@ bool abi_lapic_take_init(struct abi_lapic *l)
     return __atomic_exchange_n(&l->init_pending, 0, __ATOMIC_ACQ_REL) != 0;
 }
 
+bool abi_lapic_latched_init(struct abi_lapic *l)
+{
+    return __atomic_load_n(&l->init_pending, __ATOMIC_ACQUIRE) != 0;
+}
+
+void abi_lapic_set_latched_init(struct abi_lapic *l, bool on)
+{
+    __atomic_store_n(&l->init_pending, on ? 1u : 0u, __ATOMIC_RELEASE);
+}
+
 bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector)
 {
     if (!__atomic_exchange_n(&l->sipi_pending, 0, __ATOMIC_ACQ_REL))
@@ -411,7 +439,8 @@ bool abi_lapic_take_sipi(struct abi_lapic *l, uint8_t *vector)
 bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed)
 {
     if (__atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE) ||
-        __atomic_load_n(&l->pv_unhalted, __ATOMIC_ACQUIRE)) /* kvm_arch_vcpu_runnable */
+        __atomic_load_n(&l->pv_unhalted, __ATOMIC_ACQUIRE) || /* kvm_arch_vcpu_runnable */
+        __atomic_load_n(&l->smi_pending, __ATOMIC_ACQUIRE)) /* kvm_vcpu_has_events: SMI */
         return true;
     if (__atomic_load_n(&l->init_pending, __ATOMIC_ACQUIRE) ||
         __atomic_load_n(&l->sipi_pending, __ATOMIC_ACQUIRE))
@@ -443,6 +472,7 @@ enum abi_lapic_wake abi_lapic_wait(struct abi_lapic *l, bool irq_allowed)
         if (__atomic_exchange_n(&l->pv_unhalted, 0, __ATOMIC_SEQ_CST))
             return wait_ret(l, ABI_LAPIC_WAKE_IRQ);
         if (__atomic_load_n(&l->nmi_pending, __ATOMIC_SEQ_CST) ||
+            __atomic_load_n(&l->smi_pending, __ATOMIC_SEQ_CST) ||
             (irq_allowed && abi_lapic_runnable(l, true)))
             return wait_ret(l, ABI_LAPIC_WAKE_IRQ);
         /* The timer thread fires expiries into IRR and bumps wake_seq, so a

@@ -30,12 +30,12 @@
  * binary search and a memmove of ids): a change then costs one pass over the used slots
  * to rebuild emu's view, and an overlap check two comparisons. memslot_perf_test adds
  * 8209 slots one by one; with a sort and three scans per change its setup took 2.6 s. */
-static unsigned order_lower_bound(const struct abi_vm *vm, uint64_t gpa)
+static unsigned order_lower_bound(const struct abi_aspace *as, uint64_t gpa)
 {
-    unsigned lo = 0, hi = vm->nslot_order;
+    unsigned lo = 0, hi = as->nslot_order;
     while (lo < hi) {
         unsigned mid = lo + (hi - lo) / 2;
-        if (vm->slots[vm->slot_order[mid]].gpa < gpa)
+        if (as->slots[as->slot_order[mid]].gpa < gpa)
             lo = mid + 1;
         else
             hi = mid;
@@ -50,47 +50,47 @@ static int cmp_order(const void *a, const void *b, void *ctx)
     return x < y ? -1 : x > y;
 }
 
-static int order_alloc(struct abi_vm *vm)
+static int order_alloc(struct abi_aspace *as)
 {
-    if (!vm->slot_order && !(vm->slot_order = malloc(ABI_USER_MEM_SLOTS * sizeof *vm->slot_order)))
+    if (!as->slot_order && !(as->slot_order = malloc(ABI_USER_MEM_SLOTS * sizeof *as->slot_order)))
         return -ENOMEM;
     return 0;
 }
 
 /* From scratch (after a failed change put slots back). */
-static void order_reset(struct abi_vm *vm)
+static void order_reset(struct abi_aspace *as)
 {
-    vm->nslot_order = 0;
-    for (unsigned i = 0; i < vm->slot_hi; i++)
-        if (vm->slots[i].used)
-            vm->slot_order[vm->nslot_order++] = i;
-    qsort_r(vm->slot_order, vm->nslot_order, sizeof *vm->slot_order, cmp_order, vm->slots);
+    as->nslot_order = 0;
+    for (unsigned i = 0; i < as->slot_hi; i++)
+        if (as->slots[i].used)
+            as->slot_order[as->nslot_order++] = i;
+    qsort_r(as->slot_order, as->nslot_order, sizeof *as->slot_order, cmp_order, as->slots);
 }
 
-static void order_insert(struct abi_vm *vm, uint32_t id)
+static void order_insert(struct abi_aspace *as, uint32_t id)
 {
-    unsigned pos = order_lower_bound(vm, vm->slots[id].gpa);
-    memmove(&vm->slot_order[pos + 1], &vm->slot_order[pos],
-            (vm->nslot_order - pos) * sizeof *vm->slot_order);
-    vm->slot_order[pos] = id;
-    vm->nslot_order++;
+    unsigned pos = order_lower_bound(as, as->slots[id].gpa);
+    memmove(&as->slot_order[pos + 1], &as->slot_order[pos],
+            (as->nslot_order - pos) * sizeof *as->slot_order);
+    as->slot_order[pos] = id;
+    as->nslot_order++;
 }
 
 /* Before slot id's gpa changes: its position is found by its present gpa. */
-static void order_remove(struct abi_vm *vm, uint32_t id)
+static void order_remove(struct abi_aspace *as, uint32_t id)
 {
-    unsigned pos = order_lower_bound(vm, vm->slots[id].gpa);
-    while (pos < vm->nslot_order && vm->slot_order[pos] != id)
+    unsigned pos = order_lower_bound(as, as->slots[id].gpa);
+    while (pos < as->nslot_order && as->slot_order[pos] != id)
         pos++;
-    if (pos == vm->nslot_order)
+    if (pos == as->nslot_order)
         return;
-    vm->nslot_order--;
-    memmove(&vm->slot_order[pos], &vm->slot_order[pos + 1],
-            (vm->nslot_order - pos) * sizeof *vm->slot_order);
+    as->nslot_order--;
+    memmove(&as->slot_order[pos], &as->slot_order[pos + 1],
+            (as->nslot_order - pos) * sizeof *as->slot_order);
 }
 
 /* Stop every vCPU at an instruction boundary and keep them out of emu_run while
- * vm->mem changes. emu_request_stop is re-issued until the write lock is ours, since
+ * as->mem changes. emu_request_stop is re-issued until the write lock is ours, since
  * a vCPU may enter emu_run after a request was consumed. Caller holds vm->lock. */
 void abi_vm_mem_write_lock(struct abi_vm *vm)
 {
@@ -125,19 +125,19 @@ static uint8_t *slot_host(const struct abi_memslot *s)
 /* Rebuild emu's view from the KVM slots in gpa order (caller holds vm->lock). One
  * change of a KVM slot adds at most two emu slots (a deletion or move splits a merged
  * run), so the new array is sized from the old one. */
-static int rebuild_physmem(struct abi_vm *vm)
+static int rebuild_physmem(struct abi_vm *vm, struct abi_aspace *as)
 {
-    while (vm->slot_hi > 0 && !vm->slots[vm->slot_hi - 1].used)
-        vm->slot_hi--;
-    unsigned cap = vm->mem.nslots + 2;
-    if (cap > vm->nslot_order)
-        cap = vm->nslot_order ? vm->nslot_order : 1;
+    while (as->slot_hi > 0 && !as->slots[as->slot_hi - 1].used)
+        as->slot_hi--;
+    unsigned cap = as->mem.nslots + 2;
+    if (cap > as->nslot_order)
+        cap = as->nslot_order ? as->nslot_order : 1;
     struct emu_slot *tmp = malloc(cap * sizeof *tmp);
     if (!tmp)
         return -ENOMEM;
     unsigned ne = 0;
-    for (unsigned i = 0; i < vm->nslot_order; i++) {
-        struct abi_memslot *s = &vm->slots[vm->slot_order[i]];
+    for (unsigned i = 0; i < as->nslot_order; i++) {
+        struct abi_memslot *s = &as->slots[as->slot_order[i]];
         bool ro = s->flags & KVM_MEM_READONLY;
         if (ne > 0) {
             struct emu_slot *prev = &tmp[ne - 1];
@@ -155,11 +155,11 @@ static int rebuild_physmem(struct abi_vm *vm)
                                       .dirty_bitmap = s->dirty};
     }
     abi_vm_mem_write_lock(vm);
-    struct emu_slot *old = vm->mem.slots;
-    vm->mem.slots = tmp;
-    vm->mem.nslots = ne;
-    vm->mem_cap = cap;
-    __atomic_add_fetch(&vm->mem.generation, 1, __ATOMIC_RELEASE);
+    struct emu_slot *old = as->mem.slots;
+    as->mem.slots = tmp;
+    as->mem.nslots = ne;
+    as->mem_cap = cap;
+    __atomic_add_fetch(&vm->as[0].mem.generation, 1, __ATOMIC_RELEASE); /* counts both */
     abi_vm_mem_write_unlock(vm);
     free(old);
     return 0;
@@ -175,16 +175,16 @@ static bool emu_mergeable(const struct emu_slot *x, const struct emu_slot *y)
  * the run before it, the run after it, both, or becomes an entry of its own — which
  * is what a full rebuild's left-to-right merging would give, in O(log n) plus one
  * memmove instead of a pass over every slot. */
-static int add_physmem(struct abi_vm *vm, unsigned id)
+static int add_physmem(struct abi_vm *vm, struct abi_aspace *as, unsigned id)
 {
-    const struct abi_memslot *s = &vm->slots[id];
+    const struct abi_memslot *s = &as->slots[id];
     struct emu_slot b = {.gpa = s->gpa,
                          .size = s->size,
                          .host = slot_host(s),
                          .readonly = s->flags & KVM_MEM_READONLY,
                          .dirty_bitmap = s->dirty};
     abi_vm_mem_write_lock(vm);
-    struct emu_physmem *pm = &vm->mem;
+    struct emu_physmem *pm = &as->mem;
     unsigned n = pm->nslots, lo = 0, hi = n;
     while (lo < hi) { /* k = lo: the first emu slot above b */
         unsigned mid = lo + (hi - lo) / 2;
@@ -207,21 +207,21 @@ static int add_physmem(struct abi_vm *vm, unsigned id)
         pm->slots[k].host = b.host;
         pm->slots[k].size += b.size;
     } else {
-        if (n + 1 > vm->mem_cap) {
-            unsigned cap = vm->mem_cap ? 2 * vm->mem_cap : 8;
+        if (n + 1 > as->mem_cap) {
+            unsigned cap = as->mem_cap ? 2 * as->mem_cap : 8;
             struct emu_slot *grown = realloc(pm->slots, cap * sizeof b);
             if (!grown) {
                 r = -ENOMEM;
                 goto out;
             }
             pm->slots = grown;
-            vm->mem_cap = cap;
+            as->mem_cap = cap;
         }
         memmove(&pm->slots[k + 1], &pm->slots[k], (n - k) * sizeof b);
         pm->slots[k] = b;
         pm->nslots++;
     }
-    __atomic_add_fetch(&pm->generation, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&vm->as[0].mem.generation, 1, __ATOMIC_RELEASE); /* counts both */
 out:
     abi_vm_mem_write_unlock(vm);
     return r;
@@ -229,21 +229,21 @@ out:
 
 /* Sorted and non-overlapping: only the nearest other slot below gpa and the nearest
  * other slot at or above it can overlap [gpa, gpa + size). */
-static bool overlaps_other(struct abi_vm *vm, unsigned id, uint64_t gpa, uint64_t size)
+static bool overlaps_other(struct abi_aspace *as, unsigned id, uint64_t gpa, uint64_t size)
 {
-    unsigned pos = order_lower_bound(vm, gpa);
+    unsigned pos = order_lower_bound(as, gpa);
     for (unsigned i = pos; i-- > 0;) {
-        if (vm->slot_order[i] == id)
+        if (as->slot_order[i] == id)
             continue;
-        const struct abi_memslot *s = &vm->slots[vm->slot_order[i]];
+        const struct abi_memslot *s = &as->slots[as->slot_order[i]];
         if (s->gpa + s->size > gpa)
             return true;
         break;
     }
-    for (unsigned i = pos; i < vm->nslot_order; i++) {
-        if (vm->slot_order[i] == id)
+    for (unsigned i = pos; i < as->nslot_order; i++) {
+        if (as->slot_order[i] == id)
             continue;
-        return vm->slots[vm->slot_order[i]].gpa < gpa + size;
+        return as->slots[as->slot_order[i]].gpa < gpa + size;
     }
     return false;
 }
@@ -271,9 +271,10 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
     if (m->flags & ~valid)
         return -EINVAL;
     uint32_t as_id = m->slot >> 16, id = m->slot & 0xffff;
-    /* x86 has 2 address spaces (SMM); we provide only the normal one (no SMM support). */
-    if (as_id >= 1 || id >= ABI_USER_MEM_SLOTS)
+    /* x86's two address spaces: 0 normal, 1 SMM (KVM_ADDRESS_SPACE_NUM = 2) */
+    if (as_id >= 2 || id >= ABI_USER_MEM_SLOTS)
         return -EINVAL;
+    struct abi_aspace *as = &vm->as[as_id];
     if ((m->memory_size & (ABI_PAGE_SIZE - 1)) || (m->guest_phys_addr & (ABI_PAGE_SIZE - 1)))
         return -EINVAL;
     if ((m->userspace_addr & (ABI_PAGE_SIZE - 1)) || m->userspace_addr > TASK_SIZE_MAX ||
@@ -286,23 +287,27 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
 
     long r = 0;
     pthread_mutex_lock(&vm->lock);
-    if ((r = order_alloc(vm)) != 0)
+    if (!as->slots && !(as->slots = calloc(ABI_USER_MEM_SLOTS, sizeof *as->slots))) {
+        r = -ENOMEM; /* address space 1's table is made at its first slot */
         goto out;
-    struct abi_memslot *old = &vm->slots[id];
+    }
+    if ((r = order_alloc(as)) != 0)
+        goto out;
+    struct abi_memslot *old = &as->slots[id];
     if (m->memory_size == 0) { /* delete */
         if (!old->used) {
             r = -EINVAL;
             goto out;
         }
         struct abi_memslot saved = *old;
-        order_remove(vm, id);
+        order_remove(as, id);
         memset(old, 0, sizeof *old);
-        r = rebuild_physmem(vm);
+        r = rebuild_physmem(vm, as);
         if (r) {
             *old = saved;
-            if (id + 1 > vm->slot_hi)
-                vm->slot_hi = id + 1;
-            order_reset(vm);
+            if (id + 1 > as->slot_hi)
+                as->slot_hi = id + 1;
+            order_reset(as);
             goto out;
         }
         free(saved.dirty);
@@ -324,7 +329,7 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         if (m->guest_phys_addr == old->gpa && m->flags == old->flags)
             goto out; /* nothing changes */
     }
-    if ((!old->used || neu.gpa != old->gpa) && overlaps_other(vm, id, neu.gpa, neu.size)) {
+    if ((!old->used || neu.gpa != old->gpa) && overlaps_other(as, id, neu.gpa, neu.size)) {
         r = -EEXIST;
         goto out;
     }
@@ -358,19 +363,19 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
     }
     struct abi_memslot saved = *old;
     if (old->used)
-        order_remove(vm, id);
+        order_remove(as, id);
     *old = neu;
-    if (id + 1 > vm->slot_hi)
-        vm->slot_hi = id + 1;
-    order_insert(vm, id);
-    r = saved.used ? rebuild_physmem(vm) : add_physmem(vm, id);
+    if (id + 1 > as->slot_hi)
+        as->slot_hi = id + 1;
+    order_insert(as, id);
+    r = saved.used ? rebuild_physmem(vm, as) : add_physmem(vm, as, id);
     if (r) {
         if (neu.dirty != saved.dirty)
             free(neu.dirty);
         *old = saved;
-        if (id + 1 > vm->slot_hi)
-            vm->slot_hi = id + 1;
-        order_reset(vm);
+        if (id + 1 > as->slot_hi)
+            as->slot_hi = id + 1;
+        order_reset(as);
         goto fail_standin;
     }
     if (saved.dirty && saved.dirty != neu.dirty)
@@ -391,9 +396,12 @@ static struct abi_memslot *logged_slot(struct abi_vm *vm, uint32_t slot, long *e
 {
     uint32_t as_id = slot >> 16, id = slot & 0xffff;
     *err = -EINVAL;
-    if (as_id >= 1 || id >= ABI_USER_MEM_SLOTS)
+    if (as_id >= 2 || id >= ABI_USER_MEM_SLOTS)
         return NULL;
-    struct abi_memslot *s = &vm->slots[id];
+    *err = -ENOENT;
+    if (!vm->as[as_id].slots)
+        return NULL;
+    struct abi_memslot *s = &vm->as[as_id].slots[id];
     *err = -ENOENT;
     if (!s->used || !s->dirty)
         return NULL;
@@ -519,10 +527,13 @@ long abi_vm_enable_manual_dirty_log(struct abi_vm *vm, uint64_t flags)
 }
 
 /* Writes done by the layers above (MSR-driven guest writes, PIO string data). */
+static void free_aspace(struct abi_aspace *as);
+
 void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len)
 {
-    for (unsigned i = 0; i < vm->mem.nslots; i++) {
-        struct emu_slot *s = &vm->mem.slots[i];
+    struct abi_aspace *as = &vm->as[0]; /* abi/ and msr/ write for the guest outside SMM */
+    for (unsigned i = 0; i < as->mem.nslots; i++) {
+        struct emu_slot *s = &as->mem.slots[i];
         if (!s->dirty_bitmap || gpa < s->gpa || gpa >= s->gpa + s->size)
             continue;
         for (uint64_t a = gpa & ~(uint64_t)(ABI_PAGE_SIZE - 1); a < gpa + len && a < s->gpa + s->size;
@@ -535,19 +546,25 @@ void abi_vm_mark_dirty(struct abi_vm *vm, uint64_t gpa, uint64_t len)
 
 void abi_vm_free_slots(struct abi_vm *vm)
 {
-    if (!vm->slots)
+    for (unsigned i = 0; i < 2; i++)
+        free_aspace(&vm->as[i]);
+}
+
+static void free_aspace(struct abi_aspace *as)
+{
+    if (!as->slots)
         return;
     for (unsigned i = 0; i < ABI_USER_MEM_SLOTS; i++) {
-        free(vm->slots[i].dirty);
-        if (vm->slots[i].null_standin)
-            munmap(vm->slots[i].null_standin, vm->slots[i].size);
+        free(as->slots[i].dirty);
+        if (as->slots[i].null_standin)
+            munmap(as->slots[i].null_standin, as->slots[i].size);
     }
-    free(vm->slots);
-    vm->slots = NULL;
-    free(vm->mem.slots);
-    vm->mem.slots = NULL;
-    free(vm->slot_order);
-    vm->slot_order = NULL;
-    vm->nslot_order = 0;
-    vm->mem.nslots = 0;
+    free(as->slots);
+    as->slots = NULL;
+    free(as->mem.slots);
+    as->mem.slots = NULL;
+    free(as->slot_order);
+    as->slot_order = NULL;
+    as->nslot_order = 0;
+    as->mem.nslots = 0;
 }

@@ -13,7 +13,7 @@
 static int guest_write(void *ctx, uint64_t gpa, const void *src, size_t len)
 {
     struct abi_vm *vm = ctx;
-    uint8_t *h = emu_gpa_to_host(&vm->mem, gpa, len, true);
+    uint8_t *h = emu_gpa_to_host(&vm->as[0].mem, gpa, len, true);
     /* the slot's host mapping may be bad: copy as KVM's kvm_write_guest does, EFAULT */
     if (!h || abi_copy_to_user(h, src, len))
         return -EFAULT;
@@ -24,7 +24,7 @@ static int guest_write(void *ctx, uint64_t gpa, const void *src, size_t len)
 static int guest_read(void *ctx, uint64_t gpa, void *dst, size_t len)
 {
     struct abi_vm *vm = ctx;
-    const uint8_t *h = emu_gpa_to_host(&vm->mem, gpa, len, false);
+    const uint8_t *h = emu_gpa_to_host(&vm->as[0].mem, gpa, len, false);
     if (!h || abi_copy_from_user(dst, h, len))
         return -EFAULT;
     return 0;

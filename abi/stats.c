@@ -50,9 +50,9 @@ static void values(struct abi_vm *vm, struct abi_vcpu *v, uint64_t *out, unsigne
     }
     out[0] = vm->nvcpus;
     uint64_t pages = 0;
-    for (unsigned i = 0; i < vm->slot_hi; i++)
-        if (vm->slots[i].used)
-            pages += vm->slots[i].size / ABI_PAGE_SIZE;
+    for (unsigned i = 0; i < vm->as[0].slot_hi; i++)
+        if (vm->as[0].slots[i].used)
+            pages += vm->as[0].slots[i].size / ABI_PAGE_SIZE;
     out[1] = pages;
 }
 

@@ -39,6 +39,10 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_GET_TSC_KHZ, 1},
     {KVM_CAP_SYNC_REGS, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS},
     {KVM_CAP_VCPU_EVENTS, 1},
+    /* SMM (emu/smm.c): x86.c KVM_CAP_X86_SMM; two memslot address spaces, the second for
+     * SMM (kvm_main.c KVM_CAP_MULTI_ADDRESS_SPACE: kvm_arch_nr_memslot_as_ids = 2) */
+    {KVM_CAP_X86_SMM, 1},
+    {KVM_CAP_MULTI_ADDRESS_SPACE, 2},
     {KVM_CAP_DEBUGREGS, 1},
     {KVM_CAP_XSAVE, 1},
     {KVM_CAP_XCRS, 1},
@@ -136,14 +140,14 @@ static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned 
     struct abi_vm *vm = calloc(1, sizeof *vm);
     if (!vm)
         return -ENOMEM;
-    vm->slots = calloc(ABI_USER_MEM_SLOTS, sizeof *vm->slots);
-    if (!vm->slots) {
+    vm->as[0].slots = calloc(ABI_USER_MEM_SLOTS, sizeof *vm->as[0].slots);
+    if (!vm->as[0].slots) {
         free(vm);
         return -ENOMEM;
     }
     int fd = abi_memfd("kvm-vm", 0, O_CLOEXEC);
     if (fd < 0) {
-        free(vm->slots);
+        free(vm->as[0].slots);
         free(vm);
         return fd;
     }

@@ -17,7 +17,7 @@ long abi_vcpu_set_vapic_addr(struct abi_vcpu *v, unsigned long arg)
     if (va.vapic_addr) {
         /* kvm_gfn_to_hva_cache_init: the u32 must be writable guest RAM */
         pthread_rwlock_rdlock(&v->vm->mem_lock);
-        bool ok = emu_gpa_to_host(&v->vm->mem, va.vapic_addr, 4, true) != NULL;
+        bool ok = emu_gpa_to_host(&v->vm->as[0].mem, va.vapic_addr, 4, true) != NULL;
         pthread_rwlock_unlock(&v->vm->mem_lock);
         if (!ok)
             return -EINVAL;
@@ -50,7 +50,7 @@ void abi_vapic_sync_to(struct abi_vcpu *v)
     uint32_t data;
     if (!v->lapic || !abi_lapic_vapic_data(v->lapic, &gpa, &data))
         return;
-    uint8_t *h = emu_gpa_to_host(&v->vm->mem, gpa, 4, true);
+    uint8_t *h = emu_gpa_to_host(&v->vm->as[0].mem, gpa, 4, true);
     /* kvm_write_guest_cached: a vanished slot or bad host mapping is silently skipped */
     if (h && abi_copy_to_user(h, &data, 4) == 0)
         abi_vm_mark_dirty(v->vm, gpa, 4);
@@ -62,7 +62,7 @@ void abi_vapic_sync_from(struct abi_vcpu *v)
     uint64_t gpa;
     if (!v->lapic || !abi_lapic_vapic_active(v->lapic, &gpa))
         return;
-    const uint8_t *h = emu_gpa_to_host(&v->vm->mem, gpa, 4, false);
+    const uint8_t *h = emu_gpa_to_host(&v->vm->as[0].mem, gpa, 4, false);
     uint32_t data;
     if (h && abi_copy_from_user(&data, h, 4) == 0)
         abi_lapic_vapic_set_tpr(v->lapic, (uint8_t)data);

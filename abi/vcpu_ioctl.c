@@ -153,7 +153,9 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
         r = 0;
         break;
     case KVM_SMI:
-        r = -ENOTTY; /* kvm_inject_smi without CONFIG_KVM_SMM (no SMM here) */
+        /* kvm_inject_smi: KVM_REQ_SMI, always 0; process_smi makes it pending (x86.c) */
+        emu_cpu(v->emu)->ev.smi_pending = true;
+        r = 0;
         break;
     default: {
         bool handled;

@@ -166,10 +166,12 @@ long abi_vcpu_set_nested_state(struct abi_vcpu *v, unsigned long arg)
     if (st.flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING |
                      KVM_STATE_NESTED_GIF_SET))
         return -EINVAL;
+    if (!(emu_cpu(v->emu)->efer & (1ull << 12)) && st.flags != KVM_STATE_NESTED_GIF_SET)
+        return -EINVAL; /* GIF=1 and no guest mode without EFER.SVME */
+    if (emu_cpu(v->emu)->ev.smm && (st.flags & KVM_STATE_NESTED_GUEST_MODE))
+        return -EINVAL; /* SMM temporarily disables SVM: no guest mode */
     if (!(st.flags & KVM_STATE_NESTED_GUEST_MODE))
         return emu_svm_set_nested_state(v->emu, st.flags, 0, NULL);
-    if (!(emu_cpu(v->emu)->efer & (1ull << 12)))
-        return -EINVAL; /* guest mode needs EFER.SVME */
     if (st.hdr.svm.vmcb_pa & 0xfff)
         return -EINVAL;
     if (st.size < HDR_SIZE + KVM_STATE_NESTED_SVM_VMCB_SIZE)

@@ -240,6 +240,12 @@ static void accept_events(struct abi_vcpu *v)
 {
     if (!v->lapic)
         return;
+    if (emu_cpu(v->emu)->ev.smm) {
+        /* kvm_apic_init_sipi_allowed: INIT stays latched in SMM, a SIPI is dropped */
+        uint8_t vec;
+        abi_lapic_take_sipi(v->lapic, &vec);
+        return;
+    }
     if (abi_lapic_take_init(v->lapic)) {
         emu_init_signal(v->emu);
         msr_vcpu_reset(v->msr, true);
@@ -537,7 +543,8 @@ static uint64_t thread_run_delay(struct abi_vcpu *v)
 long abi_vcpu_run(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
-    run->flags = 0; /* kvm_arch_vcpu_ioctl_run; no SMM, no guest mode */
+    /* post_kvm_run_save: KVM_RUN_X86_SMM in SMM (no guest-mode flag yet) */
+    run->flags = emu_cpu(v->emu)->ev.smm ? KVM_RUN_X86_SMM : 0;
     long r = -EINVAL;
     /* kvm_arch_vcpu_ioctl_run: an AP that never got INIT blocks (below) before sync_regs
      * are checked or the last exit is completed */

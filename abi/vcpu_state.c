@@ -431,6 +431,13 @@ static long get_events(struct abi_vcpu *v, struct kvm_vcpu_events *e)
     e->nmi.injected = ev->nmi_injected;
     e->nmi.pending = ev->nmi_pending;
     e->nmi.masked = ev->nmi_masked;
+    /* kvm_vcpu_ioctl_x86_get_vcpu_events: a KVM_REQ_SMI becomes smi_pending first */
+    if (v->lapic && abi_lapic_take_smi(v->lapic))
+        emu_cpu(v->emu)->ev.smi_pending = true;
+    e->smi.smm = ev->smm;
+    e->smi.pending = ev->smi_pending;
+    e->smi.smm_inside_nmi = ev->smm_inside_nmi;
+    e->smi.latched_init = v->lapic && abi_lapic_latched_init(v->lapic);
     e->flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW |
                KVM_VCPUEVENT_VALID_SMM;
     if (v->vm->exception_payload)
@@ -469,9 +476,9 @@ static long set_events(struct abi_vcpu *v, const struct kvm_vcpu_events *events)
         return -EINVAL;
     if ((e->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT) && !v->vm->triple_fault_event)
         return -EINVAL;
-    /* no SMM here: KVM built without CONFIG_KVM_SMM refuses any SMM state */
-    if ((e->flags & KVM_VCPUEVENT_VALID_SMM) &&
-        (e->smi.smm || e->smi.pending || e->smi.smm_inside_nmi))
+    /* INITs are latched while in SMM: not together with INIT_RECEIVED */
+    if ((e->flags & KVM_VCPUEVENT_VALID_SMM) && (e->smi.smm || e->smi.pending) &&
+        v->mp_state == KVM_MP_STATE_INIT_RECEIVED)
         return -EINVAL;
     struct emu_events *ev = &emu_cpu(v->emu)->ev;
     ev->exc_injected = e->exception.injected;
@@ -490,6 +497,16 @@ static long set_events(struct abi_vcpu *v, const struct kvm_vcpu_events *events)
     if (e->flags & KVM_VCPUEVENT_VALID_NMI_PENDING)
         ev->nmi_pending = e->nmi.pending;
     ev->nmi_masked = e->nmi.masked;
+    if (e->flags & KVM_VCPUEVENT_VALID_SMM) {
+        /* a change of SMM leaves guest mode, then switches the address space
+         * (kvm_leave_nested, kvm_smm_changed) */
+        emu_smm_set(v->emu, e->smi.smm);
+        ev->smi_pending = e->smi.pending;
+        if (e->smi.smm)
+            ev->smm_inside_nmi = e->smi.smm_inside_nmi;
+        if (v->lapic)
+            abi_lapic_set_latched_init(v->lapic, e->smi.latched_init);
+    }
     if (e->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
         ev->triple_fault_pending = e->triple_fault.pending;
     return 0;

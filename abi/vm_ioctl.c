@@ -99,11 +99,12 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
         r = -ENOMEM;
         goto fail_fd;
     }
-    v->emu = emu_vcpu_create(&vm->mem);
+    v->emu = emu_vcpu_create(&vm->as[0].mem);
     if (!v->emu) {
         r = -ENOMEM;
         goto fail_fd;
     }
+    emu_set_smm_physmem(v->emu, &vm->as[1].mem); /* memslots of address space 1 in SMM */
     struct cpu *cpu = emu_cpu(v->emu);
     cpu->owner = v;
     emu_reset(v->emu); /* before msr/ sets its reset values and the TSC offset */

@@ -68,6 +68,10 @@ struct emu_events {
     /* interrupt shadow after MOV SS / POP SS / STI (SDM vol.3 6.8.3) */
     uint8_t int_shadow; /* KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI */
     bool smi_pending;
+    /* System-management mode (6.12 smm.c; HF_SMM_MASK / HF_SMM_INSIDE_NMI_MASK): in SMM,
+     * and whether NMIs were already blocked when the SMI was taken (RSM then keeps them
+     * blocked). Set by emu/smm.c, and by abi/ through emu_smm_set (KVM_SET_VCPU_EVENTS). */
+    bool smm, smm_inside_nmi;
     bool triple_fault_pending;
 };
 
@@ -119,6 +123,8 @@ struct cpu {
     uint64_t pat;
     uint64_t spec_ctrl;
     uint64_t xss;
+    uint64_t smbase;    /* IA32_SMBASE (host-only MSR; RSM reloads it from SMRAM, smm.c) */
+    uint64_t smi_count; /* MSR_SMI_COUNT: SMIs taken (x86.c ++vcpu->arch.smi_count) */
     uint64_t vm_hsave_pa; /* AMD VM_HSAVE_PA: VMRUN needs it set (KVM nested.hsave_msr) */
     /* Intel: the IA32_VMX_* capability MSRs of this vCPU (KVM vmx->nested.msrs). msr/
      * resets and restores them (msr/h_vmx.c), emu/vmx.c checks VMXON and VM entries

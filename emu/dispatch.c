@@ -10,6 +10,7 @@ static const struct emu_handler_entry *const lists[] = {
     emu_alu_handlers,   emu_muldiv_handlers, emu_shift_handlers, emu_bit_handlers,
     emu_bcd_handlers,   emu_mov_handlers,    emu_stack_handlers, emu_branch_handlers,
     emu_string_handlers, emu_system_handlers, emu_io_handlers, emu_svm_handlers, emu_vmx_handlers,
+    emu_smm_handlers,
     emu_simd_handlers,  emu_xsave_handlers,  emu_x87_handlers,   emu_avx_handlers,
     emu_fma_handlers,   emu_aes_handlers,
 };

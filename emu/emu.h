@@ -215,6 +215,17 @@ void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *s
 int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_state *st,
                              const uint8_t *data, bool copy_failed);
 
+/* ---------------- system-management mode (emu/smm.c) ---------------- */
+
+/* The memory the vCPU sees in SMM (KVM's address space 1, kvm_arch_vcpu_memslots_id);
+ * NULL: SMM sees the normal one. Its changes must bump the generation of the physmem
+ * given to emu_vcpu_create, which counts both. An SMI is cpu.ev.smi_pending (taken at the
+ * next boundary outside SMM, after exceptions, before NMIs); SMM is cpu.ev.smm. */
+void emu_set_smm_physmem(struct emu_vcpu *v, struct emu_physmem *pm);
+/* KVM_SET_VCPU_EVENTS changing cpu.ev.smm (x86.c): a running L2 ends (kvm_leave_nested),
+ * then the address space follows (kvm_smm_changed). No-op when smm is unchanged. */
+void emu_smm_set(struct emu_vcpu *v, bool smm);
+
 /* ---------------- interrupt controller hooks (in-kernel LAPIC, wired by abi/) ---------------- */
 
 struct emu_irq_ops {
@@ -226,6 +237,9 @@ struct emu_irq_ops {
     void (*ack)(void *ctx, struct cpu *cpu, int vector);
     /* NMI pending from the APIC (LINT1/ICR NMI); cleared when taken. */
     bool (*nmi_pending)(void *ctx, struct cpu *cpu);
+    /* Optional: an SMI arrived by APIC message (KVM_REQ_SMI); true once per SMI, which
+     * emu then keeps in cpu.ev.smi_pending (process_smi). */
+    bool (*smi_pending)(void *ctx, struct cpu *cpu);
     void *ctx;
 };
 void emu_set_irq_ops(struct emu_vcpu *v, const struct emu_irq_ops *ops);

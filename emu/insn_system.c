@@ -724,7 +724,7 @@ const struct emu_handler_entry emu_system_handlers[] = {
     {DOP_VMCALL, h_hypercall}, {DOP_VMMCALL, h_hypercall},
     {DOP_MONITOR, h_monitor_mwait}, {DOP_MWAIT, h_monitor_mwait},
     {DOP_RDPMC, h_rdpmc},
-    {DOP_ENCLS, h_absent}, {DOP_ENCLU, h_absent}, {DOP_GETSEC, h_absent}, {DOP_RSM, h_absent},
+    {DOP_ENCLS, h_absent}, {DOP_ENCLU, h_absent}, {DOP_GETSEC, h_absent},
     {DOP_XBEGIN, h_absent}, {DOP_XABORT, h_absent}, {DOP_XEND, h_absent}, {DOP_XTEST, h_absent},
     {DOP_RDPKRU, h_absent}, {DOP_WRPKRU, h_absent},
     {0, NULL},

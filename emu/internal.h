@@ -64,6 +64,11 @@ extern const struct emu_handler_entry emu_system_handlers[]; /* emu/insn_system.
 extern const struct emu_handler_entry emu_io_handlers[];     /* emu/insn_io.c */
 extern const struct emu_handler_entry emu_svm_handlers[];    /* emu/svm.c */
 extern const struct emu_handler_entry emu_vmx_handlers[];    /* emu/vmx.c */
+extern const struct emu_handler_entry emu_smm_handlers[];    /* emu/smm.c */
+
+/* emu/smm.c: the SMI step of event injection (true: SMM was entered), and SMM entry. */
+bool emu_smm_take_smi(struct emu_vcpu *v);
+void emu_smm_enter(struct emu_vcpu *v);
 
 emu_handler_fn *emu_handler_for(uint16_t op);
 /* CPL-0-only op (checked by the run loop before the handler runs). */
@@ -303,7 +308,11 @@ enum emu_pending {
 
 struct emu_vcpu {
     struct cpu cpu;
+    /* the address space the vCPU sees now: pm_as[1] in SMM when the layer above gave one
+     * (emu_set_smm_physmem; KVM kvm_arch_vcpu_memslots_id), else pm_as[0]. Every memslot
+     * generation is counted in pm_as[0]->generation. */
     struct emu_physmem *pm;
+    struct emu_physmem *pm_as[2];
     uint64_t pm_gen;
 
     struct emu_msr_ops msr_ops;

@@ -142,6 +142,19 @@ bool emu_vmx_cr_valid(struct emu_vcpu *v, unsigned cr, uint64_t val);
  * invalid L2 guest state). */
 void emu_vmx_run_entry(struct emu_vcpu *v);
 
+/* SMM hooks of the vendors (emu/smm.c calls them where smm.c calls kvm_x86_ops'
+ * enter_smm / leave_smm). smram is the 512-byte state-save map (SMBASE + 0xfe00).
+ * enter: the vCPU leaves guest mode (state already saved in smram); leave: it re-enters
+ * the L2 the map or the vendor state records. False: KVM's failure (VM dead at entry,
+ * shutdown at RSM). */
+bool emu_svm_smm_enter(struct emu_vcpu *v, uint8_t *smram, bool lm);
+bool emu_svm_smm_leave(struct emu_vcpu *v, const uint8_t *smram);
+/* kvm_leave_nested: end the running L2 without a VM exit to L1's handler. */
+void emu_svm_leave_guest(struct emu_vcpu *v);
+void emu_vmx_leave_guest(struct emu_vcpu *v);
+/* SVM_EXIT_SMI when L1 intercepts SMIs in the running L2 (does not return then). */
+void emu_svm_smi_intercept(struct emu_vcpu *v);
+
 /* fault_kind values (emu/internal.h struct emu_vcpu) */
 enum { EMU_FK_EXCEPTION = 0, EMU_FK_INTERNAL = 1, EMU_FK_SUSPEND = 2, EMU_FK_HOST_FAULT = 3,
        EMU_FK_VMEXIT = 4 };

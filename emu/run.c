@@ -258,6 +258,8 @@ static void inject_events(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
     struct emu_events *ev = &c->ev;
+    if (v->has_irq_ops && v->irq_ops.smi_pending && v->irq_ops.smi_pending(v->irq_ops.ctx, c))
+        ev->smi_pending = true; /* process_smi */
     if (ev->exc_pending || ev->exc_injected) {
         bool reinject = ev->exc_injected;
         ev->exc_pending = ev->exc_injected = false;
@@ -272,9 +274,12 @@ static void inject_events(struct emu_vcpu *v)
         v->exit->shutdown.requested = true;
         return;
     }
-    /* GIF = 0 (CLGI, or just after #VMEXIT) holds off NMIs and interrupts (APM 15.17) */
+    /* GIF = 0 (CLGI, or just after #VMEXIT) holds off SMIs, NMIs and interrupts
+     * (APM 15.17, svm_smi_blocked) */
     if (v->nested.svm.gif_clear)
         return;
+    if (ev->smi_pending && emu_smm_take_smi(v))
+        return; /* kvm_check_and_inject_events: can_inject = false after enter_smm */
     if (v->nested.guest_mode) {
         v->nested.ops->events(v); /* L1's interrupt controls decide (intercept or L2's IDT) */
         return;
@@ -316,7 +321,7 @@ static void inject_events(struct emu_vcpu *v)
  * then publish that it was seen (emu_wait_generation_seen). */
 static void sync_generation(struct emu_vcpu *v)
 {
-    uint64_t gen = __atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE);
+    uint64_t gen = __atomic_load_n(&v->pm_as[0]->generation, __ATOMIC_ACQUIRE);
     emu_flush_caches(v);
     __atomic_store_n(&v->pm_gen, gen, __ATOMIC_RELEASE);
 }
@@ -327,7 +332,7 @@ static inline bool attention(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
     struct emu_exit *x = v->exit;
-    if (__builtin_expect(v->pm->generation != v->pm_gen, 0))
+    if (__builtin_expect(v->pm_as[0]->generation != v->pm_gen, 0))
         sync_generation(v);
     if (__builtin_expect(__atomic_load_n(&v->stop_req, __ATOMIC_RELAXED), 0)) {
         __atomic_store_n(&v->stop_req, 0, __ATOMIC_RELAXED);
@@ -337,6 +342,7 @@ static inline bool attention(struct emu_vcpu *v)
     struct emu_events *ev = &c->ev;
     if (__atomic_load_n(&v->kick, __ATOMIC_RELAXED) || ev->exc_pending || ev->exc_injected ||
         ev->nmi_pending || ev->nmi_injected || ev->irq_injected || ev->triple_fault_pending ||
+        ev->smi_pending ||
         c->halted || v->has_irq_ops) {
         __atomic_store_n(&v->kick, 0, __ATOMIC_RELAXED);
         inject_events(v);
@@ -524,7 +530,7 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
         return;
     }
     __atomic_store_n(&v->in_run, true, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&v->pm->generation, __ATOMIC_ACQUIRE) != v->pm_gen)
+    if (__atomic_load_n(&v->pm_as[0]->generation, __ATOMIC_ACQUIRE) != v->pm_gen)
         sync_generation(v); /* before finishing a pending IN/INS through the old translations */
     v->code_epoch++; /* the VMM (or another vCPU) may have written guest code meanwhile */
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */

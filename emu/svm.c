@@ -186,9 +186,9 @@ static void load_host(struct emu_vcpu *v)
 }
 
 /* APM 15.5.2 #VMEXIT: L2's state and the exit information into VMCB12, then L1's host
- * state back (nested_svm_vmexit). GIF is clear afterwards. Does not return. */
-static _Noreturn void svm_vmexit(struct emu_vcpu *v, uint32_t code, uint64_t info1, uint64_t info2,
-                                 uint64_t next_rip)
+ * state back (nested_svm_vmexit). GIF is clear afterwards. Returns (SMM entry goes on). */
+static void vmexit_state(struct emu_vcpu *v, uint32_t code, uint64_t info1, uint64_t info2,
+                         uint64_t next_rip)
 {
     struct cpu *c = &v->cpu;
     struct emu_svm *s = &v->nested.svm;
@@ -241,6 +241,13 @@ static _Noreturn void svm_vmexit(struct emu_vcpu *v, uint32_t code, uint64_t inf
     /* Leave guest mode; a VMCB that cannot be written back loses the exit information
      * (KVM fails the kvm_vcpu_map the same way), L1 still gets its state back. */
     load_host(v);
+}
+
+/* The #VMEXIT of an intercept: the L2 instruction or event is abandoned. */
+static _Noreturn void svm_vmexit(struct emu_vcpu *v, uint32_t code, uint64_t info1, uint64_t info2,
+                                 uint64_t next_rip)
+{
+    vmexit_state(v, code, info1, info2, next_rip);
     emu_nested_resume_l1(v);
 }
 
@@ -516,6 +523,9 @@ static bool vmcb12_valid(struct emu_vcpu *v, const uint8_t *vmcb, const struct e
     return true;
 }
 
+static bool enter_guest(struct emu_vcpu *v, uint64_t pa, const uint8_t *vmcb,
+                        const struct emu_svm_ctl *ctl);
+
 static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     struct cpu *c = &v->cpu;
@@ -524,6 +534,8 @@ static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
     emu_icpt_insn(v, EMU_NX_VMRUN, 0); /* L1 always intercepts VMRUN in its L2 */
     if (!c->vm_hsave_pa)
         emu_raise(v, EMU_GP, 0);
+    if (c->ev.smm)
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE); /* nested_svm_vmrun: no VMRUN in SMM */
     uint64_t pa = rax_pa(v, d) & ~0xfffull;
     uint8_t vmcb[4096];
     if (!legal_gpa(v, pa) || !emu_phys_read(v, pa, vmcb, sizeof vmcb))
@@ -557,7 +569,22 @@ static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
     h->tsc_offset = c->tsc_offset;
     h->nmi_masked = c->ev.nmi_masked;
 
-    /* L2's state (nested_vmcb02_prepare_save) */
+    bool ok = enter_guest(v, pa, vmcb, &ctl);
+    v->next_rip = rd(vmcb, S_RIP, 8);
+    if (!ok)
+        svm_vmexit(v, (uint32_t)SVM_EXIT_ERR, 0, 0, 0); /* nested_svm_load_cr3 failed */
+    return EMU_H_NEXT;
+}
+
+/* enter_svm_guest_mode: L2's state from VMCB12 (nested_vmcb02_prepare_save), guest mode
+ * on, GIF set (VMRUN then sets next_rip to the same RIP; RSM loads SMRAM over it). False: the
+ * PAE PDPTEs could not be loaded (the caller takes VMEXIT_INVALID). */
+static bool enter_guest(struct emu_vcpu *v, uint64_t pa, const uint8_t *vmcb,
+                        const struct emu_svm_ctl *ctlp)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_svm *s = &v->nested.svm;
+    struct emu_svm_ctl ctl = *ctlp;
     seg_load(vmcb, S_ES, &c->seg[EMU_ES]);
     seg_load(vmcb, S_CS, &c->seg[EMU_CS]);
     seg_load(vmcb, S_SS, &c->seg[EMU_SS]);
@@ -577,7 +604,7 @@ static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
     c->dr[7] = rd(vmcb, S_DR7, 8) | 0x400;
     c->dr[6] = rd(vmcb, S_DR6, 8) | 0xffff0ff0u;
     emu_flags_set(v, rd(vmcb, S_RFLAGS, 8) | EMU_FL_FIXED1);
-    v->next_rip = rd(vmcb, S_RIP, 8);
+    c->rip = rd(vmcb, S_RIP, 8);
     c->tsc_offset += ctl.tsc_offset; /* kvm_calc_nested_tsc_offset at the default ratio */
     c->ev.nmi_masked = false; /* L2's NMI blocking is its own (no vNMI) */
     c->ev.int_shadow = 0;
@@ -591,11 +618,9 @@ static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
     emu_update_mode(v);
     c->cpl = (int)rd(vmcb, S_CPL, 1) & 3; /* the VMCB's CPL, as vmcb02->save.cpl */
     emu_tlb_flush(v); /* nested_svm_transition_tlb_flush: every ASID switch flushes */
-    if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA) &&
-        !emu_try_load_pdptrs(v, c->cr3))
-        svm_vmexit(v, (uint32_t)SVM_EXIT_ERR, 0, 0, 0); /* nested_svm_load_cr3 failed */
     v->kick = 1;
-    return EMU_H_NEXT;
+    return !((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA) &&
+             !emu_try_load_pdptrs(v, c->cr3));
 }
 
 /* VMLOAD / VMSAVE (svm_copy_vmloadsave_state): FS GS TR LDTR with their hidden parts,
@@ -764,4 +789,105 @@ int emu_svm_set_nested_state(struct emu_vcpu *v, uint32_t flags, uint64_t vmcb_p
     emu_tlb_flush(v);
     v->kick = 1;
     return 0;
+}
+
+/* kvm_leave_nested for SVM (svm_leave_nested): back to L1's state, no exit information. */
+void emu_svm_leave_guest(struct emu_vcpu *v)
+{
+    if (v->nested.guest_mode && v->nested.ops == &emu_svm_ops)
+        load_host(v);
+}
+
+/* ---- SMM (svm.c svm_enter_smm / svm_leave_smm, svm_check_nested_events' SMI) ---- */
+
+#define SVM_EXIT_SMI 0x062
+#define SMRAM_SVM_GUEST_FLAG 0xd8 /* offsets in the 64-bit state-save map (smm.h) */
+#define SMRAM_SVM_VMCB_GPA 0xe0
+#define SMRAM_EFER 0xd0
+
+/* An SMI in L2 that L1 intercepts is SVM_EXIT_SMI first (the SMI stays pending and is
+ * taken in L1 afterwards). Returns when L1 does not intercept. */
+void emu_svm_smi_intercept(struct emu_vcpu *v)
+{
+    if (v->nested.guest_mode && v->nested.ops == &emu_svm_ops &&
+        icpt(&v->nested.svm.ctl, SVM_EXIT_SMI))
+        svm_vmexit(v, SVM_EXIT_SMI, 0, 0, 0);
+}
+
+/* The host state as VMRUN saved it, in save-area format at hsave + 0x400
+ * (svm_copy_vmrun_state): SMM reuses vmcb01, and so may the SMI handler. */
+static void host_store(uint8_t *p, const struct emu_svm_host *h)
+{
+    seg_store(p, S_ES, &h->es);
+    seg_store(p, S_CS, &h->cs);
+    seg_store(p, S_SS, &h->ss);
+    seg_store(p, S_DS, &h->ds);
+    dt_store(p, S_GDTR, &h->gdtr);
+    dt_store(p, S_IDTR, &h->idtr);
+    wr(p, S_RFLAGS, 8, h->rflags | EMU_FL_FIXED1);
+    wr(p, S_EFER, 8, h->efer);
+    wr(p, S_CR0, 8, h->cr0);
+    wr(p, S_CR3, 8, h->cr3);
+    wr(p, S_CR4, 8, h->cr4);
+    wr(p, S_RAX, 8, h->rax);
+    wr(p, S_RSP, 8, h->rsp);
+    wr(p, S_RIP, 8, h->rip);
+    wr(p, S_CPL, 1, 0);
+}
+
+static void host_load(const uint8_t *p, struct emu_svm_host *h)
+{
+    seg_load(p, S_ES, &h->es);
+    seg_load(p, S_CS, &h->cs);
+    seg_load(p, S_SS, &h->ss);
+    seg_load(p, S_DS, &h->ds);
+    dt_load(p, S_GDTR, &h->gdtr);
+    dt_load(p, S_IDTR, &h->idtr);
+    h->rflags = rd(p, S_RFLAGS, 8) | EMU_FL_FIXED1;
+    h->efer = rd(p, S_EFER, 8);
+    h->cr0 = rd(p, S_CR0, 8), h->cr3 = rd(p, S_CR3, 8), h->cr4 = rd(p, S_CR4, 8);
+    h->rax = rd(p, S_RAX, 8), h->rsp = rd(p, S_RSP, 8), h->rip = rd(p, S_RIP, 8);
+}
+
+bool emu_svm_smm_enter(struct emu_vcpu *v, uint8_t *smram, bool lm)
+{
+    struct emu_svm *s = &v->nested.svm;
+    if (!v->nested.guest_mode || v->nested.ops != &emu_svm_ops)
+        return true;
+    if (!lm)
+        return false; /* the 32-bit map keeps no EFER / SVM state */
+    wr(smram, SMRAM_SVM_GUEST_FLAG, 8, 1);
+    wr(smram, SMRAM_SVM_VMCB_GPA, 8, s->vmcb12_pa);
+    vmexit_state(v, 0xf0000000u /* SVM_EXIT_SW: nested_svm_simple_vmexit */, 0, 0, 0);
+    uint8_t page[4096];
+    uint64_t hsave = v->cpu.vm_hsave_pa & ~0xfffull;
+    if (!emu_phys_read(v, hsave, page, sizeof page))
+        return false;
+    host_store(page, &s->host);
+    return emu_phys_write(v, hsave, page, sizeof page);
+}
+
+bool emu_svm_smm_leave(struct emu_vcpu *v, const uint8_t *smram)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_svm *s = &v->nested.svm;
+    if (!rd(smram, SMRAM_SVM_GUEST_FLAG, 8))
+        return true;
+    const struct emu_cpuid_entry *e = emu_cpuid_find(v, 0x80000001u, 0);
+    if (!e || !(e->ecx & (1u << 2)) || !(rd(smram, SMRAM_EFER, 8) & EFER_SVME))
+        return false;
+    uint64_t pa = rd(smram, SMRAM_SVM_VMCB_GPA, 8);
+    uint8_t vmcb[4096], page[4096];
+    if ((pa & 0xfff) || !emu_phys_read(v, pa, vmcb, sizeof vmcb) ||
+        !emu_phys_read(v, c->vm_hsave_pa & ~0xfffull, page, sizeof page))
+        return false;
+    struct emu_svm_ctl ctl;
+    ctl_load(vmcb, &ctl);
+    if (!vmcb12_valid(v, vmcb, &ctl)) /* nested_svm_check_cached_vmcb12 */
+        return false;
+    /* L1's state for the next #VMEXIT from the host save area (vmcb01 was used by SMM) */
+    host_load(page, &s->host);
+    s->host.tsc_offset = c->tsc_offset;
+    s->host.nmi_masked = c->ev.nmi_masked;
+    return enter_guest(v, pa, vmcb, &ctl);
 }

@@ -14,7 +14,7 @@ struct emu_vcpu *emu_vcpu_create(struct emu_physmem *pm)
         return NULL;
     /* the block cache is allocated on the first emu_run: VMMs and
      * kvm_create_max_vcpus create thousands of vCPUs that never run */
-    v->pm = pm;
+    v->pm = v->pm_as[0] = pm;
     emu_reset(v);
     return v;
 }
@@ -97,6 +97,7 @@ void emu_reset(struct emu_vcpu *v)
     c->cr0 = 0x60000010; /* CD NW ET */
     c->dr[6] = 0xffff0ff0;
     c->dr[7] = 0x400;
+    c->smbase = 0x30000; /* x86.c kvm_vcpu_reset, RESET only (INIT keeps it, below) */
     c->xcr0 = 1;
     c->pat = 0x0007040600070406ull;
     c->apic_base = 0xfee00000ull | (1u << 11) | (1u << 8);
@@ -111,6 +112,7 @@ void emu_reset(struct emu_vcpu *v)
     emu_update_mode(v);
     emu_tlb_flush(v);
     emu_block_cache_flush(v);
+    v->pm = v->pm_as[0]; /* RESET leaves SMM (cpu.ev.smm is clear) */
     v->pm_gen = v->pm ? v->pm->generation : 0;
 }
 
@@ -134,6 +136,7 @@ void emu_init_signal(struct emu_vcpu *v)
     c->sysenter_cs = old.sysenter_cs, c->sysenter_esp = old.sysenter_esp;
     c->sysenter_eip = old.sysenter_eip;
     c->xss = old.xss;
+    c->smbase = old.smbase;
     c->cr8 = old.cr8; /* the LAPIC's TPR, which its own INIT reset then sets */
 }
 

@@ -946,6 +946,13 @@ static void leave_vmx(struct emu_vcpu *v)
     v->nested.vmx.vmxon_ptr = INVALID_PTR;
 }
 
+/* kvm_leave_nested for VMX: L2 ends as nested_vmx_vmexit(-1) ends it; VMX operation stays. */
+void emu_vmx_leave_guest(struct emu_vcpu *v)
+{
+    if (v->nested.guest_mode && v->nested.ops == &emu_vmx_ops)
+        load_host(v, false);
+}
+
 static int h_vmxon(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     struct cpu *c = &v->cpu;

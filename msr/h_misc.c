@@ -327,7 +327,7 @@ int msr_get_smbase(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
     (void)i;
     if (!host)
         return MSR_RET_INVAL;
-    *val = v->k.smbase;
+    *val = v->cpu->smbase;
     return MSR_RET_OK;
 }
 
@@ -336,14 +336,14 @@ int msr_set_smbase(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     (void)i;
     if (!host)
         return MSR_RET_INVAL;
-    v->k.smbase = val;
+    v->cpu->smbase = val;
     return MSR_RET_OK;
 }
 
 int msr_get_smi_count(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 {
     (void)i; (void)host;
-    *val = v->k.smi_count;
+    *val = v->cpu->smi_count;
     return MSR_RET_OK;
 }
 
@@ -352,7 +352,7 @@ int msr_set_smi_count(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
     (void)i;
     if (!host)
         return MSR_RET_INVAL;
-    v->k.smi_count = val;
+    v->cpu->smi_count = val;
     return MSR_RET_OK;
 }
 

@@ -184,9 +184,9 @@ struct msr_kernel_state {
      * were (pfncache.c __kvm_gpc_activate -> kvm_gpc_is_valid_len). */
     uint64_t pv_time_gpa;
     bool pv_time_active;
-    uint64_t hwcr, vm_cr, syscfg, ucode_rev, smbase, bndcfgs, debugctl, ghcb;
+    uint64_t hwcr, vm_cr, syscfg, ucode_rev, bndcfgs, debugctl, ghcb;
     uint64_t xfd, xfd_err;
-    uint64_t misc_features_enables, smi_count, power_ctl, osvw_length, osvw_status, de_cfg;
+    uint64_t misc_features_enables, power_ctl, osvw_length, osvw_status, de_cfg;
     uint64_t pv_async_pf_ack_pending;
     uint64_t tsc_ratio; /* AMD TSC_RATIO MSR, 8.32 fixed point */
     bool pv_guest_stopped; /* KVM_KVMCLOCK_CTRL pending (pvclock_set_guest_stopped_request) */

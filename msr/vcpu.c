@@ -61,11 +61,11 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     v->k.pv_eoi_en = 0;      /* kvm_lapic_reset */
     v->cpu->spec_ctrl = 0;   /* vmx/svm vcpu_reset */
     v->k.umwait_control = 0;
-    v->k.smi_count = 0;      /* 6.12 x86.c kvm_vcpu_reset (11705), INIT and RESET alike */
+    v->cpu->smi_count = 0;      /* 6.12 x86.c kvm_vcpu_reset (11705), INIT and RESET alike */
     if (init_event)
         return;
     /* RESET only */
-    v->k.smbase = 0x30000;
+    v->cpu->smbase = 0x30000;
     v->cpu->pat = MSR_PAT_DEFAULT;
     v->k.misc_features_enables = 0;
     v->k.misc_enable = MSR_MISC_ENABLE_DEFAULT;

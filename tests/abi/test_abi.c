@@ -308,23 +308,23 @@ START_TEST(memory_slots_incremental_view)
                 esize += 4 * PG;
             } else {
                 if (ne) {
-                    ck_assert_uint_eq(vm->mem.slots[ne - 1].gpa, egpa);
-                    ck_assert_uint_eq(vm->mem.slots[ne - 1].size, esize);
+                    ck_assert_uint_eq(vm->as[0].mem.slots[ne - 1].gpa, egpa);
+                    ck_assert_uint_eq(vm->as[0].mem.slots[ne - 1].size, esize);
                 }
-                ck_assert_uint_lt(ne, vm->mem.nslots + 1);
+                ck_assert_uint_lt(ne, vm->as[0].mem.nslots + 1);
                 ne++;
                 egpa = g, esize = 4 * PG, ehost = ref[hit].host, elog = log;
             }
         }
         if (ne) {
-            ck_assert_uint_eq(vm->mem.slots[ne - 1].gpa, egpa);
-            ck_assert_uint_eq(vm->mem.slots[ne - 1].size, esize);
+            ck_assert_uint_eq(vm->as[0].mem.slots[ne - 1].gpa, egpa);
+            ck_assert_uint_eq(vm->as[0].mem.slots[ne - 1].size, esize);
         }
-        ck_assert_uint_eq(vm->mem.nslots, ne);
+        ck_assert_uint_eq(vm->as[0].mem.nslots, ne);
         for (unsigned i = 0; i < NS; i++)
             if (ref[i].used)
                 for (unsigned p = 0; p < 4; p++)
-                    ck_assert_ptr_eq(emu_gpa_to_host(&vm->mem, ref[i].gpa + p * PG + 8, 8, false),
+                    ck_assert_ptr_eq(emu_gpa_to_host(&vm->as[0].mem, ref[i].gpa + p * PG + 8, 8, false),
                                      (uint8_t *)(uintptr_t)ref[i].host + p * PG + 8);
     }
     abi_obj_put(&vm->obj); /* the abi_obj_get reference, then the fds (LeakSanitizer) */
@@ -355,16 +355,16 @@ START_TEST(memory_slots)
     r.userspace_addr = (uintptr_t)mem + 0x10000;
     ck_assert_int_eq(io(&f, f.vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
     struct abi_vm *vm = (struct abi_vm *)abi_obj_get(f.p, f.vm);
-    ck_assert_uint_eq(vm->mem.nslots, 1);
-    ck_assert_uint_eq(vm->mem.slots[0].size, 0x20000);
-    ck_assert_ptr_eq(emu_gpa_to_host(&vm->mem, 0x118000, 8, false), mem + 0x18000);
+    ck_assert_uint_eq(vm->as[0].mem.nslots, 1);
+    ck_assert_uint_eq(vm->as[0].mem.slots[0].size, 0x20000);
+    ck_assert_ptr_eq(emu_gpa_to_host(&vm->as[0].mem, 0x118000, 8, false), mem + 0x18000);
     /* a dirty-logged slot stays separate and reports writes through GET_DIRTY_LOG */
     r.slot = 5;
     r.flags = KVM_MEM_LOG_DIRTY_PAGES;
     r.guest_phys_addr = 0x120000;
     r.userspace_addr = (uintptr_t)mem + 0x20000;
     ck_assert_int_eq(io(&f, f.vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
-    ck_assert_uint_eq(vm->mem.nslots, 2);
+    ck_assert_uint_eq(vm->as[0].mem.nslots, 2);
     abi_vm_mark_dirty(vm, 0x122010, 4);
     uint64_t bitmap[1] = {0};
     struct kvm_dirty_log dl = {.slot = 5, .dirty_bitmap = bitmap};
@@ -388,7 +388,7 @@ START_TEST(memory_slots)
     r.memory_size = 0;
     ck_assert_int_eq(io(&f, f.vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
     ck_assert_int_eq(io(&f, f.vm, KVM_SET_USER_MEMORY_REGION, &r), -EINVAL);
-    ck_assert_ptr_null(emu_gpa_to_host(&vm->mem, 0x100000, 8, false));
+    ck_assert_ptr_null(emu_gpa_to_host(&vm->as[0].mem, 0x100000, 8, false));
     ck_assert_int_eq(io(&f, f.vm, KVM_SET_USER_MEMORY_REGION, (void *)8), -EFAULT);
     abi_obj_put(&vm->obj);
     munmap(mem, 0x40000);
