@@ -510,6 +510,8 @@ static void post_run_save(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
     struct cpu *c = emu_cpu(v->emu);
+    /* post_kvm_run_save: KVM_RUN_X86_SMM in SMM (no guest-mode flag yet) */
+    run->flags = c->ev.smm ? KVM_RUN_X86_SMM : 0;
     run->if_flag = (emu_get_rflags(v->emu) & EMU_FL_IF) != 0;
     run->cr8 = c->cr8; /* the LAPIC keeps cr8 = TPR[7:4] in sync (kvm_lapic_get_cr8) */
     run->apic_base = v->lapic ? abi_lapic_get_base(v->lapic) : c->apic_base;
@@ -543,8 +545,7 @@ static uint64_t thread_run_delay(struct abi_vcpu *v)
 long abi_vcpu_run(struct abi_vcpu *v)
 {
     struct kvm_run *run = v->run;
-    /* post_kvm_run_save: KVM_RUN_X86_SMM in SMM (no guest-mode flag yet) */
-    run->flags = emu_cpu(v->emu)->ev.smm ? KVM_RUN_X86_SMM : 0;
+    run->flags = 0; /* kvm_arch_vcpu_ioctl_run; post_run_save sets KVM_RUN_X86_SMM */
     long r = -EINVAL;
     /* kvm_arch_vcpu_ioctl_run: an AP that never got INIT blocks (below) before sync_regs
      * are checked or the last exit is completed */
