@@ -288,9 +288,11 @@ static int wait_for_sipi(struct abi_vcpu *v)
  * cleared page (svm_get_msr 2926-2960 reads them from vmcb01): STAR, LSTAR, CSTAR, SFMASK,
  * KERNEL_GS_BASE, SYSENTER_CS and the low halves of SYSENTER_ESP/EIP (the high halves are
  * svm->sysenter_*_hi). PAT is vcpu->arch.pat, copied back by init_vmcb (1329). A shutdown
- * KVM requested itself (KVM_REQ_TRIPLE_FAULT) resets nothing, on either vendor. */
+ * KVM requested itself (KVM_REQ_TRIPLE_FAULT) resets nothing, on either vendor. A shutdown
+ * in SMM leaves SMM first. */
 static void svm_shutdown_reset(struct abi_vcpu *v)
 {
+    emu_smm_set(v->emu, false); /* 2271-2273: is_smm -> kvm_smm_changed(vcpu, false) */
     emu_init_signal(v->emu);
     struct cpu *c = emu_cpu(v->emu);
     c->star = c->lstar = c->cstar = c->sfmask = c->kernel_gs_base = 0;

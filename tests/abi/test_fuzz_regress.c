@@ -124,7 +124,7 @@ static void set_msr(struct ctx *c, uint32_t index, uint64_t v)
     ck_assert_int_eq(abi_ioctl(c->p, c->vcpu, KVM_SET_MSRS, (uintptr_t)&m), 1);
 }
 
-static void shutdown_case(const char *vendor, bool requested)
+static void shutdown_case(const char *vendor, bool requested, bool smm)
 {
     setenv("SOFTKVM_VENDOR", vendor, 1);
     bool amd = !strcmp(vendor, "amd");
@@ -146,12 +146,27 @@ static void shutdown_case(const char *vendor, bool requested)
         e.triple_fault.pending = 1;
         ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_VCPU_EVENTS, (uintptr_t)&e), 0);
     }
+    if (smm) { /* SMM's address space 1 maps the same memory (an empty one would be MMIO) */
+        struct kvm_userspace_memory_region m = {.slot = 1u << 16, .memory_size = 0x10000,
+                                                .userspace_addr = (uintptr_t)c.mem};
+        ck_assert_int_eq(abi_ioctl(c.p, c.vm, KVM_SET_USER_MEMORY_REGION, (uintptr_t)&m), 0);
+        struct kvm_vcpu_events e = {.flags = KVM_VCPUEVENT_VALID_SMM};
+        e.smi.smm = 1;
+        ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_SET_VCPU_EVENTS, (uintptr_t)&e), 0);
+    }
     ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_RUN, 0), 0);
     ck_assert_uint_eq(c.run->exit_reason, KVM_EXIT_SHUTDOWN);
     struct kvm_regs r;
     ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_REGS, (uintptr_t)&r), 0);
     ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_SREGS, (uintptr_t)&s), 0);
     ck_assert_uint_eq(get_msr(&c, 0x277), 0x0606060606060606ull); /* PAT: kept either way */
+    if (smm) { /* svm.c 2271-2273: the INIT after a SHUTDOWN intercept leaves SMM first */
+        struct kvm_vcpu_events e;
+        ck_assert_int_eq(abi_ioctl(c.p, c.vcpu, KVM_GET_VCPU_EVENTS, (uintptr_t)&e), 0);
+        bool left = amd && !requested;
+        ck_assert_uint_eq(e.smi.smm, !left);
+        ck_assert_uint_eq(!!(c.run->flags & KVM_RUN_X86_SMM), !left);
+    }
     if (amd && !requested) {
         ck_assert_uint_eq(r.rip, 0xfff0);
         ck_assert_uint_eq(s.cs.base, 0xffff0000u);
@@ -170,10 +185,12 @@ static void shutdown_case(const char *vendor, bool requested)
 
 START_TEST(svm_shutdown_inits_the_vcpu)
 {
-    shutdown_case("amd", false);
-    shutdown_case("amd", true);
-    shutdown_case("intel", false);
-    shutdown_case("intel", true);
+    for (int smm = 0; smm < 2; smm++) {
+        shutdown_case("amd", false, smm);
+        shutdown_case("amd", true, smm);
+        shutdown_case("intel", false, smm);
+        shutdown_case("intel", true, smm);
+    }
 }
 END_TEST
 
