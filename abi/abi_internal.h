@@ -20,6 +20,7 @@
 #include "abi/irqchip.h"
 #include "abi/pit.h"
 #include "abi/hyperv.h"
+#include "abi/xen.h"
 
 #define ABI_MAX_VCPUS 1024     /* KVM_MAX_VCPUS on x86 (6.12: 4096 with MAXSMP; 1024 default) */
 #define ABI_MAX_VCPU_ID 4096   /* KVM_MAX_VCPU_IDS */
@@ -128,6 +129,7 @@ struct abi_vm {
     unsigned nioeventfds;
     struct abi_irqfds *irqfds;           /* KVM_IRQFD, created at the first assign */
     struct abi_hv_vm *hv;                /* Hyper-V partition state (abi/hyperv.c) */
+    struct abi_xen_vm *xen;              /* Xen HVM state (abi/xen.c) */
 };
 
 struct abi_vcpu {
@@ -140,6 +142,7 @@ struct abi_vcpu {
     struct emu_msr_ops msr_ops; /* msr_emu_ops with ctx = msr */
     struct abi_lapic *lapic;    /* with an in-kernel irqchip */
     struct abi_hv_vcpu *hv;     /* Hyper-V VP state (abi/hyperv.c) */
+    struct abi_xen_vcpu *xen;   /* Xen vCPU state (abi/xen.c) */
     int schedstat_fd;           /* /proc/thread-self/schedstat of schedstat_tid (0: none) */
     pid_t schedstat_tid;
     struct kvm_run *run;  /* shared mapping of the memfd; user space mmaps the same pages */

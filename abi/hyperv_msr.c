@@ -107,12 +107,23 @@ static void syndbg_exit(struct abi_vcpu *v, uint32_t msr)
     request_exit(v);
 }
 
-/* The hypercall page: VMCALL (Intel) or VMMCALL (AMD) and RET (kvm_hv_set_msr_pw; no Xen
- * prefix, softkvm has no Xen hypercalls). */
+/* The hypercall page: VMCALL (Intel) or VMMCALL (AMD) and RET (kvm_hv_set_msr_pw); with
+ * Xen hypercalls intercepted too, "orl $0x80000000, %eax" first, the bit Xen's
+ * dispatcher sends back to Hyper-V (abi/xen_hcall.c). */
 static int write_hypercall_page(struct abi_vcpu *v, uint64_t data)
 {
-    uint8_t insn[4] = {0x0f, 0x01, v->vm->sys->vendor == ABI_VENDOR_AMD ? 0xd9 : 0xc1, 0xc3};
-    return abi_hv_guest_write(v->vm, data & ~0xfffull, insn, sizeof insn) ? 1 : 0;
+    uint8_t insn[9];
+    unsigned i = 0;
+    if (abi_xen_hypercall_enabled(v->vm)) {
+        static const uint8_t orl[5] = {0x0d, 0x00, 0x00, 0x00, 0x80};
+        memcpy(insn, orl, sizeof orl);
+        i = sizeof orl;
+    }
+    insn[i++] = 0x0f;
+    insn[i++] = 0x01;
+    insn[i++] = v->vm->sys->vendor == ABI_VENDOR_AMD ? 0xd9 : 0xc1;
+    insn[i++] = 0xc3;
+    return abi_hv_guest_write(v->vm, data & ~0xfffull, insn, i) ? 1 : 0;
 }
 
 static int set_pw(struct abi_vcpu *v, uint32_t msr, uint64_t data, bool host)

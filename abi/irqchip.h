@@ -135,6 +135,13 @@ void abi_lapic_set_cmci_cap(struct abi_lapic *l, bool supported);
  * `intel_compatible` (guest CPUID vendor). Returns 1 if an interrupt was accepted. */
 int abi_lapic_local_deliver(struct abi_lapic *l, unsigned lvt_reg, bool intel_compatible);
 
+/* An interrupt source ahead of the PIC and the APIC, as kvm_cpu_get_extint asks
+ * kvm_xen_has_interrupt first (irq.c): fn(ctx) gives a vector or -1, is consulted
+ * wherever the LAPIC decides deliverability (the pending hook, HLT wake-up, runnable),
+ * must be lock-free, and a vector it gives is taken without INTA (no IRR/ISR change).
+ * NULL removes it. */
+void abi_lapic_set_extint_source(struct abi_lapic *l, int (*fn)(void *ctx), void *ctx);
+
 /* Guest TSC reader used by TSC-deadline mode. Default: host CLOCK_MONOTONIC
  * scaled to the chip's TSC kHz plus cpu->tsc_offset. abi/ should install the
  * same function the emulator's RDTSC uses. */

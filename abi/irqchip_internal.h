@@ -87,6 +87,9 @@ struct abi_lapic {
     uint64_t tpr_report_rip;
     uint64_t access_rip;     /* RIP of the instruction whose MMIO is being handled, else 0 */
     bool pic_vector_pending; /* pending() returned the PIC's vector */
+    bool ext_vector_pending; /* pending() returned the extint source's vector */
+    int (*extint)(void *ctx); /* abi_lapic_set_extint_source (Xen's upcall vector) */
+    void *extint_ctx;
     /* Bit w set when IRR word w may be non-zero: lets the per-instruction
      * pending() hook skip the IRR scan. Maintained with atomics (see
      * lapic_deliver.c); resynced after bulk register writes. */

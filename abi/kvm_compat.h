@@ -67,4 +67,38 @@ _Static_assert(offsetof(struct kvm_userspace_memory_region2, pad2) == 48, "r2 pa
 _Static_assert(KVM_X86_QUIRK_SLOT_ZAP_ALL == 0x80 && KVM_X86_QUIRK_STUFF_FEATURE_MSRS == 0x100,
                "6.12 quirk bits");
 
+/* ---- Linux 6.2-6.10: Xen HVM items (arch/x86/include/uapi/asm/kvm.h) ---- */
+#ifndef KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG
+#define KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG (1 << 6)
+#endif
+#ifndef KVM_XEN_HVM_CONFIG_PVCLOCK_TSC_UNSTABLE
+#define KVM_XEN_HVM_CONFIG_PVCLOCK_TSC_UNSTABLE (1 << 7)
+#endif
+#ifndef KVM_XEN_HVM_CONFIG_SHARED_INFO_HVA
+#define KVM_XEN_HVM_CONFIG_SHARED_INFO_HVA (1 << 8)
+#endif
+#ifndef KVM_XEN_INVALID_GFN
+#define KVM_XEN_INVALID_GFN ((__u64)-1)
+#endif
+#ifndef KVM_XEN_INVALID_GPA
+#define KVM_XEN_INVALID_GPA ((__u64)-1)
+#endif
+#ifndef KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG
+#define KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG 0x5
+#endif
+#ifndef KVM_XEN_ATTR_TYPE_SHARED_INFO_HVA
+#define KVM_XEN_ATTR_TYPE_SHARED_INFO_HVA 0x6
+#endif
+#ifndef KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO_HVA
+#define KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO_HVA 0x9
+#endif
+/* 6.12 adds `hva` next to shared_info.gfn and to the vCPU attribute's gpa, in the same
+ * unions: the older header reaches them through those members. */
+#define ABI_XEN_SHINFO_HVA(a) ((a)->u.shared_info.gfn)
+#define ABI_XEN_VCPU_HVA(a) ((a)->u.gpa)
+_Static_assert(sizeof(struct kvm_xen_hvm_attr) == 72, "kvm_xen_hvm_attr size");
+_Static_assert(offsetof(struct kvm_xen_hvm_attr, u.shared_info.gfn) == 8, "shinfo gfn/hva");
+_Static_assert(sizeof(struct kvm_xen_vcpu_attr) == 72, "kvm_xen_vcpu_attr size");
+_Static_assert(offsetof(struct kvm_xen_vcpu_attr, u.gpa) == 8, "vcpu attr gpa/hva");
+
 #endif

@@ -270,6 +270,12 @@ void abi_lapic_destroy(struct abi_lapic *l)
     free(l);
 }
 
+void abi_lapic_set_extint_source(struct abi_lapic *l, int (*fn)(void *ctx), void *ctx)
+{
+    l->extint_ctx = ctx;
+    l->extint = fn;
+}
+
 void abi_lapic_set_tsc_deadline_cap(struct abi_lapic *l, bool supported)
 {
     /* KVM: 3 << 17 with TSC_DEADLINE_TIMER in CPUID, else 1 << 17. */

@@ -327,12 +327,21 @@ static bool accepts_pic(const struct abi_lapic *l)
     return !(lvt0 & APIC_LVT_MASKED) && ((lvt0 >> 8) & 7) == APIC_DM_EXTINT;
 }
 
-/* Highest deliverable vector now, or -1; *from_pic says it is the PIC's.
+/* Highest deliverable vector now, or -1; *from_pic says it is the PIC's, *from_ext the
+ * extint source's (taken first, as kvm_cpu_get_extint does with Xen's upcall vector).
  * No side effects beyond the CR8 fold, so any thread may ask. */
-static int deliverable(struct abi_lapic *l, struct cpu *cpu, bool *from_pic)
+static int deliverable(struct abi_lapic *l, struct cpu *cpu, bool *from_pic, bool *from_ext)
 {
     lapic_sync_cr8(l, cpu);
     *from_pic = false;
+    *from_ext = false;
+    if (l->extint) {
+        int e = l->extint(l->extint_ctx);
+        if (e >= 0) {
+            *from_ext = true;
+            return e;
+        }
+    }
     struct abi_irqchip *chip = l->chip;
     if (__atomic_load_n(&chip->pic.output, __ATOMIC_ACQUIRE) && accepts_pic(l)) {
         pthread_mutex_lock(&chip->lock);
@@ -355,9 +364,10 @@ static int deliverable(struct abi_lapic *l, struct cpu *cpu, bool *from_pic)
 int lapic_irq_pending(void *ctx, struct cpu *cpu)
 {
     struct abi_lapic *l = ctx;
-    bool from_pic;
-    int v = deliverable(l, cpu, &from_pic);
+    bool from_pic, from_ext;
+    int v = deliverable(l, cpu, &from_pic, &from_ext);
     l->pic_vector_pending = from_pic;
+    l->ext_vector_pending = from_ext;
     return v;
 }
 
@@ -365,6 +375,10 @@ void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
 {
     struct abi_lapic *l = ctx;
     (void)cpu;
+    if (l->ext_vector_pending) { /* no INTA: the source stays asserted until cleared */
+        l->ext_vector_pending = false;
+        return;
+    }
     if (l->pic_vector_pending) {
         l->pic_vector_pending = false;
         pthread_mutex_lock(&l->chip->lock);
@@ -447,8 +461,8 @@ bool abi_lapic_runnable(struct abi_lapic *l, bool irq_allowed)
         return true;
     if (!irq_allowed)
         return false;
-    bool from_pic;
-    return deliverable(l, l->cpu, &from_pic) >= 0;
+    bool from_pic, from_ext;
+    return deliverable(l, l->cpu, &from_pic, &from_ext) >= 0;
 }
 
 static enum abi_lapic_wake wait_ret(struct abi_lapic *l, enum abi_lapic_wake w)

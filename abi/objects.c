@@ -128,6 +128,7 @@ static void vm_free(struct abi_vm *vm)
         abi_irqchip_destroy(vm->irqchip_state);
     msr_vm_destroy(&vm->msr);
     abi_hv_vm_destroy(vm->hv);
+    abi_xen_vm_destroy(vm->xen);
     pthread_mutex_destroy(&vm->lock);
     pthread_rwlock_destroy(&vm->mem_lock);
     struct abi_system *s = vm->sys;
@@ -150,6 +151,7 @@ static void vcpu_free(struct abi_vcpu *v)
     if (v->msr)
         msr_vcpu_destroy(v->msr);
     abi_hv_vcpu_destroy(v->hv);
+    abi_xen_vcpu_destroy(v->xen);
     if (v->emu)
         emu_vcpu_destroy(v->emu);
     if (v->schedstat_tid)

@@ -126,6 +126,8 @@ long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
         enum abi_vendor ven = vm ? vm->sys->vendor : s ? s->vendor : abi_vendor_current();
         return abi_nested_state_max_size(ven);
     }
+    if (cap == KVM_CAP_XEN_HVM)
+        return abi_xen_caps();
     for (size_t i = 0; i < sizeof caps_fixed / sizeof caps_fixed[0]; i++)
         if (caps_fixed[i].cap == cap)
             return caps_fixed[i].value;
@@ -164,7 +166,8 @@ static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned 
     atomic_fetch_add(&s->obj.refs, 1);
     vm->sys = s;
     vm->hv = abi_hv_vm_create();
-    int r = vm->hv ? abi_msr_vm_init(vm) : -ENOMEM;
+    vm->xen = abi_xen_vm_create();
+    int r = vm->hv && vm->xen ? abi_msr_vm_init(vm) : -ENOMEM;
     if (r >= 0)
         r = abi_coalesced_init(vm);
     if (r >= 0)

@@ -145,6 +145,12 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_TPR_ACCESS_REPORTING:
         r = abi_vcpu_tpr_access_reporting(v, arg);
         break;
+    case KVM_XEN_VCPU_GET_ATTR:
+        r = abi_xen_vcpu_attr(v, arg, false);
+        break;
+    case KVM_XEN_VCPU_SET_ATTR:
+        r = abi_xen_vcpu_attr(v, arg, true);
+        break;
     case KVM_KVMCLOCK_CTRL:
         r = msr_vcpu_kvmclock_paused(v->msr);
         break;

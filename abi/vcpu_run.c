@@ -138,8 +138,9 @@ static void complete_pending(struct abi_vcpu *v)
         emu_complete_msr(v->emu, run->msr.error != 0,
                          v->exit.msr.is_write ? 0 : run->msr.data);
         break;
-    case EMU_EXIT_HYPERCALL: /* KVM_EXIT_HYPERV_HCALL: user space left the result */
-        abi_hv_complete_user(v);
+    case EMU_EXIT_HYPERCALL: /* KVM_EXIT_XEN / KVM_EXIT_HYPERV_HCALL: user space's result */
+        if (!abi_xen_complete_user(v))
+            abi_hv_complete_user(v);
         break;
     default:
         break;
@@ -450,7 +451,14 @@ static int handle_exit(struct abi_vcpu *v)
             return -EINTR;
         return abi_hv_take_exit(v) ? 0 : 1;
     case EMU_EXIT_HYPERCALL:
-        /* kvm_emulate_hypercall: Hyper-V's ABI first once the guest enabled it */
+        /* kvm_emulate_hypercall: Xen's ABI when intercepted, then Hyper-V's once the
+         * guest enabled it */
+        if (abi_xen_hypercall_enabled(v->vm)) {
+            if (abi_xen_hypercall(v))
+                return 1;
+            v->pending_completion = true;
+            return 0;
+        }
         if (abi_hv_hypercall_enabled(v)) {
             if (abi_hv_hypercall(v))
                 return 1;
@@ -578,11 +586,13 @@ long abi_vcpu_run(struct abi_vcpu *v)
     v->stat_exits++;
     msr_vcpu_sync(v->msr);
     unsigned cg = atomic_load(&v->vm->clock_gen);
-    if (cg != v->clock_gen) { /* KVM_REQ_CLOCK_UPDATE after KVM_SET_CLOCK */
+    bool clock_changed = cg != v->clock_gen;
+    if (clock_changed) { /* KVM_REQ_CLOCK_UPDATE after KVM_SET_CLOCK */
         v->clock_gen = cg;
         msr_vcpu_update_kvmclock(v->msr);
         abi_hv_update_tsc_page(v); /* kvm_guest_time_update -> kvm_hv_setup_tsc_page */
     }
+    abi_xen_clock_update(v, clock_changed); /* ... and the Xen pvclock copies */
 
     /* immediate_exit: -EINTR without touching exit_reason (KVM checks wants_to_run
      * before vcpu_run(); verified on this machine's /dev/kvm) */

@@ -122,6 +122,13 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
         goto fail_fd;
     }
     v->msr->hv = (struct msr_hv_ops){.get = abi_hv_msr_get, .set = abi_hv_msr_set, .ctx = v};
+    v->xen = abi_xen_vcpu_create(vm->nvcpus);
+    if (!v->xen) {
+        r = -ENOMEM;
+        goto fail_fd;
+    }
+    v->msr->xen = (struct msr_xen_ops){.write_hypercall_page = abi_xen_write_hypercall_page,
+                                       .ctx = v};
     v->msr_ops = msr_emu_ops;
     v->msr_ops.ctx = v->msr;
     emu_set_msr_ops(v->emu, &v->msr_ops);
@@ -132,6 +139,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
             goto fail_fd;
         }
         abi_lapic_set_tsc_reader(v->lapic, guest_tsc, v->emu);
+        abi_lapic_set_extint_source(v->lapic, abi_xen_upcall_extint, v); /* Xen upcall */
         v->msr->apic = (struct msr_apic_ops){.read = lapic_rdmsr,
                                              .write = lapic_wrmsr,
                                              .base_changed = lapic_base_changed,
@@ -562,6 +570,12 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
             return -EFAULT;
         return -ENODEV;
     }
+    case KVM_XEN_HVM_CONFIG:
+        return abi_xen_hvm_config(vm, arg);
+    case KVM_XEN_HVM_GET_ATTR:
+        return abi_xen_hvm_attr(vm, arg, false);
+    case KVM_XEN_HVM_SET_ATTR:
+        return abi_xen_hvm_attr(vm, arg, true);
     case KVM_REGISTER_COALESCED_MMIO:
         return abi_vm_coalesced_zone(vm, arg, true);
     case KVM_UNREGISTER_COALESCED_MMIO:

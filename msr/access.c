@@ -4,9 +4,12 @@
  * and kvm_emulate_{rd,wr}msr (arch/x86/kvm/x86.c). */
 #include "msr/internal.h"
 #include "msr/bitmap.h"
+#include "msr/handlers.h"
 
 int msr_do_access(struct msr_vcpu *v, uint32_t index, uint64_t *data, bool write, bool host)
 {
+    if (write && msr_is_xen_hypercall(v, index))
+        return msr_set_xen_hypercall(v, index, *data, host);
     const struct msr_entry *e = msr_table_lookup(v->vm->vendor, index);
     int r;
     if (!e) {

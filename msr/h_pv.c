@@ -79,42 +79,42 @@ int msr_set_pv_wall_clock(struct msr_vcpu *v, uint32_t i, uint64_t val, bool hos
     return MSR_RET_OK;
 }
 
-/* struct pvclock_vcpu_time_info (32 bytes): version, pad, tsc_timestamp, system_time,
- * tsc_to_system_mul, tsc_shift, flags, pad[2]. */
-struct pvclock_time {
-    uint32_t version, pad0;
-    uint64_t tsc_timestamp, system_time;
-    uint32_t mul;
-    int8_t shift;
-    uint8_t flags, pad[2];
-};
-_Static_assert(sizeof(struct pvclock_time) == 32, "pvclock_vcpu_time_info is 32 bytes");
 
-void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
+/* kvm_guest_time_update's hv_clock: the fields every pvclock copy gets (kvmclock page,
+ * Xen vcpu_info/vcpu_time_info), version left to the writer. false without a TSC rate. */
+bool msr_vcpu_pvclock(struct msr_vcpu *v, struct msr_pvclock *t)
 {
-    if (!v->k.pv_time_active || !v->vm->tsc_khz) /* kvm_guest_time_update: pv_time.active */
-        return;
-    uint64_t gpa = v->k.pv_time_gpa;
-    struct pvclock_time t;
-    if (gread(v, gpa, &t, sizeof(t)))
-        return;
+    if (!v->vm->tsc_khz)
+        return false;
     /* ns = ((tsc_delta << shift) * mul) >> 32 ; pick shift so mul fits in 32 bits */
     uint64_t khz = v->vm->tsc_khz;
     int shift = 0;
     uint64_t mul = (1000000ull << 32) / khz; /* 2^32 * ns per tick */
     while (mul >= (1ull << 32)) { mul >>= 1; shift++; }
     while (mul < (1ull << 31) && shift > -31) { mul <<= 1; shift--; }
+    t->tsc_timestamp = msr_guest_tsc(v, v->cpu);
+    t->system_time = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
+    t->mul = (uint32_t)mul;
+    t->shift = (int8_t)shift;
+    /* PVCLOCK_TSC_STABLE_BIT: all vCPUs share one synchronised TSC (msr_tsc_host_write), the
+     * situation in which KVM's master clock sets it */
+    t->flags = 1;
+    return true;
+}
+
+void msr_vcpu_update_kvmclock(struct msr_vcpu *v)
+{
+    if (!v->k.pv_time_active || !v->vm->tsc_khz) /* kvm_guest_time_update: pv_time.active */
+        return;
+    uint64_t gpa = v->k.pv_time_gpa;
+    struct msr_pvclock t;
+    if (gread(v, gpa, &t, sizeof(t)))
+        return;
     uint32_t version = (t.version + 1) | 1; /* odd: update in progress */
     t.version = version;
     if (gwrite(v, gpa, &t, 4))
         return;
-    t.tsc_timestamp = msr_guest_tsc(v, v->cpu);
-    t.system_time = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
-    t.mul = (uint32_t)mul;
-    t.shift = (int8_t)shift;
-    /* PVCLOCK_TSC_STABLE_BIT: all vCPUs share one synchronised TSC (msr_tsc_host_write), the
-     * situation in which KVM's master clock sets it */
-    t.flags = 1;
+    msr_vcpu_pvclock(v, &t);
     if (v->k.pv_guest_stopped) { /* KVM_KVMCLOCK_CTRL: PVCLOCK_GUEST_STOPPED, reported once */
         t.flags |= 2;
         v->k.pv_guest_stopped = false;
@@ -154,7 +154,7 @@ int msr_set_pv_system_time(struct msr_vcpu *v, uint32_t i, uint64_t val, bool ho
     uint64_t gpa = val & ~1ull;
     if (!(val & KVM_MSR_ENABLED)) {
         v->k.pv_time_active = false;
-    } else if ((gpa & 0xfff) + sizeof(struct pvclock_time) <= 0x1000) {
+    } else if ((gpa & 0xfff) + sizeof(struct msr_pvclock) <= 0x1000) {
         v->k.pv_time_active = true;
         v->k.pv_time_gpa = gpa;
     }

@@ -94,6 +94,9 @@ int msr_get_tsc_ratio(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool 
 int msr_set_tsc_ratio(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_get_hyperv(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_set_hyperv(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
+/* h_xen.c: the Xen hypercall-page MSR, whatever index KVM_XEN_HVM_CONFIG chose */
+bool msr_is_xen_hypercall(const struct msr_vcpu *v, uint32_t index);
+int msr_set_xen_hypercall(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 int msr_get_refused(struct msr_vcpu *v, uint32_t index, uint64_t *value, bool host);
 int msr_set_refused(struct msr_vcpu *v, uint32_t index, uint64_t value, bool host);
 

@@ -83,6 +83,7 @@ struct msr_vm {
      * or vCPU creation, as (guest TSC value, CLOCK_MONOTONIC ns); under `lock`. */
     bool tsc_synced;
     uint64_t tsc_sync_value, tsc_sync_ns;
+    _Atomic uint32_t xen_hypercall_msr;  /* KVM_XEN_HVM_CONFIG.msr, 0 = none (abi/xen.c) */
 };
 
 int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor);
@@ -134,6 +135,15 @@ struct msr_apic_ops {
 struct msr_hv_ops {
     int (*get)(void *ctx, uint32_t index, uint64_t *value, bool host);
     int (*set)(void *ctx, uint32_t index, uint64_t value, bool host);
+    void *ctx;
+};
+
+/* Xen's hypercall-page MSR (KVM_XEN_HVM_CONFIG.msr, any index user space picks): a write
+ * goes to abi/xen.c (kvm_xen_write_hypercall_page) before the table is consulted, as
+ * kvm_set_msr_common checks xen_hvm_config.msr first (6.12 x86.c:3352), after the
+ * filter. Return 0 = done, nonzero = refused (INVAL / #GP). */
+struct msr_xen_ops {
+    int (*write_hypercall_page)(void *ctx, uint64_t value, bool host);
     void *ctx;
 };
 
@@ -214,6 +224,7 @@ struct msr_vcpu {
     struct msr_kernel_state k;
     struct msr_apic_ops apic;
     struct msr_hv_ops hv;
+    struct msr_xen_ops xen;
     struct msr_stats stats;
     /* The counter the guest TSC is built on: guest TSC = tsc_read(tsc_ctx) + cpu->tsc_offset.
      * Must be the same counter emu's RDTSC uses. NULL = host RDTSC (calibrated tsc_khz). */
@@ -253,6 +264,19 @@ int msr_vcpu_set_mce(struct msr_vcpu *v, const struct msr_mce *m, bool cr4_mce,
 /* Write the kvmclock page (pvclock_vcpu_time_info) if the guest enabled it; abi calls this
  * at KVM_RUN entry (KVM_REQ_CLOCK_UPDATE). */
 void msr_vcpu_update_kvmclock(struct msr_vcpu *v);
+/* struct pvclock_vcpu_time_info (32 bytes): version, pad, tsc_timestamp, system_time,
+ * tsc_to_system_mul, tsc_shift, flags, pad[2]. */
+struct msr_pvclock {
+    uint32_t version, pad0;
+    uint64_t tsc_timestamp, system_time;
+    uint32_t mul;
+    int8_t shift;
+    uint8_t flags, pad[2];
+};
+_Static_assert(sizeof(struct msr_pvclock) == 32, "pvclock_vcpu_time_info is 32 bytes");
+/* The vCPU's current pvclock parameters (kvm_guest_time_update's hv_clock, version not
+ * set): what the kvmclock page and Xen's vcpu_info/vcpu_time_info copies publish. */
+bool msr_vcpu_pvclock(struct msr_vcpu *v, struct msr_pvclock *t);
 /* KVM_VCPU_TSC_OFFSET (6.12 x86.c kvm_arch_tsc_get_attr / set_attr): the L1 TSC offset
  * against the host TSC; setting it is a synchronisation point for later vCPUs
  * (__kvm_synchronize_tsc with the offset's TSC "now"). */
