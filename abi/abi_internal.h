@@ -261,6 +261,8 @@ long abi_stats_fd(struct abi_vm *vm, struct abi_vcpu *vcpu);
 
 /* vcpu_run.c */
 long abi_vcpu_run(struct abi_vcpu *v);
+/* schedstat run_delay (ns) of the calling thread, as KVM's steal time reads it */
+uint64_t abi_vcpu_run_delay(struct abi_vcpu *v);
 
 /* report.c: a line to $SOFTKVM_REPORT, if set */
 void abi_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -96,6 +96,7 @@ _Static_assert(KVM_X86_QUIRK_SLOT_ZAP_ALL == 0x80 && KVM_X86_QUIRK_STUFF_FEATURE
  * unions: the older header reaches them through those members. */
 #define ABI_XEN_SHINFO_HVA(a) ((a)->u.shared_info.gfn)
 #define ABI_XEN_VCPU_HVA(a) ((a)->u.gpa)
+#define ABI_XEN_RUNSTATE_UPDATE_FLAG(a) ((a)->u.long_mode) /* the same u8 slot */
 _Static_assert(sizeof(struct kvm_xen_hvm_attr) == 72, "kvm_xen_hvm_attr size");
 _Static_assert(offsetof(struct kvm_xen_hvm_attr, u.shared_info.gfn) == 8, "shinfo gfn/hva");
 _Static_assert(sizeof(struct kvm_xen_vcpu_attr) == 72, "kvm_xen_vcpu_attr size");

@@ -532,7 +532,7 @@ static void post_run_save(struct abi_vcpu *v)
 /* current->sched_info.run_delay of the calling thread (ns spent runnable but waiting
  * for a CPU), what KVM's steal time reports: field 2 of /proc/thread-self/schedstat. The
  * file stays open per vCPU and thread, so an update costs one pread. 0 if unreadable. */
-static uint64_t thread_run_delay(struct abi_vcpu *v)
+uint64_t abi_vcpu_run_delay(struct abi_vcpu *v)
 {
     pid_t tid = (pid_t)syscall(SYS_gettid);
     if (v->schedstat_tid != tid) {
@@ -612,7 +612,10 @@ long abi_vcpu_run(struct abi_vcpu *v)
         }
     }
     if (h == 1) {
-        msr_vcpu_record_steal_time(v->msr, thread_run_delay(v));
+        if (abi_xen_msr_enabled(v->vm)) /* record_steal_time: Xen's runstate instead */
+            abi_xen_runstate_running(v, abi_vcpu_run_delay(v));
+        else
+            msr_vcpu_record_steal_time(v->msr, abi_vcpu_run_delay(v));
         abi_hv_sync_invtsc(v); /* another vCPU may have set TSC_INVARIANT_CONTROL */
     }
     while (h == 1) {

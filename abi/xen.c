@@ -66,12 +66,14 @@ void abi_xen_vcpu_destroy(struct abi_xen_vcpu *x)
 
 /* x86.c kvm_vm_ioctl_check_extension(KVM_CAP_XEN_HVM): only what works here. Missing:
  * EVTCHN_2LEVEL / EVTCHN_SEND (routing, irqfd and KVM_XEN_HVM_EVTCHN_SEND delivery, the
- * in-kernel EVTCHNOP_send/SCHEDOP_poll/timers), RUNSTATE / RUNSTATE_UPDATE_FLAG. */
+ * in-kernel SCHEDOP_poll/timers). RUNSTATE needs sched_info_on(): the schedstat file
+ * abi/vcpu_run.c reads (run_delay 0 without it). */
 uint32_t abi_xen_caps(void)
 {
     return KVM_XEN_HVM_CONFIG_HYPERCALL_MSR | KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL |
            KVM_XEN_HVM_CONFIG_SHARED_INFO | KVM_XEN_HVM_CONFIG_SHARED_INFO_HVA |
-           KVM_XEN_HVM_CONFIG_PVCLOCK_TSC_UNSTABLE;
+           KVM_XEN_HVM_CONFIG_PVCLOCK_TSC_UNSTABLE | KVM_XEN_HVM_CONFIG_RUNSTATE |
+           KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG;
 }
 
 /* ---------------- guest memory through a cache ---------------- */
@@ -199,7 +201,7 @@ static long hvm_set_attr(struct abi_vm *vm, struct kvm_xen_hvm_attr *a)
     switch (a->type) {
     case KVM_XEN_ATTR_TYPE_LONG_MODE:
         pthread_mutex_lock(&x->lock);
-        x->long_mode = a->u.long_mode != 0;
+        __atomic_store_n(&x->long_mode, a->u.long_mode != 0, __ATOMIC_RELEASE);
         /* the wall clock moves with the layout */
         r = x->shinfo.active ? shared_info_init(vm) : 0;
         pthread_mutex_unlock(&x->lock);
@@ -244,7 +246,11 @@ static long hvm_set_attr(struct abi_vm *vm, struct kvm_xen_hvm_attr *a)
         r = 0;
         break;
     case KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG:
-        r = -EOPNOTSUPP; /* runstate not offered: KVM's !sched_info_on() answer */
+        pthread_mutex_lock(&x->lock);
+        __atomic_store_n(&x->runstate_update_flag, ABI_XEN_RUNSTATE_UPDATE_FLAG(a) != 0,
+                         __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&x->lock);
+        r = 0;
         break;
     default:
         break;
@@ -275,7 +281,7 @@ static long hvm_get_attr(struct abi_vm *vm, struct kvm_xen_hvm_attr *a)
         a->u.xen_version = x->xen_version;
         break;
     case KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG:
-        r = -EOPNOTSUPP;
+        ABI_XEN_RUNSTATE_UPDATE_FLAG(a) = x->runstate_update_flag;
         break;
     default:
         r = -ENOENT; /* KVM_XEN_ATTR_TYPE_EVTCHN has no GET either */
@@ -350,7 +356,7 @@ static long vcpu_set_attr(struct abi_vcpu *v, struct kvm_xen_vcpu_attr *a)
     case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT:
     case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA:
     case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST:
-        r = -EOPNOTSUPP; /* runstate not offered: KVM's !sched_info_on() answer */
+        r = abi_xen_runstate_attr(v, a, true);
         break;
     case KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID:
         if (a->u.vcpu_id >= MAX_VCPUS) {
@@ -391,10 +397,8 @@ static long vcpu_get_attr(struct abi_vcpu *v, struct kvm_xen_vcpu_attr *a)
     case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR:
     case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT:
     case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA:
-        r = -EOPNOTSUPP;
-        break;
-    case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST:
-        r = -EINVAL; /* write-only */
+    case KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST: /* write-only: -EINVAL */
+        r = abi_xen_runstate_attr(v, a, false);
         break;
     case KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID:
         a->u.vcpu_id = x->vcpu_id;
@@ -445,7 +449,7 @@ int abi_xen_write_hypercall_page(void *vcpu, uint64_t data, bool host)
     pthread_mutex_lock(&x->lock);
     int r = 0;
     if (x->long_mode != lm) {
-        x->long_mode = lm;
+        __atomic_store_n(&x->long_mode, lm, __ATOMIC_RELEASE);
         if (x->shinfo.active && shared_info_init(vm))
             r = 1;
     }

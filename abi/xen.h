@@ -63,6 +63,9 @@ struct abi_xen_vcpu {
     uint32_t pvclock_version;         /* hv_clock.version */
     bool hcall_in_user;               /* KVM_EXIT_XEN outstanding */
     uint64_t hcall_rip;               /* RIP after the VMCALL when it exited */
+    struct abi_xen_gpc runstate;      /* runstate_cache (+ runstate2_cache): gpa only */
+    int rs_current;                   /* current_runstate */
+    uint64_t rs_entry_time, rs_times[4], rs_last_steal;
 };
 
 /* xen.c */
@@ -96,6 +99,14 @@ int abi_xen_hypercall(struct abi_vcpu *v);
 bool abi_xen_complete_user(struct abi_vcpu *v);
 /* kvm_read_guest_virt() for hypercall arguments: 0 or -EFAULT (no lock held) */
 int abi_xen_read_guest_virt(struct abi_vcpu *v, uint64_t gva, void *dst, size_t len);
+
+/* xen_runstate.c */
+/* kvm_xen_msr_enabled(): KVM_XEN_HVM_CONFIG set an MSR */
+bool abi_xen_msr_enabled(struct abi_vm *vm);
+/* kvm_xen_runstate_set_running() at KVM_RUN entry (record_steal_time); no lock held */
+void abi_xen_runstate_running(struct abi_vcpu *v, uint64_t run_delay);
+/* RUNSTATE_* vCPU attributes; xen->lock and mem_lock (read) held */
+long abi_xen_runstate_attr(struct abi_vcpu *v, struct kvm_xen_vcpu_attr *a, bool set);
 
 /* xen_evtchn.c */
 long abi_xen_setattr_evtchn(struct abi_vm *vm, const struct kvm_xen_hvm_attr *a);

@@ -130,9 +130,9 @@ START_TEST(caps_and_config)
     ck_assert(caps & KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL);
     ck_assert(caps & KVM_XEN_HVM_CONFIG_SHARED_INFO);
     ck_assert(caps & KVM_XEN_HVM_CONFIG_SHARED_INFO_HVA);
+    ck_assert(caps & KVM_XEN_HVM_CONFIG_RUNSTATE);
     /* not implemented, so not advertised */
-    ck_assert(!(caps & (KVM_XEN_HVM_CONFIG_RUNSTATE | KVM_XEN_HVM_CONFIG_EVTCHN_2LEVEL |
-                        KVM_XEN_HVM_CONFIG_EVTCHN_SEND | KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG)));
+    ck_assert(!(caps & (KVM_XEN_HVM_CONFIG_EVTCHN_2LEVEL | KVM_XEN_HVM_CONFIG_EVTCHN_SEND)));
     int vm = (int)abi_ioctl(p, kvm, KVM_CREATE_VM, 0);
     /* 1343: SHARED_INFO is a capability, not a flag user space enables */
     struct kvm_xen_hvm_config xc = {.flags = KVM_XEN_HVM_CONFIG_SHARED_INFO, .msr = XEN_MSR};
@@ -332,6 +332,11 @@ START_TEST(attr_errnos)
     a = (struct kvm_xen_hvm_attr){.type = KVM_XEN_ATTR_TYPE_SHARED_INFO,
                                   .u.shared_info.gfn = 0x100000};
     ck_assert_int_eq(hvm_attr(&g, true, &a), -EFAULT); /* 748: no memslot (pfncache) */
+    /* ... and the cache stays active (__kvm_gpc_activate), so LONG_MODE's re-init fails */
+    struct kvm_xen_hvm_attr lm0 = {.type = KVM_XEN_ATTR_TYPE_LONG_MODE, .u.long_mode = 1};
+    ck_assert_int_eq(hvm_attr(&g, true, &lm0), -EFAULT);
+    a.u.shared_info.gfn = KVM_XEN_INVALID_GFN;
+    ck_assert_int_eq(hvm_attr(&g, true, &a), 0);
     a = (struct kvm_xen_hvm_attr){.type = KVM_XEN_ATTR_TYPE_EVTCHN};
     ck_assert_int_eq(hvm_attr(&g, true, &a), -EINVAL); /* 2213: port 0 */
     a.u.evtchn.send_port = 9;
@@ -365,6 +370,31 @@ START_TEST(attr_errnos)
     va = (struct kvm_xen_vcpu_attr){.type = KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID};
     ck_assert_int_eq(vcpu_attr(&g, false, &va), 0);
     ck_assert_uint_eq(va.u.vcpu_id, 0); /* kvm_xen_init_vcpu: vcpu_idx */
+    va = (struct kvm_xen_vcpu_attr){.type = KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR};
+    ck_assert_int_eq(vcpu_attr(&g, false, &va), -ENOENT); /* 1159: none set */
+    va = (struct kvm_xen_vcpu_attr){.type = KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT,
+                                    .u.runstate.state = 4};
+    ck_assert_int_eq(vcpu_attr(&g, true, &va), -EINVAL); /* 983: past RUNSTATE_offline */
+    va = (struct kvm_xen_vcpu_attr){.type = KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA,
+                                    .u.runstate = {.state_entry_time = 5, .time_blocked = 4}};
+    ck_assert_int_eq(vcpu_attr(&g, true, &va), -EINVAL); /* 1002: the times must add up */
+    va.u.runstate.time_running = 1;
+    ck_assert_int_eq(vcpu_attr(&g, true, &va), 0);
+    /* the runstate area across a page: 64-bit layout, state then entry time = sum */
+    va = (struct kvm_xen_vcpu_attr){.type = KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR,
+                                    .u.gpa = DATA_GPA + 0x1000 - 15};
+    struct kvm_xen_hvm_attr lm = {.type = KVM_XEN_ATTR_TYPE_LONG_MODE, .u.long_mode = 1};
+    ck_assert_int_eq(hvm_attr(&g, true, &lm), 0);
+    memset(g.mem + va.u.gpa, 0xa5, 56);
+    ck_assert_int_eq(vcpu_attr(&g, true, &va), 0);
+    uint64_t rs[6];
+    memcpy(rs, g.mem + va.u.gpa, sizeof rs);
+    ck_assert_uint_eq((uint32_t)rs[0], 0);     /* RUNSTATE_running */
+    ck_assert_uint_eq(rs[1], 5);               /* state_entry_time */
+    ck_assert_uint_eq(rs[2], 1);               /* running */
+    ck_assert_uint_eq(rs[4], 4);               /* blocked */
+    ck_assert_uint_eq(rs[6 - 1], 0);           /* offline */
+    ck_assert_uint_eq(g.mem[va.u.gpa + 48], 0xa5); /* no overrun */
     va = (struct kvm_xen_vcpu_attr){.type = 0x7f};
     ck_assert_int_eq(vcpu_attr(&g, true, &va), -ENOENT); /* 870 */
     guest_teardown(&g);
