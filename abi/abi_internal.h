@@ -102,6 +102,7 @@ struct abi_vm {
     struct abi_vcpu *vcpus[ABI_MAX_VCPUS];
     unsigned nvcpus;
     bool created_vcpu;         /* some settings (e.g. SET_TSS_ADDR) are fine either way */
+    uint32_t default_tsc_khz;  /* KVM_SET_TSC_KHZ on the VM fd; 0 = the host's (atomic) */
     bool irqchip;
     bool tss_addr_set;
     uint64_t tss_addr, identity_map_addr;
@@ -282,6 +283,14 @@ bool abi_vapic_tpr_exit(struct abi_vcpu *v);
 /* vcpu_state.c */
 long abi_vcpu_state_ioctl(struct abi_vcpu *v, unsigned long req, unsigned long arg, bool *handled);
 void abi_vcpu_init_state(struct abi_vcpu *v);
+
+/* The guest TSC rate (abi/vcpu_tsc.c): KVM_SET/GET_TSC_KHZ on vCPU and VM fds; the rate a
+ * new vCPU starts with (before its TSC is synchronised). */
+long abi_vcpu_set_tsc_khz(struct abi_vcpu *v, unsigned long arg);
+long abi_vcpu_get_tsc_khz(struct abi_vcpu *v);
+long abi_vm_set_tsc_khz(struct abi_vm *vm, unsigned long arg);
+long abi_vm_get_tsc_khz(struct abi_vm *vm);
+void abi_vcpu_init_tsc_rate(struct abi_vcpu *v);
 
 /* KVM_GET/SET_NESTED_STATE (abi/vcpu_nested.c); the size KVM_CAP_NESTED_STATE reports. */
 long abi_nested_state_max_size(enum abi_vendor vendor);

@@ -256,7 +256,7 @@ uint64_t abi_hv_time_ref_locked(struct abi_vcpu *v)
     struct abi_hv_vm *hv = v->vm->hv;
     if (hv->tsc_status != HV_TSC_SET)
         return kvmclock_ns(v->vm) / 100;
-    uint64_t tsc = emu_read_tsc(v->emu);
+    uint64_t tsc = emu_read_l1_tsc(v->emu);
     return (uint64_t)(((unsigned __int128)tsc * hv->tsc_ref.scale) >> 64) +
            (uint64_t)hv->tsc_ref.offset;
 }
@@ -291,11 +291,11 @@ void abi_hv_setup_tsc_page_locked(struct abi_vcpu *v)
     hv->tsc_ref.sequence = 0;
     if (abi_hv_guest_write(v->vm, gpa, &hv->tsc_ref.sequence, sizeof hv->tsc_ref.sequence))
         goto broken;
-    uint64_t khz = v->vm->msr.tsc_khz;
+    uint64_t khz = msr_vcpu_tsc_khz(v->msr); /* the guest's rate (hv_clock of this vCPU) */
     if (khz <= 10000) /* scale would overflow: KVM falls back to the MSR (BROKEN) */
         goto broken;
     hv->tsc_ref.scale = (uint64_t)(((unsigned __int128)10000 << 64) / khz);
-    uint64_t tsc = emu_read_tsc(v->emu);
+    uint64_t tsc = emu_read_l1_tsc(v->emu);
     uint64_t now100 = kvmclock_ns(v->vm) / 100;
     hv->tsc_ref.offset =
         (int64_t)(now100 - (uint64_t)(((unsigned __int128)tsc * hv->tsc_ref.scale) >> 64));

@@ -413,7 +413,7 @@ static int get_vcpu(struct abi_vcpu *v, uint32_t msr, uint64_t *data, bool host)
         *data = (msr - HV_MSR_STIMER0_CONFIG) % 2 ? h->stimer[t].count : h->stimer[t].config;
         return 0;
     }
-    case HV_MSR_TSC_FREQUENCY: *data = v->vm->msr.tsc_khz * 1000; return 0;
+    case HV_MSR_TSC_FREQUENCY: *data = (uint64_t)msr_vcpu_tsc_khz(v->msr) * 1000; return 0;
     case HV_MSR_APIC_FREQUENCY: {
         uint64_t ns = v->vm->irqchip_state ? abi_irqchip_bus_cycle_ns(v->vm->irqchip_state) : 1;
         *data = 1000000000ull / (ns ? ns : 1);

@@ -159,10 +159,17 @@ void lapic_timer_restart_from_regs(struct abi_lapic *l)
 
 /* ---------------- TSC deadline ---------------- */
 
+/* the guest TSC's rate (virtual_tsc_khz: lapic.c converts deadlines with it) */
+static uint32_t tsc_khz(const struct abi_lapic *l)
+{
+    uint32_t k = l->cpu && l->cpu->tsc_khz ? l->cpu->tsc_khz : l->chip->tsc_khz;
+    return k ? k : 1;
+}
+
 static uint64_t default_read_tsc(struct abi_lapic *l)
 {
     uint64_t ns = irqchip_now_ns();
-    uint64_t tsc = (uint64_t)((unsigned __int128)ns * l->chip->tsc_khz / 1000000u);
+    uint64_t tsc = (uint64_t)((unsigned __int128)ns * tsc_khz(l) / 1000000u);
     return tsc + (l->cpu ? l->cpu->tsc_offset : 0);
 }
 
@@ -199,7 +206,7 @@ void abi_lapic_set_tsc_deadline(struct abi_lapic *l, uint64_t deadline)
     l->expire_ns = 0;
     if (deadline) {
         uint64_t now_tsc = read_tsc(l), now = irqchip_now_ns();
-        uint32_t khz = l->chip->tsc_khz ? l->chip->tsc_khz : 1;
+        uint32_t khz = tsc_khz(l);
         l->expire_ns = deadline <= now_tsc
                            ? now
                            : now + (uint64_t)((unsigned __int128)(deadline - now_tsc) * 1000000u / khz);

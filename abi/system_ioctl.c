@@ -37,6 +37,10 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_READONLY_MEM, 1},
     {KVM_CAP_IMMEDIATE_EXIT, 1},
     {KVM_CAP_GET_TSC_KHZ, 1},
+    /* the guest TSC rate is settable per vCPU and per VM (abi/vcpu_tsc.c; x86.c answers
+     * kvm_caps.has_tsc_control for both) */
+    {KVM_CAP_TSC_CONTROL, 1},
+    {KVM_CAP_VM_TSC_CONTROL, 1},
     {KVM_CAP_SYNC_REGS, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS},
     {KVM_CAP_VCPU_EVENTS, 1},
     /* SMM (emu/smm.c): x86.c KVM_CAP_X86_SMM; two memslot address spaces, the second for

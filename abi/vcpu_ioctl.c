@@ -103,8 +103,11 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_GET_SUPPORTED_HV_CPUID:
         r = abi_hv_get_supported_cpuid(v, arg);
         break;
+    case KVM_SET_TSC_KHZ:
+        r = abi_vcpu_set_tsc_khz(v, arg);
+        break;
     case KVM_GET_TSC_KHZ:
-        r = (long)v->vm->msr.tsc_khz; /* virtual_tsc_khz: the host's rate (no scaling) */
+        r = abi_vcpu_get_tsc_khz(v); /* virtual_tsc_khz */
         break;
     case KVM_GET_STATS_FD:
         r = abi_stats_fd(v->vm, v);

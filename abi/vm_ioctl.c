@@ -20,16 +20,17 @@ static uint64_t now_ns(clockid_t c)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The TSC counter without the offset, and the guest TSC (with it). */
+/* The host TSC (msr/'s counter, unscaled), and L1's TSC for the LAPIC's TSC-deadline timer
+ * (lapic.c uses kvm_read_l1_tsc). */
 static uint64_t tsc_counter(void *ctx)
 {
-    struct emu_vcpu *e = ctx;
-    return emu_read_tsc(e) - emu_cpu(e)->tsc_offset;
+    (void)ctx; /* the host TSC: emu and msr/ scale it and add the offsets (emu/cpu.h) */
+    return __builtin_ia32_rdtsc();
 }
 
 static uint64_t guest_tsc(void *ctx)
 {
-    return emu_read_tsc(ctx);
+    return emu_read_l1_tsc(ctx);
 }
 
 /* msr/ reaches the in-kernel LAPIC through these (x2APIC MSRs, APIC_BASE, TSC deadline). */
@@ -108,6 +109,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
     struct cpu *cpu = emu_cpu(v->emu);
     cpu->owner = v;
     emu_reset(v->emu); /* before msr/ sets its reset values and the TSC offset */
+    abi_vcpu_init_tsc_rate(v);
     v->msr = msr_vcpu_create(&vm->msr, cpu);
     if (!v->msr) {
         r = -ENOMEM;
@@ -549,8 +551,10 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
         return vm_clock(vm, arg, true);
     case KVM_GET_CLOCK:
         return vm_clock(vm, arg, false);
+    case KVM_SET_TSC_KHZ:
+        return abi_vm_set_tsc_khz(vm, arg);
     case KVM_GET_TSC_KHZ:
-        return (long)vm->msr.tsc_khz;
+        return abi_vm_get_tsc_khz(vm);
     case KVM_SET_NR_MMU_PAGES: /* (6.12 has no KVM_GET_NR_MMU_PAGES any more: ENOTTY) */
         return arg < 64 /* KVM_MIN_ALLOC_MMU_PAGES */ ? -EINVAL : 0;
     case KVM_GET_STATS_FD:

@@ -115,10 +115,18 @@ struct cpu {
     uint64_t star, lstar, cstar, sfmask;
     uint64_t kernel_gs_base;
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
-    uint64_t tsc_offset; /* guest TSC = host-ish monotonic counter + tsc_offset */
-    /* the part of tsc_offset that is L1's VMCS12 TSC offset while a VMX L2 runs, else 0:
-     * L1's TSC = guest TSC - l2_tsc_offset (KVM vcpu->arch.l1_tsc_offset) */
+    /* TSC (SDM vol.3 26.3 "TSC offsetting and scaling"; 6.12 x86.c kvm_scale_tsc):
+     * guest TSC = (host TSC * tsc_ratio >> EMU_TSC_FRAC) + tsc_offset, the running level's
+     * (KVM vcpu->arch.tsc_offset / tsc_scaling_ratio). L1's TSC uses l1_tsc_ratio and
+     * tsc_offset - l2_tsc_offset; l2_tsc_offset is 0 unless a VMX L2 runs. Change them
+     * with emu_cpu_set_l1_tsc (below), which also applies the L2 multiplier. */
+    uint64_t tsc_offset;
     uint64_t l2_tsc_offset;
+    uint64_t tsc_ratio, l1_tsc_ratio;
+    /* while a VMX L2 runs: VMCS12's TSC multiplier and offset in effect (KVM
+     * get_l2_tsc_multiplier / get_l2_tsc_offset); EMU_TSC_ONE and 0 otherwise */
+    uint64_t l2_tsc_mult, l2_tsc_vmcs_offset;
+    uint32_t tsc_khz; /* the rate the guest's TSC runs at (KVM virtual_tsc_khz) */
     uint64_t tsc_aux;
     uint64_t pat;
     uint64_t spec_ctrl;
@@ -156,5 +164,44 @@ struct cpu {
     /* Opaque back pointers for the layers above (abi's vcpu, msr state). */
     void *owner;
 };
+
+
+/* TSC scaling ratios are fixed point with 48 fraction bits, VMX's TSC-multiplier format
+ * (SDM vol.3 25.3; KVM kvm_caps.tsc_scaling_ratio_frac_bits = 48 on VMX). The SVM flavour
+ * computes its ratios at SVM's 32 bits and widens them (abi/vcpu_tsc.c). */
+#define EMU_TSC_FRAC 48
+#define EMU_TSC_ONE (1ull << EMU_TSC_FRAC)
+
+/* kvm_scale_tsc (mul_u64_u64_shr). Ratio 0: a struct cpu emu_reset never saw (msr/'s
+ * unit tests), which runs at ratio 1. */
+static inline uint64_t emu_scale_tsc(uint64_t tsc, uint64_t ratio)
+{
+    if (ratio == EMU_TSC_ONE || ratio == 0)
+        return tsc;
+    return (uint64_t)(((unsigned __int128)tsc * ratio) >> EMU_TSC_FRAC);
+}
+
+/* kvm_vcpu_write_tsc_offset + kvm_vcpu_write_tsc_multiplier: L1's offset and ratio, and
+ * the running level's from them (kvm_calc_nested_tsc_offset / _multiplier). */
+static inline void emu_cpu_set_l1_tsc(struct cpu *c, uint64_t l1_offset, uint64_t l1_ratio)
+{
+    uint64_t m = c->l2_tsc_mult ? c->l2_tsc_mult : EMU_TSC_ONE;
+    l1_ratio = l1_ratio ? l1_ratio : EMU_TSC_ONE;
+    uint64_t off = l1_offset, ratio = l1_ratio;
+    if (m != EMU_TSC_ONE) {
+        off = (uint64_t)(int64_t)(((__int128)(int64_t)l1_offset * m) >> EMU_TSC_FRAC);
+        ratio = (uint64_t)(((unsigned __int128)l1_ratio * m) >> EMU_TSC_FRAC);
+    }
+    off += c->l2_tsc_vmcs_offset;
+    c->l1_tsc_ratio = l1_ratio;
+    c->tsc_ratio = ratio;
+    c->tsc_offset = off;
+    c->l2_tsc_offset = off - l1_offset;
+}
+
+static inline uint64_t emu_cpu_l1_tsc_offset(const struct cpu *c)
+{
+    return c->tsc_offset - c->l2_tsc_offset;
+}
 
 #endif

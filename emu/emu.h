@@ -163,7 +163,8 @@ void emu_state_changed(struct emu_vcpu *v);
 void emu_queue_exception(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_t error_code);
 /* Guest TSC as RDTSC sees it: the host TSC + cpu->tsc_offset (so it runs at the host
  * TSC's rate, which msr/ calibrates; abi/ wires msr/ and the LAPIC to the same clock). */
-uint64_t emu_read_tsc(struct emu_vcpu *v);
+uint64_t emu_read_tsc(struct emu_vcpu *v);     /* the running level's TSC */
+uint64_t emu_read_l1_tsc(struct emu_vcpu *v);  /* L1's (kvm_read_l1_tsc) */
 /* Translate a guest virtual address (KVM_TRANSLATE). Returns false if not mapped. */
 bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writeable, bool *user);
 /* After clearing dirty-log bits (another thread): waits until v has no instruction in

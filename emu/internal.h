@@ -472,6 +472,7 @@ void emu_desc_to_seg(const uint64_t desc, uint16_t sel, struct emu_segment *s);
 /* CR writes with all their consequences (TLB flushes, mode). Faults via emu_raise. */
 void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val);
 uint64_t emu_read_tsc(struct emu_vcpu *v);
+uint64_t emu_read_l1_tsc(struct emu_vcpu *v);
 /* Drop the TLB and revalidate every block before it runs again (memslot change). */
 void emu_flush_caches(struct emu_vcpu *v);
 

@@ -74,8 +74,14 @@ void emu_reset(struct emu_vcpu *v)
 {
     struct cpu *c = &v->cpu;
     void *owner = c->owner;
+    /* the TSC rate is the vCPU's (KVM_SET_TSC_KHZ), not reset state */
+    uint64_t l1_ratio = c->l1_tsc_ratio ? c->l1_tsc_ratio : EMU_TSC_ONE;
+    uint32_t tsc_khz = c->tsc_khz;
     memset(c, 0, sizeof *c);
     c->owner = owner;
+    c->l2_tsc_mult = EMU_TSC_ONE;
+    emu_cpu_set_l1_tsc(c, 0, l1_ratio);
+    c->tsc_khz = tsc_khz;
     c->rip = 0xfff0;
     c->rflags = EMU_FL_FIXED1;
     c->gpr[EMU_RDX] = 0x600; /* processor signature (family 6) */
@@ -129,7 +135,7 @@ void emu_init_signal(struct emu_vcpu *v)
     c->fpu = old.fpu;
     c->apic_base = old.apic_base;
     c->pat = old.pat;
-    c->tsc_offset = old.tsc_offset;
+    emu_cpu_set_l1_tsc(c, emu_cpu_l1_tsc_offset(&old), old.l1_tsc_ratio); /* L1's: INIT leaves L2 */
     c->tsc_aux = old.tsc_aux;
     c->star = old.star, c->lstar = old.lstar, c->cstar = old.cstar, c->sfmask = old.sfmask;
     c->kernel_gs_base = old.kernel_gs_base;
@@ -194,12 +200,30 @@ bool emu_translate(struct emu_vcpu *v, uint64_t gva, uint64_t *gpa, bool *writea
     return ec == 0;
 }
 
+/* The host TSC read after the guest's earlier memory accesses are done. Without the LFENCE
+ * the host CPU may execute RDTSC ahead of loads the interpreter issued for earlier guest
+ * instructions, a window hundreds of host instructions wide rather than a guest
+ * instruction's few: tsc_scaling_sync then sees another vCPU's stored TSC exceed the TSC
+ * read after loading it (SDM vol.2 RDTSC: LFENCE orders it after prior instructions). */
+static inline uint64_t host_tsc_ordered(void)
+{
+    __builtin_ia32_lfence();
+    return __builtin_ia32_rdtsc();
+}
+
 uint64_t emu_read_tsc(struct emu_vcpu *v)
 {
-    /* KVM without TSC scaling: guest TSC = host TSC + offset (vmx/svm hardware; 6.12
-     * x86.c kvm_read_l1_tsc), at the host's rate — KVM_VCPU_TSC_OFFSET users compare
-     * the guest's RDTSC with their own */
-    return __builtin_ia32_rdtsc() + v->cpu.tsc_offset;
+    /* guest TSC = scaled host TSC + offset, as VMX/SVM hardware computes it (6.12 x86.c
+     * kvm_scale_tsc); at ratio 1 it runs at the host's rate, and KVM_VCPU_TSC_OFFSET
+     * users compare the guest's RDTSC with their own */
+    return emu_scale_tsc(host_tsc_ordered(), v->cpu.tsc_ratio) + v->cpu.tsc_offset;
+}
+
+/* kvm_read_l1_tsc: what L1 reads, also while an L2 runs */
+uint64_t emu_read_l1_tsc(struct emu_vcpu *v)
+{
+    const struct cpu *c = &v->cpu;
+    return emu_scale_tsc(host_tsc_ordered(), c->l1_tsc_ratio) + emu_cpu_l1_tsc_offset(c);
 }
 
 /* Both come from other threads (and signal handlers) while the vCPU runs: relaxed atomic

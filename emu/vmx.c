@@ -291,8 +291,11 @@ static void load_host(struct emu_vcpu *v, bool abort_on_error)
     c->rip = vf(v, VF_HOST_RIP);
     v->next_rip = c->rip;
     c->gpr[EMU_RSP] = vf(v, VF_HOST_RSP);
-    c->tsc_offset -= c->l2_tsc_offset; /* L1's, with what L2's TSC writes moved */
-    c->l2_tsc_offset = 0;
+    /* L1's offset and ratio again, with what L2's TSC writes moved */
+    uint64_t l1_off = emu_cpu_l1_tsc_offset(c);
+    c->l2_tsc_mult = EMU_TSC_ONE;
+    c->l2_tsc_vmcs_offset = 0;
+    emu_cpu_set_l1_tsc(c, l1_off, c->l1_tsc_ratio);
     c->ev.nmi_masked = x->l1_nmi_masked;
     /* what was queued for L2 is not L1's (kvm_clear_exception_queue, nmi_injected) */
     c->ev.exc_pending = c->ev.exc_injected = false;
@@ -353,7 +356,7 @@ static void save_guest(struct emu_vcpu *v)
     en = (c->efer & EFER_LMA) ? en | VMX_ENTRY_IA32E : en & ~VMX_ENTRY_IA32E;
     vf_set(v, VF_VM_ENTRY_CONTROLS, en);
     if ((ectl & VMX_EXIT_SAVE_PREEMPT) && v->nested.vmx.timer_on) {
-        uint64_t now = emu_read_tsc(v) - c->l2_tsc_offset;
+        uint64_t now = emu_read_l1_tsc(v);
         uint64_t left = now >= v->nested.vmx.timer_deadline
                             ? 0 : (v->nested.vmx.timer_deadline - now) >> VMX_MISC_TIMER_RATE;
         vf_set(v, VF_VMX_PREEMPTION_TIMER_VALUE, left > 0xffffffffu ? 0xffffffffu : left);
@@ -682,7 +685,7 @@ static void deliver_injected(struct emu_vcpu *v)
 
 static uint64_t l1_tsc(struct emu_vcpu *v)
 {
-    return emu_read_tsc(v) - v->cpu.l2_tsc_offset;
+    return emu_read_l1_tsc(v);
 }
 
 /* vmx_check_nested_events at an instruction boundary in L2: injected event, preemption
@@ -1394,9 +1397,15 @@ static void load_guest(struct emu_vcpu *v)
     c->ev.int_shadow = (gi & GI_STI ? SHADOW_STI : 0) | (gi & GI_MOV_SS ? SHADOW_MOV_SS : 0);
     c->ev.nmi_masked = gi & GI_NMI;
     v->nested.vmx.ept_on = proc2(v) & VMX_PROC2_EPT;
-    /* kvm_calc_nested_tsc_offset at ratio 1 */
-    c->l2_tsc_offset = (proc(v) & VMX_PROC_TSC_OFFSET) ? vf(v, VF_TSC_OFFSET) : 0;
-    c->tsc_offset += c->l2_tsc_offset;
+    /* prepare_vmcs02: kvm_calc_nested_tsc_offset / _multiplier from VMCS12 (vmx.c
+     * vmx_get_l2_tsc_offset / vmx_get_l2_tsc_multiplier: the multiplier only with both
+     * TSC offsetting and "use TSC scaling") */
+    uint64_t l1_off = emu_cpu_l1_tsc_offset(c);
+    bool offsetting = proc(v) & VMX_PROC_TSC_OFFSET;
+    c->l2_tsc_vmcs_offset = offsetting ? vf(v, VF_TSC_OFFSET) : 0;
+    c->l2_tsc_mult = offsetting && (proc2(v) & VMX_PROC2_TSC_SCALING) ? vf(v, VF_TSC_MULTIPLIER)
+                                                                      : EMU_TSC_ONE;
+    emu_cpu_set_l1_tsc(c, l1_off, c->l1_tsc_ratio);
 }
 
 /* nested_cache_shadow_vmcs12 */

@@ -88,8 +88,9 @@ static inline bool msr_is_canonical(const struct msr_vcpu *v, uint64_t addr)
     return (uint64_t)((int64_t)(addr << (64 - bits)) >> (64 - bits)) == addr;
 }
 
-/* Guest TSC as the CPU sees it: the vCPU's counter plus its offset (SDM vol.3 26.3
- * "TSC offsetting"); the counter is the one abi wired (msr_vcpu_set_tsc_source). */
+/* Guest TSC as the CPU sees it: the vCPU's counter scaled, plus its offset (SDM vol.3 26.3
+ * "TSC offsetting and scaling"); the counter is the host TSC abi wired
+ * (msr_vcpu_set_tsc_source). */
 static inline uint64_t msr_tsc_counter(const struct msr_vcpu *v)
 {
     return v->tsc_read ? v->tsc_read(v->tsc_ctx) : __builtin_ia32_rdtsc();
@@ -97,7 +98,13 @@ static inline uint64_t msr_tsc_counter(const struct msr_vcpu *v)
 
 static inline uint64_t msr_guest_tsc(const struct msr_vcpu *v, const struct cpu *cpu)
 {
-    return msr_tsc_counter(v) + cpu->tsc_offset;
+    return emu_scale_tsc(msr_tsc_counter(v), cpu->tsc_ratio) + cpu->tsc_offset;
+}
+
+/* kvm_read_l1_tsc: L1's TSC, also while an L2 runs */
+static inline uint64_t msr_l1_tsc(const struct msr_vcpu *v, const struct cpu *cpu)
+{
+    return emu_scale_tsc(msr_tsc_counter(v), cpu->l1_tsc_ratio) + emu_cpu_l1_tsc_offset(cpu);
 }
 
 /* SPEC_CTRL bits the (virtual) hardware accepts: IBRS | STIBP | SSBD. KVM checks a guest

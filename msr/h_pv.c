@@ -86,13 +86,16 @@ bool msr_vcpu_pvclock(struct msr_vcpu *v, struct msr_pvclock *t)
 {
     if (!v->vm->tsc_khz)
         return false;
-    /* ns = ((tsc_delta << shift) * mul) >> 32 ; pick shift so mul fits in 32 bits */
-    uint64_t khz = v->vm->tsc_khz;
+    /* ns = ((tsc_delta << shift) * mul) >> 32 ; pick shift so mul fits in 32 bits. The
+     * rate is L1's: the host's scaled by L1's ratio (kvm_guest_time_update tgt_tsc_khz) */
+    uint64_t khz = emu_scale_tsc(v->vm->tsc_khz, v->cpu->l1_tsc_ratio);
+    if (!khz)
+        return false;
     int shift = 0;
     uint64_t mul = (1000000ull << 32) / khz; /* 2^32 * ns per tick */
     while (mul >= (1ull << 32)) { mul >>= 1; shift++; }
     while (mul < (1ull << 31) && shift > -31) { mul <<= 1; shift--; }
-    t->tsc_timestamp = msr_guest_tsc(v, v->cpu);
+    t->tsc_timestamp = msr_l1_tsc(v, v->cpu); /* kvm_read_l1_tsc */
     t->system_time = clock_ns(CLOCK_BOOTTIME) - v->vm->boot_ns_at_create;
     t->mul = (uint32_t)mul;
     t->shift = (int8_t)shift;

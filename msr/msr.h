@@ -79,10 +79,11 @@ struct msr_vm {
     uint64_t boot_ns_at_create;
     uint64_t tsc_khz;                    /* host TSC frequency, calibrated at msr_vm_init */
     _Atomic uint64_t pv_wall_clock;      /* MSR_KVM_WALL_CLOCK(_NEW) value (VM-wide in KVM) */
-    /* TSC synchronisation across vCPUs (kvm_synchronize_tsc): the last host-side TSC write
-     * or vCPU creation, as (guest TSC value, CLOCK_MONOTONIC ns); under `lock`. */
-    bool tsc_synced;
-    uint64_t tsc_sync_value, tsc_sync_ns;
+    /* TSC synchronisation across vCPUs (kvm_synchronize_tsc, kvm->arch.last_tsc_* and
+     * cur_tsc_offset): the last host-side TSC write or vCPU creation; under `lock`. */
+    bool user_set_tsc;
+    uint64_t last_tsc_nsec, last_tsc_write, last_tsc_offset, cur_tsc_offset;
+    uint32_t last_tsc_khz;
     _Atomic uint32_t xen_hypercall_msr;  /* KVM_XEN_HVM_CONFIG.msr, 0 = none (abi/xen.c) */
 };
 
@@ -281,6 +282,8 @@ bool msr_vcpu_pvclock(struct msr_vcpu *v, struct msr_pvclock *t);
  * against the host TSC; setting it is a synchronisation point for later vCPUs
  * (__kvm_synchronize_tsc with the offset's TSC "now"). */
 uint64_t msr_tsc_get_offset(struct msr_vcpu *v);
+/* the vCPU's TSC rate in kHz (cpu->tsc_khz, else the VM's calibrated rate) */
+uint32_t msr_vcpu_tsc_khz(const struct msr_vcpu *v);
 /* At KVM_RUN entry: steal-time update with the thread's run-queue wait so far (ns). */
 void msr_vcpu_record_steal_time(struct msr_vcpu *v, uint64_t run_delay_ns);
 void msr_tsc_set_offset(struct msr_vcpu *v, uint64_t offset);

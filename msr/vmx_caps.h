@@ -77,7 +77,7 @@
 #define VMX_PROC2_TSC_SCALING (1u << 25)
 #define VMX_PROC2_ALLOWED                                                                   \
     (VMX_PROC2_APIC_ACCESS | VMX_PROC2_EPT | VMX_PROC2_DESC | VMX_PROC2_VPID | VMX_PROC2_WBINVD | \
-     VMX_PROC2_SHADOW_VMCS)
+     VMX_PROC2_SHADOW_VMCS | VMX_PROC2_TSC_SCALING)
 
 /* VM-exit controls (SDM 24.7.1) */
 #define VMX_EXIT_SAVE_DEBUG (1u << 2)

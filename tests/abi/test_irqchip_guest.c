@@ -212,7 +212,7 @@ __asm__(".pushsection .rodata.irqg, \"a\"\n"
     "    rdtsc\n"
     "    shl $32, %rdx\n"
     "    or %rdx, %rax\n"
-    "    add $3000000, %rax\n"
+    "    add $300000000, %rax\n" /* ~0.1 s: still armed at the RDMSR under load */
     "    mov %rax, %rdx\n"
     "    shr $32, %rdx\n"
     "    mov $0x6e0, %ecx\n"
