@@ -292,6 +292,9 @@ long abi_vm_set_tsc_khz(struct abi_vm *vm, unsigned long arg);
 long abi_vm_get_tsc_khz(struct abi_vm *vm);
 void abi_vcpu_init_tsc_rate(struct abi_vcpu *v);
 
+/* KVM_PRE_FAULT_MEMORY (abi/vcpu_prefault.c) */
+long abi_vcpu_pre_fault_memory(struct abi_vcpu *v, unsigned long arg);
+
 /* KVM_GET/SET_NESTED_STATE (abi/vcpu_nested.c); the size KVM_CAP_NESTED_STATE reports. */
 long abi_nested_state_max_size(enum abi_vendor vendor);
 long abi_vcpu_get_nested_state(struct abi_vcpu *v, unsigned long arg);

@@ -102,4 +102,20 @@ _Static_assert(offsetof(struct kvm_xen_hvm_attr, u.shared_info.gfn) == 8, "shinf
 _Static_assert(sizeof(struct kvm_xen_vcpu_attr) == 72, "kvm_xen_vcpu_attr size");
 _Static_assert(offsetof(struct kvm_xen_vcpu_attr, u.gpa) == 8, "vcpu attr gpa/hva");
 
+/* ---- Linux 6.11: KVM_PRE_FAULT_MEMORY (api.rst 4.143) ---- */
+#ifndef KVM_CAP_PRE_FAULT_MEMORY
+#define KVM_CAP_PRE_FAULT_MEMORY 236
+#endif
+#ifndef KVM_PRE_FAULT_MEMORY
+struct kvm_pre_fault_memory {
+    __u64 gpa;
+    __u64 size;
+    __u64 flags;
+    __u64 padding[5];
+};
+#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
+#endif
+_Static_assert(sizeof(struct kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory size");
+_Static_assert(offsetof(struct kvm_pre_fault_memory, flags) == 16, "pre_fault flags");
+
 #endif

@@ -40,6 +40,8 @@ static const struct cap_value caps_fixed[] = {
     /* the guest TSC rate is settable per vCPU and per VM (abi/vcpu_tsc.c; x86.c answers
      * kvm_caps.has_tsc_control for both) */
     {KVM_CAP_TSC_CONTROL, 1},
+    /* x86.c: tdp_enabled; softkvm's guest memory is always mapped (abi/vcpu_prefault.c) */
+    {KVM_CAP_PRE_FAULT_MEMORY, 1},
     {KVM_CAP_VM_TSC_CONTROL, 1},
     {KVM_CAP_SYNC_REGS, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS},
     {KVM_CAP_VCPU_EVENTS, 1},

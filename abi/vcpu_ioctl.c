@@ -103,6 +103,9 @@ long abi_vcpu_ioctl(struct abi_process *p, struct abi_vcpu *v, unsigned long req
     case KVM_GET_SUPPORTED_HV_CPUID:
         r = abi_hv_get_supported_cpuid(v, arg);
         break;
+    case KVM_PRE_FAULT_MEMORY:
+        r = abi_vcpu_pre_fault_memory(v, arg);
+        break;
     case KVM_SET_TSC_KHZ:
         r = abi_vcpu_set_tsc_khz(v, arg);
         break;

@@ -216,6 +216,9 @@ void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *s
 int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_state *st,
                              const uint8_t *data, bool copy_failed);
 
+/* True while an L2 runs on L1's nested EPT (KVM: mmu->page_fault != kvm_tdp_page_fault). */
+bool emu_nested_tdp_active(struct emu_vcpu *v);
+
 /* ---------------- system-management mode (emu/smm.c) ---------------- */
 
 /* The memory the vCPU sees in SMM (KVM's address space 1, kvm_arch_vcpu_memslots_id);

@@ -949,6 +949,13 @@ static void leave_vmx(struct emu_vcpu *v)
     v->nested.vmx.vmxon_ptr = INVALID_PTR;
 }
 
+/* A VMX L2 runs on L1's EPT: KVM's vcpu->arch.mmu is then the nested (guest) MMU, not
+ * the TDP one (softkvm offers SVM's L1 no NPT, so only VMX has this). */
+bool emu_nested_tdp_active(struct emu_vcpu *v)
+{
+    return v->nested.guest_mode && v->nested.ops == &emu_vmx_ops && v->nested.vmx.ept_on;
+}
+
 /* kvm_leave_nested for VMX: L2 ends as nested_vmx_vmexit(-1) ends it; VMX operation stays. */
 void emu_vmx_leave_guest(struct emu_vcpu *v)
 {
