@@ -55,4 +55,12 @@ bool abi_module_exists(const char *module);
 #define ABI_PIO_PAGE_OFFSET 1
 #define ABI_COALESCED_MMIO_PAGE_OFFSET 2
 
+/* guest_memfd files (abi/gmem.c): for an fd that is one, what the operation must fail with
+ * (-EINVAL for read/write, -ENODEV for mmap); 0 for any other fd. */
+enum abi_gmem_op { ABI_GMEM_RW, ABI_GMEM_MMAP };
+int abi_gmem_file_op(struct abi_process *p, int fd, enum abi_gmem_op op);
+/* fallocate on a guest_memfd (*ours set): KVM's result (0 or -errno). */
+long abi_gmem_fallocate(struct abi_process *p, int fd, int mode, int64_t off, int64_t len,
+                        bool *ours);
+
 #endif

@@ -40,7 +40,7 @@
 #define ABI_MAX_CPUID_ENTRIES 256 /* KVM_MAX_CPUID_ENTRIES */
 #define ABI_PAGE_SIZE 4096u
 
-enum abi_kind { ABI_SYSTEM = 1, ABI_VM, ABI_VCPU };
+enum abi_kind { ABI_SYSTEM = 1, ABI_VM, ABI_VCPU, ABI_GMEM };
 enum abi_vendor { ABI_VENDOR_INTEL = 0, ABI_VENDOR_AMD };
 
 struct abi_obj {
@@ -172,6 +172,7 @@ struct abi_process {
     pthread_mutex_t lock;
     struct abi_obj **fds; /* indexed by fd */
     int nfds;
+    atomic_int gmem_made; /* guest_memfds created so far: the shim's read/write fast path */
 };
 
 /* objects.c */
@@ -291,6 +292,16 @@ long abi_vcpu_get_tsc_khz(struct abi_vcpu *v);
 long abi_vm_set_tsc_khz(struct abi_vm *vm, unsigned long arg);
 long abi_vm_get_tsc_khz(struct abi_vm *vm);
 void abi_vcpu_init_tsc_rate(struct abi_vcpu *v);
+
+/* guest_memfd (abi/gmem.c): KVM_CREATE_GUEST_MEMFD's file, a memfd of the VM's, and
+ * what its file operations give (the preload shim asks). */
+struct abi_gmem {
+    struct abi_obj obj;
+    struct abi_vm *vm; /* holds a reference (kvm_gmem_create: kvm_get_kvm) */
+    uint64_t size, flags;
+};
+long abi_vm_create_guest_memfd(struct abi_process *p, struct abi_vm *vm, unsigned long arg);
+void abi_gmem_free(struct abi_gmem *g);
 
 /* KVM_PRE_FAULT_MEMORY (abi/vcpu_prefault.c) */
 long abi_vcpu_pre_fault_memory(struct abi_vcpu *v, unsigned long arg);

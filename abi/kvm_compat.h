@@ -118,4 +118,18 @@ struct kvm_pre_fault_memory {
 _Static_assert(sizeof(struct kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory size");
 _Static_assert(offsetof(struct kvm_pre_fault_memory, flags) == 16, "pre_fault flags");
 
+/* ---- Linux 6.8: KVM_CREATE_GUEST_MEMFD (api.rst 4.141) ---- */
+#ifndef KVM_CAP_GUEST_MEMFD
+#define KVM_CAP_GUEST_MEMFD 234
+#endif
+#ifndef KVM_CREATE_GUEST_MEMFD
+struct kvm_create_guest_memfd {
+    __u64 size;
+    __u64 flags;
+    __u64 reserved[6];
+};
+#define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
+#endif
+_Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "kvm_create_guest_memfd size");
+
 #endif

@@ -182,6 +182,9 @@ void abi_obj_put(struct abi_obj *o)
     case ABI_VCPU:
         vcpu_free((struct abi_vcpu *)o);
         break;
+    case ABI_GMEM:
+        abi_gmem_free((struct abi_gmem *)o);
+        break;
     }
 }
 

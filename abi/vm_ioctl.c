@@ -480,6 +480,8 @@ static long vm_reinject_control(struct abi_vm *vm, unsigned long arg)
 long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, unsigned long arg)
 {
     switch (req) {
+    case KVM_CREATE_GUEST_MEMFD:
+        return abi_vm_create_guest_memfd(p, vm, arg);
     case KVM_CREATE_VCPU:
         return vm_create_vcpu(p, vm, arg);
     case KVM_SET_USER_MEMORY_REGION:

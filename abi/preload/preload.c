@@ -7,8 +7,9 @@
  * close, dup/dup2/dup3, fcntl(F_DUPFD*), access/faccessat/stat family for /dev/kvm,
  * opens of /sys/module/kvm{,_intel,_amd}/parameters/ files, and sigaction/signal (so a
  * signal arriving during KVM_RUN makes it return EINTR like KVM); the CPUID instruction
- * through CPUID faulting (host_cpuid.c: VMMs that look for VMX/SVM). mmap needs no
- * wrapper: a vCPU fd is a memfd of the vCPU mmap size, mapped natively.
+ * through CPUID faulting (host_cpuid.c: VMMs that look for VMX/SVM); mmap (a vCPU fd is
+ * a memfd of the vCPU mmap size, mapped natively, with the coalesced MMIO page put in);
+ * read/write/pread/pwrite/fallocate, for guest_memfd files only.
  *
  * The process-wide state (the fd table and the user's signal handlers) is
  * necessarily global here: an LD_PRELOAD library has no other place to keep it. */
@@ -51,6 +52,11 @@ struct real_fns {
     int (*sigaction)(int, const struct sigaction *, struct sigaction *);
     int (*pthread_cancel)(pthread_t);
     void *(*mmap)(void *, size_t, int, int, int, off_t);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+    ssize_t (*pwrite)(int, const void *, size_t, off_t);
+    int (*fallocate)(int, int, off_t, off_t);
 };
 
 static struct real_fns real;
@@ -91,6 +97,11 @@ static void init(void)
     real.sigaction = dlsym(RTLD_NEXT, "sigaction");
     real.pthread_cancel = dlsym(RTLD_NEXT, "pthread_cancel");
     real.mmap = dlsym(RTLD_NEXT, "mmap");
+    real.read = dlsym(RTLD_NEXT, "read");
+    real.write = dlsym(RTLD_NEXT, "write");
+    real.pread = dlsym(RTLD_NEXT, "pread64");
+    real.pwrite = dlsym(RTLD_NEXT, "pwrite64");
+    real.fallocate = dlsym(RTLD_NEXT, "fallocate64");
     proc = abi_process_create();
     /* the program's present SIGSEGV/SIGBUS dispositions become the ones we chain to */
     for (int sig = 1; sig < NSIG; sig++)
@@ -363,6 +374,11 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     if (!real.mmap) /* before our constructor (e.g. from the dynamic loader): no KVM fds yet */
         return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    int g = fd >= 0 ? abi_gmem_file_op(proc, fd, ABI_GMEM_MMAP) : 0;
+    if (g) { /* guest_memfd: no mmap in 6.12 */
+        errno = -g;
+        return MAP_FAILED;
+    }
     void *p = real.mmap(addr, len, prot, flags, fd, off);
     if (p == MAP_FAILED || fd < 0 || !abi_owns_fd(proc, fd))
         return p;
@@ -379,6 +395,61 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 }
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
     __attribute__((alias("mmap")));
+
+/* ---------------- guest_memfd file operations (abi/gmem.c) ---------------- */
+
+/* A guest_memfd is a memfd here, which could be read, written and fallocated freely;
+ * KVM's has no read/write (EINVAL) and its own fallocate rules. Before our constructor
+ * (the dynamic loader reads libraries) the raw syscalls serve. */
+static int gmem_rw(int fd)
+{
+    return proc && fd >= 0 ? abi_gmem_file_op(proc, fd, ABI_GMEM_RW) : 0;
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    int g = gmem_rw(fd);
+    if (g)
+        return fail(g);
+    return real.read ? real.read(fd, buf, n) : syscall(SYS_read, fd, buf, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    int g = gmem_rw(fd);
+    if (g)
+        return fail(g);
+    return real.write ? real.write(fd, buf, n) : syscall(SYS_write, fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    int g = gmem_rw(fd);
+    if (g)
+        return fail(g);
+    return real.pread ? real.pread(fd, buf, n, off) : syscall(SYS_pread64, fd, buf, n, off);
+}
+ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    int g = gmem_rw(fd);
+    if (g)
+        return fail(g);
+    return real.pwrite ? real.pwrite(fd, buf, n, off) : syscall(SYS_pwrite64, fd, buf, n, off);
+}
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __attribute__((alias("pwrite")));
+
+int fallocate(int fd, int mode, off_t off, off_t len)
+{
+    ensure_init();
+    bool ours = false;
+    long r = fd >= 0 ? abi_gmem_fallocate(proc, fd, mode, off, len, &ours) : 0;
+    if (ours)
+        return r ? fail(r) : 0;
+    return real.fallocate(fd, mode, off, len);
+}
+int fallocate64(int fd, int mode, off_t off, off_t len) __attribute__((alias("fallocate")));
 
 /* ---------------- /dev/kvm existence checks ---------------- */
 
