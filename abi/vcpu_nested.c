@@ -55,6 +55,7 @@ static long vmx_get(struct abi_vcpu *v, struct kvm_nested_state *u)
     st.hdr.vmx.vmxon_pa = es.vmxon_pa;
     st.hdr.vmx.vmcs12_pa = es.vmcs12_pa;
     st.hdr.vmx.flags = es.vmx_flags;
+    st.hdr.vmx.smm.flags = es.smm_flags;
     st.hdr.vmx.preemption_timer_deadline = es.preemption_timer_deadline;
     long r = 0;
     /* vmx_get_nested_state writes nothing into a buffer too small for the whole state */

@@ -118,6 +118,9 @@ struct emu_vmx {
     bool l1_nmi_masked;
     uint32_t exit_insn_info;  /* VMX-instruction information of the exit being taken */
     bool shadow_loaded;       /* shadow12 holds the VMCS-link-pointer VMCS while L2 runs */
+    /* SMM suspends VMX operation (vmx->nested.smm.vmxon / .guest_mode): VMXON and L2 as
+     * they were at the SMI, back at RSM (emu_vmx_smm_enter / _leave) */
+    bool smm_vmxon, smm_guest_mode;
     bool ept_on;              /* this L2 runs with "enable EPT" */
     uint8_t vmcs12[4096];
     uint8_t shadow12[4096];   /* KVM cached_shadow_vmcs12: L2's VMREAD/VMWRITE target */
@@ -149,7 +152,10 @@ void emu_vmx_run_entry(struct emu_vcpu *v);
  * shutdown at RSM). */
 bool emu_svm_smm_enter(struct emu_vcpu *v, uint8_t *smram, bool lm);
 bool emu_svm_smm_leave(struct emu_vcpu *v, const uint8_t *smram);
-/* kvm_leave_nested: end the running L2 without a VM exit to L1's handler. */
+bool emu_vmx_smm_enter(struct emu_vcpu *v);
+bool emu_vmx_smm_leave(struct emu_vcpu *v);
+/* kvm_leave_nested: end the running L2 without a VM exit to L1's handler; on VMX also
+ * VMX operation (vmx_leave_nested -> free_nested). */
 void emu_svm_leave_guest(struct emu_vcpu *v);
 void emu_vmx_leave_guest(struct emu_vcpu *v);
 /* SVM_EXIT_SMI when L1 intercepts SMIs in the running L2 (does not return then). */

@@ -224,7 +224,7 @@ void emu_smm_enter(struct emu_vcpu *v)
     else
         save_32(v, m);
     /* the vendor leaves L2 after the map holds L2's state (svm_enter_smm) */
-    bool ok = emu_svm_smm_enter(v, m, lm);
+    bool ok = emu_svm_smm_enter(v, m, lm) && emu_vmx_smm_enter(v);
     smm_changed(v, true);
     /* written in SMM, i.e. into address space 1 (kvm_vcpu_write_guest after the switch) */
     if (!ok || !emu_phys_write(v, c->smbase + SMRAM_MAP, m, sizeof m))
@@ -333,7 +333,7 @@ static int h_rsm(struct emu_vcpu *v, const struct decoded_insn *d)
     c->efer = 0;
     bool lm = guest_lm(v);
     /* the vendor re-enters L2 before the map loads over it (smm.c FIXME: as KVM does) */
-    bool ok = lm ? emu_svm_smm_leave(v, m) : true;
+    bool ok = (lm ? emu_svm_smm_leave(v, m) : true) && emu_vmx_smm_leave(v);
     if (ok) {
         if (lm)
             load_64(v, m);

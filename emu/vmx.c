@@ -946,6 +946,7 @@ static void leave_vmx(struct emu_vcpu *v)
         load_host(v, false); /* vmx_leave_nested: nested_vmx_vmexit(-1) */
     release_vmcs12(v);
     v->cpu.vmxon = false;
+    v->nested.vmx.smm_vmxon = false; /* free_nested; smm.guest_mode stays, as in KVM */
     v->nested.vmx.vmxon_ptr = INVALID_PTR;
 }
 
@@ -956,11 +957,12 @@ bool emu_nested_tdp_active(struct emu_vcpu *v)
     return v->nested.guest_mode && v->nested.ops == &emu_vmx_ops && v->nested.vmx.ept_on;
 }
 
-/* kvm_leave_nested for VMX: L2 ends as nested_vmx_vmexit(-1) ends it; VMX operation stays. */
+/* kvm_leave_nested for VMX (vmx_leave_nested): L2 ends as nested_vmx_vmexit(-1) ends it,
+ * then free_nested ends VMX operation too (also one SMM suspended). */
 void emu_vmx_leave_guest(struct emu_vcpu *v)
 {
-    if (v->nested.guest_mode && v->nested.ops == &emu_vmx_ops)
-        load_host(v, false);
+    if (v->cpu.vmxon || v->nested.vmx.smm_vmxon)
+        leave_vmx(v);
 }
 
 static int h_vmxon(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -1561,7 +1563,7 @@ void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *s
     *st = (struct emu_vmx_nested_state){.vmxon_pa = INVALID_PTR, .vmcs12_pa = INVALID_PTR,
                                         .size = 128};
     honour_leave_request(v); /* KVM left VMX operation at the FEATURE_CONTROL write */
-    if (!guest_has_vmx(v) || !v->cpu.vmxon)
+    if (!guest_has_vmx(v) || !(v->cpu.vmxon || x->smm_vmxon))
         return;
     st->vmxon_pa = x->vmxon_ptr;
     st->vmcs12_pa = x->vmptr;
@@ -1569,6 +1571,8 @@ void emu_vmx_get_nested_state(struct emu_vcpu *v, struct emu_vmx_nested_state *s
         st->has_vmcs12 = true;
         st->size += EMU_VMX_VMCS12_SIZE;
     }
+    st->smm_flags = (x->smm_vmxon ? EMU_VMX_NESTED_SMM_VMXON : 0) |
+                    (x->smm_guest_mode ? EMU_VMX_NESTED_SMM_GUEST_MODE : 0);
     if (v->nested.guest_mode && v->nested.ops == &emu_vmx_ops) {
         st->flags |= EMU_NESTED_GUEST_MODE | (x->inj_pending ? EMU_NESTED_RUN_PENDING : 0);
         if ((pin(v) & VMX_PIN_PREEMPTION_TIMER) && x->timer_on) {
@@ -1605,11 +1609,14 @@ int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_sta
         return -EINVAL;
     if (st->vmx_flags & ~EMU_VMX_PREEMPTION_TIMER_DEADLINE)
         return -EINVAL;
-    if (st->smm_flags) /* not in SMM (softkvm has none): SMM flags must be zero */
+    /* SMM suspends VMX: no guest mode or pending VM entry in SMM; outside SMM no SMM flags */
+    if (c->ev.smm ? (st->flags & (EMU_NESTED_GUEST_MODE | EMU_NESTED_RUN_PENDING)) : st->smm_flags)
+        return -EINVAL;
+    if ((st->smm_flags & EMU_VMX_NESTED_SMM_GUEST_MODE) && !(st->smm_flags & EMU_VMX_NESTED_SMM_VMXON))
         return -EINVAL;
     if (st->flags & EMU_VMX_NESTED_EVMCS)
         return -EINVAL; /* no enlightened VMCS */
-    if (c->vmxon)
+    if (c->vmxon || x->smm_vmxon)
         leave_vmx(v); /* vmx_leave_nested */
     if (st->vmxon_pa == INVALID_PTR)
         return 0;
@@ -1626,6 +1633,12 @@ int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_sta
     if (st->vmcs12_pa == INVALID_PTR || st->vmcs12_pa == st->vmxon_pa || !page_ok(v, st->vmcs12_pa))
         return -EINVAL;
     x->vmptr = st->vmcs12_pa;
+    if (st->smm_flags & EMU_VMX_NESTED_SMM_VMXON) { /* (only with a vmcs12, as in KVM) */
+        x->smm_vmxon = true;
+        c->vmxon = false;
+        if (st->smm_flags & EMU_VMX_NESTED_SMM_GUEST_MODE)
+            x->smm_guest_mode = true;
+    }
     if (copy_failed || !image)
         return -EFAULT;
     memcpy(x->vmcs12, image, EMU_VMX_VMCS12_SIZE);
@@ -1678,4 +1691,54 @@ int emu_vmx_set_nested_state(struct emu_vcpu *v, const struct emu_vmx_nested_sta
                             ((uint64_t)(uint32_t)vf(v, VF_VMX_PREEMPTION_TIMER_VALUE) << VMX_MISC_TIMER_RATE);
     v->kick = 1;
     return 0;
+}
+
+/* ---- SMM (emu/smm.c calls these where 6.12 calls vmx_enter_smm / vmx_leave_smm) ---- */
+
+/* vmx_enter_smm (vmx.c): an L2 ends as nested_vmx_vmexit(-1) ends it (its state synced to
+ * vmcs12, no exit information for L1), and VMX operation is suspended until RSM. The
+ * state-save map already holds L2's registers. */
+bool emu_vmx_smm_enter(struct emu_vcpu *v)
+{
+    struct emu_vmx *x = &v->nested.vmx;
+    x->smm_guest_mode = v->nested.guest_mode && v->nested.ops == &emu_vmx_ops;
+    if (x->smm_guest_mode) {
+        save_guest(v);
+        load_host(v, false);
+    }
+    x->smm_vmxon = v->cpu.vmxon;
+    v->cpu.vmxon = false;
+    return true;
+}
+
+/* vmx_leave_smm: VMX operation back, and the L2 the SMI interrupted re-entered from vmcs12
+ * (nested_vmx_enter_non_root_mode(from_vmentry = false), nested_run_pending = 1) before
+ * RSM loads the map over it. False: the re-entry failed (RSM then shuts down). */
+bool emu_vmx_smm_leave(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    struct emu_vmx *x = &v->nested.vmx;
+    if (x->smm_vmxon) {
+        c->vmxon = true;
+        x->smm_vmxon = false;
+    }
+    if (!x->smm_guest_mode)
+        return true;
+    if (x->vmptr == INVALID_PTR)
+        return false; /* from_vmentry = false: no VM-entry checks, only prepare_vmcs02 */
+    x->l1_nmi_masked = c->ev.nmi_masked;
+    x->exit_insn_info = 0;
+    v->nested.ops = &emu_vmx_ops;
+    load_guest(v);
+    v->nested.guest_mode = true;
+    v->nested.vectoring.valid = false;
+    x->inj_pending = vf(v, VF_VM_ENTRY_INTR_INFO_FIELD) & INTR_VALID;
+    cache_shadow(v);
+    x->timer_on = pin(v) & VMX_PIN_PREEMPTION_TIMER;
+    if (x->timer_on)
+        x->timer_deadline = l1_tsc(v) +
+                            ((uint64_t)(uint32_t)vf(v, VF_VMX_PREEMPTION_TIMER_VALUE) << VMX_MISC_TIMER_RATE);
+    x->smm_guest_mode = false;
+    v->kick = 1;
+    return true;
 }

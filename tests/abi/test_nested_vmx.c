@@ -519,6 +519,55 @@ START_TEST(nested_state_vmx_format)
 }
 END_TEST
 
+/* An SMI while L2 runs (6.12 vmx.c vmx_enter_smm / vmx_leave_smm, nested.c
+ * vmx_get/set_nested_state): SMM leaves L2 without telling L1 and suspends VMX operation,
+ * KVM_GET_NESTED_STATE then says SMM_VMXON | SMM_GUEST_MODE and no guest mode (6711-6715);
+ * in SMM a state with guest mode, or SMM_GUEST_MODE without SMM_VMXON, is EINVAL
+ * (6857-6865); RSM re-enters L2, which goes on to its next exit. */
+START_TEST(smi_in_l2_suspends_vmx_until_rsm)
+{
+    struct nctx c;
+    guest_open(&c, true);
+    /* address space 1 = the same memory; the SMI handler at SMBASE 0x30000 + 0x8000 */
+    static const uint8_t handler[] = {0xe6, 0x81, 0x0f, 0xaa}; /* out %al, $0x81; rsm */
+    memcpy(c.mem + 0x38000, handler, sizeof handler);
+    struct kvm_userspace_memory_region r1 = {.slot = 1u << 16, .memory_size = MEM_SIZE,
+                                             .userspace_addr = (uintptr_t)c.mem};
+    ck_assert_int_eq(io(&c, c.vm, KVM_SET_USER_MEMORY_REGION, &r1), 0);
+    expect_l1_exit(&c, EXIT_MSR_READ, 0, nvmx_a);
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e.index = 0x174, .e.data = 0x5678};
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_MSRS, &m), 1);
+    run_to_port(&c, 0x80); /* in L2 */
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SMI, 0), 0);
+    run_to_port(&c, 0x81);
+    ck_assert_uint_eq(c.run->flags & KVM_RUN_X86_SMM, KVM_RUN_X86_SMM);
+    struct kvm_nested_state *st = calloc(1, 128 + 2 * 4096);
+    st->size = 128 + 2 * 4096;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_NESTED_STATE, st), 0);
+    ck_assert_uint_eq(st->flags, 0);
+    ck_assert_uint_eq(st->hdr.vmx.smm.flags, KVM_STATE_NESTED_SMM_VMXON | KVM_STATE_NESTED_SMM_GUEST_MODE);
+    ck_assert_uint_eq(st->hdr.vmx.vmxon_pa, VMXON_GPA);
+    ck_assert_uint_eq(st->hdr.vmx.vmcs12_pa, VMCS_GPA);
+    st->flags = KVM_STATE_NESTED_GUEST_MODE;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_NESTED_STATE, st), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    st->flags = 0;
+    st->hdr.vmx.smm.flags = KVM_STATE_NESTED_SMM_GUEST_MODE;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_NESTED_STATE, st), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    st->hdr.vmx.smm.flags = KVM_STATE_NESTED_SMM_VMXON | KVM_STATE_NESTED_SMM_GUEST_MODE;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_NESTED_STATE, st), 0);
+    /* RSM: back in L2, whose WRMSR 0x174 is L1's exit as before */
+    expect_l1_exit(&c, EXIT_MSR_WRITE, 0, nvmx_e);
+    ck_assert_uint_eq(c.run->flags & KVM_RUN_X86_SMM, 0);
+    free(st);
+    guest_close(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("abi_nested_vmx");
@@ -534,6 +583,7 @@ static Suite *suite(void)
     tcase_add_test(t, ept_violation_on_a_page_walk);
     tcase_add_test(t, apic_access_page_access_exits);
     tcase_add_test(t, nested_state_vmx_format);
+    tcase_add_test(t, smi_in_l2_suspends_vmx_until_rsm);
     suite_add_tcase(s, t);
     return s;
 }
