@@ -15,7 +15,10 @@
  * (x86.c kvm_can_mwait_in_guest, and the selftests' this_cpu_has(X86_FEATURE_MWAIT)) is
  * about the CPU guests run on — here softkvm's model, which has both (emu/insn_system.c),
  * whether or not the real host exposes them. Both are CPL-0 instructions, so no program
- * reading the bit can execute them itself. */
+ * reading the bit can execute them itself.
+ *
+ * Vendor: with SOFTKVM_VENDOR naming the other vendor than the host's, leaf 0 (and
+ * 0x80000000) carry that vendor's name, and the virtualization bit is that vendor's. */
 #include <asm/prctl.h>
 #include <cpuid.h>
 #include <signal.h>
@@ -23,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -35,13 +39,22 @@
 
 static int set_cpuid(int enabled) { return (int)syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
+/* SOFTKVM_VENDOR, read once here (the signal handler cannot call getenv): 0 = the host's
+ * vendor, 1 = Intel, 2 = AMD */
+static int flavour;
+
 bool host_cpuid_init(void)
 {
+    const char *v = getenv("SOFTKVM_VENDOR");
+    flavour = v && !strcasecmp(v, "intel") ? 1 : v && !strcasecmp(v, "amd") ? 2 : 0;
     const char *e = getenv("SOFTKVM_HOST_CPUID");
     if (e && strcmp(e, "plain") == 0)
         return false;
     return set_cpuid(0) == 0;
 }
+
+static const uint32_t vendor_intel[3] = {0x756e6547, 0x49656e69, 0x6c65746e}; /* EBX EDX ECX */
+static const uint32_t vendor_amd[3] = {0x68747541, 0x69746e65, 0x444d4163};
 
 bool host_cpuid_emulate(siginfo_t *info, void *uctx)
 {
@@ -60,8 +73,20 @@ bool host_cpuid_emulate(siginfo_t *info, void *uctx)
     __cpuid(0, va, vb, vc, vd);
     set_cpuid(0);
     (void)va;
-    bool intel = vb == 0x756e6547 && vd == 0x49656e69 && vc == 0x6c65746e; /* GenuineIntel */
-    bool amd = vb == 0x68747541 && vd == 0x69746e65 && vc == 0x444d4163;   /* AuthenticAMD */
+    bool intel = vb == vendor_intel[0] && vd == vendor_intel[1] && vc == vendor_intel[2];
+    bool amd = vb == vendor_amd[0] && vd == vendor_amd[1] && vc == vendor_amd[2];
+    /* A flavour other than the host's vendor (SOFTKVM_VENDOR): the program sees that
+     * vendor's name, as it would on such a host. The selftests choose VMCALL or VMMCALL,
+     * and the kvm_intel or kvm_amd parameters, by the host's vendor (host_cpu_is_intel). */
+    if (flavour && (flavour == 1) != intel) {
+        const uint32_t *n = flavour == 1 ? vendor_intel : vendor_amd;
+        if (leaf == 0)
+            b = n[0], d = n[1], c = n[2];
+        if (leaf == 0x80000000) /* AMD repeats the name here; Intel has zeros */
+            b = flavour == 2 ? n[0] : 0, d = flavour == 2 ? n[1] : 0, c = flavour == 2 ? n[2] : 0;
+        intel = flavour == 1;
+        amd = flavour == 2;
+    }
     if (leaf == 1 && intel)
         c |= ECX_VMX;
     if (leaf == 1)

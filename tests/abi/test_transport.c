@@ -47,6 +47,9 @@ static void sanitizer_runtimes(char *out, size_t n)
 #endif
 }
 
+/* the flavour the probe runs under (SOFTKVM_VENDOR) */
+static const char *probe_vendor = "amd";
+
 /* Run the probe; returns its stdout (malloc'd) and exit status. */
 static char *run_probe(bool preload, const char *arg, int *status)
 {
@@ -71,8 +74,10 @@ static char *run_probe(bool preload, const char *arg, int *status)
         const char *hc = getenv("SOFTKVM_HOST_CPUID");
         char hcenv[64];
         snprintf(hcenv, sizeof hcenv, "SOFTKVM_HOST_CPUID=%s", hc ? hc : "");
-        char *envp[] = {preload ? env : NULL, "ASAN_OPTIONS=detect_leaks=0",
-                        "SOFTKVM_VENDOR=amd", hc ? hcenv : NULL, NULL};
+        char venv[64];
+        snprintf(venv, sizeof venv, "SOFTKVM_VENDOR=%s", probe_vendor);
+        char *envp[] = {preload ? env : NULL, "ASAN_OPTIONS=detect_leaks=0", venv,
+                        hc ? hcenv : NULL, NULL};
         if (!preload) {
             envp[0] = "ASAN_OPTIONS=detect_leaks=0";
             envp[1] = NULL;
@@ -254,6 +259,18 @@ START_TEST(host_cpuid_shows_virtualization)
         /* the host cannot: the plain run says why (ENODEV), and the shim changed nothing */
         ck_assert_msg(strstr(plain, "host_can_fault=0 errno=19") != NULL, "plain: %s", plain);
         ck_assert_msg(strstr(out, "faulting=0") != NULL, "shim: %s", out);
+    }
+    /* the flavour's vendor, whichever the host's is */
+    if (strstr(plain, "host_can_fault=1")) {
+        for (int i = 0; i < 2; i++) {
+            probe_vendor = i ? "intel" : "amd";
+            char *fl = run_probe(true, "--cpuid", &st);
+            char want[64];
+            snprintf(want, sizeof want, "vendor=%s faulting=1 virt=1 thread_virt=1", probe_vendor);
+            ck_assert_msg(strstr(fl, want) != NULL, "SOFTKVM_VENDOR=%s: %s", probe_vendor, fl);
+            free(fl);
+        }
+        probe_vendor = "amd";
     }
     setenv("SOFTKVM_HOST_CPUID", "plain", 1);
     char *off = run_probe(true, "--cpuid", &st);
