@@ -258,6 +258,93 @@ static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bo
 static int f_imul_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, false); }
 static int f_imul_rri(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, true); }
 
+/* ---- conditions and branches ---- */
+
+/* emu_cond (flags.c) for a condition fixed at translation. The cases the lazy state
+ * answers without materialising are decided here, with lazy_status's definitions: ZF is
+ * "result == 0" and SF its sign bit for every lazy op (the result is kept masked to the
+ * size); after SUB/CMP, CF and the signed relations come from the operands; after a
+ * logic op CF = OF = 0. Everything else is emu_cond itself. */
+static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
+{
+    unsigned op = v->lf.op;
+    bool r;
+    if (__builtin_expect(op == EMU_LF_NONE, 0))
+        return emu_cond(v, cc);
+    uint64_t res = v->lf.res, sign = 1ull << (v->lf.size * 8 - 1);
+    switch (cc >> 1) {
+    case 2: /* E / NE */
+        r = res == 0;
+        break;
+    case 4: /* S / NS */
+        r = (res & sign) != 0;
+        break;
+    case 1: /* B / AE */
+        if (op == EMU_LF_SUB)
+            r = v->lf.a < v->lf.b;
+        else if (op == EMU_LF_ADD)
+            r = res < v->lf.a;
+        else if (op == EMU_LF_LOGIC)
+            r = false;
+        else
+            return emu_cond(v, cc);
+        break;
+    case 3: /* BE / A */
+        if (op == EMU_LF_SUB)
+            r = v->lf.a <= v->lf.b;
+        else if (op == EMU_LF_LOGIC)
+            r = res == 0;
+        else
+            return emu_cond(v, cc);
+        break;
+    case 6: /* L / GE */
+    case 7: /* LE / G */
+        if (op == EMU_LF_SUB) {
+            int64_t a = emu_sext(v->lf.a, v->lf.size), b = emu_sext(v->lf.b, v->lf.size);
+            r = (cc >> 1) == 6 ? a < b : a <= b;
+        } else if (op == EMU_LF_LOGIC) {
+            r = (res & sign) != 0 || ((cc >> 1) == 7 && res == 0); /* OF = 0 */
+        } else {
+            return emu_cond(v, cc);
+        }
+        break;
+    default:
+        return emu_cond(v, cc);
+    }
+    return (cc & 1) ? !r : r;
+}
+
+/* Jcc / JMP rel in 64-bit mode with a 64-bit operand size (insn_branch.c jump_near: the
+ * target must be canonical, else #GP(0) with RIP at the branch). The block ends at the
+ * branch (block.c ends_block), so the loop needs nothing else. */
+static inline int jump_rel64(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t t = v->next_rip + (uint64_t)d->ops[0].disp;
+    if (__builtin_expect(!emu_canonical(t), 0))
+        emu_raise(v, EMU_GP, 0);
+    v->next_rip = t;
+    return EMU_H_NEXT;
+}
+
+#define JCC(cc)                                                                            \
+    static int f_jcc_##cc(struct emu_vcpu *v, const struct decoded_insn *d)               \
+    {                                                                                      \
+        return cond_fast(v, cc) ? jump_rel64(v, d) : EMU_H_NEXT;                           \
+    }
+JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
+JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
+#undef JCC
+
+static emu_handler_fn *const jcc_forms[16] = {
+    f_jcc_0, f_jcc_1, f_jcc_2,  f_jcc_3,  f_jcc_4,  f_jcc_5,  f_jcc_6,  f_jcc_7,
+    f_jcc_8, f_jcc_9, f_jcc_10, f_jcc_11, f_jcc_12, f_jcc_13, f_jcc_14, f_jcc_15,
+};
+
+static int f_jmp_rel(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return jump_rel64(v, d);
+}
+
 /* ---- selection ---- */
 
 static bool is_gpr(const struct decoder_operand *o)
@@ -296,6 +383,12 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
             return alu_forms[i].ri;
         return generic;
+    }
+    if (d->mode == DECODER_MODE_64 && d->opsize == 8 && d->nops == 1 && o0->kind == DOPND_REL) {
+        if (d->op >= DOP_JO && d->op <= DOP_JG && generic == emu_handler_for(DOP_JO))
+            return jcc_forms[d->cond & 15];
+        if (d->op == DOP_JMP)
+            return f_jmp_rel;
     }
     switch (d->op) {
     case DOP_LEA:
