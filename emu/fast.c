@@ -345,6 +345,118 @@ static int f_jmp_rel(struct emu_vcpu *v, const struct decoded_insn *d)
     return jump_rel64(v, d);
 }
 
+/* ---- stack ---- */
+
+/* The TLB hit for a linear address (emu_lin_read/emu_lin_write's fast case: same tag,
+ * same page-crossing test, same kind for the CPL), or NULL. A data breakpoint takes the
+ * generic path, which checks it. */
+static inline uint8_t *lin_hit(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
+{
+    if ((lin & 0xfff) + size > 4096 || v->dbg_data)
+        return NULL;
+    unsigned k = acc + (v->cpu.cpl == 3 ? 3 : 0);
+    const struct emu_tlb_entry *e = &v->tlb[k][(lin >> 12) % EMU_TLB_SIZE];
+    if (e->tag != ((lin & ~0xfffull) | 1))
+        return NULL;
+    return e->host + (lin & 0xfff);
+}
+
+/* The generic handler of d's op, for what the stack forms do not take: it redoes the
+ * instruction from the start, so the fast forms change nothing before deciding. */
+static int stack_generic(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return emu_handler_for(d->op)(v, d);
+}
+
+/* PUSH r64 / POP r64 / CALL rel32 / RET in 64-bit mode, 64-bit operand size: SS has base
+ * 0 and no limit there, so emu_seg_lin is only the canonical check, which a TLB hit
+ * implies (insn_stack.c h_push/h_pop, operand.c emu_push/emu_pop). */
+static int f_push_r(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t val = v->cpu.gpr[d->ops[0].reg]; /* PUSH RSP pushes the old value */
+    uint64_t sp = v->cpu.gpr[EMU_RSP] - 8;
+    uint8_t *p = lin_hit(v, sp, 8, EMU_ACC_WRITE);
+    if (__builtin_expect(!p, 0))
+        return stack_generic(v, d);
+    memcpy(p, &val, 8);
+    v->cpu.gpr[EMU_RSP] = sp;
+    return EMU_H_NEXT;
+}
+
+static int f_pop_r(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t sp = v->cpu.gpr[EMU_RSP];
+    const uint8_t *p = lin_hit(v, sp, 8, EMU_ACC_READ);
+    if (__builtin_expect(!p, 0))
+        return stack_generic(v, d);
+    uint64_t val;
+    memcpy(&val, p, 8);
+    v->cpu.gpr[EMU_RSP] = sp + 8;
+    v->cpu.gpr[d->ops[0].reg] = val; /* after the increment: POP RSP loads the value */
+    return EMU_H_NEXT;
+}
+
+/* CALL rel: the target is checked before the push (insn_branch.c h_call); a
+ * non-canonical one is the generic handler's #GP(0). */
+static int f_call_rel(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t ret = v->next_rip, t = ret + (uint64_t)d->ops[0].disp;
+    uint64_t sp = v->cpu.gpr[EMU_RSP] - 8;
+    uint8_t *p = lin_hit(v, sp, 8, EMU_ACC_WRITE);
+    if (__builtin_expect(!p || !emu_canonical(t), 0))
+        return stack_generic(v, d);
+    memcpy(p, &ret, 8);
+    v->cpu.gpr[EMU_RSP] = sp;
+    v->next_rip = t;
+    return EMU_H_NEXT;
+}
+
+static int f_ret(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    uint64_t sp = v->cpu.gpr[EMU_RSP];
+    const uint8_t *p = lin_hit(v, sp, 8, EMU_ACC_READ);
+    if (__builtin_expect(!p, 0))
+        return stack_generic(v, d);
+    uint64_t t;
+    memcpy(&t, p, 8);
+    if (__builtin_expect(!emu_canonical(t), 0))
+        return stack_generic(v, d); /* #GP(0), RSP unchanged */
+    v->cpu.gpr[EMU_RSP] = sp + 8;
+    v->next_rip = t;
+    return EMU_H_NEXT;
+}
+
+/* ROL/ROR r, imm8 (insn_shift.c shift(): only CF and OF change; a count that is 0 after
+ * masking changes nothing but the 32-bit zero extension). */
+static inline int rot_fast(struct emu_vcpu *v, const struct decoded_insn *d, bool left)
+{
+    unsigned size = d->ops[0].size, bits = size * 8;
+    uint64_t m = emu_mask(size), msb = 1ull << (bits - 1);
+    unsigned cnt = (unsigned)d->ops[1].disp & (size == 8 ? 63 : 31);
+    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r;
+    if (cnt == 0) {
+        gpr_set(v, d->ops[0].reg, size, a);
+        return EMU_H_NEXT;
+    }
+    unsigned c = cnt % bits;
+    bool cf, of;
+    if (left) {
+        r = c ? ((a << c) | (a >> (bits - c))) & m : a;
+        cf = r & 1;
+        of = !!(r & msb) ^ cf;
+    } else {
+        r = c ? ((a >> c) | (a << (bits - c))) & m : a;
+        cf = !!(r & msb);
+        of = !!(r & msb) ^ !!(r & (msb >> 1));
+    }
+    gpr_set(v, d->ops[0].reg, size, r);
+    emu_flags_update(v, EMU_FL_CF | EMU_FL_OF, (cf ? EMU_FL_CF : 0) | (of ? EMU_FL_OF : 0));
+    return EMU_H_NEXT;
+}
+
+static int f_rol_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return rot_fast(v, d, true); }
+static int f_ror_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return rot_fast(v, d, false); }
+
 /* ---- selection ---- */
 
 static bool is_gpr(const struct decoder_operand *o)
@@ -389,6 +501,14 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
             return jcc_forms[d->cond & 15];
         if (d->op == DOP_JMP)
             return f_jmp_rel;
+        if (d->op == DOP_CALL)
+            return f_call_rel;
+    }
+    if (d->mode == DECODER_MODE_64 && d->opsize == 8) {
+        if (d->op == DOP_RET && d->nops == 0)
+            return f_ret;
+        if ((d->op == DOP_PUSH || d->op == DOP_POP) && d->nops == 1 && is_gpr(o0) && o0->size == 8)
+            return d->op == DOP_PUSH ? f_push_r : f_pop_r;
     }
     switch (d->op) {
     case DOP_LEA:
@@ -420,6 +540,11 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
     case DOP_SAR:
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
             return d->op == DOP_SHR ? f_shr_ri : d->op == DOP_SAR ? f_sar_ri : f_shl_ri;
+        break;
+    case DOP_ROL:
+    case DOP_ROR:
+        if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
+            return d->op == DOP_ROL ? f_rol_ri : f_ror_ri;
         break;
     case DOP_IMUL:
         if (d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
