@@ -475,26 +475,32 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         uint8_t shadow = ev->int_shadow;
         if (shadow)
             n = 1;
-        for (unsigned i = 0; i < n; i++) {
-            const struct emu_binsn *r = &b->ins[i];
-            uint64_t rip = c->rip;
+        /* RIP and the retired count stay in registers across the records; what the
+         * handlers and the fault path read (insn, insn_rip, next_rip, cpu.rip, icount)
+         * is still stored for every instruction */
+        const struct emu_binsn *r = b->ins, *end = r + n;
+        uint64_t rip = c->rip, ic = v->icount;
+        for (;;) {
             uint64_t next = (rip + r->d.length) & rmask;
             v->insn = &r->d;
             v->insn_rip = rip;
             v->next_rip = next;
             int ret = r->fn(v, &r->d); /* privileged forms check CPL in emu_h_priv */
-            c->rip = v->next_rip;
+            rip = v->next_rip;
+            c->rip = rip;
             /* release: the instruction's stores before the count emu_dirty_log_sync reads */
-            __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&v->icount, ++ic, __ATOMIC_RELEASE);
             if (__builtin_expect((ret | v->exit_ready) != 0, 0)) {
                 if (shadow)
                     ev->int_shadow = 0;
                 v->code_page = NULL;
                 return;
             }
+            if (++r == end)
+                break; /* a taken branch ends here: the successor is chained below */
             /* a restarted string instruction, a mode/paging change or a store into the
              * block: the rest of it may no longer be what runs next */
-            if (__builtin_expect(((v->next_rip ^ next) | v->blk_break) != 0, 0) && i + 1 < n) {
+            if (__builtin_expect((v->blk_break | (rip != next)) != 0, 0)) {
                 b = NULL; /* its successor is not a fixed function of it */
                 break;
             }
