@@ -184,12 +184,17 @@ static int f_mov_mi(struct emu_vcpu *v, const struct decoded_insn *d)
     return mov_store(v, d, (uint64_t)d->ops[1].disp);
 }
 
-/* All six status flags written at once (AF cleared): the lazy state is simply dropped. */
-static inline void set_status(struct emu_vcpu *v, uint64_t f)
+/* All six status flags written at once, as insn_shift.c / insn_muldiv.c write them: SF ZF
+ * PF of the result, the given CF and OF, AF cleared. Recorded lazily (EMU_LF_CO), so they
+ * are only computed if something reads them. */
+static inline void set_co(struct emu_vcpu *v, unsigned size, uint64_t res, bool cf, bool of)
 {
-    const uint64_t mask = EMU_FL_CF | EMU_FL_OF | EMU_FL_SF | EMU_FL_ZF | EMU_FL_PF | EMU_FL_AF;
-    v->lf.op = EMU_LF_NONE;
-    v->cpu.rflags = (v->cpu.rflags & ~mask) | f;
+    v->lf.op = EMU_LF_CO;
+    v->lf.size = (uint8_t)size;
+    v->lf.res = res; /* masked to size by the callers */
+    v->lf.a = 0;
+    v->lf.b = 0;
+    v->lf.cf_in = (uint8_t)(cf | (of << 1));
 }
 
 /* SHL/SHR/SAR r, imm8 (insn_shift.c shift(): count masked, 0 changes nothing but the
@@ -227,9 +232,7 @@ static inline int shift_fast(struct emu_vcpu *v, const struct decoded_insn *d, e
     }
     }
     gpr_set(v, d->ops[0].reg, size, r);
-    uint64_t f = (cf ? EMU_FL_CF : 0) | (of ? EMU_FL_OF : 0) | (r == 0 ? EMU_FL_ZF : 0) |
-                 ((r & msb) ? EMU_FL_SF : 0) | (emu_parity((uint8_t)r) ? EMU_FL_PF : 0);
-    set_status(v, f);
+    set_co(v, size, r, cf, of);
     return EMU_H_NEXT;
 }
 
@@ -248,10 +251,7 @@ static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bo
     uint64_t lo = (uint64_t)r & emu_mask(size);
     gpr_set(v, d->ops[0].reg, size, lo);
     bool ovf = r != (__int128)emu_sext((uint64_t)r, size);
-    uint64_t f = (ovf ? (EMU_FL_CF | EMU_FL_OF) : 0) | (lo == 0 ? EMU_FL_ZF : 0) |
-                 (((lo >> (size * 8 - 1)) & 1) ? EMU_FL_SF : 0) |
-                 (emu_parity((uint8_t)lo) ? EMU_FL_PF : 0);
-    set_status(v, f);
+    set_co(v, size, lo, ovf, ovf);
     return EMU_H_NEXT;
 }
 
@@ -264,7 +264,7 @@ static int f_imul_rri(struct emu_vcpu *v, const struct decoded_insn *d) { return
  * answers without materialising are decided here, with lazy_status's definitions: ZF is
  * "result == 0" and SF its sign bit for every lazy op (the result is kept masked to the
  * size); after SUB/CMP, CF and the signed relations come from the operands; after a
- * logic op CF = OF = 0. Everything else is emu_cond itself. */
+ * logic op CF = OF = 0; EMU_LF_CO holds CF itself. Everything else is emu_cond itself. */
 static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
 {
     unsigned op = v->lf.op;
@@ -286,6 +286,8 @@ static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
             r = res < v->lf.a;
         else if (op == EMU_LF_LOGIC)
             r = false;
+        else if (op == EMU_LF_CO)
+            r = v->lf.cf_in & 1;
         else
             return emu_cond(v, cc);
         break;

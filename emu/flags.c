@@ -5,11 +5,6 @@
 
 #define STATUS_MASK (EMU_FL_CF | EMU_FL_PF | EMU_FL_AF | EMU_FL_ZF | EMU_FL_SF | EMU_FL_OF)
 
-uint8_t emu_parity(uint8_t b)
-{
-    return !__builtin_parity(b);
-}
-
 static uint64_t lazy_status(const struct emu_lazy *lf)
 {
     unsigned bits = lf->size * 8;
@@ -49,12 +44,16 @@ static uint64_t lazy_status(const struct emu_lazy *lf)
         cf = b != 0;
         of = r == sign;
         break;
+    case EMU_LF_CO:
+        cf = lf->cf_in & 1;
+        of = (lf->cf_in >> 1) & 1;
+        break;
     }
     if (cf)
         f |= EMU_FL_CF;
     if (of)
         f |= EMU_FL_OF;
-    if (lf->op != EMU_LF_LOGIC && ((a ^ b ^ r) & 0x10))
+    if (lf->op != EMU_LF_LOGIC && lf->op != EMU_LF_CO && ((a ^ b ^ r) & 0x10))
         f |= EMU_FL_AF;
     if (r == 0)
         f |= EMU_FL_ZF;
@@ -104,6 +103,8 @@ bool emu_cf(struct emu_vcpu *v)
         return v->lf.a < v->lf.b;
     case EMU_LF_LOGIC:
         return false;
+    case EMU_LF_CO:
+        return v->lf.cf_in & 1;
     default:
         return emu_flags(v) & EMU_FL_CF;
     }

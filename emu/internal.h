@@ -209,6 +209,9 @@ enum emu_lf_op {
     EMU_LF_NONE = 0, /* flags are all in cpu.rflags */
     EMU_LF_ADD, EMU_LF_ADC, EMU_LF_SUB, EMU_LF_SBB, EMU_LF_LOGIC, EMU_LF_INC, EMU_LF_DEC,
     EMU_LF_NEG,
+    /* SF ZF PF from the result, CF = cf_in bit 0, OF = cf_in bit 1, AF clear: shifts and
+     * IMUL, whose CF/OF are not a function of the result (emu/fast.c) */
+    EMU_LF_CO,
 };
 
 struct emu_lazy {
@@ -229,7 +232,11 @@ void emu_flags_update(struct emu_vcpu *v, uint64_t mask, uint64_t values);
 bool emu_cf(struct emu_vcpu *v);
 /* Jcc/SETcc/CMOVcc condition 0-15 (SDM vol.1 appendix B). */
 bool emu_cond(struct emu_vcpu *v, unsigned cc);
-uint8_t emu_parity(uint8_t b);
+/* PF: even number of set bits in the low byte. Inline: every flag computation uses it. */
+static inline uint8_t emu_parity(uint8_t b)
+{
+    return !__builtin_parity(b);
+}
 
 /* ---------------- block cache (emu/block.c) ---------------- */
 
