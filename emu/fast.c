@@ -124,20 +124,36 @@ static int f_lea(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* The TLB hit for a linear address (emu_lin_read/emu_lin_write's fast case: same tag,
+ * same page-crossing test, same kind for the CPL), or NULL. A data breakpoint takes the
+ * generic path, which checks it. A hit implies the page is canonical and was walked for
+ * this access and CPL. */
+static inline uint8_t *lin_hit(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
+{
+    if ((lin & 0xfff) + size > 4096 || v->dbg_data)
+        return NULL;
+    unsigned k = acc + (v->cpu.cpl == 3 ? 3 : 0);
+    const struct emu_tlb_entry *e = &v->tlb[k][(lin >> 12) % EMU_TLB_SIZE];
+    if (e->tag != ((lin & ~0xfffull) | 1))
+        return NULL;
+    return e->host + (lin & 0xfff);
+}
+
 /* 64-bit mode, DS/ES/SS/CS-relative (base 0), no page crossing, TLB hit: host pointer or
- * NULL. A hit implies the page is canonical and was walked for this access and CPL. */
+ * NULL. The effective address is emu_opnd_ea's without the address-size mask, which is
+ * the identity for the 64-bit address size simple_mem64 requires. */
 static inline uint8_t *tlb_hit(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i,
                                unsigned acc)
 {
     const struct decoder_operand *o = &d->ops[i];
-    uint64_t ea = emu_opnd_ea(v, d, i); /* addrsize 8 (simple_mem64) */
-    if ((ea & 0xfff) + o->size > 4096 || v->dbg_data)
-        return NULL;
-    unsigned k = acc + (v->cpu.cpl == 3 ? 3 : 0);
-    const struct emu_tlb_entry *e = &v->tlb[k][(ea >> 12) % EMU_TLB_SIZE];
-    if (e->tag != ((ea & ~0xfffull) | 1))
-        return NULL;
-    return e->host + (ea & 0xfff);
+    uint64_t ea = (uint64_t)o->disp;
+    if (o->base == DECODER_BASE_RIP)
+        ea += v->next_rip;
+    else if (o->base != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->base];
+    if (o->index != DECODER_NO_REG)
+        ea += v->cpu.gpr[o->index] * o->scale;
+    return lin_hit(v, ea, o->size, acc);
 }
 
 static inline uint64_t load(const uint8_t *p, unsigned size)
@@ -147,6 +163,16 @@ static inline uint64_t load(const uint8_t *p, unsigned size)
     case 2: { uint16_t x; memcpy(&x, p, 2); return x; }
     case 4: { uint32_t x; memcpy(&x, p, 4); return x; }
     default: { uint64_t x; memcpy(&x, p, 8); return x; }
+    }
+}
+
+static inline void store(uint8_t *p, unsigned size, uint64_t val)
+{
+    switch (size) {
+    case 1: *p = (uint8_t)val; break;
+    case 2: { uint16_t x = (uint16_t)val; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)val; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &val, 8); break;
     }
 }
 
@@ -170,7 +196,7 @@ static inline int mov_store(struct emu_vcpu *v, const struct decoded_insn *d, ui
     uint8_t *p = tlb_hit(v, d, 0, EMU_ACC_WRITE);
     if (__builtin_expect(!p, 0))
         return mov_generic(v, d);
-    memcpy(p, &val, d->ops[0].size); /* little-endian host: the low bytes */
+    store(p, d->ops[0].size, val);
     return EMU_H_NEXT;
 }
 
@@ -349,20 +375,6 @@ static int f_jmp_rel(struct emu_vcpu *v, const struct decoded_insn *d)
 
 /* ---- stack ---- */
 
-/* The TLB hit for a linear address (emu_lin_read/emu_lin_write's fast case: same tag,
- * same page-crossing test, same kind for the CPL), or NULL. A data breakpoint takes the
- * generic path, which checks it. */
-static inline uint8_t *lin_hit(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)
-{
-    if ((lin & 0xfff) + size > 4096 || v->dbg_data)
-        return NULL;
-    unsigned k = acc + (v->cpu.cpl == 3 ? 3 : 0);
-    const struct emu_tlb_entry *e = &v->tlb[k][(lin >> 12) % EMU_TLB_SIZE];
-    if (e->tag != ((lin & ~0xfffull) | 1))
-        return NULL;
-    return e->host + (lin & 0xfff);
-}
-
 /* The generic handler of d's op, for what the stack forms do not take: it redoes the
  * instruction from the start, so the fast forms change nothing before deciding. */
 static int stack_generic(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -459,6 +471,139 @@ static inline int rot_fast(struct emu_vcpu *v, const struct decoded_insn *d, boo
 static int f_rol_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return rot_fast(v, d, true); }
 static int f_ror_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return rot_fast(v, d, false); }
 
+/* ---- ALU with a memory operand (insn_alu.c alu(), no LOCK) ---- */
+
+/* The generic ALU handler for a miss: it reads the source, then the destination, before
+ * any write, so falling back before any state change is exact. */
+static int alu_generic(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    return emu_handler_for(d->op)(v, d);
+}
+
+enum fmem { FM_RM, FM_MR, FM_MI }; /* reg <- mem, mem <- reg, mem <- imm */
+
+static inline int alu_mem(struct emu_vcpu *v, const struct decoded_insn *d, enum fop op,
+                          enum fmem form)
+{
+    unsigned size = d->ops[0].size;
+    uint64_t m = emu_mask(size);
+    bool rmw = form != FM_RM && op != F_CMP && op != F_TEST;
+    uint8_t *p = tlb_hit(v, d, form == FM_RM ? 1 : 0, rmw ? EMU_ACC_WRITE : EMU_ACC_READ);
+    if (__builtin_expect(!p, 0))
+        return alu_generic(v, d);
+    uint64_t a, b;
+    if (form == FM_RM) {
+        a = v->cpu.gpr[d->ops[0].reg] & m;
+        b = load(p, size);
+    } else {
+        a = load(p, size);
+        b = (form == FM_MI ? (uint64_t)d->ops[1].disp : v->cpu.gpr[d->ops[1].reg]) & m;
+    }
+    bool cf = (op == F_ADC || op == F_SBB) && emu_cf(v);
+    uint64_t r;
+    switch (op) {
+    case F_ADD: r = a + b; break;
+    case F_ADC: r = a + b + cf; break;
+    case F_SBB: r = a - b - cf; break;
+    case F_OR: r = a | b; break;
+    case F_AND: case F_TEST: r = a & b; break;
+    case F_SUB: case F_CMP: r = a - b; break;
+    default: r = a ^ b; break;
+    }
+    r &= m;
+    if (op != F_CMP && op != F_TEST) {
+        if (form == FM_RM)
+            gpr_set(v, d->ops[0].reg, size, r);
+        else
+            store(p, size, r);
+    }
+    v->lf.op = fop_lf[op];
+    v->lf.size = (uint8_t)size;
+    v->lf.res = r;
+    v->lf.a = a;
+    v->lf.b = b;
+    v->lf.cf_in = cf;
+    return EMU_H_NEXT;
+}
+
+#define ALU_MEM(name, op)                                                                  \
+    static int f_##name##_rm(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_mem(v, d, op, FM_RM); } \
+    static int f_##name##_mr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_mem(v, d, op, FM_MR); } \
+    static int f_##name##_mi(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_mem(v, d, op, FM_MI); }
+ALU_MEM(add, F_ADD) ALU_MEM(or, F_OR) ALU_MEM(and, F_AND) ALU_MEM(sub, F_SUB) ALU_MEM(xor, F_XOR)
+ALU_MEM(cmp, F_CMP) ALU_MEM(test, F_TEST) ALU_MEM(adc, F_ADC) ALU_MEM(sbb, F_SBB)
+#undef ALU_MEM
+
+/* ---- CMOVcc r, r / SETcc r (insn_alu.c h_cmovcc / h_setcc) ---- */
+
+/* the source is a register (no fault); a false condition still zero-extends a 32-bit
+ * destination */
+static inline int cmov_rr(struct emu_vcpu *v, const struct decoded_insn *d, unsigned cc)
+{
+    unsigned size = d->ops[0].size;
+    unsigned dst = d->ops[0].reg;
+    if (cond_fast(v, cc))
+        gpr_set(v, dst, size, v->cpu.gpr[d->ops[1].reg]);
+    else if (size == 4)
+        v->cpu.gpr[dst] = (uint32_t)v->cpu.gpr[dst];
+    return EMU_H_NEXT;
+}
+
+static inline int setcc_r(struct emu_vcpu *v, const struct decoded_insn *d, unsigned cc)
+{
+    gpr_set(v, d->ops[0].reg, 1, cond_fast(v, cc));
+    return EMU_H_NEXT;
+}
+
+#define CC_FORMS(cc)                                                                       \
+    static int f_cmov_##cc(struct emu_vcpu *v, const struct decoded_insn *d) { return cmov_rr(v, d, cc); } \
+    static int f_set_##cc(struct emu_vcpu *v, const struct decoded_insn *d) { return setcc_r(v, d, cc); }
+CC_FORMS(0) CC_FORMS(1) CC_FORMS(2) CC_FORMS(3) CC_FORMS(4) CC_FORMS(5) CC_FORMS(6) CC_FORMS(7)
+CC_FORMS(8) CC_FORMS(9) CC_FORMS(10) CC_FORMS(11) CC_FORMS(12) CC_FORMS(13) CC_FORMS(14) CC_FORMS(15)
+#undef CC_FORMS
+
+static emu_handler_fn *const cmov_forms[16] = {
+    f_cmov_0, f_cmov_1, f_cmov_2,  f_cmov_3,  f_cmov_4,  f_cmov_5,  f_cmov_6,  f_cmov_7,
+    f_cmov_8, f_cmov_9, f_cmov_10, f_cmov_11, f_cmov_12, f_cmov_13, f_cmov_14, f_cmov_15,
+};
+static emu_handler_fn *const setcc_forms[16] = {
+    f_set_0, f_set_1, f_set_2,  f_set_3,  f_set_4,  f_set_5,  f_set_6,  f_set_7,
+    f_set_8, f_set_9, f_set_10, f_set_11, f_set_12, f_set_13, f_set_14, f_set_15,
+};
+
+/* ---- MOVZX / MOVSX / MOVSXD (insn_mov.c: the source zero- or sign-extended from its
+ * size, written at the destination size) ---- */
+
+static int f_movzx_rr(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, v->cpu.gpr[d->ops[1].reg] & emu_mask(d->ops[1].size));
+    return EMU_H_NEXT;
+}
+
+static int f_movsx_rr(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, (uint64_t)emu_sext(v->cpu.gpr[d->ops[1].reg], d->ops[1].size));
+    return EMU_H_NEXT;
+}
+
+static int f_movzx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    const uint8_t *p = tlb_hit(v, d, 1, EMU_ACC_READ);
+    if (__builtin_expect(!p, 0))
+        return emu_handler_for(d->op)(v, d);
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, load(p, d->ops[1].size));
+    return EMU_H_NEXT;
+}
+
+static int f_movsx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
+{
+    const uint8_t *p = tlb_hit(v, d, 1, EMU_ACC_READ);
+    if (__builtin_expect(!p, 0))
+        return emu_handler_for(d->op)(v, d);
+    gpr_set(v, d->ops[0].reg, d->ops[0].size, (uint64_t)emu_sext(load(p, d->ops[1].size), d->ops[1].size));
+    return EMU_H_NEXT;
+}
+
 /* ---- selection ---- */
 
 static bool is_gpr(const struct decoder_operand *o)
@@ -475,14 +620,15 @@ static bool simple_mem64(const struct decoded_insn *d, const struct decoder_oper
 
 struct alu_forms {
     uint16_t op;
-    emu_handler_fn *rr, *ri;
+    emu_handler_fn *rr, *ri, *rm, *mr, *mi;
 };
 
+#define AF(name, dop) {dop, f_##name##_rr, f_##name##_ri, f_##name##_rm, f_##name##_mr, f_##name##_mi}
 static const struct alu_forms alu_forms[] = {
-    {DOP_ADD, f_add_rr, f_add_ri}, {DOP_OR, f_or_rr, f_or_ri},    {DOP_AND, f_and_rr, f_and_ri},
-    {DOP_SUB, f_sub_rr, f_sub_ri}, {DOP_XOR, f_xor_rr, f_xor_ri}, {DOP_CMP, f_cmp_rr, f_cmp_ri},
-    {DOP_TEST, f_test_rr, f_test_ri}, {DOP_ADC, f_adc_rr, f_adc_ri}, {DOP_SBB, f_sbb_rr, f_sbb_ri},
+    AF(add, DOP_ADD), AF(or, DOP_OR), AF(and, DOP_AND), AF(sub, DOP_SUB), AF(xor, DOP_XOR),
+    AF(cmp, DOP_CMP), AF(test, DOP_TEST), AF(adc, DOP_ADC), AF(sbb, DOP_SBB),
 };
+#undef AF
 
 emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *generic)
 {
@@ -496,6 +642,12 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
             return alu_forms[i].rr;
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
             return alu_forms[i].ri;
+        if (d->nops == 2 && is_gpr(o0) && simple_mem64(d, o1) && o0->size == o1->size)
+            return alu_forms[i].rm;
+        if (d->nops == 2 && simple_mem64(d, o0) && is_gpr(o1) && o0->size == o1->size)
+            return alu_forms[i].mr;
+        if (d->nops == 2 && simple_mem64(d, o0) && o1->kind == DOPND_IMM)
+            return alu_forms[i].mi;
         return generic;
     }
     if (d->mode == DECODER_MODE_64 && d->opsize == 8 && d->nops == 1 && o0->kind == DOPND_REL) {
@@ -512,7 +664,23 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         if ((d->op == DOP_PUSH || d->op == DOP_POP) && d->nops == 1 && is_gpr(o0) && o0->size == 8)
             return d->op == DOP_PUSH ? f_push_r : f_pop_r;
     }
+    if (d->op >= DOP_CMOVO && d->op <= DOP_CMOVG && generic == emu_handler_for(DOP_CMOVO) &&
+        d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size && o0->size >= 2)
+        return cmov_forms[d->cond & 15];
+    if (d->op >= DOP_SETO && d->op <= DOP_SETG && generic == emu_handler_for(DOP_SETO) &&
+        d->nops == 1 && is_gpr(o0) && o0->size == 1)
+        return setcc_forms[d->cond & 15];
     switch (d->op) {
+    case DOP_MOVZX:
+    case DOP_MOVSX:
+    case DOP_MOVSXD:
+        if (d->nops != 2 || !is_gpr(o0) || o1->size > o0->size)
+            break;
+        if (is_gpr(o1))
+            return d->op == DOP_MOVZX ? f_movzx_rr : f_movsx_rr;
+        if (simple_mem64(d, o1))
+            return d->op == DOP_MOVZX ? f_movzx_rm : f_movsx_rm;
+        break;
     case DOP_LEA:
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_MEM && !(d->flags & DFLAG_VSIB))
             return f_lea;
