@@ -30,9 +30,12 @@ static inline void gpr_set(struct emu_vcpu *v, unsigned reg, unsigned size, uint
         *r = (*r & ~emu_mask(size)) | (val & emu_mask(size));
 }
 
-static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fop op, bool imm)
+/* sz: the operand size when fixed at translation (4, 8: the variants below let the
+ * compiler fold the masks and the register write), 0 = read it from the operand */
+static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fop op, bool imm,
+                           unsigned sz)
 {
-    unsigned size = d->ops[0].size;
+    unsigned size = sz ? sz : d->ops[0].size;
     uint64_t m = emu_mask(size);
     uint64_t a = v->cpu.gpr[d->ops[0].reg] & m;
     uint64_t b = (imm ? (uint64_t)d->ops[1].disp : v->cpu.gpr[d->ops[1].reg]) & m;
@@ -59,24 +62,16 @@ static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enu
     return EMU_H_NEXT;
 }
 
-static int f_add_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADD, false); }
-static int f_or_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_OR, false); }
-static int f_and_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_AND, false); }
-static int f_sub_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SUB, false); }
-static int f_xor_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_XOR, false); }
-static int f_cmp_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_CMP, false); }
-static int f_test_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_TEST, false); }
-static int f_adc_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADC, false); }
-static int f_sbb_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SBB, false); }
-static int f_adc_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADC, true); }
-static int f_sbb_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SBB, true); }
-static int f_add_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_ADD, true); }
-static int f_or_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_OR, true); }
-static int f_and_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_AND, true); }
-static int f_sub_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_SUB, true); }
-static int f_xor_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_XOR, true); }
-static int f_cmp_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_CMP, true); }
-static int f_test_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, F_TEST, true); }
+#define ALU_REG(name, op)                                                                  \
+    static int f_##name##_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, false, 0); } \
+    static int f_##name##_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 0); } \
+    static int f_##name##_rr8(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, false, 8); } \
+    static int f_##name##_ri8(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 8); } \
+    static int f_##name##_rr4(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, false, 4); } \
+    static int f_##name##_ri4(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 4); }
+ALU_REG(add, F_ADD) ALU_REG(or, F_OR) ALU_REG(and, F_AND) ALU_REG(sub, F_SUB) ALU_REG(xor, F_XOR)
+ALU_REG(cmp, F_CMP) ALU_REG(test, F_TEST) ALU_REG(adc, F_ADC) ALU_REG(sbb, F_SBB)
+#undef ALU_REG
 
 /* INC/DEC r: CF is kept (lazy cf_in), as insn_alu.c unary() records it */
 static int f_inc_r(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -143,7 +138,7 @@ static inline uint8_t *lin_hit(struct emu_vcpu *v, uint64_t lin, unsigned size, 
  * NULL. The effective address is emu_opnd_ea's without the address-size mask, which is
  * the identity for the 64-bit address size simple_mem64 requires. */
 static inline uint8_t *tlb_hit(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i,
-                               unsigned acc)
+                               unsigned size, unsigned acc)
 {
     const struct decoder_operand *o = &d->ops[i];
     uint64_t ea = (uint64_t)o->disp;
@@ -153,7 +148,7 @@ static inline uint8_t *tlb_hit(struct emu_vcpu *v, const struct decoded_insn *d,
         ea += v->cpu.gpr[o->base];
     if (o->index != DECODER_NO_REG)
         ea += v->cpu.gpr[o->index] * o->scale;
-    return lin_hit(v, ea, o->size, acc);
+    return lin_hit(v, ea, size, acc); /* size: o->size (a constant in the sized forms) */
 }
 
 static inline uint64_t load(const uint8_t *p, unsigned size)
@@ -182,33 +177,35 @@ static int mov_generic(struct emu_vcpu *v, const struct decoded_insn *d)
     return emu_handler_for(DOP_MOV)(v, d);
 }
 
-static int f_mov_rm(struct emu_vcpu *v, const struct decoded_insn *d)
+/* sz as for alu_fast: 8 and 4 fixed at translation, 0 = the operand's */
+static inline int mov_rm(struct emu_vcpu *v, const struct decoded_insn *d, unsigned sz)
 {
-    const uint8_t *p = tlb_hit(v, d, 1, EMU_ACC_READ);
+    unsigned size = sz ? sz : d->ops[1].size;
+    const uint8_t *p = tlb_hit(v, d, 1, size, EMU_ACC_READ);
     if (__builtin_expect(!p, 0))
         return mov_generic(v, d);
-    gpr_set(v, d->ops[0].reg, d->ops[0].size, load(p, d->ops[1].size));
+    gpr_set(v, d->ops[0].reg, size, load(p, size));
     return EMU_H_NEXT;
 }
 
-static inline int mov_store(struct emu_vcpu *v, const struct decoded_insn *d, uint64_t val)
+static inline int mov_store(struct emu_vcpu *v, const struct decoded_insn *d, uint64_t val,
+                            unsigned sz)
 {
-    uint8_t *p = tlb_hit(v, d, 0, EMU_ACC_WRITE);
+    unsigned size = sz ? sz : d->ops[0].size;
+    uint8_t *p = tlb_hit(v, d, 0, size, EMU_ACC_WRITE);
     if (__builtin_expect(!p, 0))
         return mov_generic(v, d);
-    store(p, d->ops[0].size, val);
+    store(p, size, val);
     return EMU_H_NEXT;
 }
 
-static int f_mov_mr(struct emu_vcpu *v, const struct decoded_insn *d)
-{
-    return mov_store(v, d, v->cpu.gpr[d->ops[1].reg]);
-}
-
-static int f_mov_mi(struct emu_vcpu *v, const struct decoded_insn *d)
-{
-    return mov_store(v, d, (uint64_t)d->ops[1].disp);
-}
+static int f_mov_rm(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_rm(v, d, 0); }
+static int f_mov_rm8(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_rm(v, d, 8); }
+static int f_mov_rm4(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_rm(v, d, 4); }
+static int f_mov_mr(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_store(v, d, v->cpu.gpr[d->ops[1].reg], 0); }
+static int f_mov_mr8(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_store(v, d, v->cpu.gpr[d->ops[1].reg], 8); }
+static int f_mov_mr4(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_store(v, d, v->cpu.gpr[d->ops[1].reg], 4); }
+static int f_mov_mi(struct emu_vcpu *v, const struct decoded_insn *d) { return mov_store(v, d, (uint64_t)d->ops[1].disp, 0); }
 
 /* All six status flags written at once, as insn_shift.c / insn_muldiv.c write them: SF ZF
  * PF of the result, the given CF and OF, AF cleared. Recorded lazily (EMU_LF_CO), so they
@@ -488,7 +485,7 @@ static inline int alu_mem(struct emu_vcpu *v, const struct decoded_insn *d, enum
     unsigned size = d->ops[0].size;
     uint64_t m = emu_mask(size);
     bool rmw = form != FM_RM && op != F_CMP && op != F_TEST;
-    uint8_t *p = tlb_hit(v, d, form == FM_RM ? 1 : 0, rmw ? EMU_ACC_WRITE : EMU_ACC_READ);
+    uint8_t *p = tlb_hit(v, d, form == FM_RM ? 1 : 0, size, rmw ? EMU_ACC_WRITE : EMU_ACC_READ);
     if (__builtin_expect(!p, 0))
         return alu_generic(v, d);
     uint64_t a, b;
@@ -588,7 +585,7 @@ static int f_movsx_rr(struct emu_vcpu *v, const struct decoded_insn *d)
 
 static int f_movzx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    const uint8_t *p = tlb_hit(v, d, 1, EMU_ACC_READ);
+    const uint8_t *p = tlb_hit(v, d, 1, d->ops[1].size, EMU_ACC_READ);
     if (__builtin_expect(!p, 0))
         return emu_handler_for(d->op)(v, d);
     gpr_set(v, d->ops[0].reg, d->ops[0].size, load(p, d->ops[1].size));
@@ -597,7 +594,7 @@ static int f_movzx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
 
 static int f_movsx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    const uint8_t *p = tlb_hit(v, d, 1, EMU_ACC_READ);
+    const uint8_t *p = tlb_hit(v, d, 1, d->ops[1].size, EMU_ACC_READ);
     if (__builtin_expect(!p, 0))
         return emu_handler_for(d->op)(v, d);
     gpr_set(v, d->ops[0].reg, d->ops[0].size, (uint64_t)emu_sext(load(p, d->ops[1].size), d->ops[1].size));
@@ -620,10 +617,12 @@ static bool simple_mem64(const struct decoded_insn *d, const struct decoder_oper
 
 struct alu_forms {
     uint16_t op;
-    emu_handler_fn *rr, *ri, *rm, *mr, *mi;
+    emu_handler_fn *rr, *ri, *rm, *mr, *mi, *rr8, *ri8, *rr4, *ri4;
 };
 
-#define AF(name, dop) {dop, f_##name##_rr, f_##name##_ri, f_##name##_rm, f_##name##_mr, f_##name##_mi}
+#define AF(name, dop)                                                                      \
+    {dop, f_##name##_rr, f_##name##_ri, f_##name##_rm, f_##name##_mr, f_##name##_mi,         \
+     f_##name##_rr8, f_##name##_ri8, f_##name##_rr4, f_##name##_ri4}
 static const struct alu_forms alu_forms[] = {
     AF(add, DOP_ADD), AF(or, DOP_OR), AF(and, DOP_AND), AF(sub, DOP_SUB), AF(xor, DOP_XOR),
     AF(cmp, DOP_CMP), AF(test, DOP_TEST), AF(adc, DOP_ADC), AF(sbb, DOP_SBB),
@@ -639,9 +638,9 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         if (d->op != alu_forms[i].op)
             continue;
         if (d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
-            return alu_forms[i].rr;
+            return o0->size == 8 ? alu_forms[i].rr8 : o0->size == 4 ? alu_forms[i].rr4 : alu_forms[i].rr;
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
-            return alu_forms[i].ri;
+            return o0->size == 8 ? alu_forms[i].ri8 : o0->size == 4 ? alu_forms[i].ri4 : alu_forms[i].ri;
         if (d->nops == 2 && is_gpr(o0) && simple_mem64(d, o1) && o0->size == o1->size)
             return alu_forms[i].rm;
         if (d->nops == 2 && simple_mem64(d, o0) && is_gpr(o1) && o0->size == o1->size)
@@ -698,9 +697,9 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         if (is_gpr(o0) && o1->kind == DOPND_IMM)
             return f_mov_ri;
         if (is_gpr(o0) && simple_mem64(d, o1) && o0->size == o1->size)
-            return f_mov_rm;
+            return o0->size == 8 ? f_mov_rm8 : o0->size == 4 ? f_mov_rm4 : f_mov_rm;
         if (simple_mem64(d, o0) && is_gpr(o1) && o0->size == o1->size)
-            return f_mov_mr;
+            return o0->size == 8 ? f_mov_mr8 : o0->size == 4 ? f_mov_mr4 : f_mov_mr;
         if (simple_mem64(d, o0) && o1->kind == DOPND_IMM)
             return f_mov_mi;
         break;
