@@ -160,9 +160,13 @@ int emu_h_invalid(struct emu_vcpu *v, const struct decoded_insn *d)
 
 /* The decoder's DFLAG_ENDS_BLOCK is per op and merges all forms: MOV and POP end a block
  * only in their segment / control / debug register forms (a new SS shadow, mode or
- * paging), not as plain data moves. */
+ * paging), not as plain data moves. A conditional jump does not end it either: the
+ * fall-through goes on in the same block, and when the jump is taken the run loop leaves
+ * the block there (next_rip moved) and chains the target like any other successor. */
 static bool ends_block(const struct decoded_insn *d)
 {
+    if (d->op >= DOP_JO && d->op <= DOP_JG)
+        return false;
     if (d->op == DOP_MOV || d->op == DOP_POP) {
         for (unsigned i = 0; i < d->nops; i++) {
             const struct decoder_operand *o = &d->ops[i];
@@ -186,7 +190,7 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
         bc->used = 0;
         v->chain_gen++; /* chains may point into the recycled arena */
     }
-    bool serial = false;
+    bool serial = false, cond = false;
     struct emu_block *b = (struct emu_block *)(bc->arena + bc->used);
     unsigned n = 0, off = 0;
     while (n < EMU_BLOCK_MAX && off < avail) {
@@ -194,6 +198,11 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
         enum decoder_status st = decoder_decode(h + off, avail - off, v->mode, &r->d);
         if (st == DECODER_TRUNCATED)
             break; /* crosses the page: the single-instruction path decodes it */
+        /* a serializing instruction past a conditional jump starts its own block: the
+         * run loop starts the new epoch at the entry of a block that holds one, which
+         * must be the path that reaches it, not every pass through the jump */
+        if (st == DECODER_OK && cond && serializing(&r->d))
+            break;
         r->off = (uint16_t)off;
         r->fn = st == DECODER_OK ? emu_handler_for(r->d.op) : NULL;
         r->priv = st == DECODER_OK && emu_op_privileged(r->d.op);
@@ -209,6 +218,7 @@ static struct emu_block *translate(struct emu_vcpu *v, const uint8_t *h, unsigne
         off += r->d.length;
         bool ser = st == DECODER_OK && serializing(&r->d);
         serial |= ser;
+        cond |= st == DECODER_OK && r->d.op >= DOP_JO && r->d.op <= DOP_JG;
         if (st != DECODER_OK || r->fn == emu_h_invalid || ser || ends_block(&r->d))
             break;
     }

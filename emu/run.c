@@ -497,18 +497,19 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
                 return;
             }
             if (++r == end)
-                break; /* a taken branch ends here: the successor is chained below */
-            /* a restarted string instruction, a mode/paging change or a store into the
-             * block: the rest of it may no longer be what runs next */
-            if (__builtin_expect((v->blk_break | (rip != next)) != 0, 0)) {
-                b = NULL; /* its successor is not a fixed function of it */
                 break;
-            }
+            /* a conditional jump taken, a restarted string instruction, a mode/paging
+             * change or a store into the block: the rest of it may no longer be what runs
+             * next. The block still chains to whatever runs next: a chain is keyed by the
+             * successor's RIP and holds only while chain_gen and the code epoch (which
+             * all of those but the jump and the restart change) are as they were. */
+            if (__builtin_expect((v->blk_break | (rip != next)) != 0, 0))
+                break;
         }
         if (shadow)
             ev->int_shadow = 0; /* the shadow covers exactly one instruction */
         v->code_page = NULL;
-        prev = b; /* ran to its end: its successor may be chained */
+        prev = b; /* its successor may be chained */
     check_limit:
         if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {
             x->reason = EMU_EXIT_INTERRUPTED;
