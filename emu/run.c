@@ -475,11 +475,13 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         uint8_t shadow = ev->int_shadow;
         if (shadow)
             n = 1;
-        /* RIP and the retired count stay in registers across the records; what the
-         * handlers and the fault path read (insn, insn_rip, next_rip, cpu.rip, icount)
-         * is still stored for every instruction */
+        /* RIP stays in a register across the records; what the handlers and the fault
+         * path read (insn, insn_rip, next_rip, cpu.rip) is stored for every instruction.
+         * The retired count is published once per block (or exit, or fault: emu_run adds
+         * the records before the faulting one): emu_dirty_log_sync only needs it to move
+         * after the stores of the instruction in flight, which a block-end release gives. */
         const struct emu_binsn *r = b->ins, *end = r + n;
-        uint64_t rip = c->rip, ic = v->icount;
+        uint64_t rip = c->rip;
         for (;;) {
             uint64_t next = (rip + r->d.length) & rmask;
             v->insn = &r->d;
@@ -488,9 +490,9 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
             int ret = r->fn(v, &r->d); /* privileged forms check CPL in emu_h_priv */
             rip = v->next_rip;
             c->rip = rip;
-            /* release: the instruction's stores before the count emu_dirty_log_sync reads */
-            __atomic_store_n(&v->icount, ++ic, __ATOMIC_RELEASE);
             if (__builtin_expect((ret | v->exit_ready) != 0, 0)) {
+                /* release: the instructions' stores before the count */
+                __atomic_store_n(&v->icount, v->icount + (uint64_t)(r + 1 - b->ins), __ATOMIC_RELEASE);
                 if (shadow)
                     ev->int_shadow = 0;
                 v->code_page = NULL;
@@ -506,6 +508,7 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
             if (__builtin_expect((v->blk_break | (rip != next)) != 0, 0))
                 break;
         }
+        __atomic_store_n(&v->icount, v->icount + (uint64_t)(r - b->ins), __ATOMIC_RELEASE);
         if (shadow)
             ev->int_shadow = 0; /* the shadow covers exactly one instruction */
         v->code_page = NULL;
@@ -542,6 +545,13 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
     v->code_epoch++; /* the VMM (or another vCPU) may have written guest code meanwhile */
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
+        if (v->code_page) {
+            /* left a block's records mid-way (run_loop publishes the count per block):
+             * the records before the one that faulted retired */
+            const struct emu_binsn *r = (const struct emu_binsn *)((const uint8_t *)v->insn -
+                                                                    offsetof(struct emu_binsn, d));
+            __atomic_store_n(&v->icount, v->icount + (uint64_t)(r - v->blk->ins), __ATOMIC_RELEASE);
+        }
         v->code_page = NULL; /* no block runs while the fault is delivered */
         /* a fault, an internal error or a suspension abandoned the instruction */
         if (v->fault_kind == EMU_FK_VMEXIT) {
