@@ -30,7 +30,22 @@ static inline void gpr_set(struct emu_vcpu *v, unsigned reg, unsigned size, uint
         *r = (*r & ~emu_mask(size)) | (val & emu_mask(size));
 }
 
-/* sz: the operand size when fixed at translation (4, 8: the variants below let the
+/* emu_cf (flags.c) with its cases inline, plus the ones lazy_status defines directly
+ * (INC/DEC keep CF in cf_in, EMU_LF_CO holds it in bit 0) */
+static inline bool cf_fast(struct emu_vcpu *v)
+{
+    switch (v->lf.op) {
+    case EMU_LF_NONE: return v->cpu.rflags & EMU_FL_CF;
+    case EMU_LF_ADD: return v->lf.res < v->lf.a;
+    case EMU_LF_SUB: return v->lf.a < v->lf.b;
+    case EMU_LF_LOGIC: return false;
+    case EMU_LF_INC: case EMU_LF_DEC: return v->lf.cf_in;
+    case EMU_LF_CO: return v->lf.cf_in & 1;
+    default: return emu_cf(v);
+    }
+}
+
+/* sz: the operand size when fixed at translation (8, 4, 1: the variants below let the
  * compiler fold the masks and the register write), 0 = read it from the operand */
 static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fop op, bool imm,
                            unsigned sz)
@@ -39,7 +54,7 @@ static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enu
     uint64_t m = emu_mask(size);
     uint64_t a = v->cpu.gpr[d->ops[0].reg] & m;
     uint64_t b = (imm ? (uint64_t)d->ops[1].disp : v->cpu.gpr[d->ops[1].reg]) & m;
-    bool cf = (op == F_ADC || op == F_SBB) && emu_cf(v); /* carry-in before the lazy state changes */
+    bool cf = (op == F_ADC || op == F_SBB) && cf_fast(v); /* carry-in before the lazy state changes */
     uint64_t r;
     switch (op) {
     case F_ADD: r = a + b; break;
@@ -68,35 +83,32 @@ static inline int alu_fast(struct emu_vcpu *v, const struct decoded_insn *d, enu
     static int f_##name##_rr8(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, false, 8); } \
     static int f_##name##_ri8(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 8); } \
     static int f_##name##_rr4(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, false, 4); } \
-    static int f_##name##_ri4(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 4); }
+    static int f_##name##_ri4(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 4); } \
+    static int f_##name##_ri1(struct emu_vcpu *v, const struct decoded_insn *d) { return alu_fast(v, d, op, true, 1); }
 ALU_REG(add, F_ADD) ALU_REG(or, F_OR) ALU_REG(and, F_AND) ALU_REG(sub, F_SUB) ALU_REG(xor, F_XOR)
 ALU_REG(cmp, F_CMP) ALU_REG(test, F_TEST) ALU_REG(adc, F_ADC) ALU_REG(sbb, F_SBB)
 #undef ALU_REG
 
-/* INC/DEC r: CF is kept (lazy cf_in), as insn_alu.c unary() records it */
-static int f_inc_r(struct emu_vcpu *v, const struct decoded_insn *d)
+/* INC/DEC r: CF is kept (lazy cf_in), as insn_alu.c unary() records it; sz as for
+ * alu_fast */
+static inline int incdec(struct emu_vcpu *v, const struct decoded_insn *d, bool inc, unsigned sz)
 {
-    unsigned size = d->ops[0].size;
+    unsigned size = sz ? sz : d->ops[0].size;
     uint64_t m = emu_mask(size);
-    bool cf = emu_cf(v);
-    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r = (a + 1) & m;
+    bool cf = cf_fast(v);
+    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r = (inc ? a + 1 : a - 1) & m;
     gpr_set(v, d->ops[0].reg, size, r);
-    emu_lf_set(v, EMU_LF_INC, size, r, a, 1);
+    emu_lf_set(v, inc ? EMU_LF_INC : EMU_LF_DEC, size, r, a, 1);
     v->lf.cf_in = cf;
     return EMU_H_NEXT;
 }
 
-static int f_dec_r(struct emu_vcpu *v, const struct decoded_insn *d)
-{
-    unsigned size = d->ops[0].size;
-    uint64_t m = emu_mask(size);
-    bool cf = emu_cf(v);
-    uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r = (a - 1) & m;
-    gpr_set(v, d->ops[0].reg, size, r);
-    emu_lf_set(v, EMU_LF_DEC, size, r, a, 1);
-    v->lf.cf_in = cf;
-    return EMU_H_NEXT;
-}
+static int f_inc_r(struct emu_vcpu *v, const struct decoded_insn *d) { return incdec(v, d, true, 0); }
+static int f_inc_r8(struct emu_vcpu *v, const struct decoded_insn *d) { return incdec(v, d, true, 8); }
+static int f_inc_r4(struct emu_vcpu *v, const struct decoded_insn *d) { return incdec(v, d, true, 4); }
+static int f_dec_r(struct emu_vcpu *v, const struct decoded_insn *d) { return incdec(v, d, false, 0); }
+static int f_dec_r8(struct emu_vcpu *v, const struct decoded_insn *d) { return incdec(v, d, false, 8); }
+static int f_dec_r4(struct emu_vcpu *v, const struct decoded_insn *d) { return incdec(v, d, false, 4); }
 
 /* MOV between GPRs / from an immediate */
 static int f_mov_rr(struct emu_vcpu *v, const struct decoded_insn *d)
@@ -224,9 +236,10 @@ static inline void set_co(struct emu_vcpu *v, unsigned size, uint64_t res, bool 
  * 32-bit zero extension; CF OF SF ZF PF set, AF cleared) */
 enum fsh { FS_SHL, FS_SHR, FS_SAR };
 
-static inline int shift_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fsh k)
+static inline int shift_fast(struct emu_vcpu *v, const struct decoded_insn *d, enum fsh k,
+                             unsigned sz)
 {
-    unsigned size = d->ops[0].size, bits = size * 8;
+    unsigned size = sz ? sz : d->ops[0].size, bits = size * 8;
     uint64_t m = emu_mask(size), msb = 1ull << (bits - 1);
     unsigned cnt = (unsigned)d->ops[1].disp & (size == 8 ? 63 : 31);
     uint64_t a = v->cpu.gpr[d->ops[0].reg] & m, r;
@@ -259,15 +272,19 @@ static inline int shift_fast(struct emu_vcpu *v, const struct decoded_insn *d, e
     return EMU_H_NEXT;
 }
 
-static int f_shl_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, FS_SHL); }
-static int f_shr_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, FS_SHR); }
-static int f_sar_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, FS_SAR); }
+#define SHIFT(name, k)                                                                     \
+    static int f_##name##_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, k, 0); } \
+    static int f_##name##_ri8(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, k, 8); } \
+    static int f_##name##_ri4(struct emu_vcpu *v, const struct decoded_insn *d) { return shift_fast(v, d, k, 4); }
+SHIFT(shl, FS_SHL) SHIFT(shr, FS_SHR) SHIFT(sar, FS_SAR)
+#undef SHIFT
 
 /* IMUL r, r / IMUL r, r, imm (insn_muldiv.c: CF = OF = truncation, SZP of the result,
  * AF cleared) */
-static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bool three)
+static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bool three,
+                            unsigned sz)
 {
-    unsigned size = d->ops[0].size;
+    unsigned size = sz ? sz : d->ops[0].size;
     int64_t a = emu_sext(v->cpu.gpr[d->ops[three ? 1 : 0].reg], size);
     int64_t b = emu_sext(three ? (uint64_t)d->ops[2].disp : v->cpu.gpr[d->ops[1].reg], size);
     __int128 r = (__int128)a * b;
@@ -278,8 +295,10 @@ static inline int imul_fast(struct emu_vcpu *v, const struct decoded_insn *d, bo
     return EMU_H_NEXT;
 }
 
-static int f_imul_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, false); }
-static int f_imul_rri(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, true); }
+static int f_imul_rr(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, false, 0); }
+static int f_imul_rri(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, true, 0); }
+static int f_imul_rr8(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, false, 8); }
+static int f_imul_rri8(struct emu_vcpu *v, const struct decoded_insn *d) { return imul_fast(v, d, true, 8); }
 
 /* ---- conditions and branches ---- */
 
@@ -496,7 +515,7 @@ static inline int alu_mem(struct emu_vcpu *v, const struct decoded_insn *d, enum
         a = load(p, size);
         b = (form == FM_MI ? (uint64_t)d->ops[1].disp : v->cpu.gpr[d->ops[1].reg]) & m;
     }
-    bool cf = (op == F_ADC || op == F_SBB) && emu_cf(v);
+    bool cf = (op == F_ADC || op == F_SBB) && cf_fast(v);
     uint64_t r;
     switch (op) {
     case F_ADD: r = a + b; break;
@@ -617,12 +636,12 @@ static bool simple_mem64(const struct decoded_insn *d, const struct decoder_oper
 
 struct alu_forms {
     uint16_t op;
-    emu_handler_fn *rr, *ri, *rm, *mr, *mi, *rr8, *ri8, *rr4, *ri4;
+    emu_handler_fn *rr, *ri, *rm, *mr, *mi, *rr8, *ri8, *rr4, *ri4, *ri1;
 };
 
 #define AF(name, dop)                                                                      \
     {dop, f_##name##_rr, f_##name##_ri, f_##name##_rm, f_##name##_mr, f_##name##_mi,         \
-     f_##name##_rr8, f_##name##_ri8, f_##name##_rr4, f_##name##_ri4}
+     f_##name##_rr8, f_##name##_ri8, f_##name##_rr4, f_##name##_ri4, f_##name##_ri1}
 static const struct alu_forms alu_forms[] = {
     AF(add, DOP_ADD), AF(or, DOP_OR), AF(and, DOP_AND), AF(sub, DOP_SUB), AF(xor, DOP_XOR),
     AF(cmp, DOP_CMP), AF(test, DOP_TEST), AF(adc, DOP_ADC), AF(sbb, DOP_SBB),
@@ -640,7 +659,8 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         if (d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
             return o0->size == 8 ? alu_forms[i].rr8 : o0->size == 4 ? alu_forms[i].rr4 : alu_forms[i].rr;
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
-            return o0->size == 8 ? alu_forms[i].ri8 : o0->size == 4 ? alu_forms[i].ri4 : alu_forms[i].ri;
+            return o0->size == 8 ? alu_forms[i].ri8 : o0->size == 4 ? alu_forms[i].ri4
+                   : o0->size == 1 ? alu_forms[i].ri1 : alu_forms[i].ri;
         if (d->nops == 2 && is_gpr(o0) && simple_mem64(d, o1) && o0->size == o1->size)
             return alu_forms[i].rm;
         if (d->nops == 2 && simple_mem64(d, o0) && is_gpr(o1) && o0->size == o1->size)
@@ -687,7 +707,8 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
     case DOP_INC:
     case DOP_DEC:
         if (d->nops == 1 && is_gpr(o0))
-            return d->op == DOP_INC ? f_inc_r : f_dec_r;
+            return d->op == DOP_INC ? (o0->size == 8 ? f_inc_r8 : o0->size == 4 ? f_inc_r4 : f_inc_r)
+                                    : (o0->size == 8 ? f_dec_r8 : o0->size == 4 ? f_dec_r4 : f_dec_r);
         break;
     case DOP_MOV:
         if (d->nops != 2)
@@ -708,7 +729,13 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
     case DOP_SHR:
     case DOP_SAR:
         if (d->nops == 2 && is_gpr(o0) && o1->kind == DOPND_IMM)
-            return d->op == DOP_SHR ? f_shr_ri : d->op == DOP_SAR ? f_sar_ri : f_shl_ri;
+        {
+            unsigned z = o0->size == 8 ? 1 : o0->size == 4 ? 2 : 0;
+            static emu_handler_fn *const shr[] = {f_shr_ri, f_shr_ri8, f_shr_ri4};
+            static emu_handler_fn *const sar[] = {f_sar_ri, f_sar_ri8, f_sar_ri4};
+            static emu_handler_fn *const shl[] = {f_shl_ri, f_shl_ri8, f_shl_ri4};
+            return d->op == DOP_SHR ? shr[z] : d->op == DOP_SAR ? sar[z] : shl[z];
+        }
         break;
     case DOP_ROL:
     case DOP_ROR:
@@ -717,10 +744,10 @@ emu_handler_fn *emu_fast_handler(const struct decoded_insn *d, emu_handler_fn *g
         break;
     case DOP_IMUL:
         if (d->nops == 2 && is_gpr(o0) && is_gpr(o1) && o0->size == o1->size)
-            return f_imul_rr;
+            return o0->size == 8 ? f_imul_rr8 : f_imul_rr;
         if (d->nops == 3 && is_gpr(o0) && is_gpr(o1) && d->ops[2].kind == DOPND_IMM &&
             o0->size == o1->size)
-            return f_imul_rri;
+            return o0->size == 8 ? f_imul_rri8 : f_imul_rri;
         break;
     default:
         break;

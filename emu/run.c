@@ -468,8 +468,10 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         v->blk_break = false;
         if (b->serial)
             v->code_epoch++; /* before: the block may end in a fault or an exit */
-        uint64_t rmask = v->mode == DECODER_MODE_64 ? ~0ull
-                         : v->mode == DECODER_MODE_32 ? 0xffffffffull : 0xffffull;
+        static const uint64_t rip_mask[] = {
+            [DECODER_MODE_16] = 0xffff, [DECODER_MODE_32] = 0xffffffff, [DECODER_MODE_64] = ~0ull,
+        };
+        uint64_t rmask = rip_mask[v->mode];
         /* STI / MOV SS / POP SS end their block, so a shadow is only ever live at a block's
          * first instruction: it runs alone and events are looked at right after it */
         uint8_t shadow = ev->int_shadow;
