@@ -183,8 +183,12 @@ static inline void store(uint8_t *p, unsigned size, uint64_t val)
     }
 }
 
+/* The slow paths are kept out of line (and called last), so the fast paths need no stack
+ * frame and the fallback is a tail call. */
+#define SLOW __attribute__((noinline, cold))
+
 /* the generic MOV (insn_mov.c) for everything the fast forms do not take */
-static int mov_generic(struct emu_vcpu *v, const struct decoded_insn *d)
+static SLOW int mov_generic(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     return emu_handler_for(DOP_MOV)(v, d);
 }
@@ -393,7 +397,7 @@ static int f_jmp_rel(struct emu_vcpu *v, const struct decoded_insn *d)
 
 /* The generic handler of d's op, for what the stack forms do not take: it redoes the
  * instruction from the start, so the fast forms change nothing before deciding. */
-static int stack_generic(struct emu_vcpu *v, const struct decoded_insn *d)
+static SLOW int stack_generic(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     return emu_handler_for(d->op)(v, d);
 }
@@ -491,7 +495,7 @@ static int f_ror_ri(struct emu_vcpu *v, const struct decoded_insn *d) { return r
 
 /* The generic ALU handler for a miss: it reads the source, then the destination, before
  * any write, so falling back before any state change is exact. */
-static int alu_generic(struct emu_vcpu *v, const struct decoded_insn *d)
+static SLOW int alu_generic(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     return emu_handler_for(d->op)(v, d);
 }
@@ -606,7 +610,7 @@ static int f_movzx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     const uint8_t *p = tlb_hit(v, d, 1, d->ops[1].size, EMU_ACC_READ);
     if (__builtin_expect(!p, 0))
-        return emu_handler_for(d->op)(v, d);
+        return alu_generic(v, d); /* the generic MOVZX/MOVSX: same redo from the start */
     gpr_set(v, d->ops[0].reg, d->ops[0].size, load(p, d->ops[1].size));
     return EMU_H_NEXT;
 }
@@ -615,7 +619,7 @@ static int f_movsx_rm(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     const uint8_t *p = tlb_hit(v, d, 1, d->ops[1].size, EMU_ACC_READ);
     if (__builtin_expect(!p, 0))
-        return emu_handler_for(d->op)(v, d);
+        return alu_generic(v, d); /* the generic MOVZX/MOVSX: same redo from the start */
     gpr_set(v, d->ops[0].reg, d->ops[0].size, (uint64_t)emu_sext(load(p, d->ops[1].size), d->ops[1].size));
     return EMU_H_NEXT;
 }
