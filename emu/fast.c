@@ -311,12 +311,12 @@ static int f_imul_rri8(struct emu_vcpu *v, const struct decoded_insn *d) { retur
  * "result == 0" and SF its sign bit for every lazy op (the result is kept masked to the
  * size); after SUB/CMP, CF and the signed relations come from the operands; after a
  * logic op CF = OF = 0; EMU_LF_CO holds CF itself. Everything else is emu_cond itself. */
-static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
+static inline int cond_try(struct emu_vcpu *v, unsigned cc)
 {
     unsigned op = v->lf.op;
     bool r;
     if (__builtin_expect(op == EMU_LF_NONE, 0))
-        return emu_cond(v, cc);
+        return -1;
     uint64_t res = v->lf.res, sign = 1ull << (v->lf.size * 8 - 1);
     switch (cc >> 1) {
     case 2: /* E / NE */
@@ -335,7 +335,7 @@ static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
         else if (op == EMU_LF_CO)
             r = v->lf.cf_in & 1;
         else
-            return emu_cond(v, cc);
+            return -1;
         break;
     case 3: /* BE / A */
         if (op == EMU_LF_SUB)
@@ -343,7 +343,7 @@ static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
         else if (op == EMU_LF_LOGIC)
             r = res == 0;
         else
-            return emu_cond(v, cc);
+            return -1;
         break;
     case 6: /* L / GE */
     case 7: /* LE / G */
@@ -353,13 +353,20 @@ static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
         } else if (op == EMU_LF_LOGIC) {
             r = (res & sign) != 0 || ((cc >> 1) == 7 && res == 0); /* OF = 0 */
         } else {
-            return emu_cond(v, cc);
+            return -1;
         }
         break;
     default:
-        return emu_cond(v, cc);
+        return -1;
     }
     return (cc & 1) ? !r : r;
+}
+
+/* 1 / 0, or -1: only emu_cond can tell (cond_fast, the Jcc slow path) */
+static inline bool cond_fast(struct emu_vcpu *v, unsigned cc)
+{
+    int r = cond_try(v, cc);
+    return r >= 0 ? r : emu_cond(v, cc);
 }
 
 /* Jcc / JMP rel in 64-bit mode with a 64-bit operand size (insn_branch.c jump_near: the
@@ -374,10 +381,20 @@ static inline int jump_rel64(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* the condition through emu_cond: out of line, so the fast path has no frame */
+static __attribute__((noinline, cold)) int jcc_slow(struct emu_vcpu *v, const struct decoded_insn *d,
+                                                    unsigned cc)
+{
+    return emu_cond(v, cc) ? jump_rel64(v, d) : EMU_H_NEXT;
+}
+
 #define JCC(cc)                                                                            \
     static int f_jcc_##cc(struct emu_vcpu *v, const struct decoded_insn *d)               \
     {                                                                                      \
-        return cond_fast(v, cc) ? jump_rel64(v, d) : EMU_H_NEXT;                           \
+        int t = cond_try(v, cc);                                                           \
+        if (__builtin_expect(t < 0, 0))                                                    \
+            return jcc_slow(v, d, cc);                                                     \
+        return t ? jump_rel64(v, d) : EMU_H_NEXT;                                          \
     }
 JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
 JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
