@@ -25,6 +25,7 @@ static const uint16_t privileged_ops[] = {
 };
 
 static emu_handler_fn *table[DOP_COUNT]; /* written once under pthread_once, then immutable */
+static emu_handler_fn *semantic[DOP_COUNT]; /* the lists' handlers only (emu/opcheck) */
 static bool privileged[DOP_COUNT];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
@@ -33,7 +34,11 @@ static void build(void)
     for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
         for (const struct emu_handler_entry *e = lists[l]; e->op; e++)
             if (e->op < DOP_COUNT)
-                table[e->op] = e->fn;
+                table[e->op] = semantic[e->op] = e->fn;
+    /* the named missing ops (emu/insn_missing.c): #UD or INTERNAL_ERROR, never a NULL */
+    for (const struct emu_missing_op *m = emu_missing_ops; m->op; m++)
+        if (m->op < DOP_COUNT && !table[m->op])
+            table[m->op] = emu_h_missing;
     for (size_t i = 0; i < sizeof privileged_ops / sizeof privileged_ops[0]; i++)
         privileged[privileged_ops[i]] = true;
 }
@@ -48,4 +53,10 @@ emu_handler_fn *emu_handler_for(uint16_t op)
 {
     pthread_once(&table_once, build);
     return op < DOP_COUNT ? table[op] : NULL;
+}
+
+emu_handler_fn *emu_semantic_handler_for(uint16_t op)
+{
+    pthread_once(&table_once, build);
+    return op < DOP_COUNT ? semantic[op] : NULL;
 }

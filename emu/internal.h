@@ -71,6 +71,22 @@ bool emu_smm_take_smi(struct emu_vcpu *v);
 void emu_smm_enter(struct emu_vcpu *v);
 
 emu_handler_fn *emu_handler_for(uint16_t op);
+/* The semantic handler of op from the insn_*.c / simd_*.c lists only (NULL if none):
+ * for emu/opcheck, which checks every decoder op has one or is in emu_missing_ops. */
+emu_handler_fn *emu_semantic_handler_for(uint16_t op);
+
+/* emu/insn_missing.c: ops without semantics, each with the CPUID bit that gates it
+ * (bit 0xff: none). Their handler emu_h_missing raises #UD when the guest's CPUID lacks
+ * the bit and ends KVM_RUN with an emulation INTERNAL_ERROR otherwise. */
+struct emu_missing_op {
+    uint16_t op;
+    uint32_t leaf;
+    uint8_t reg; /* 0 EAX, 1 EBX, 2 ECX, 3 EDX of CPUID(leaf, 0) */
+    uint8_t bit;
+};
+extern const struct emu_missing_op emu_missing_ops[]; /* ends with op 0 */
+bool emu_missing_feature_present(struct emu_vcpu *v, uint16_t op);
+int emu_h_missing(struct emu_vcpu *v, const struct decoded_insn *d);
 /* CPL-0-only op (checked by the run loop before the handler runs). */
 bool emu_op_privileged(uint16_t op);
 

@@ -343,7 +343,14 @@ END_TEST
 
 START_TEST(unimplemented_is_internal_error)
 {
-    CODE(0x0f, 0x01, 0xfc); /* clzero: decodes, no handler */
+    /* clzero: decodes, no semantics (emu/insn_missing.c); with CPUID.80000008:EBX.CLZERO
+     * set the emulator cannot run it, which KVM reports as an emulation failure */
+    struct emu_cpuid_entry e[] = {
+        {0x80000000u, 0, 0, 0x80000008u, 0, 0, 0},
+        {0x80000008u, 0, 0, 0, 1, 0, 0},
+    };
+    emu_set_cpuid(T.v, e, 2);
+    CODE(0x0f, 0x01, 0xfc);
     ck_assert_int_eq(RUN(), EMU_EXIT_INTERNAL);
     ck_assert_uint_eq(X.internal.suberror, 1);
     ck_assert_uint_eq(X.internal.insn_len, 3);
