@@ -145,6 +145,15 @@ static bool is_contributory(unsigned vec)
     return vec == EMU_DE || (vec >= EMU_TS && vec <= EMU_GP);
 }
 
+/* Fault-class exceptions (KVM x86.c exception_type() == EXCPT_FAULT): everything but #DB
+ * (trap- or fault-like, never sets RF), #BP/#OF (traps), #DF/#MC (aborts); reserved
+ * vectors count as faults. */
+static bool is_fault_class(unsigned vec)
+{
+    return vec < 32 && vec != EMU_DB && vec != EMU_NMI && vec != EMU_BP && vec != EMU_OF &&
+           vec != EMU_DF && vec != EMU_MC;
+}
+
 static bool has_error_code(unsigned vec)
 {
     return vec == EMU_DF || (vec >= EMU_TS && vec <= EMU_PF) || vec == EMU_AC || vec == EMU_CP;
@@ -207,6 +216,12 @@ static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err, bool h
     }
     if (has_cr2)
         v->cpu.cr2 = cr2;
+    /* A fault pushes RFLAGS with RF=1, so the IRET back restarts the instruction without
+     * its instruction breakpoint firing again (SDM vol.3 18.3.1.1; KVM x86.c
+     * kvm_inject_exception: "Fault-class exceptions, except #DBs, set RF=1 in the RFLAGS
+     * value pushed on the stack"). Only once L1 did not take it (above). */
+    if (is_fault_class(vec))
+        emu_flags_set(v, emu_flags(v) | EMU_FL_RF);
     v->delivering = true;
     v->delivering_vector = vec;
     vectoring_begin(v, vec, EMU_NX_EV_EXCEPTION, err);
@@ -389,7 +404,13 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     }
     uint8_t shadow = ev->int_shadow;
     bool tf = c->rflags & EMU_FL_TF;
+    bool rf = c->rflags & EMU_FL_RF;
     int r = fn(v, d);
+    /* RF is cleared when an instruction completes, except by IRET, which loads it (SDM
+     * vol.3 18.3.1.1); a faulting instruction does not get here. An RF of 1 (from IRET
+     * or KVM_SET_REGS) sends the next instruction through this path (run_loop). */
+    if (rf && d->op != DOP_IRET && d->op != DOP_IRETD && d->op != DOP_IRETQ)
+        c->rflags &= ~(uint64_t)EMU_FL_RF;
     if (shadow)
         ev->int_shadow = 0; /* the shadow covers exactly one instruction */
     c->rip = v->next_rip;
@@ -454,7 +475,7 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         /* debugging (guest-debug, TF, data breakpoints) and instruction limits run
          * instruction by instruction through the same records */
         unsigned n = b->n;
-        if (__builtin_expect(v->dbg_control || v->dbg_data || (c->rflags & EMU_FL_TF), 0)) {
+        if (__builtin_expect(v->dbg_control || v->dbg_data || (c->rflags & (EMU_FL_TF | EMU_FL_RF)), 0)) {
             if (!step_one(v, &b->ins[0].d, b->ins[0].fn, b->ins[0].priv))
                 return;
             goto check_limit;
