@@ -19,7 +19,7 @@ static const struct emu_handler_entry *const lists[] = {
  * DFLAG_PRIVILEGED merges all forms of an op (MOV CRn is privileged, MOV r/m is not),
  * so the form-dependent cases (MOV CR/DR) check CPL in their handlers. */
 static const uint16_t privileged_ops[] = {
-    DOP_HLT, DOP_LGDT, DOP_LIDT, DOP_LLDT, DOP_LTR, DOP_LMSW, DOP_CLTS, DOP_INVLPG, DOP_INVPCID,
+    DOP_HLT, DOP_LGDT, DOP_LIDT, DOP_LLDT, DOP_LTR, DOP_LMSW, DOP_CLTS, DOP_INVLPG,
     DOP_INVD, DOP_WBINVD, DOP_RDMSR, DOP_WRMSR, DOP_SWAPGS, DOP_SYSRET, DOP_SYSEXIT,
     DOP_XSETBV, DOP_XSAVES, DOP_XRSTORS, DOP_CLAC, DOP_STAC,
 };

@@ -84,15 +84,6 @@ static int h_bsr(struct emu_vcpu *v, const struct decoded_insn *d) { return bsx(
 /* TZCNT/LZCNT (F3 0F BC/BD): on a CPU without BMI1 / LZCNT the F3 prefix is ignored and
  * they are BSF/BSR (SDM vol.2 TZCNT/LZCNT; Linux's __ffs relies on it). The CPU model is
  * the guest's CPUID: CPUID.7.0:EBX.BMI1[3], CPUID.80000001:ECX.LZCNT[5] (AMD ABM). */
-static bool cpuid_bit(struct emu_vcpu *v, uint32_t fn, unsigned reg, unsigned bit)
-{
-    const struct emu_cpuid_entry *e = emu_cpuid_find(v, fn, 0);
-    if (!e)
-        return false;
-    uint32_t r[4] = {e->eax, e->ebx, e->ecx, e->edx};
-    return (r[reg] >> bit) & 1;
-}
-
 /* Count trailing (rev = false) or leading zeros of the operand-size source: CF = source
  * was zero, ZF = result is zero; OF SF AF PF undefined (cleared here, as AMD does). */
 static int xzcnt(struct emu_vcpu *v, const struct decoded_insn *d, bool rev)
@@ -108,12 +99,12 @@ static int xzcnt(struct emu_vcpu *v, const struct decoded_insn *d, bool rev)
 
 static int h_tzcnt(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    return cpuid_bit(v, 7, 1, 3) ? xzcnt(v, d, false) : bsx(v, d, false);
+    return emu_cpuid_has(v, 7, 0, 1, 3) ? xzcnt(v, d, false) : bsx(v, d, false);
 }
 
 static int h_lzcnt(struct emu_vcpu *v, const struct decoded_insn *d)
 {
-    return cpuid_bit(v, 0x80000001u, 2, 5) ? xzcnt(v, d, true) : bsx(v, d, true);
+    return emu_cpuid_has(v, 0x80000001u, 0, 2, 5) ? xzcnt(v, d, true) : bsx(v, d, true);
 }
 
 /* POPCNT: ZF = source was zero, OF SF AF CF PF cleared (SDM vol.2 POPCNT). */

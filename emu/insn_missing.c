@@ -68,11 +68,7 @@ bool emu_missing_feature_present(struct emu_vcpu *v, uint16_t op)
     const struct emu_missing_op *m = find(op);
     if (!m || m->bit == NO_BIT)
         return true;
-    const struct emu_cpuid_entry *e = emu_cpuid_find(v, m->leaf, 0);
-    if (!e)
-        return false;
-    uint32_t r[4] = {e->eax, e->ebx, e->ecx, e->edx};
-    return (r[m->reg] >> m->bit) & 1;
+    return emu_cpuid_has(v, m->leaf, 0, m->reg, m->bit);
 }
 
 int emu_h_missing(struct emu_vcpu *v, const struct decoded_insn *d)

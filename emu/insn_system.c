@@ -68,6 +68,15 @@ const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, ui
     return NULL;
 }
 
+bool emu_cpuid_has(struct emu_vcpu *v, uint32_t fn, uint32_t idx, unsigned reg, unsigned bit)
+{
+    const struct emu_cpuid_entry *e = emu_cpuid_find(v, fn, idx);
+    if (!e)
+        return false;
+    uint32_t r[4] = {e->eax, e->ebx, e->ecx, e->edx};
+    return (r[reg & 3] >> bit) & 1;
+}
+
 void emu_cpuid_runtime(const struct emu_vcpu *v, uint32_t fn, uint32_t idx, uint32_t r[4])
 {
     const struct cpu *c = &v->cpu;
@@ -359,6 +368,13 @@ static int h_invlpg(struct emu_vcpu *v, const struct decoded_insn *d)
  * address canonical. Our TLB is untagged, so every valid form flushes it all. */
 static int h_invpcid(struct emu_vcpu *v, const struct decoded_insn *d)
 {
+    /* #UD without CPUID.(7,0):EBX.INVPCID[10], before the CPL check: KVM clears VMX's
+     * "enable INVPCID" (vmx_secondary_exec_control) / SVM intercepts it and injects #UD
+     * (svm_recalc_instruction_intercepts) when the guest's CPUID lacks it */
+    if (!emu_cpuid_has(v, 7, 0, 1, 10))
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    if (v->cpu.cpl != 0)
+        emu_raise(v, EMU_GP, 0); /* not in dispatch.c's privileged_ops: #UD comes first */
     emu_icpt_insn(v, EMU_NX_INVPCID, 0);
     uint64_t type = emu_opnd_read(v, d, 0);
     uint64_t ea = emu_opnd_ea(v, d, 1);

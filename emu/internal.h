@@ -44,6 +44,9 @@ typedef int emu_handler_fn(struct emu_vcpu *v, const struct decoded_insn *d);
 
 /* The guest's CPUID entry (KVM_SET_CPUID2 table) for leaf fn/subleaf idx, or NULL. */
 const struct emu_cpuid_entry *emu_cpuid_find(struct emu_vcpu *v, uint32_t fn, uint32_t idx);
+/* Bit `bit` of register `reg` (0 EAX, 1 EBX, 2 ECX, 3 EDX) of the guest's CPUID(fn, idx)
+ * as KVM_SET_CPUID2 gave it (KVM guest_cpuid_has); false when the leaf is absent. */
+bool emu_cpuid_has(struct emu_vcpu *v, uint32_t fn, uint32_t idx, unsigned reg, unsigned bit);
 
 struct emu_handler_entry {
     uint16_t op; /* enum decoder_op; 0 terminates the list */

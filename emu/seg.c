@@ -291,6 +291,20 @@ void emu_write_cr(struct emu_vcpu *v, unsigned cr, uint64_t val)
         const struct emu_cpuid_entry *l1 = emu_cpuid_find(v, 1, 0);
         if (l1 && (l1->ecx & (1u << 5)))
             ok |= 1u << 13;
+        /* and only those the guest's CPUID has (KVM __cr4_reserved_bits via
+         * cr4_guest_rsvd_bits, kvm_is_valid_cr4 -> #GP): pcid.flat sets PCIDE without
+         * CPUID.1:ECX.PCID and expects #GP */
+        static const struct { uint64_t cr4; uint32_t fn; uint8_t reg, bit; } need[] = {
+            {1u << 18, 1, 2, 26}, /* OSXSAVE: XSAVE */
+            {1u << 20, 7, 1, 7},  /* SMEP */
+            {1u << 21, 7, 1, 20}, /* SMAP */
+            {1u << 16, 7, 1, 0},  /* FSGSBASE */
+            {1u << 11, 7, 2, 2},  /* UMIP */
+            {1u << 17, 1, 2, 17}, /* PCIDE: PCID */
+        };
+        for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+            if (!emu_cpuid_has(v, need[i].fn, 0, need[i].reg, need[i].bit))
+                ok &= ~need[i].cr4;
         if ((val & ~ok) || !emu_vmx_cr_valid(v, 4, val))
             emu_raise(v, EMU_GP, 0);
         if (v->long_mode && !(val & CR4_PAE))
