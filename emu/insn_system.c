@@ -290,8 +290,15 @@ static int load_sys(struct emu_vcpu *v, const struct decoded_insn *d, bool tr)
         emu_raise(v, EMU_GP, sel & 0xfffc);
     if (!ns.present)
         emu_raise(v, EMU_NP, sel & 0xfffc);
-    if (v->long_mode)
+    if (v->long_mode) {
         ns.base |= dd[1] << 32;
+        /* the 64-bit base of a 16-byte system descriptor must be canonical: #GP(selector)
+         * after the present check (KVM emulate.c __load_segment_descriptor,
+         * emul_is_noncanonical_address; SDM vol.2 LLDT/LTR, vol.3 8.2.3). No LA57 here,
+         * so 48 bits. The TSS is not marked busy then. */
+        if (!emu_canonical(ns.base))
+            emu_raise(v, EMU_GP, sel & 0xfffc);
+    }
     if (tr) {
         /* mark the TSS busy in the GDT (SDM "LTR") */
         emu_lin_write(v, c->gdtr.base + (sel & ~7u) + 5, 1, (uint8_t)(dd[0] >> 40) | 2,
