@@ -83,6 +83,10 @@ void emu_cpuid_runtime(const struct emu_vcpu *v, uint32_t fn, uint32_t idx, uint
     if (fn == 1) {
         /* OSXSAVE mirrors CR4.OSXSAVE (KVM updates it at runtime) */
         r[2] = (r[2] & ~(1u << 27)) | ((c->cr4 & CR4_OSXSAVE) ? 1u << 27 : 0);
+        /* EDX.APIC mirrors IA32_APIC_BASE's global enable (KVM kvm_update_cpuid_runtime:
+         * cpuid_entry_change(best, X86_FEATURE_APIC, apic_base & MSR_IA32_APICBASE_ENABLE),
+         * run at every APIC base write); apic.flat's apic_disable checks it */
+        r[3] = (r[3] & ~(1u << 9)) | ((c->apic_base & (1u << 11)) ? 1u << 9 : 0);
         /* MONITOR after KVM's runtime update from IA32_MISC_ENABLE (cpu.h) */
         if (c->cpuid_mwait != EMU_CPUID_MWAIT_TABLE)
             r[2] = (r[2] & ~(1u << 3)) | (c->cpuid_mwait == EMU_CPUID_MWAIT_SET ? 1u << 3 : 0);
