@@ -70,6 +70,12 @@ int abi_irqchip_signal_msi(struct abi_irqchip *chip, const struct kvm_msi *msi);
 /* KVM_HC_KICK_CPU: a REMRD message to physical APIC ID `apicid` (x86.c kvm_pv_kick_cpu_op),
  * which wakes that vCPU from its halt. */
 void abi_irqchip_pv_kick(struct abi_irqchip *chip, uint32_t apicid);
+/* KVM_HC_SEND_IPI (KVM lapic.c kvm_pv_send_ipi): `icr` to the APIC IDs min + i for each
+ * bit i of bitmap_low and min + cluster + i of bitmap_high (cluster 64 in 64-bit mode,
+ * else 32). Returns the number of APICs that accepted, -KVM_EINVAL for a logical or
+ * shorthand ICR. */
+long abi_irqchip_pv_send_ipi(struct abi_irqchip *chip, uint64_t bitmap_low, uint64_t bitmap_high,
+                             uint32_t min, uint64_t icr, bool op_64_bit);
 /* KVM_SET_GSI_ROUTING (replaces the table). -EINVAL on bad entries. */
 int abi_irqchip_set_gsi_routing(struct abi_irqchip *chip, const struct kvm_irq_routing *r);
 /* Ack notifier (KVM kvm_register_irq_ack_notifier / kvm_notify_acked_irq):

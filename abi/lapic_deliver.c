@@ -278,6 +278,71 @@ void abi_irqchip_pv_kick(struct abi_irqchip *chip, uint32_t apicid)
     irqchip_deliver(chip, NULL, &irq);
 }
 
+/* The APIC ID a physical destination matches in KVM's APIC map (kvm_recalculate_phys_map):
+ * the x2APIC ID in x2APIC mode, the xAPIC ID register otherwise. */
+static uint32_t map_phys_id(const struct abi_lapic *t)
+{
+    return lapic_x2apic_mode(t) ? lapic_reg(t, APIC_REG_ID) : lapic_reg(t, APIC_REG_ID) >> 24;
+}
+
+/* __pv_send_ipi: bits below min(64, max_apic_id - min + 1) of one bitmap word. */
+static long pv_send_ipi_word(struct abi_irqchip *chip, uint64_t bitmap, uint32_t min,
+                             uint32_t max_id, const struct apic_irq *irq)
+{
+    if (min > max_id)
+        return 0;
+    uint64_t span = (uint64_t)max_id - min + 1;
+    unsigned n = span < 64 ? (unsigned)span : 64;
+    long count = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!(bitmap >> i & 1))
+            continue;
+        for (unsigned k = 0; k < chip->nlive; k++) {
+            struct abi_lapic *t = chip->lapics[k];
+            if (t && lapic_hw_enabled(t) && map_phys_id(t) == min + i) {
+                count += lapic_accept_irq(t, irq);
+                break;
+            }
+        }
+    }
+    return count;
+}
+
+long abi_irqchip_pv_send_ipi(struct abi_irqchip *chip, uint64_t bitmap_low, uint64_t bitmap_high,
+                             uint32_t min, uint64_t icr, bool op_64_bit)
+{
+    /* APIC_DEST_MASK (logical) | APIC_SHORT_MASK: only physical, no shorthand */
+    if (icr & ((1u << 11) | (3u << 18)))
+        return -22; /* -KVM_EINVAL */
+    struct apic_irq irq = {
+        .vector = icr & 0xff,
+        .delivery_mode = (icr >> 8) & 7,
+        .assert = icr & (1u << 14),
+        .level = icr & (1u << 15),
+    };
+    pthread_mutex_lock(&chip->lapics_lock);
+    /* the map's max_apic_id: the highest x2APIC ID (= vCPU id) of a present APIC; no such
+     * APIC, no map: -EOPNOTSUPP as KVM's unset apic_map gives */
+    long count = -95;
+    uint32_t max_id = 0;
+    bool any = false;
+    for (unsigned k = 0; k < chip->nlive; k++) {
+        struct abi_lapic *t = chip->lapics[k];
+        if (t && lapic_hw_enabled(t)) {
+            any = true;
+            uint32_t id = map_phys_id(t) > t->vcpu_id ? map_phys_id(t) : t->vcpu_id;
+            max_id = id > max_id ? id : max_id;
+        }
+    }
+    if (any) {
+        count = pv_send_ipi_word(chip, bitmap_low, min, max_id, &irq);
+        min += op_64_bit ? 64 : 32; /* u32 arithmetic, as KVM's */
+        count += pv_send_ipi_word(chip, bitmap_high, min, max_id, &irq);
+    }
+    pthread_mutex_unlock(&chip->lapics_lock);
+    return count;
+}
+
 void lapic_send_ipi(struct abi_lapic *src, uint32_t icr_low, uint32_t dest)
 {
     struct apic_irq irq = {

@@ -27,6 +27,7 @@
 #define KVM_HC_SCHED_YIELD 11
 #define KVM_ENOSYS 1000
 #define KVM_EPERM 1
+#define KVM_EOPNOTSUPP 95
 #define KVM_FEATURE_PV_UNHALT 7
 #define KVM_FEATURE_PV_SEND_IPI 11
 #define KVM_FEATURE_PV_SCHED_YIELD 13
@@ -194,11 +195,23 @@ static void handle_hypercall(struct abi_vcpu *v)
         case KVM_HC_SCHED_YIELD:
             ret = pv_feature(v, KVM_FEATURE_PV_SCHED_YIELD) ? 0 : -KVM_ENOSYS;
             break;
-        case KVM_HC_SEND_IPI:
-            /* not offered in our CPUID: without enforcement KVM would send IPIs; we have
-             * no PV IPI path, so answer as a KVM without the feature */
-            ret = -KVM_ENOSYS;
+        case KVM_HC_SEND_IPI: {
+            /* x86.c kvm_emulate_hypercall: a0..a3 = RBX RCX RDX RSI, 32 bits outside
+             * 64-bit mode; kvm_pv_send_ipi(a0 bitmap low, a1 high, a2 min, a3 ICR).
+             * KVM_FEATURE_PV_SEND_IPI is not in our supported CPUID (so it only runs
+             * without PV enforcement), but the hypercall works as KVM's does. */
+            uint64_t mask = long_mode ? ~0ull : 0xffffffffull;
+            if (!pv_feature(v, KVM_FEATURE_PV_SEND_IPI))
+                ret = -KVM_ENOSYS;
+            else if (!v->vm->irqchip_state)
+                ret = -KVM_EOPNOTSUPP; /* no in-kernel LAPIC: no APIC map */
+            else
+                ret = abi_irqchip_pv_send_ipi(v->vm->irqchip_state, c->gpr[EMU_RBX] & mask,
+                                              c->gpr[EMU_RCX] & mask,
+                                              (uint32_t)c->gpr[EMU_RDX], c->gpr[EMU_RSI] & mask,
+                                              long_mode);
             break;
+        }
         default:
             ret = -KVM_ENOSYS;
             break;
