@@ -458,10 +458,6 @@ void lapic_irq_ack(void *ctx, struct cpu *cpu, int vector)
     lapic_update_ppr(l);
 }
 
-/* Hands one queued NMI to the CPU per true return. The interpreter does not
- * latch a hook NMI it cannot take yet, so one is consumed only when the CPU
- * can take it now: NMIs not blocked (SDM vol.3 6.7.1) and no MOV-SS/STI
- * shadow bit that emu treats as blocking (int_shadow & 2). */
 /* KVM_REQ_SMI -> process_smi: the latched SMI becomes the vCPU's smi_pending. */
 bool lapic_smi_pending(void *ctx, struct cpu *cpu)
 {
@@ -476,14 +472,28 @@ bool abi_lapic_take_smi(struct abi_lapic *l)
     return lapic_smi_pending(l, NULL);
 }
 
+/* NMIs queued by senders are folded the way KVM's process_nmi (x86.c) folds nmi_queued
+ * into nmi_pending: at most two (one being taken, one latched), and only one while NMIs
+ * are blocked; the rest are lost, as on hardware (SDM vol.3 6.7.1: one NMI is latched
+ * while the handler runs). Folded here, on the target's thread, where the CPU's NMI
+ * blocking is known: a blocked CPU leaves at most one, an unblocked one takes one and
+ * leaves at most one. kvm-unit-tests x86/apic "pending nmi": 10 self-NMIs from the
+ * handler are one more NMI. */
 bool lapic_nmi_pending(void *ctx, struct cpu *cpu)
 {
     struct abi_lapic *l = ctx;
-    if (cpu && (cpu->ev.nmi_masked || (cpu->ev.int_shadow & 2)))
-        return false;
     uint32_t n = __atomic_load_n(&l->nmi_pending, __ATOMIC_ACQUIRE);
+    if (cpu && cpu->ev.nmi_masked) {
+        while (n > 1 && !__atomic_compare_exchange_n(&l->nmi_pending, &n, 1, false,
+                                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            ;
+        return false;
+    }
+    if (cpu && (cpu->ev.int_shadow & 2))
+        return false;
     while (n) {
-        if (__atomic_compare_exchange_n(&l->nmi_pending, &n, n - 1, false, __ATOMIC_ACQ_REL,
+        uint32_t left = n > 2 ? 1 : n - 1;
+        if (__atomic_compare_exchange_n(&l->nmi_pending, &n, left, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE))
             return true;
     }

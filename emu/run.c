@@ -308,6 +308,10 @@ static void inject_events(struct emu_vcpu *v)
             emu_take_nmi(v);
             return;
         }
+    } else if (ev->nmi_masked && v->has_irq_ops && v->irq_ops.nmi_pending) {
+        /* blocked: the APIC folds its queued NMIs to the one a CPU latches (KVM
+         * process_nmi's limit while NMIs are masked); it hands none out */
+        (void)v->irq_ops.nmi_pending(v->irq_ops.ctx, c);
     }
     /* KVM_GUESTDBG_BLOCKIRQ (0x100000): no interrupts while the VMM single-steps */
     bool can_irq = (c->rflags & EMU_FL_IF) && !ev->int_shadow && !(v->dbg_control & 0x100000u);
