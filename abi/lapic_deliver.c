@@ -472,6 +472,10 @@ bool abi_lapic_take_smi(struct abi_lapic *l)
     return lapic_smi_pending(l, NULL);
 }
 
+/* Hands one queued NMI to the CPU per true return. The interpreter does not
+ * latch a hook NMI it cannot take yet, so one is consumed only when the CPU
+ * can take it now: NMIs not blocked (SDM vol.3 6.7.1) and no MOV-SS/STI
+ * shadow (STI or MOV SS: KVM blocks NMIs in both). */
 /* NMIs queued by senders are folded the way KVM's process_nmi (x86.c) folds nmi_queued
  * into nmi_pending: at most two (one being taken, one latched), and only one while NMIs
  * are blocked; the rest are lost, as on hardware (SDM vol.3 6.7.1: one NMI is latched
@@ -489,7 +493,7 @@ bool lapic_nmi_pending(void *ctx, struct cpu *cpu)
             ;
         return false;
     }
-    if (cpu && (cpu->ev.int_shadow & 2))
+    if (cpu && cpu->ev.int_shadow)
         return false;
     while (n) {
         uint32_t left = n > 2 ? 1 : n - 1;

@@ -300,7 +300,9 @@ static void inject_events(struct emu_vcpu *v)
         return;
     }
     /* an NMI is taken from the APIC only when it can be delivered (not lost while masked) */
-    if (!ev->nmi_masked && !(ev->int_shadow & 2)) {
+    /* NMIs wait out STI and MOV-SS shadows alike (KVM svm_nmi_blocked: int_state &
+     * SVM_INTERRUPT_SHADOW_MASK; vmx_nmi_blocked: GUEST_INTR_STATE_STI | MOV_SS) */
+    if (!ev->nmi_masked && !ev->int_shadow) {
         bool nmi = ev->nmi_pending || ev->nmi_injected;
         if (!nmi && v->has_irq_ops && v->irq_ops.nmi_pending && v->irq_ops.nmi_pending(v->irq_ops.ctx, c))
             nmi = true;

@@ -376,7 +376,7 @@ static bool svm_events(struct emu_vcpu *v)
         return true;
     }
     bool exit_nmi = icpt(&s->ctl, SVM_EXIT_NMI);
-    if (exit_nmi || (!ev->nmi_masked && !(ev->int_shadow & 2))) {
+    if (exit_nmi || (!ev->nmi_masked && !ev->int_shadow)) { /* STI shadow too: svm_nmi_blocked */
         bool nmi = ev->nmi_pending || ev->nmi_injected;
         if (!nmi && v->has_irq_ops && v->irq_ops.nmi_pending && v->irq_ops.nmi_pending(v->irq_ops.ctx, c))
             nmi = true;
