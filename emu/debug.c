@@ -121,12 +121,17 @@ void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int)
         }
         return;
     }
-    if (tf_before && !was_soft_int) {
-        /* the guest's own single-step: #DB trap through its IDT, DR6.BS set */
-        c->dr[6] |= DR6_BS;
-        v->delivering = true;
-        v->delivering_vector = EMU_DB;
-        emu_deliver_event(v, EMU_DB, EMU_NO_ERRCODE, false, c->rip);
-        v->delivering = false;
-    }
+    if (tf_before && !was_soft_int)
+        emu_debug_tf_trap(v); /* the guest's own single-step */
+}
+
+void emu_debug_tf_trap(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    /* #DB trap through the guest's IDT, DR6.BS set */
+    c->dr[6] |= DR6_BS;
+    v->delivering = true;
+    v->delivering_vector = EMU_DB;
+    emu_deliver_event(v, EMU_DB, EMU_NO_ERRCODE, false, c->rip);
+    v->delivering = false;
 }

@@ -461,7 +461,14 @@ static int h_syscall(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
     struct cpu *c = &v->cpu;
-    if (!(c->efer & EFER_SCE) || !prot_mode(v))
+    /* Intel-compatible CPUs have SYSCALL in 64-bit mode only, AMD in every protected
+     * mode (SDM vol.2 / APM vol.3 SYSCALL; KVM emulate.c em_syscall: #UD outside
+     * PROT64 when guest_cpuid_is_intel_compatible). The decoder accepts it in every
+     * mode, so the vendor rule lives here. kvm-unit-tests x86/syscall (AMD CPU model)
+     * runs it in 32-bit compatibility mode at CPL 3. */
+    if (!prot_mode(v) || (!v->cpu_amd && v->mode != DECODER_MODE_64))
+        emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    if (!(c->efer & EFER_SCE))
         emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
     uint16_t sel = (uint16_t)(c->star >> 32) & 0xfffc;
     uint64_t fl = emu_flags(v);
@@ -479,6 +486,7 @@ static int h_syscall(struct emu_vcpu *v, const struct decoded_insn *d)
     }
     flat_seg(&c->seg[EMU_SS], (uint16_t)(sel + 8), false, false, 0);
     emu_update_mode(v);
+    v->tf_trap_after = c->rflags & EMU_FL_TF; /* TF after SFMASK (KVM em_syscall) */
     return EMU_H_NEXT;
 }
 
@@ -503,6 +511,8 @@ static int h_sysret(struct emu_vcpu *v, const struct decoded_insn *d)
     /* SS selector = STAR[63:48]+8 with RPL 3; the cached descriptor is fixed flat data */
     flat_seg(&c->seg[EMU_SS], (uint16_t)((base + 8) | 3), false, false, 3);
     emu_update_mode(v);
+    /* TF loaded from R11 traps right after SYSRET, in the user context */
+    v->tf_trap_after = c->rflags & EMU_FL_TF;
     v->kick = 1;
     return EMU_H_NEXT;
 }

@@ -420,6 +420,10 @@ struct emu_vcpu {
     uint64_t dbg_regs[8];   /* debugreg[0..3] addresses, [7] DR7-format control */
     uint64_t dbg_skip_rip;  /* resume after an exec-breakpoint exit without re-triggering */
     bool dbg_skip;
+    /* SYSCALL / SYSRET ended with RFLAGS.TF = 1: the single-step trap follows the TF they
+     * leave, not the one they found (KVM em_syscall sets ctxt->tf after SFMASK;
+     * kvm-unit-tests x86/syscall "syscall TF handling"); taken by the run loop */
+    bool tf_trap_after;
     bool dbg_data;          /* a data breakpoint is armed: memory accesses are checked */
     uint8_t dbg_data_hit;   /* DR6.B0-3 of data breakpoints hit by this instruction */
     struct emu_nested nested; /* emu/nested.h: L1/L2 state of nested virtualization */
@@ -481,6 +485,8 @@ static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint
 bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip);
 bool emu_debug_int3_exit(struct emu_vcpu *v);
 void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int);
+/* The guest's single-step #DB trap (DR6.BS) at the current RIP, through its IDT. */
+void emu_debug_tf_trap(struct emu_vcpu *v);
 /* Data breakpoint check of one access (only called when v->dbg_data). */
 void emu_debug_data(struct emu_vcpu *v, uint64_t lin, unsigned size, bool write);
 /* MOV DRn with DR7.GD set (VMM's or guest's): exits or raises #DB; true if it did not return. */

@@ -409,7 +409,8 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
             return false;
     }
     uint8_t shadow = ev->int_shadow;
-    bool tf = c->rflags & EMU_FL_TF;
+    /* SYSCALL/SYSRET: the TF they leave decides (v->tf_trap_after), not this one */
+    bool tf = (c->rflags & EMU_FL_TF) && d->op != DOP_SYSCALL && d->op != DOP_SYSRET;
     bool rf = c->rflags & EMU_FL_RF;
     int r = fn(v, d);
     /* RF is cleared when an instruction completes, except by IRET, which loads it (SDM
@@ -441,6 +442,10 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
     struct emu_events *ev = &c->ev;
     struct emu_block *prev = NULL; /* the block that ran last, for chaining */
     for (;;) {
+        if (__builtin_expect(v->tf_trap_after, 0)) {
+            v->tf_trap_after = false;
+            emu_debug_tf_trap(v);
+        }
         if (!attention(v))
             return;
         struct emu_block *b = NULL;
