@@ -204,6 +204,7 @@ void abi_lapic_set_tsc_deadline(struct abi_lapic *l, uint64_t deadline)
     }
     l->tsc_deadline = deadline;
     l->expire_ns = 0;
+    bool passed = false;
     if (deadline) {
         uint64_t now_tsc = read_tsc(l), now = irqchip_now_ns();
         uint32_t khz = tsc_khz(l);
@@ -212,8 +213,16 @@ void abi_lapic_set_tsc_deadline(struct abi_lapic *l, uint64_t deadline)
                            : now + (uint64_t)((unsigned __int128)(deadline - now_tsc) * 1000000u / khz);
         if (!l->expire_ns)
             l->expire_ns = 1;
+        passed = deadline <= now_tsc;
     }
     pthread_mutex_unlock(&l->timer_lock);
+    /* A deadline already passed expires now, in the writer's WRMSR, not when the timer
+     * thread wakes: the interrupt is pending at the next instruction boundary (KVM
+     * start_sw_tscdeadline: apic_timer_expired() when tscdeadline <= guest_tsc).
+     * kvm-unit-tests x86/apic "tsc deadline timer" writes the current TSC and expects
+     * the interrupt before the CPUID right after. */
+    if (passed)
+        lapic_timer_poll(l, irqchip_now_ns());
     rearm_thread(l);
 }
 

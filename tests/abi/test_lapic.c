@@ -518,6 +518,21 @@ static uint64_t read_fake_tsc(void *ctx)
     return __atomic_load_n(&fake_tsc, __ATOMIC_SEQ_CST);
 }
 
+/* A deadline at or before the current TSC is pending as soon as the MSR write returns
+ * (KVM start_sw_tscdeadline expires it synchronously), not when the timer thread runs. */
+START_TEST(timer_tsc_deadline_passed_is_synchronous)
+{
+    sw_enable(l1);
+    abi_lapic_set_tsc_deadline_cap(l1, true);
+    abi_lapic_set_tsc_reader(l1, read_fake_tsc, NULL);
+    fake_tsc = 1000000;
+    mmio_wr(l1, APIC_REG_LVTT, APIC_TIMER_TSCDEADLINE | 0x54);
+    abi_lapic_set_tsc_deadline(l1, fake_tsc); /* "now": already due */
+    ck_assert(irr_has(l1, 0x54));
+    ck_assert_uint_eq(abi_lapic_get_tsc_deadline(l1), 0); /* cleared on expiry */
+}
+END_TEST
+
 START_TEST(timer_tsc_deadline)
 {
     sw_enable(l1);
@@ -733,6 +748,7 @@ int main(void)
     tcase_add_test(tc, timer_bus_cycle_and_divide);
     tcase_add_test(tc, timer_periodic);
     tcase_add_test(tc, timer_tsc_deadline);
+    tcase_add_test(tc, timer_tsc_deadline_passed_is_synchronous);
     tcase_add_test(tc, wait_wake);
     tcase_add_test(tc, ipi_pingpong_no_lost_wakeup);
     suite_add_tcase(s, tc);
