@@ -62,10 +62,25 @@ __asm__(".pushsection .rodata.nsvm, \"a\"\n"
     "nsvm_g:\n"
     "    vmmcall\n"
     "    hlt\n"
+    /* the matrix (l2_msr_matrix): one access of MSR r12, writing r13 */
+    "nsvm_mr:\n"
+    "    mov %r12d, %ecx\n"
+    "nsvm_mr_i:\n"
+    "    rdmsr\n"
+    "    out %al, $0x80\n"
+    "    hlt\n"
+    "nsvm_mw:\n"
+    "    mov %r12d, %ecx\n"
+    "    mov %r13d, %eax\n"
+    "    xor %edx, %edx\n"
+    "nsvm_mw_i:\n"
+    "    wrmsr\n"
+    "    out %al, $0x80\n"
+    "    hlt\n"
     "nsvm_end:\n"
     ".popsection\n");
 extern const uint8_t nsvm_l1[], nsvm_l2[], nsvm_a[], nsvm_b[], nsvm_d[], nsvm_e[], nsvm_f[],
-    nsvm_g[], nsvm_end[];
+    nsvm_g[], nsvm_mr[], nsvm_mr_i[], nsvm_mw[], nsvm_mw_i[], nsvm_end[];
 
 #define MEM_SIZE (2u << 20)
 #define CODE_GPA 0x1000u
@@ -275,6 +290,101 @@ START_TEST(l2_msr_passed_through_is_l0s)
 }
 END_TEST
 
+/* The whole L2 MSR matrix on SVM, for reads and writes of an MSR KVM passes through to
+ * L1 (SYSENTER_CS: svm.c direct_access_msrs) and one it intercepts (HWCR), under every
+ * combination of L1's MSRPM bit, an L0 filter denial and user-space deflection of filtered
+ * accesses. Expected, from 6.12:
+ *  - L1's bit set: #VMEXIT(MSR) to L1, EXITINFO1 = write (nested_svm_exit_handled_msr);
+ *  - else L0 decides as for L1: the merged vmcb02 MSRPM (nested_svm_merge_msrpm) is L0's
+ *    or L1's intercept, and a filter denial keeps L0's intercept (set_msr_interception_bitmap:
+ *    !kvm_msr_allowed -> intercept); it goes to user space with KVM_MSR_EXIT_REASON_FILTER
+ *    when deflection asks for it (kvm_msr_user_space), else it is #GP in L2, here an
+ *    exception exit to L1 (#GP intercepted, SVM_EXIT_EXCP_BASE + 13);
+ *  - else the access completes in L2 with L0's value (SYSENTER_CS as L1 left it; HWCR's
+ *    McStatusWrEn is the one bit a guest may set, svm.c svm_set_msr MSR_K7_HWCR). */
+START_TEST(l2_msr_matrix)
+{
+    static const uint32_t msrs[] = {0x174, 0xc0010015};
+    static const uint32_t wval[] = {0x55, 1u << 18};
+    static const uint8_t rval[] = {0x78, 0x00};
+    unsigned cases = 0;
+    for (unsigned mi = 0; mi < 2; mi++)
+        for (int write = 0; write < 2; write++)
+            for (int l1_bit = 0; l1_bit < 2; l1_bit++)
+                for (int deny = 0; deny < 2; deny++)
+                    for (int deflect = 0; deflect < 2; deflect++) {
+        uint32_t msr = msrs[mi];
+        struct nctx c;
+        guest_open(&c, 1);
+        memset(c.mem + MSRPM_GPA, 0, 0x2000);
+        if (l1_bit) { /* APM 15.11: ranges at 0, 0x800 (0xc0000000), 0x1000 (0xc0010000) */
+            unsigned base = msr >= 0xc0010000u ? 0x1000 : msr >= 0xc0000000u ? 0x800 : 0;
+            unsigned bit = (msr & 0x1fff) * 2 + (write ? 1 : 0);
+            c.mem[MSRPM_GPA + base + bit / 8] |= 1u << (bit % 8);
+        }
+        vmcb_put(&c, 0x008, 1u << 13, 4); /* intercept #GP */
+        vmcb_put(&c, 0x578, gpa_of(write ? nsvm_mw : nsvm_mr), 8);
+        struct {
+            struct kvm_msrs h;
+            struct kvm_msr_entry e;
+        } m = {.h.nmsrs = 1, .e.index = 0x174, .e.data = 0x5678};
+        ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_MSRS, &m), 1);
+        struct kvm_regs regs;
+        ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+        regs.r12 = msr;
+        regs.r13 = wval[mi];
+        ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_REGS, &regs), 0);
+        if (deflect) {
+            struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                         .args = {KVM_MSR_EXIT_REASON_FILTER}};
+            ck_assert_int_eq(io(&c, c.vm, KVM_ENABLE_CAP, &cap), 0);
+        }
+        if (deny) {
+            static uint8_t none = 0;
+            struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+            f.ranges[0] = (struct kvm_msr_filter_range){
+                .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .base = msr, .nmsrs = 1,
+                .bitmap = &none};
+            ck_assert_int_eq(io(&c, c.vm, KVM_X86_SET_MSR_FILTER, &f), 0);
+        }
+        const uint8_t *at = write ? nsvm_mw_i : nsvm_mr_i;
+        uint8_t want = write ? (uint8_t)wval[mi] : rval[mi];
+        if (l1_bit) {
+            expect_l1_exit(&c, SVM_EXIT_MSR, write, at);
+        } else if (deny && !deflect) {
+            run_to_port(&c, 0x10);
+            ck_assert_uint_eq((uint32_t)vmcb64(&c, 0x070), 0x40 + 13); /* SVM_EXIT_EXCP_BASE + #GP */
+            ck_assert_uint_eq(vmcb64(&c, 0x078), 0);                   /* error code */
+            ck_assert_uint_eq(vmcb64(&c, 0x578), gpa_of(at));
+        } else {
+            if (deny) {
+                ck_assert_int_eq(io(&c, c.vcpu, KVM_RUN, 0), 0);
+                ck_assert_uint_eq(c.run->exit_reason, write ? KVM_EXIT_X86_WRMSR : KVM_EXIT_X86_RDMSR);
+                ck_assert_uint_eq(c.run->msr.index, msr);
+                ck_assert_uint_eq(c.run->msr.reason, KVM_MSR_EXIT_REASON_FILTER);
+                if (write)
+                    ck_assert_uint_eq(c.run->msr.data, wval[mi]);
+                c.run->msr.error = 0;
+                c.run->msr.data = 0x77;
+                want = write ? (uint8_t)wval[mi] : 0x77;
+            }
+            run_to_port(&c, 0x80);
+            ck_assert_msg(*((uint8_t *)c.run + c.run->io.data_offset) == want,
+                          "msr %#x write %d l1 %d deny %d deflect %d: %#x", msr, write, l1_bit,
+                          deny, deflect, *((uint8_t *)c.run + c.run->io.data_offset));
+            if (write && !deny) { /* the write landed */
+                m.e = (struct kvm_msr_entry){.index = msr};
+                ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_MSRS, &m), 1);
+                ck_assert_uint_eq(m.e.data, wval[mi]);
+            }
+        }
+        guest_close(&c);
+        cases++;
+                    }
+    ck_assert_uint_eq(cases, 32);
+}
+END_TEST
+
 /* nested_svm_vmrun: a VMCB failing nested_vmcb_check_controls (ASID 0) is VMEXIT_INVALID,
  * exit_code = exit_code_hi = -1, and L1 continues after the VMRUN. */
 START_TEST(vmrun_with_asid_zero_is_vmexit_invalid)
@@ -371,6 +481,7 @@ static Suite *suite(void)
     tcase_add_test(t, l2_msr_passed_through_is_l0s);
     tcase_add_test(t, vmrun_with_asid_zero_is_vmexit_invalid);
     tcase_add_test(t, nested_state_moves_l2_to_a_new_vm);
+    tcase_add_test(t, l2_msr_matrix);
     suite_add_tcase(s, t);
     return s;
 }

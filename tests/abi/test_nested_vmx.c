@@ -89,13 +89,28 @@ __asm__(".pushsection .rodata.nvmx, \"a\"\n"
     "nvmx_g:\n"
     "    vmcall\n"                      /* always exits (reason 18) */
     "    hlt\n"
+    /* the matrix (l2_msr_matrix): one access of MSR r12, writing r13 */
+    "nvmx_mr:\n"
+    "    mov %r12d, %ecx\n"
+    "nvmx_mr_i:\n"
+    "    rdmsr\n"
+    "    out %al, $0x80\n"
+    "    hlt\n"
+    "nvmx_mw:\n"
+    "    mov %r12d, %ecx\n"
+    "    mov %r13d, %eax\n"
+    "    xor %edx, %edx\n"
+    "nvmx_mw_i:\n"
+    "    wrmsr\n"
+    "    out %al, $0x80\n"
+    "    hlt\n"
     ".balign 8\n"
     "nvmx_vmxon_ptr: .quad 0x20000\n"
     "nvmx_vmcs_ptr: .quad 0x21000\n"
     "nvmx_end:\n"
     ".popsection\n");
 extern const uint8_t nvmx_l1[], nvmx_host[], nvmx_l2[], nvmx_a[], nvmx_b[], nvmx_e[],
-    nvmx_f[], nvmx_g[], nvmx_end[];
+    nvmx_f[], nvmx_g[], nvmx_mr[], nvmx_mr_i[], nvmx_mw[], nvmx_mw_i[], nvmx_end[];
 
 #define MEM_SIZE (2u << 20)
 #define CODE_GPA 0x1000u
@@ -519,6 +534,99 @@ START_TEST(nested_state_vmx_format)
 }
 END_TEST
 
+/* The whole L2 MSR matrix, for reads and writes of an MSR KVM passes through to L1
+ * (SYSENTER_CS: vmx.c vmx_vcpu_create, MSR_TYPE_RW) and one it intercepts (STAR), under
+ * every combination of L1's bitmap bit, an L0 filter denial and user-space deflection of
+ * filtered accesses. Expected, from 6.12:
+ *  - L1's bit set: a VM exit to L1, reason 31/32, whatever L0 would do
+ *    (nested_vmx_exit_handled_msr, nested.c 6242; nested_vmx_l1_wants_exit);
+ *  - else L0 decides as for L1. A filter denial takes the MSR out of L0's pass-through
+ *    (vmx_disable_intercept_for_msr keeps the intercept when !kvm_msr_allowed, so the
+ *    merged vmcs02 bitmap of nested_vmx_prepare_msr_bitmap intercepts it) and it goes to
+ *    user space with KVM_MSR_EXIT_REASON_FILTER when deflection asks for it
+ *    (kvm_msr_user_space), else it is #GP in L2 (KVM_MSR_RET_FILTERED), here an exception
+ *    exit to L1 (#GP is in L1's exception bitmap);
+ *  - else the access completes in L2: pass-through or L0's emulation give the same value
+ *    (SYSENTER_CS is L2's own from vmcs12, STAR is shared). */
+START_TEST(l2_msr_matrix)
+{
+    static const uint32_t msrs[] = {0x174, 0xc0000081};
+    unsigned cases = 0;
+    for (unsigned mi = 0; mi < 2; mi++)
+        for (int write = 0; write < 2; write++)
+            for (int l1_bit = 0; l1_bit < 2; l1_bit++)
+                for (int deny = 0; deny < 2; deny++)
+                    for (int deflect = 0; deflect < 2; deflect++) {
+        uint32_t msr = msrs[mi];
+        struct nctx c;
+        guest_open(&c, true);
+        memset(c.mem + MSR_BITMAP_GPA, 0, 4096);
+        if (l1_bit) {
+            unsigned off = (write ? 0x800 : 0) + (msr >= 0xc0000000u ? 0x400 : 0);
+            unsigned bit = msr & 0x1fff;
+            c.mem[MSR_BITMAP_GPA + off + bit / 8] |= 1u << (bit % 8);
+        }
+        vput(&c, VF_GUEST_SYSENTER_CS, 0x9a);
+        vput(&c, VF_GUEST_RIP, gpa_of(write ? nvmx_mw : nvmx_mr));
+        struct {
+            struct kvm_msrs h;
+            struct kvm_msr_entry e;
+        } m = {.h.nmsrs = 1, .e.index = 0xc0000081, .e.data = 0x0023001000000042ull};
+        ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_MSRS, &m), 1);
+        struct kvm_regs regs;
+        ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+        regs.r12 = msr;
+        regs.r13 = 0x55;
+        ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_REGS, &regs), 0);
+        if (deflect) {
+            struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                         .args = {KVM_MSR_EXIT_REASON_FILTER}};
+            ck_assert_int_eq(io(&c, c.vm, KVM_ENABLE_CAP, &cap), 0);
+        }
+        if (deny) {
+            static uint8_t none = 0;
+            struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+            f.ranges[0] = (struct kvm_msr_filter_range){
+                .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .base = msr, .nmsrs = 1,
+                .bitmap = &none};
+            ck_assert_int_eq(io(&c, c.vm, KVM_X86_SET_MSR_FILTER, &f), 0);
+        }
+        const uint8_t *at = write ? nvmx_mw_i : nvmx_mr_i;
+        uint8_t want = write ? 0x55 : msr == 0x174 ? 0x9a : 0x42;
+        if (l1_bit) {
+            expect_l1_exit(&c, write ? EXIT_MSR_WRITE : EXIT_MSR_READ, 0, at);
+        } else if (deny && !deflect) {
+            struct kvm_regs r = expect_l1_exit(&c, EXIT_EXCEPTION_NMI, 0, at);
+            ck_assert_uint_eq(r.r9, 0x80000000u | 3u << 8 | 1u << 11 | 13);
+        } else {
+            if (deny) {
+                ck_assert_int_eq(io(&c, c.vcpu, KVM_RUN, 0), 0);
+                ck_assert_uint_eq(c.run->exit_reason, write ? KVM_EXIT_X86_WRMSR : KVM_EXIT_X86_RDMSR);
+                ck_assert_uint_eq(c.run->msr.index, msr);
+                ck_assert_uint_eq(c.run->msr.reason, KVM_MSR_EXIT_REASON_FILTER);
+                if (write)
+                    ck_assert_uint_eq(c.run->msr.data, 0x55);
+                c.run->msr.error = 0;
+                c.run->msr.data = 0x77;
+                want = write ? 0x55 : 0x77;
+            }
+            run_to_port(&c, 0x80);
+            ck_assert_msg(*((uint8_t *)c.run + c.run->io.data_offset) == want,
+                          "msr %#x write %d l1 %d deny %d deflect %d: %#x", msr, write, l1_bit,
+                          deny, deflect, *((uint8_t *)c.run + c.run->io.data_offset));
+            if (write && !deny) { /* the write landed: L2's view of the MSR */
+                m.e = (struct kvm_msr_entry){.index = msr};
+                ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_MSRS, &m), 1);
+                ck_assert_uint_eq(m.e.data, 0x55);
+            }
+        }
+        guest_close(&c);
+        cases++;
+                    }
+    ck_assert_uint_eq(cases, 32);
+}
+END_TEST
+
 /* An SMI while L2 runs (6.12 vmx.c vmx_enter_smm / vmx_leave_smm, nested.c
  * vmx_get/set_nested_state): SMM leaves L2 without telling L1 and suspends VMX operation,
  * KVM_GET_NESTED_STATE then says SMM_VMXON | SMM_GUEST_MODE and no guest mode (6711-6715);
@@ -584,6 +692,7 @@ static Suite *suite(void)
     tcase_add_test(t, apic_access_page_access_exits);
     tcase_add_test(t, nested_state_vmx_format);
     tcase_add_test(t, smi_in_l2_suspends_vmx_until_rsm);
+    tcase_add_test(t, l2_msr_matrix);
     suite_add_tcase(s, t);
     return s;
 }
