@@ -493,8 +493,14 @@ static int h_syscall(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_sysret(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     struct cpu *c = &v->cpu;
-    if (!(c->efer & EFER_SCE) || !prot_mode(v))
+    /* SDM SYSRET: #UD outside 64-bit mode or without EFER.SCE, then #GP(0) above CPL 0;
+     * AMD (APM vol.3 SYSRET) also returns from legacy and compatibility mode. The decoder
+     * accepts it in every mode, so the vendor rule and the CPL check (after the #UD) are
+     * here. */
+    if (!(c->efer & EFER_SCE) || !prot_mode(v) || (!v->cpu_amd && v->mode != DECODER_MODE_64))
         emu_raise(v, EMU_UD, EMU_NO_ERRCODE);
+    if (c->cpl != 0)
+        emu_raise(v, EMU_GP, 0);
     uint16_t base = (uint16_t)(c->star >> 48);
     bool to64 = d->opsize == 8;
     if (v->long_mode) {

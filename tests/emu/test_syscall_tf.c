@@ -2,7 +2,9 @@
  * (kvm-unit-tests x86/syscall). The trap follows the TF the instruction leaves: none
  * after a SYSCALL whose SFMASK clears TF, one right after a SYSRET that loads TF=1 from
  * R11 (KVM emulate.c em_syscall: ctxt->tf after the mask). SYSCALL in compatibility
- * mode runs on an AMD CPU model and #UDs on an Intel one (em_syscall). */
+ * mode runs on an AMD CPU model and #UDs on an Intel one (em_syscall); so does SYSRET
+ * (APM vol.3 SYSRET returns from compatibility mode; SDM SYSRET #UD outside 64-bit mode),
+ * whose #UD comes before its CPL check. */
 #include <check.h>
 #include "tests/check_main.h"
 
@@ -100,6 +102,39 @@ START_TEST(syscall_in_compat_mode_intel_is_ud)
 }
 END_TEST
 
+/* SYSRET (32-bit form) in compatibility mode: AMD returns to CS = STAR[63:48] | 3, a
+ * 32-bit user segment, at ECX; Intel #UDs, also at CPL 3 (the #UD before the #GP). */
+static void sysret_compat(bool amd)
+{
+    vendor(amd);
+    msrs();
+    T.ram[TVM_CODE] = 0x0f, T.ram[TVM_CODE + 1] = 0x07;
+    T.ram[USER] = 0xf4;
+    T.c->gpr[EMU_RCX] = USER;
+    T.c->gpr[EMU_R11] = 2;
+    tvm_set_seg(&T.c->seg[EMU_CS], SEL_CODE32, 0xb, 0, 0, 1);
+    emu_state_changed(T.v);
+}
+
+START_TEST(sysret_in_compat_mode_amd)
+{
+    sysret_compat(true);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 13); /* HLT at CPL 3: #GP, at USER */
+    uint64_t sp = T.c->gpr[EMU_RSP]; /* error code, RIP, CS, ... */
+    ck_assert_uint_eq(tvm_r64(&T, sp + 8), USER);
+    ck_assert_uint_eq(tvm_r64(&T, sp + 16) & 0xffff, 0x18 | 3);
+}
+END_TEST
+
+START_TEST(sysret_in_compat_mode_intel_is_ud)
+{
+    sysret_compat(false);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 6);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_syscall_tf");
@@ -109,6 +144,8 @@ static Suite *suite(void)
     tcase_add_test(tc, sysret_loading_tf_traps_after_it);
     tcase_add_test(tc, syscall_in_compat_mode_amd);
     tcase_add_test(tc, syscall_in_compat_mode_intel_is_ud);
+    tcase_add_test(tc, sysret_in_compat_mode_amd);
+    tcase_add_test(tc, sysret_in_compat_mode_intel_is_ud);
     suite_add_tcase(s, tc);
     return s;
 }
