@@ -32,8 +32,16 @@
 #define AMD_EXT1_EDX_MIRROR                                                                \
     (B(0) | B(1) | B(2) | B(3) | B(4) | B(5) | B(6) | B(7) | B(8) | B(9) | B(12) | B(13) |  \
      B(14) | B(15) | B(16) | B(17) | B(23) | B(24))
-/* KVM_FEATURE_CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2, STEAL_TIME (cpuid.rst) */
-#define KVM_PV_FEATURES (B(0) | B(1) | B(3) | B(5))
+/* 6.12 cpuid.c KVM_CPUID_FEATURES (1240-1256, cpuid.rst): CLOCKSOURCE 0, NOP_IO_DELAY 1,
+ * CLOCKSOURCE2 3, ASYNC_PF 4, STEAL_TIME 5, PV_EOI 6, PV_UNHALT 7 (KVM_HC_KICK_CPU),
+ * PV_TLB_FLUSH 9, ASYNC_PF_VMEXIT 10, PV_SEND_IPI 11 (KVM_HC_SEND_IPI), POLL_CONTROL 12,
+ * PV_SCHED_YIELD 13, ASYNC_PF_INT 14, CLOCKSOURCE_STABLE_BIT 24. The async-PF, PV-EOI and
+ * PV-TLB-flush MSRs and fields are accepted; softkvm never injects an async page fault,
+ * never sets the PV EOI skip bit nor steal time's `preempted`, so a guest takes its normal
+ * paths, as it does whenever KVM chooses not to use them. */
+#define KVM_PV_FEATURES                                                                     \
+    (B(0) | B(1) | B(3) | B(4) | B(5) | B(6) | B(7) | B(9) | B(10) | B(11) | B(12) | B(13) | \
+     B(14) | B(24))
 
 #define XCR0_SUPPORTED 0x7ull /* x87 | SSE | AVX (YMM_Hi128) */
 #define XSAVE_LEGACY_SIZE 576  /* legacy area 512 + header 64 (SDM vol.1 13.4) */
