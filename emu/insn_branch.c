@@ -242,7 +242,11 @@ static void return_far(struct emu_vcpu *v, uint16_t sel, uint64_t off, bool pop_
             struct emu_segment *ds = &c->seg[s];
             bool conf_code = (ds->type & 0xc) == 0xc;
             if (!ds->unusable && (!ds->s || !conf_code) && ds->dpl < rpl) {
+                /* only the selector and validity: the hidden base stays (QEMU
+                 * validate_seg; an FS/GS base of 64-bit code survives the return) */
+                uint64_t base = ds->base;
                 memset(ds, 0, sizeof *ds);
+                ds->base = base;
                 ds->unusable = 1;
             }
         }

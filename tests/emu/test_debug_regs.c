@@ -1,0 +1,65 @@
+/* tests/emu: kvm-unit-tests x86/debug, in pieces: an IRET to CPL 3 that nulls GS keeps
+ * its base (the test's per-CPU data after run_in_user). */
+#include <check.h>
+#include "tests/check_main.h"
+
+#include "emu/internal.h"
+#include "tests/emu/emu_test_vm.h"
+
+static struct tvm T;
+static struct emu_exit X;
+
+static void setup(void) { tvm_init64(&T); }
+static void teardown(void) { tvm_destroy(&T); }
+
+#define RUN() tvm_run(&T, &X)
+#define FL_TF 0x100u
+#define FL_RF 0x10000u
+#define SP0 (TVM_STACK - 0x1000)
+#define STUB(n) (TVM_STUB + 16 * (n))
+
+static void code(const uint8_t *b, size_t n, uint64_t rflags)
+{
+    tvm_code(&T, b, n);
+    T.c->rflags = rflags;
+    emu_state_changed(T.v);
+}
+
+/* the #DB/#BP frame (no error code) the stub halted on */
+static inline uint64_t frame_rip(void) { return tvm_r64(&T, T.c->gpr[EMU_RSP]); }
+static inline uint64_t frame_rflags(void) { return tvm_r64(&T, T.c->gpr[EMU_RSP] + 16); }
+
+START_TEST(iret_to_user_nulling_gs_keeps_its_base)
+{
+    static const uint8_t b[] = {0x48, 0xcf}; /* iretq */
+    uint64_t sp = SP0 - 40;
+    tvm_w64(&T, sp, TVM_CODE + 0x100);
+    tvm_w64(&T, sp + 8, SEL_UCODE64);
+    tvm_w64(&T, sp + 16, 2);
+    tvm_w64(&T, sp + 24, TVM_STACK - 0x2000);
+    tvm_w64(&T, sp + 32, SEL_UDATA);
+    T.ram[TVM_CODE + 0x100] = 0xf4; /* hlt at CPL 3: #GP */
+    T.c->seg[EMU_GS].base = 0x123000;
+    T.c->gpr[EMU_RSP] = sp;
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 13);
+    ck_assert_uint_eq(T.c->seg[EMU_GS].selector, 0);
+    ck_assert_uint_eq(T.c->seg[EMU_GS].base, 0x123000);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("emu_debug_regs");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, iret_to_user_nulling_gs_keeps_its_base);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return softkvm_check_run(suite());
+}
