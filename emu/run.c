@@ -413,6 +413,13 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     bool tf = (c->rflags & EMU_FL_TF) && d->op != DOP_SYSCALL && d->op != DOP_SYSRET;
     bool rf = c->rflags & EMU_FL_RF;
     int r = fn(v, d);
+    /* an IN or RDMSR/WRMSR that exits to user space completes at the next KVM_RUN: the
+     * single-step trap follows it there (KVM complete_fast_pio_in /
+     * complete_emulated_msr -> kvm_skip_emulated_instruction -> kvm_vcpu_do_singlestep) */
+    if (__builtin_expect(tf && v->pending != EMU_PEND_NONE, 0)) {
+        v->tf_trap_after = true;
+        tf = false;
+    }
     /* RF is cleared when an instruction completes, except by IRET, which loads it (SDM
      * vol.3 18.3.1.1); a faulting instruction does not get here. An RF of 1 (from IRET
      * or KVM_SET_REGS) sends the next instruction through this path (run_loop). */
@@ -622,6 +629,7 @@ run:
     if (v->pending == EMU_PEND_MSR_READ || v->pending == EMU_PEND_MSR_WRITE) {
         /* the VMM did not complete the MSR exit: KVM re-executes the instruction */
         v->pending = EMU_PEND_NONE;
+        v->tf_trap_after = false; /* the re-execution traps */
     }
     run_loop(v);
 out:

@@ -1,5 +1,6 @@
-/* tests/emu: kvm-unit-tests x86/debug, in pieces: an IRET to CPL 3 that nulls GS keeps
- * its base (the test's per-CPU data after run_in_user). */
+/* tests/emu: kvm-unit-tests x86/debug, in pieces: a single-step over an IN that exits to
+ * user space traps when the IN completes (KVM complete_fast_pio_in); an IRET to CPL 3
+ * that nulls GS keeps its base (the test's per-CPU data after run_in_user). */
 #include <check.h>
 #include "tests/check_main.h"
 
@@ -29,6 +30,22 @@ static void code(const uint8_t *b, size_t n, uint64_t rflags)
 static inline uint64_t frame_rip(void) { return tvm_r64(&T, T.c->gpr[EMU_RSP]); }
 static inline uint64_t frame_rflags(void) { return tvm_r64(&T, T.c->gpr[EMU_RSP] + 16); }
 
+START_TEST(singlestep_over_an_in_exit_traps_at_completion)
+{
+    static const uint8_t b[] = {0xe4, 0x80, 0x90, 0xf4}; /* in al, 0x80; nop; hlt */
+    code(b, sizeof b, 2 | FL_TF);
+    ck_assert_int_eq(RUN(), EMU_EXIT_IO);
+    uint8_t in = 0x5a;
+    emu_complete_io(T.v, &in);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 2); /* right after the IN */
+    ck_assert_uint_eq(T.c->gpr[EMU_RSP], SP0 - 40); /* one #DB */
+    ck_assert_uint_eq(T.c->gpr[EMU_RAX] & 0xff, 0x5a);
+    ck_assert(T.c->dr[6] & 0x4000);
+}
+END_TEST
+
 START_TEST(iret_to_user_nulling_gs_keeps_its_base)
 {
     static const uint8_t b[] = {0x48, 0xcf}; /* iretq */
@@ -54,6 +71,7 @@ static Suite *suite(void)
     Suite *s = suite_create("emu_debug_regs");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, singlestep_over_an_in_exit_traps_at_completion);
     tcase_add_test(tc, iret_to_user_nulling_gs_keeps_its_base);
     suite_add_tcase(s, tc);
     return s;
