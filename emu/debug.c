@@ -12,6 +12,7 @@
 #define GDBG_USE_HW_BP 0x20000u
 #define DR6_FIXED 0xffff0ff0ull
 #define DR6_BS 0x4000ull
+#define DR7_GD 0x2000ull
 
 void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t dbg[8])
 {
@@ -19,13 +20,60 @@ void emu_set_guest_debug(struct emu_vcpu *v, uint32_t control, const uint64_t db
     if (dbg)
         memcpy(v->dbg_regs, dbg, sizeof v->dbg_regs);
     v->dbg_skip = false;
-    v->dbg_data = false;
+    v->dbg_vmm_data = false;
     v->dbg_data_hit = 0;
     if (v->dbg_control & GDBG_USE_HW_BP)
         for (unsigned i = 0; i < 4; i++)
             if (((v->dbg_regs[7] >> (2 * i)) & 3) && ((v->dbg_regs[7] >> (16 + 4 * i)) & 3) != 0)
-                v->dbg_data = true;
+                v->dbg_vmm_data = true;
+    emu_debug_update(v);
 }
+
+/* The guest's own DR7 breakpoints count unless the VMM's KVM_GUESTDBG_USE_HW_BP owns the
+ * debug registers (KVM loads vcpu->arch.eff_db = the VMM's then). */
+void emu_debug_update(struct emu_vcpu *v)
+{
+    uint64_t dr7 = v->cpu.dr[7];
+    uint8_t exec = 0;
+    bool data = false;
+    if (!(v->dbg_control & GDBG_USE_HW_BP))
+        for (unsigned i = 0; i < 4; i++) {
+            if (!((dr7 >> (2 * i)) & 3))
+                continue;
+            if (((dr7 >> (16 + 4 * i)) & 3) == 0)
+                exec |= (uint8_t)(1u << i);
+            else
+                data = true;
+        }
+    v->dbg_gexec = exec;
+    v->dbg_data = v->dbg_vmm_data || data || exec;
+}
+
+void emu_debug_db_payload(struct emu_vcpu *v, uint64_t payload)
+{
+    struct cpu *c = &v->cpu;
+    c->dr[6] = (c->dr[6] & ~0xfull) | payload | DR6_FIXED;
+    if (c->dr[7] & DR7_GD) {
+        c->dr[7] &= ~DR7_GD;
+        emu_debug_update(v);
+    }
+}
+
+/* SDM vol.3 18.3.1.1: an instruction breakpoint is a fault before the instruction; RF=1
+ * suppresses it for one instruction (checked by the caller). */
+void emu_debug_exec_check(struct emu_vcpu *v, uint64_t lin)
+{
+    uint64_t hit = 0;
+    for (unsigned i = 0; i < 4; i++)
+        if ((v->dbg_gexec & (1u << i)) && v->cpu.dr[i] == lin)
+            hit |= 1ull << i;
+    if (!hit)
+        return;
+    emu_debug_db_payload(v, hit);
+    emu_raise(v, EMU_DB, EMU_NO_ERRCODE);
+}
+
+static void db_trap(struct emu_vcpu *v, uint64_t payload);
 
 static void debug_exit(struct emu_vcpu *v, uint32_t exc, uint64_t pc, uint64_t dr6)
 {
@@ -71,19 +119,29 @@ bool emu_debug_int3_exit(struct emu_vcpu *v)
 }
 
 /* DR7 R/W = 01 write, 11 read/write (10 = I/O, not supported); LEN 00/01/11/10 = 1/2/4/8. */
-void emu_debug_data(struct emu_vcpu *v, uint64_t lin, unsigned size, bool write)
+static uint8_t data_hits(const uint64_t *regs, uint64_t dr7, uint64_t lin, unsigned size,
+                         bool write)
 {
     static const unsigned lens[4] = {1, 2, 8, 4};
-    uint64_t dr7 = v->dbg_regs[7];
+    uint8_t hit = 0;
     for (unsigned i = 0; i < 4; i++) {
         unsigned rw = (dr7 >> (16 + 4 * i)) & 3;
         if (!((dr7 >> (2 * i)) & 3) || (rw != 1 && rw != 3) || (rw == 1 && !write))
             continue;
         unsigned len = lens[(dr7 >> (18 + 4 * i)) & 3];
-        uint64_t a = v->dbg_regs[i] & ~(uint64_t)(len - 1);
+        uint64_t a = regs[i] & ~(uint64_t)(len - 1);
         if (lin < a + len && a < lin + size)
-            v->dbg_data_hit |= (uint8_t)(1u << i);
+            hit |= (uint8_t)(1u << i);
     }
+    return hit;
+}
+
+void emu_debug_data(struct emu_vcpu *v, uint64_t lin, unsigned size, bool write)
+{
+    if (v->dbg_control & GDBG_USE_HW_BP)
+        v->dbg_data_hit |= data_hits(v->dbg_regs, v->dbg_regs[7], lin, size, write);
+    else
+        v->dbg_gdata_hit |= data_hits(v->cpu.dr, v->cpu.dr[7], lin, size, write);
 }
 
 void emu_debug_gd_check(struct emu_vcpu *v)
@@ -100,6 +158,7 @@ void emu_debug_gd_check(struct emu_vcpu *v)
         /* guest's general detect: #DB fault, DR6.BD, GD cleared (SDM vol.3 18.2.4) */
         c->dr[6] |= 0x2000;
         c->dr[7] &= ~(1ull << 13);
+        emu_debug_update(v);
         emu_raise(v, EMU_DB, EMU_NO_ERRCODE);
     }
 }
@@ -121,15 +180,25 @@ void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int)
         }
         return;
     }
+    /* the guest's own: data breakpoints hit and single-step, one #DB trap */
+    uint64_t payload = v->dbg_gdata_hit;
+    v->dbg_gdata_hit = 0;
     if (tf_before && !was_soft_int)
-        emu_debug_tf_trap(v); /* the guest's own single-step */
+        payload |= DR6_BS;
+    if (payload)
+        db_trap(v, payload);
 }
 
 void emu_debug_tf_trap(struct emu_vcpu *v)
 {
+    db_trap(v, DR6_BS);
+}
+
+static void db_trap(struct emu_vcpu *v, uint64_t payload)
+{
     struct cpu *c = &v->cpu;
-    /* #DB trap through the guest's IDT, DR6.BS set */
-    c->dr[6] |= DR6_BS;
+    /* #DB trap through the guest's IDT; B0-3 replaced by the payload's, BS kept if set */
+    emu_debug_db_payload(v, payload);
     v->delivering = true;
     v->delivering_vector = EMU_DB;
     emu_deliver_event(v, EMU_DB, EMU_NO_ERRCODE, false, c->rip);

@@ -56,6 +56,8 @@ static int mov_dr(struct emu_vcpu *v, const struct decoded_insn *d)
         else if (n == 7)
             val = (val & ~0xd800ull) | 0x400;
         c->dr[n] = val;
+        if (n == 7)
+            emu_debug_update(v);
         return EMU_H_NEXT;
     }
     unsigned n = dr_index(v, d->ops[1].reg);

@@ -424,8 +424,13 @@ struct emu_vcpu {
      * leave, not the one they found (KVM em_syscall sets ctxt->tf after SFMASK;
      * kvm-unit-tests x86/syscall "syscall TF handling"); taken by the run loop */
     bool tf_trap_after;
-    bool dbg_data;          /* a data breakpoint is armed: memory accesses are checked */
-    uint8_t dbg_data_hit;   /* DR6.B0-3 of data breakpoints hit by this instruction */
+    /* a breakpoint is armed (the VMM's data breakpoints, or any of the guest's DR7
+     * breakpoints): memory accesses are checked and blocks run through step_one */
+    bool dbg_data;
+    bool dbg_vmm_data;      /* the VMM's KVM_GUESTDBG_USE_HW_BP has a data breakpoint */
+    uint8_t dbg_gexec;      /* guest DR7: enabled instruction breakpoints (bit i = DRi) */
+    uint8_t dbg_data_hit;   /* DR6.B0-3 of the VMM's data breakpoints hit by this instruction */
+    uint8_t dbg_gdata_hit;  /* DR6.B0-3 of the guest's data breakpoints hit by this instruction */
     struct emu_nested nested; /* emu/nested.h: L1/L2 state of nested virtualization */
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
@@ -485,6 +490,13 @@ static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint
 bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip);
 bool emu_debug_int3_exit(struct emu_vcpu *v);
 void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int);
+/* Recompute dbg_data / dbg_gexec after DR7, DR0-3 or KVM_SET_GUEST_DEBUG changed. */
+void emu_debug_update(struct emu_vcpu *v);
+/* The guest's instruction breakpoints at linear address lin (RF clear): #DB fault. */
+void emu_debug_exec_check(struct emu_vcpu *v, uint64_t lin);
+/* A #DB exception with payload (DR6 B0-3 replaced, other bits set; KVM
+ * kvm_deliver_exception_payload) is about to be delivered: DR6 and DR7.GD. */
+void emu_debug_db_payload(struct emu_vcpu *v, uint64_t payload);
 /* The guest's single-step #DB trap (DR6.BS) at the current RIP, through its IDT. */
 void emu_debug_tf_trap(struct emu_vcpu *v);
 /* Data breakpoint check of one access (only called when v->dbg_data). */

@@ -222,6 +222,11 @@ static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err, bool h
      * value pushed on the stack"). Only once L1 did not take it (above). */
     if (is_fault_class(vec))
         emu_flags_set(v, emu_flags(v) | EMU_FL_RF);
+    /* a #DB clears DR7.GD (KVM kvm_inject_exception) */
+    if (vec == EMU_DB && (v->cpu.dr[7] & (1ull << 13))) {
+        v->cpu.dr[7] &= ~(1ull << 13);
+        emu_debug_update(v);
+    }
     v->delivering = true;
     v->delivering_vector = vec;
     vectoring_begin(v, vec, EMU_NX_EV_EXCEPTION, err);
@@ -408,10 +413,14 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
         if (d->status == DECODER_OK && d->op == DOP_INT3 && emu_debug_int3_exit(v))
             return false;
     }
+    bool rf = c->rflags & EMU_FL_RF;
+    if (__builtin_expect(v->dbg_gexec != 0, 0) && !rf)
+        emu_debug_exec_check(v, v->mode == DECODER_MODE_64 ? rip
+                                                           : (uint32_t)(c->seg[EMU_CS].base + rip));
+    v->dbg_gdata_hit = 0; /* hits of an event delivery before this instruction do not count */
     uint8_t shadow = ev->int_shadow;
     /* SYSCALL/SYSRET: the TF they leave decides (v->tf_trap_after), not this one */
     bool tf = (c->rflags & EMU_FL_TF) && d->op != DOP_SYSCALL && d->op != DOP_SYSRET;
-    bool rf = c->rflags & EMU_FL_RF;
     int r = fn(v, d);
     /* an IN or RDMSR/WRMSR that exits to user space completes at the next KVM_RUN: the
      * single-step trap follows it there (KVM complete_fast_pio_in /
@@ -430,7 +439,7 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     c->rip = v->next_rip;
     /* release: the instruction's guest stores before the count emu_dirty_log_sync reads */
     __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
-    if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit, 0)) {
+    if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit || v->dbg_gdata_hit, 0)) {
         bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
         emu_debug_after(v, tf, soft);
         if (x->reason == EMU_EXIT_DEBUG)
@@ -584,6 +593,7 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
     if (__atomic_load_n(&v->pm_as[0]->generation, __ATOMIC_ACQUIRE) != v->pm_gen)
         sync_generation(v); /* before finishing a pending IN/INS through the old translations */
     v->code_epoch++; /* the VMM (or another vCPU) may have written guest code meanwhile */
+    emu_debug_update(v); /* KVM_SET_DEBUGREGS / KVM_SET_REGS may have changed DR7 */
     emu_vmx_run_entry(v); /* FEATURE_CONTROL leave request; invalid L2 state (emu/vmx.c) */
     if (setjmp(v->jb)) {
         if (v->code_page) {

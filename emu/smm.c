@@ -240,6 +240,7 @@ void emu_smm_enter(struct emu_vcpu *v)
     c->cr4 = 0;
     c->idtr.base = 0, c->idtr.limit = 0; /* undocumented: IDT limit 0 in SMM */
     c->dr[7] = 0x400;
+    emu_debug_update(v);
     struct emu_segment cs = {.selector = (uint16_t)(c->smbase >> 4), .base = c->smbase,
                              .limit = 0xffffffffu, .type = 3, .s = 1, .present = 1, .g = 1};
     struct emu_segment ds = cs;
@@ -279,6 +280,7 @@ static void load_32(struct emu_vcpu *v, const uint8_t *m)
         c->gpr[i] = rd(m, M32_GPRS + 4 * i, 4);
     c->dr[6] = (uint32_t)rd(m, M32_DR6, 4) | 0xffff0ff0u;
     c->dr[7] = (uint32_t)rd(m, M32_DR7, 4) | 0x400;
+    emu_debug_update(v);
     for (unsigned s = 0; s < EMU_NSEGS; s++)
         seg32_load(m, m32_seg[s], M32_SEL + 4 * m32_sel[s], &c->seg[s]);
     c->gdtr.base = rd(m, M32_GDTR + 8, 4), c->gdtr.limit = (uint16_t)rd(m, M32_GDTR + 4, 4);
@@ -298,6 +300,7 @@ static void load_64(struct emu_vcpu *v, const uint8_t *m)
     emu_flags_set(v, rd(m, M64_RFLAGS, 8) | EMU_FL_FIXED1);
     c->dr[6] = rd(m, M64_DR6, 8) | 0xffff0ff0u;
     c->dr[7] = rd(m, M64_DR7, 8) | 0x400;
+    emu_debug_update(v);
     c->smbase = rd(m, M64_SMBASE, 4);
     c->efer = rd(m, M64_EFER, 8) & ~EFER_LMA;
     seg64_load(m, M64_TR, &c->seg[EMU_TR]);

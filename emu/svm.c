@@ -170,6 +170,7 @@ static void load_host(struct emu_vcpu *v)
     c->gpr[EMU_RSP] = h->rsp;
     c->gpr[EMU_RAX] = h->rax;
     c->dr[7] = 0x400;
+    emu_debug_update(v);
     c->tsc_offset = h->tsc_offset;
     c->ev.nmi_masked = h->nmi_masked;
     /* what was queued for L2 is not L1's (kvm_clear_exception_queue, nmi_injected) */
@@ -602,6 +603,7 @@ static bool enter_guest(struct emu_vcpu *v, uint64_t pa, const uint8_t *vmcb,
     c->gpr[EMU_RAX] = rd(vmcb, S_RAX, 8);
     c->gpr[EMU_RSP] = rd(vmcb, S_RSP, 8);
     c->dr[7] = rd(vmcb, S_DR7, 8) | 0x400;
+    emu_debug_update(v);
     c->dr[6] = rd(vmcb, S_DR6, 8) | 0xffff0ff0u;
     emu_flags_set(v, rd(vmcb, S_RFLAGS, 8) | EMU_FL_FIXED1);
     c->rip = rd(vmcb, S_RIP, 8);

@@ -103,6 +103,7 @@ void emu_reset(struct emu_vcpu *v)
     c->cr0 = 0x60000010; /* CD NW ET */
     c->dr[6] = 0xffff0ff0;
     c->dr[7] = 0x400;
+    emu_debug_update(v);
     c->smbase = 0x30000; /* x86.c kvm_vcpu_reset, RESET only (INIT keeps it, below) */
     c->xcr0 = 1;
     c->pat = 0x0007040600070406ull;

@@ -260,6 +260,7 @@ static void load_host(struct emu_vcpu *v, bool abort_on_error)
     c->cr4 = vf(v, VF_HOST_CR4);
     c->cr3 = vf(v, VF_HOST_CR3);
     c->dr[7] = 0x400;
+    emu_debug_update(v);
     c->sysenter_cs = (uint32_t)vf(v, VF_HOST_IA32_SYSENTER_CS);
     c->sysenter_esp = vf(v, VF_HOST_IA32_SYSENTER_ESP);
     c->sysenter_eip = vf(v, VF_HOST_IA32_SYSENTER_EIP);
@@ -1393,6 +1394,7 @@ static void load_guest(struct emu_vcpu *v)
     c->cr3 = vf(v, VF_GUEST_CR3);
     if (en & VMX_ENTRY_LOAD_DEBUG)
         c->dr[7] = vf(v, VF_GUEST_DR7) | 0x400;
+    emu_debug_update(v);
     if (en & VMX_ENTRY_LOAD_PAT)
         c->pat = vf(v, VF_GUEST_IA32_PAT);
     c->sysenter_cs = (uint32_t)vf(v, VF_GUEST_SYSENTER_CS);

@@ -1,6 +1,8 @@
-/* tests/emu: kvm-unit-tests x86/debug, in pieces: a single-step over an IN that exits to
- * user space traps when the IN completes (KVM complete_fast_pio_in); an IRET to CPL 3
- * that nulls GS keeps its base (the test's per-CPU data after run_in_user). */
+/* tests/emu: the guest's own debug registers (kvm-unit-tests x86/debug; SDM vol.3 ch.17/18,
+ * Linux 6.12 KVM kvm_deliver_exception_payload): instruction breakpoints fault before the
+ * instruction and RF suppresses them once; data breakpoints trap after the access (also
+ * when the guest arms them itself); a single-step over an IN that exits to user space
+ * traps when the IN completes; an IRET to CPL 3 that nulls GS keeps its base. */
 #include <check.h>
 #include "tests/check_main.h"
 
@@ -29,6 +31,66 @@ static void code(const uint8_t *b, size_t n, uint64_t rflags)
 /* the #DB/#BP frame (no error code) the stub halted on */
 static inline uint64_t frame_rip(void) { return tvm_r64(&T, T.c->gpr[EMU_RSP]); }
 static inline uint64_t frame_rflags(void) { return tvm_r64(&T, T.c->gpr[EMU_RSP] + 16); }
+
+START_TEST(exec_breakpoint_faults_before_and_rf_skips_it)
+{
+    static const uint8_t b[] = {0x90, 0x90, 0xf4};
+    T.c->dr[0] = TVM_CODE + 1;
+    T.c->dr[7] = 0x401; /* L0, R/W 00 = execute */
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 1); /* fault: before the second NOP */
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff1);
+    ck_assert(!(frame_rflags() & FL_RF)); /* #DB never sets RF in the frame (KVM) */
+    /* the handler's IRET with RF = 1: the NOP runs once without the breakpoint */
+    T.c->rip = TVM_CODE + 1;
+    T.c->gpr[EMU_RSP] = SP0;
+    T.c->rflags = 2 | FL_RF;
+    T.c->halted = false;
+    emu_state_changed(T.v);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), -1);
+    ck_assert_uint_eq(T.c->rip, TVM_CODE + 3);
+    ck_assert(!(T.c->rflags & FL_RF));
+}
+END_TEST
+
+START_TEST(data_breakpoint_traps_after_the_write)
+{
+    static const uint8_t b[] = {
+        0x8b, 0x1c, 0x25, 0x00, 0x00, 0x20, 0x00, /* mov ebx, [0x200000]: a read, no hit */
+        0x89, 0x04, 0x25, 0x00, 0x00, 0x20, 0x00, /* mov [0x200000], eax */
+        0x90, 0xf4,
+    };
+    T.c->dr[1] = TVM_DATA;
+    T.c->dr[7] = 0x00d00404; /* L1, R/W 01 = write, LEN 11 = 4 */
+    T.c->gpr[EMU_RAX] = 0x2a;
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 14); /* trap: after the store */
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff2);
+    ck_assert_uint_eq(T.ram[TVM_DATA], 0x2a);
+}
+END_TEST
+
+START_TEST(data_breakpoint_armed_by_the_guest)
+{
+    static const uint8_t b[] = {
+        0xb8, 0x0c, 0x04, 0xf0, 0x00,             /* mov eax, 0x00f0040c: L1 G1, R/W 11, LEN 4 */
+        0x0f, 0x23, 0xf8,                         /* mov dr7, rax */
+        0x8b, 0x1c, 0x25, 0x02, 0x00, 0x20, 0x00, /* mov ebx, [0x200002] */
+        0xf4,
+    };
+    T.c->dr[1] = TVM_DATA;
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 15);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff2);
+}
+END_TEST
 
 START_TEST(singlestep_over_an_in_exit_traps_at_completion)
 {
@@ -71,6 +133,9 @@ static Suite *suite(void)
     Suite *s = suite_create("emu_debug_regs");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, exec_breakpoint_faults_before_and_rf_skips_it);
+    tcase_add_test(tc, data_breakpoint_traps_after_the_write);
+    tcase_add_test(tc, data_breakpoint_armed_by_the_guest);
     tcase_add_test(tc, singlestep_over_an_in_exit_traps_at_completion);
     tcase_add_test(tc, iret_to_user_nulling_gs_keeps_its_base);
     suite_add_tcase(s, tc);
