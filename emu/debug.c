@@ -156,15 +156,13 @@ void emu_debug_gd_check(struct emu_vcpu *v)
     }
     if (c->dr[7] & (1u << 13)) {
         /* guest's general detect: #DB fault, DR6.BD, GD cleared (SDM vol.3 18.2.4) */
-        c->dr[6] |= 0x2000;
-        c->dr[7] &= ~(1ull << 13);
-        emu_debug_update(v);
+        emu_debug_db_payload(v, 0x2000);
         emu_raise(v, EMU_DB, EMU_NO_ERRCODE);
     }
 }
 
 /* After an instruction retired (RIP committed). */
-void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int)
+void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int, bool movss)
 {
     struct cpu *c = &v->cpu;
     if (v->dbg_data_hit) {
@@ -180,11 +178,18 @@ void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int)
         }
         return;
     }
-    /* the guest's own: data breakpoints hit and single-step, one #DB trap */
+    /* the guest's own: data breakpoints hit and single-step, one #DB trap; held back
+     * for one instruction by the MOV SS / POP SS shadow */
     uint64_t payload = v->dbg_gdata_hit;
     v->dbg_gdata_hit = 0;
     if (tf_before && !was_soft_int)
         payload |= DR6_BS;
+    if (movss) {
+        v->dbg_pending |= payload;
+        return;
+    }
+    payload |= v->dbg_pending;
+    v->dbg_pending = 0;
     if (payload)
         db_trap(v, payload);
 }

@@ -333,6 +333,11 @@ static int h_int1(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
     emu_icpt_insn(v, EMU_NX_ICEBP, 0);
+    /* a #DB with an empty payload (KVM handle_exception_nmi: the exit qualification of
+     * ICEBP is 0): DR6.B0-3 cleared, DR7.GD cleared; it takes the #DB traps a MOV SS
+     * shadow held back with it */
+    v->dbg_pending = 0;
+    emu_debug_db_payload(v, 0);
     v->delivering = true;
     v->delivering_vector = EMU_DB;
     emu_deliver_event(v, EMU_DB, EMU_NO_ERRCODE, false, v->next_rip);

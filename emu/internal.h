@@ -431,6 +431,9 @@ struct emu_vcpu {
     uint8_t dbg_gexec;      /* guest DR7: enabled instruction breakpoints (bit i = DRi) */
     uint8_t dbg_data_hit;   /* DR6.B0-3 of the VMM's data breakpoints hit by this instruction */
     uint8_t dbg_gdata_hit;  /* DR6.B0-3 of the guest's data breakpoints hit by this instruction */
+    /* #DB trap conditions (DR6 payload: B0-3, BS) held back by the MOV SS / POP SS
+     * shadow, delivered after the next instruction (SDM vol.3 6.8.3) */
+    uint64_t dbg_pending;
     struct emu_nested nested; /* emu/nested.h: L1/L2 state of nested virtualization */
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
@@ -489,7 +492,7 @@ static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint
  * the guest's own single-step trap (EFLAGS.TF, SDM vol.3 18.3.1.4). */
 bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip);
 bool emu_debug_int3_exit(struct emu_vcpu *v);
-void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int);
+void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int, bool movss);
 /* Recompute dbg_data / dbg_gexec after DR7, DR0-3 or KVM_SET_GUEST_DEBUG changed. */
 void emu_debug_update(struct emu_vcpu *v);
 /* The guest's instruction breakpoints at linear address lin (RF clear): #DB fault. */

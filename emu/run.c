@@ -222,7 +222,9 @@ static bool take_exception(struct emu_vcpu *v, uint8_t vec, uint32_t err, bool h
      * value pushed on the stack"). Only once L1 did not take it (above). */
     if (is_fault_class(vec))
         emu_flags_set(v, emu_flags(v) | EMU_FL_RF);
-    /* a #DB clears DR7.GD (KVM kvm_inject_exception) */
+    /* an exception ends the instruction the MOV SS shadow held #DB traps for; a #DB
+     * clears DR7.GD (KVM kvm_inject_exception) */
+    v->dbg_pending = 0;
     if (vec == EMU_DB && (v->cpu.dr[7] & (1ull << 13))) {
         v->cpu.dr[7] &= ~(1ull << 13);
         emu_debug_update(v);
@@ -429,6 +431,8 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
         v->tf_trap_after = true;
         tf = false;
     }
+    /* this instruction opened a MOV SS / POP SS shadow: its #DB traps wait for the next */
+    bool movss = !(shadow & 2) && (ev->int_shadow & 2);
     /* RF is cleared when an instruction completes, except by IRET, which loads it (SDM
      * vol.3 18.3.1.1); a faulting instruction does not get here. An RF of 1 (from IRET
      * or KVM_SET_REGS) sends the next instruction through this path (run_loop). */
@@ -439,9 +443,10 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     c->rip = v->next_rip;
     /* release: the instruction's guest stores before the count emu_dirty_log_sync reads */
     __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
-    if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit || v->dbg_gdata_hit, 0)) {
+    if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit || v->dbg_gdata_hit ||
+                         v->dbg_pending, 0)) {
         bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
-        emu_debug_after(v, tf, soft);
+        emu_debug_after(v, tf, soft, movss);
         if (x->reason == EMU_EXIT_DEBUG)
             return false;
     }

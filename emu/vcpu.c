@@ -115,6 +115,8 @@ void emu_reset(struct emu_vcpu *v)
     /* RESET and INIT leave guest mode and set GIF (KVM kvm_vcpu_reset -> kvm_leave_nested) */
     memset(&v->nested, 0, sizeof v->nested);
     v->pending = EMU_PEND_NONE;
+    v->dbg_pending = 0;
+    v->tf_trap_after = false;
     v->mmio_valid = false;
     emu_update_mode(v);
     emu_tlb_flush(v);

@@ -2,7 +2,10 @@
  * Linux 6.12 KVM kvm_deliver_exception_payload): instruction breakpoints fault before the
  * instruction and RF suppresses them once; data breakpoints trap after the access (also
  * when the guest arms them itself); a single-step over an IN that exits to user space
- * traps when the IN completes; an IRET to CPL 3 that nulls GS keeps its base. */
+ * traps when the IN completes; the MOV SS shadow holds #DB traps back for one
+ * instruction, ICEBP takes them with it, INT3 is followed by them, a general-detect
+ * fault drops them; ICEBP and general detect replace DR6.B0-3; an IRET to CPL 3 that
+ * nulls GS keeps its base. */
 #include <check.h>
 #include "tests/check_main.h"
 
@@ -108,6 +111,92 @@ START_TEST(singlestep_over_an_in_exit_traps_at_completion)
 }
 END_TEST
 
+START_TEST(movss_shadow_holds_the_singlestep_trap)
+{
+    static const uint8_t b[] = {0x8e, 0xd0, 0x90, 0xf4}; /* mov ss, eax; nop; hlt */
+    T.c->gpr[EMU_RAX] = SEL_DATA;
+    code(b, sizeof b, 2 | FL_TF);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 3); /* after the NOP, not after MOV SS */
+    ck_assert_uint_eq(T.c->gpr[EMU_RSP], SP0 - 40);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff4ff0);
+}
+END_TEST
+
+/* mov ss, [0x200000] with a read/write watchpoint on it, then ICEBP or INT3 */
+static void movss_watch(uint8_t next)
+{
+    const uint8_t b[] = {0x8e, 0x14, 0x25, 0x00, 0x00, 0x20, 0x00, next, 0xf4};
+    T.ram[TVM_DATA] = SEL_DATA;
+    T.c->dr[1] = TVM_DATA;
+    T.c->dr[6] = 0xffff0ff1; /* a stale B0 */
+    T.c->dr[7] = 0x00f00408; /* G1, R/W 11, LEN 4 */
+    code(b, sizeof b, 2);
+}
+
+START_TEST(movss_watchpoint_then_icebp_is_one_db)
+{
+    movss_watch(0xf1);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 8);
+    ck_assert_uint_eq(T.c->gpr[EMU_RSP], SP0 - 40); /* one #DB: ICEBP took the held trap */
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff0);     /* ICEBP: B0-3 cleared, none set */
+}
+END_TEST
+
+START_TEST(movss_watchpoint_then_int3_traps_at_the_bp_handler)
+{
+    movss_watch(0xcc);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), STUB(3)); /* #BP delivered, then the held #DB */
+    ck_assert_uint_eq(tvm_r64(&T, SP0 - 40), TVM_CODE + 8); /* the #BP frame */
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff2);
+}
+END_TEST
+
+START_TEST(icebp_clears_dr6_trap_bits)
+{
+    static const uint8_t b[] = {0xf1, 0xf4};
+    T.c->dr[6] = 0xffff4ff3;
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 1);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff4ff0); /* BS sticky, B0-3 replaced */
+}
+END_TEST
+
+START_TEST(general_detect_faults_and_replaces_trap_bits)
+{
+    static const uint8_t b[] = {0x0f, 0x23, 0xf0, 0xf4}; /* mov dr6, rax */
+    T.c->dr[6] = 0xffff0ff1;
+    T.c->dr[7] = 0x2400;
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff2ff0);
+    ck_assert_uint_eq(T.c->dr[7], 0x400);
+}
+END_TEST
+
+START_TEST(general_detect_after_movss_drops_the_held_singlestep)
+{
+    static const uint8_t b[] = {0x8e, 0xd0, 0x0f, 0x23, 0xf0, 0xf4}; /* mov ss, eax; mov dr6, rax */
+    T.c->gpr[EMU_RAX] = SEL_DATA;
+    T.c->dr[7] = 0x2400;
+    code(b, sizeof b, 2 | FL_TF);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE + 2);
+    ck_assert_uint_eq(T.c->gpr[EMU_RSP], SP0 - 40);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff2ff0); /* BD only */
+}
+END_TEST
+
 START_TEST(iret_to_user_nulling_gs_keeps_its_base)
 {
     static const uint8_t b[] = {0x48, 0xcf}; /* iretq */
@@ -137,6 +226,12 @@ static Suite *suite(void)
     tcase_add_test(tc, data_breakpoint_traps_after_the_write);
     tcase_add_test(tc, data_breakpoint_armed_by_the_guest);
     tcase_add_test(tc, singlestep_over_an_in_exit_traps_at_completion);
+    tcase_add_test(tc, movss_shadow_holds_the_singlestep_trap);
+    tcase_add_test(tc, movss_watchpoint_then_icebp_is_one_db);
+    tcase_add_test(tc, movss_watchpoint_then_int3_traps_at_the_bp_handler);
+    tcase_add_test(tc, icebp_clears_dr6_trap_bits);
+    tcase_add_test(tc, general_detect_faults_and_replaces_trap_bits);
+    tcase_add_test(tc, general_detect_after_movss_drops_the_held_singlestep);
     tcase_add_test(tc, iret_to_user_nulling_gs_keeps_its_base);
     suite_add_tcase(s, tc);
     return s;
