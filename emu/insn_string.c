@@ -90,7 +90,9 @@ static int string_op(struct emu_vcpu *v, const struct decoded_insn *d, enum strk
     uint64_t done = 0;
 
     while (done < chunk) {
-        if (rep && !down && (k == S_MOVS || k == S_STOS)) {
+        /* an armed breakpoint goes element by element: a data breakpoint traps after
+         * the iteration that hit it (SDM vol.3 18.3.1.2) */
+        if (rep && !down && (k == S_MOVS || k == S_STOS) && !v->dbg_data) {
             uint64_t n = bulk(v, d, k, sz, chunk - done, src_seg);
             if (n) {
                 done += n;
@@ -144,7 +146,7 @@ static int string_op(struct emu_vcpu *v, const struct decoded_insn *d, enum strk
         /* the element went to MMIO (a write exit is recorded): one MMIO exit per element,
          * the instruction resumes with the next one after user space has seen it, as
          * KVM's emulator restarts a REP string op (x86_emulate_insn, string_insn) */
-        if (v->exit_ready)
+        if (v->exit_ready | v->dbg_gdata_hit)
             break;
     }
     if (rep && (c->gpr[EMU_RCX] & am) != 0)

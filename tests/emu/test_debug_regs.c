@@ -1,11 +1,11 @@
 /* tests/emu: the guest's own debug registers (kvm-unit-tests x86/debug; SDM vol.3 ch.17/18,
  * Linux 6.12 KVM kvm_deliver_exception_payload): instruction breakpoints fault before the
  * instruction and RF suppresses them once; data breakpoints trap after the access (also
- * when the guest arms them itself); a single-step over an IN that exits to user space
- * traps when the IN completes; the MOV SS shadow holds #DB traps back for one
- * instruction, ICEBP takes them with it, INT3 is followed by them, a general-detect
- * fault drops them; ICEBP and general detect replace DR6.B0-3; an IRET to CPL 3 that
- * nulls GS keeps its base. */
+ * when the guest arms them itself, and after the iteration of a REP string op that hit);
+ * a single-step over an IN that exits to user space traps when the IN completes; the
+ * MOV SS shadow holds #DB traps back for one instruction, ICEBP takes them with it, INT3
+ * is followed by them, a general-detect fault drops them; ICEBP and general detect
+ * replace DR6.B0-3; an IRET to CPL 3 that nulls GS keeps its base. */
 #include <check.h>
 #include "tests/check_main.h"
 
@@ -91,6 +91,26 @@ START_TEST(data_breakpoint_armed_by_the_guest)
     ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
     ck_assert_int_eq(tvm_halted_vector(&T), 1);
     ck_assert_uint_eq(frame_rip(), TVM_CODE + 15);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff2);
+}
+END_TEST
+
+START_TEST(data_breakpoint_in_rep_stos_traps_after_that_iteration)
+{
+    static const uint8_t b[] = {0xf3, 0xaa, 0xf4}; /* rep stosb */
+    T.c->dr[1] = TVM_DATA + 5;
+    T.c->dr[7] = 0x00100404; /* L1, R/W 01, LEN 1 */
+    T.c->gpr[EMU_RDI] = TVM_DATA;
+    T.c->gpr[EMU_RCX] = 16;
+    T.c->gpr[EMU_RAX] = 0x77;
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(frame_rip(), TVM_CODE); /* the REP STOS goes on after the handler */
+    ck_assert_uint_eq(T.c->gpr[EMU_RCX], 10);
+    ck_assert_uint_eq(T.c->gpr[EMU_RDI], TVM_DATA + 6);
+    ck_assert_uint_eq(T.ram[TVM_DATA + 5], 0x77);
+    ck_assert_uint_eq(T.ram[TVM_DATA + 6], 0);
     ck_assert_uint_eq(T.c->dr[6], 0xffff0ff2);
 }
 END_TEST
@@ -225,6 +245,7 @@ static Suite *suite(void)
     tcase_add_test(tc, exec_breakpoint_faults_before_and_rf_skips_it);
     tcase_add_test(tc, data_breakpoint_traps_after_the_write);
     tcase_add_test(tc, data_breakpoint_armed_by_the_guest);
+    tcase_add_test(tc, data_breakpoint_in_rep_stos_traps_after_that_iteration);
     tcase_add_test(tc, singlestep_over_an_in_exit_traps_at_completion);
     tcase_add_test(tc, movss_shadow_holds_the_singlestep_trap);
     tcase_add_test(tc, movss_watchpoint_then_icebp_is_one_db);
