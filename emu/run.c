@@ -406,6 +406,11 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     else if (v->mode == DECODER_MODE_32)
         next = (uint32_t)next;
     v->next_rip = next;
+    bool rf = c->rflags & EMU_FL_RF;
+    /* a code breakpoint comes before the instruction's own faults (SDM vol.3 6.9) */
+    if (__builtin_expect(v->dbg_gexec != 0, 0) && !rf)
+        emu_debug_exec_check(v, v->mode == DECODER_MODE_64 ? rip
+                                                           : (uint32_t)(c->seg[EMU_CS].base + rip));
     if (priv && c->cpl != 0 && d->status == DECODER_OK)
         emu_raise(v, EMU_GP, 0);
     if (__builtin_expect(v->dbg_control != 0, 0)) {
@@ -415,10 +420,6 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
         if (d->status == DECODER_OK && d->op == DOP_INT3 && emu_debug_int3_exit(v))
             return false;
     }
-    bool rf = c->rflags & EMU_FL_RF;
-    if (__builtin_expect(v->dbg_gexec != 0, 0) && !rf)
-        emu_debug_exec_check(v, v->mode == DECODER_MODE_64 ? rip
-                                                           : (uint32_t)(c->seg[EMU_CS].base + rip));
     v->dbg_gdata_hit = 0; /* hits of an event delivery before this instruction do not count */
     uint8_t shadow = ev->int_shadow;
     /* SYSCALL/SYSRET: the TF they leave decides (v->tf_trap_after), not this one */

@@ -59,6 +59,21 @@ START_TEST(exec_breakpoint_faults_before_and_rf_skips_it)
 }
 END_TEST
 
+START_TEST(exec_breakpoint_comes_before_the_privilege_fault)
+{
+    static const uint8_t b[] = {0xf4}; /* hlt at CPL 3: #GP without the breakpoint */
+    T.c->dr[0] = TVM_CODE;
+    T.c->dr[7] = 0x402; /* G0, execute */
+    tvm_set_seg(&T.c->seg[EMU_CS], SEL_UCODE64, 0xb, 3, 1, 0);
+    tvm_set_seg(&T.c->seg[EMU_SS], SEL_UDATA, 0x3, 3, 0, 1);
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(T.c->cpl, 3);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_int_eq(tvm_halted_vector(&T), 1);
+    ck_assert_uint_eq(T.c->dr[6], 0xffff0ff1);
+}
+END_TEST
+
 START_TEST(data_breakpoint_traps_after_the_write)
 {
     static const uint8_t b[] = {
@@ -243,6 +258,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, exec_breakpoint_faults_before_and_rf_skips_it);
+    tcase_add_test(tc, exec_breakpoint_comes_before_the_privilege_fault);
     tcase_add_test(tc, data_breakpoint_traps_after_the_write);
     tcase_add_test(tc, data_breakpoint_armed_by_the_guest);
     tcase_add_test(tc, data_breakpoint_in_rep_stos_traps_after_that_iteration);
