@@ -107,6 +107,17 @@ bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip)
     return true;
 }
 
+bool emu_debug_step_exit(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    v->dbg_step_exit = false;
+    if (!(v->dbg_control & GDBG_SINGLESTEP))
+        return false;
+    uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
+    debug_exit(v, 1, lin, DR6_FIXED | DR6_BS);
+    return true;
+}
+
 /* INT3 with KVM_GUESTDBG_USE_SW_BP exits to the VMM instead of the guest's #BP. */
 bool emu_debug_int3_exit(struct emu_vcpu *v)
 {
@@ -175,6 +186,11 @@ void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int, bool
         if (v->exit->reason == EMU_EXIT_NONE) {
             uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
             debug_exit(v, 1, lin, DR6_FIXED | DR6_BS);
+        } else if (v->exit->reason == EMU_EXIT_IO || v->exit->reason == EMU_EXIT_MMIO ||
+                   v->exit->reason == EMU_EXIT_MSR) {
+            /* KVM: complete_fast_pio_in/out, complete_emulated_mmio/msr ->
+             * kvm_skip_emulated_instruction -> kvm_vcpu_do_singlestep at the next KVM_RUN */
+            v->dbg_step_exit = true;
         }
         return;
     }

@@ -434,6 +434,9 @@ struct emu_vcpu {
     /* #DB trap conditions (DR6 payload: B0-3, BS) held back by the MOV SS / POP SS
      * shadow, delivered after the next instruction (SDM vol.3 6.8.3) */
     uint64_t dbg_pending;
+    /* KVM_GUESTDBG_SINGLESTEP over an instruction that exited to user space (I/O, MMIO
+     * write, MSR): the debug exit comes at the next emu_run, once it completed */
+    bool dbg_step_exit;
     struct emu_nested nested; /* emu/nested.h: L1/L2 state of nested virtualization */
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
@@ -495,6 +498,8 @@ bool emu_debug_int3_exit(struct emu_vcpu *v);
 void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int, bool movss);
 /* Recompute dbg_data / dbg_gexec after DR7, DR0-3 or KVM_SET_GUEST_DEBUG changed. */
 void emu_debug_update(struct emu_vcpu *v);
+/* The held KVM_GUESTDBG_SINGLESTEP exit (dbg_step_exit): true if it filled the exit. */
+bool emu_debug_step_exit(struct emu_vcpu *v);
 /* The guest's instruction breakpoints at linear address lin (RF clear): #DB fault. */
 void emu_debug_exec_check(struct emu_vcpu *v, uint64_t lin);
 /* A #DB exception with payload (DR6 B0-3 replaced, other bits set; KVM

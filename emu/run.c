@@ -646,7 +646,10 @@ run:
         /* the VMM did not complete the MSR exit: KVM re-executes the instruction */
         v->pending = EMU_PEND_NONE;
         v->tf_trap_after = false; /* the re-execution traps */
+        v->dbg_step_exit = false;
     }
+    if (__builtin_expect(v->dbg_step_exit, 0) && emu_debug_step_exit(v))
+        goto out;
     run_loop(v);
 out:
     __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);

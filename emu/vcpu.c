@@ -116,6 +116,7 @@ void emu_reset(struct emu_vcpu *v)
     memset(&v->nested, 0, sizeof v->nested);
     v->pending = EMU_PEND_NONE;
     v->dbg_pending = 0;
+    v->dbg_step_exit = false;
     v->tf_trap_after = false;
     v->mmio_valid = false;
     emu_update_mode(v);

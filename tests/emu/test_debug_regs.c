@@ -2,7 +2,8 @@
  * Linux 6.12 KVM kvm_deliver_exception_payload): instruction breakpoints fault before the
  * instruction and RF suppresses them once; data breakpoints trap after the access (also
  * when the guest arms them itself, and after the iteration of a REP string op that hit);
- * a single-step over an IN that exits to user space traps when the IN completes; the
+ * a single-step over an IN that exits to user space traps when the IN completes, and a
+ * KVM_GUESTDBG_SINGLESTEP exit over an OUT comes at the next run, before more code; the
  * MOV SS shadow holds #DB traps back for one instruction, ICEBP takes them with it, INT3
  * is followed by them, a general-detect fault drops them; ICEBP and general detect
  * replace DR6.B0-3; an IRET to CPL 3 that nulls GS keeps its base. */
@@ -146,6 +147,20 @@ START_TEST(singlestep_over_an_in_exit_traps_at_completion)
 }
 END_TEST
 
+START_TEST(vmm_singlestep_over_an_out_exit_stops_right_after_it)
+{
+    static const uint8_t b[] = {0xe6, 0x80, 0x90, 0x90, 0xf4}; /* out 0x80, al; nop; nop */
+    emu_set_guest_debug(T.v, 0x1 | 0x2, NULL); /* KVM_GUESTDBG_ENABLE | SINGLESTEP */
+    code(b, sizeof b, 2);
+    ck_assert_int_eq(RUN(), EMU_EXIT_IO);
+    ck_assert_int_eq(RUN(), EMU_EXIT_DEBUG); /* before the NOP runs */
+    ck_assert_uint_eq(X.debug.pc, TVM_CODE + 2);
+    ck_assert_uint_eq(X.debug.dr6 & 0x4000, 0x4000);
+    ck_assert_int_eq(RUN(), EMU_EXIT_DEBUG);
+    ck_assert_uint_eq(X.debug.pc, TVM_CODE + 3);
+}
+END_TEST
+
 START_TEST(movss_shadow_holds_the_singlestep_trap)
 {
     static const uint8_t b[] = {0x8e, 0xd0, 0x90, 0xf4}; /* mov ss, eax; nop; hlt */
@@ -263,6 +278,7 @@ static Suite *suite(void)
     tcase_add_test(tc, data_breakpoint_armed_by_the_guest);
     tcase_add_test(tc, data_breakpoint_in_rep_stos_traps_after_that_iteration);
     tcase_add_test(tc, singlestep_over_an_in_exit_traps_at_completion);
+    tcase_add_test(tc, vmm_singlestep_over_an_out_exit_stops_right_after_it);
     tcase_add_test(tc, movss_shadow_holds_the_singlestep_trap);
     tcase_add_test(tc, movss_watchpoint_then_icebp_is_one_db);
     tcase_add_test(tc, movss_watchpoint_then_int3_traps_at_the_bp_handler);
