@@ -383,20 +383,10 @@ struct emu_vcpu {
     uint8_t io_in_reg_size;
     uint32_t io_count;  /* elements of the pending IN/INS */
     bool io_string;     /* pending IN is an INS */
-    uint64_t mmio_gpa; /* the read the VMM is asked for */
+    uint64_t mmio_gpa;
     uint8_t mmio_len;
-    /* Answers to this instruction's MMIO reads so far, served in order when it restarts
-     * (KVM's emulator read cache, ctxt->mem_read): an instruction with two MMIO reads
-     * (CMPS between two MMIO buffers) restarts once per read. mmio_replay: the next
-     * instruction to run is the restarted one (run_loop sends it through step_one, which
-     * drops the answers once it completes). */
-    struct {
-        uint64_t gpa;
-        uint8_t len;
-        uint8_t data[8];
-    } mmio_ans[4];
-    uint8_t mmio_nans, mmio_pos;
-    bool mmio_replay;
+    uint8_t mmio_data[8];
+    bool mmio_valid;   /* mmio_data holds the answer to the restarted read */
     bool mmio_write_pending; /* a write exit was recorded by this instruction */
     uint8_t io_data[4096];
 

@@ -168,28 +168,13 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
  * instruction completes (RIP already advanced, as KVM does). */
 static void mmio_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
 {
-    if (v->mmio_replay && v->mmio_pos < v->mmio_nans) {
-        /* In order; a REP string op restarts at the iteration it stopped in, so the
-         * answers of the iterations it completed since are dropped (KVM resets its read
-         * cache per iteration) */
-        for (unsigned j = v->mmio_pos; j < v->mmio_nans; j++) {
-            if (v->mmio_ans[j].gpa != gpa || v->mmio_ans[j].len != len)
-                continue;
-            unsigned drop = j - v->mmio_pos;
-            memmove(&v->mmio_ans[v->mmio_pos], &v->mmio_ans[j],
-                    (v->mmio_nans - j) * sizeof v->mmio_ans[0]);
-            v->mmio_nans = (uint8_t)(v->mmio_nans - drop);
-            memcpy(buf, v->mmio_ans[v->mmio_pos].data, len);
-            v->mmio_pos++;
-            return;
-        }
-        v->mmio_nans = v->mmio_pos; /* not asked before: ask the VMM */
+    if (v->mmio_valid && v->mmio_gpa == gpa && v->mmio_len == len) {
+        memcpy(buf, v->mmio_data, len);
+        v->mmio_valid = false;
+        return;
     }
-    if (!v->mmio_replay)
-        v->mmio_nans = 0;
-    /* a read after a recorded MMIO write, or more reads than the answers kept */
-    if (v->exit_ready || len > 8 || v->mmio_nans >= sizeof v->mmio_ans / sizeof v->mmio_ans[0])
-        emu_unimplemented(v);
+    if (v->exit_ready || len > 8)
+        emu_unimplemented(v); /* second MMIO access in one instruction */
     struct emu_exit *x = v->exit;
     x->reason = EMU_EXIT_MMIO;
     x->mmio.gpa = gpa;

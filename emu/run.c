@@ -30,12 +30,8 @@ void emu_complete_io(struct emu_vcpu *v, const void *in_data)
 void emu_complete_mmio(struct emu_vcpu *v, const void *read_data)
 {
     if (v->pending == EMU_PEND_MMIO_READ && read_data) {
-        unsigned i = v->mmio_nans++;
-        v->mmio_ans[i].gpa = v->mmio_gpa;
-        v->mmio_ans[i].len = v->mmio_len;
-        memcpy(v->mmio_ans[i].data, read_data, v->mmio_len);
-        v->mmio_pos = 0;
-        v->mmio_replay = true;
+        memcpy(v->mmio_data, read_data, v->mmio_len);
+        v->mmio_valid = true;
         v->pending = EMU_PEND_NONE;
     }
 }
@@ -429,9 +425,6 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     /* SYSCALL/SYSRET: the TF they leave decides (v->tf_trap_after), not this one */
     bool tf = (c->rflags & EMU_FL_TF) && d->op != DOP_SYSCALL && d->op != DOP_SYSRET;
     int r = fn(v, d);
-    /* it completed: the MMIO answers it was restarted with are used up */
-    v->mmio_replay = false;
-    v->mmio_nans = 0;
     /* an IN or RDMSR/WRMSR that exits to user space completes at the next KVM_RUN: the
      * single-step trap follows it there (KVM complete_fast_pio_in /
      * complete_emulated_msr -> kvm_skip_emulated_instruction -> kvm_vcpu_do_singlestep) */
@@ -515,8 +508,7 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         /* debugging (guest-debug, TF, data breakpoints) and instruction limits run
          * instruction by instruction through the same records */
         unsigned n = b->n;
-        if (__builtin_expect(v->dbg_control || v->dbg_data || v->mmio_replay ||
-                                 (c->rflags & (EMU_FL_TF | EMU_FL_RF)), 0)) {
+        if (__builtin_expect(v->dbg_control || v->dbg_data || (c->rflags & (EMU_FL_TF | EMU_FL_RF)), 0)) {
             if (!step_one(v, &b->ins[0].d, b->ins[0].fn, b->ins[0].priv))
                 return;
             goto check_limit;
@@ -618,10 +610,6 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
             __atomic_store_n(&v->icount, v->icount + (uint64_t)(r - v->blk->ins), __ATOMIC_RELEASE);
         }
         v->code_page = NULL; /* no block runs while the fault is delivered */
-        if (v->fault_kind != EMU_FK_SUSPEND) { /* the instruction is over: no restart */
-            v->mmio_replay = false;
-            v->mmio_nans = 0;
-        }
         /* a fault, an internal error or a suspension abandoned the instruction */
         if (v->fault_kind == EMU_FK_VMEXIT) {
             /* a VM exit into L1 abandoned the L2 instruction (or event): go on in L1 */

@@ -118,8 +118,7 @@ void emu_reset(struct emu_vcpu *v)
     v->dbg_pending = 0;
     v->dbg_step_exit = false;
     v->tf_trap_after = false;
-    v->mmio_nans = v->mmio_pos = 0;
-    v->mmio_replay = false;
+    v->mmio_valid = false;
     emu_update_mode(v);
     emu_tlb_flush(v);
     emu_block_cache_flush(v);

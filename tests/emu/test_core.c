@@ -289,31 +289,6 @@ END_TEST
 
 /* REP STOS / REP MOVS touching MMIO: one MMIO exit per element, RIP stays on the
  * instruction until the last one (SeaVGABIOS clears b800:0 with `rep stosw`) */
-/* REPE CMPSB between two MMIO buffers: two MMIO reads per element. Each read is asked
- * once; the restarted instruction gets the answers it already had, in order (KVM's
- * emulator read cache, ctxt->mem_read), so the exits go A0 B0 A1 B1, then the loop ends
- * with ZF set and RCX 0 (kvm-unit-tests x86/emulator test_cmps on its MMIO page). */
-START_TEST(cmps_between_two_mmio_buffers)
-{
-    /* mov esi,0x2000100; mov edi,0x2000200; mov ecx,2; repe cmpsb; hlt */
-    CODE(0xbe, 0x00, 0x01, 0x00, 0x02, 0xbf, 0x00, 0x02, 0x00, 0x02, 0xb9, 2, 0, 0, 0, 0xf3, 0xa6,
-         0xf4);
-    static const uint64_t want[] = {0x2000100, 0x2000200, 0x2000101, 0x2000201};
-    for (unsigned i = 0; i < 4; i++) {
-        ck_assert_int_eq(RUN(), EMU_EXIT_MMIO);
-        ck_assert(!X.mmio.is_write);
-        ck_assert_uint_eq(X.mmio.gpa, want[i]);
-        uint8_t b = (uint8_t)(0x30 + i / 2); /* both sides equal per element */
-        emu_complete_mmio(T.v, &b);
-    }
-    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
-    ck_assert_uint_eq(T.c->gpr[EMU_RCX], 0);
-    ck_assert_uint_eq(T.c->gpr[EMU_RSI], 0x2000102);
-    ck_assert_uint_eq(T.c->gpr[EMU_RDI], 0x2000202);
-    ck_assert(emu_get_rflags(T.v) & 0x40); /* ZF: equal */
-}
-END_TEST
-
 START_TEST(rep_string_mmio_per_element)
 {
     /* mov edi,0x2000000; mov eax,0x11223344; mov ecx,3; rep stosd;
@@ -680,7 +655,6 @@ static Suite *suite(void)
     tcase_add_test(t, mmio_read_and_write);
     tcase_add_test(t, readonly_slot_write_is_mmio);
     tcase_add_test(t, rep_string_mmio_per_element);
-    tcase_add_test(t, cmps_between_two_mmio_buffers);
     tcase_add_test(t, unimplemented_is_internal_error);
     tcase_add_test(t, undefined_opcode_ud);
     tcase_add_test(t, gp_error_code_and_df_and_triple_fault);
