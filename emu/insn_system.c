@@ -140,6 +140,8 @@ static int h_rdtsc(struct emu_vcpu *v, const struct decoded_insn *d)
         emu_raise(v, EMU_GP, 0);
     emu_icpt_insn(v, d->op == DOP_RDTSCP ? EMU_NX_RDTSCP : EMU_NX_RDTSC, 0);
     uint64_t t = emu_read_tsc(v);
+    if (__builtin_expect(v->nested.guest_mode, 0))
+        emu_vmx_timer_after_tsc_read(v);
     v->cpu.gpr[EMU_RAX] = (uint32_t)t;
     v->cpu.gpr[EMU_RDX] = t >> 32;
     return EMU_H_NEXT;

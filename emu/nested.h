@@ -144,6 +144,8 @@ bool emu_vmx_cr_valid(struct emu_vcpu *v, unsigned cr, uint64_t val);
  * user space made invalid ends L2 with a TRIPLE_FAULT exit (KVM does not emulate
  * invalid L2 guest state). */
 void emu_vmx_run_entry(struct emu_vcpu *v);
+/* An L2 TSC read: the VMX-preemption timer exit if it has expired (emu/vmx.c). */
+void emu_vmx_timer_after_tsc_read(struct emu_vcpu *v);
 
 /* SMM hooks of the vendors (emu/smm.c calls them where smm.c calls kvm_x86_ops'
  * enter_smm / leave_smm). smram is the 512-byte state-save map (SMBASE + 0xfe00).

@@ -689,6 +689,22 @@ static uint64_t l1_tsc(struct emu_vcpu *v)
     return emu_read_l1_tsc(v);
 }
 
+/* An L2 RDTSC/RDTSCP reads the TSC, then looks at the preemption timer once more: the
+ * timer is otherwise checked at the event checks between blocks, and a host thread
+ * descheduled between that check and the read would let L2 see a TSC past the deadline,
+ * which hardware (counting down at every instruction) never shows
+ * (vmx_preemption_timer_test: "L2 PT expiry TSC > L2 TSC deadline" under host load).
+ * Reading first keeps it exact: if the timer has not expired now, it had not at the read. */
+void emu_vmx_timer_after_tsc_read(struct emu_vcpu *v)
+{
+    struct emu_vmx *x = &v->nested.vmx;
+    if (v->nested.guest_mode && v->nested.ops == &emu_vmx_ops && x->timer_on &&
+        l1_tsc(v) >= x->timer_deadline) {
+        x->timer_on = false;
+        vmexit(v, EXIT_PREEMPTION_TIMER, 0, 0, 0, 0); /* before the RDTSC retires */
+    }
+}
+
 /* vmx_check_nested_events at an instruction boundary in L2: injected event, preemption
  * timer, NMI (exit or delivery), NMI window, external interrupt (exit or delivery),
  * interrupt window. */
