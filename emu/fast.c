@@ -152,15 +152,7 @@ static inline uint8_t *lin_hit(struct emu_vcpu *v, uint64_t lin, unsigned size, 
 static inline uint8_t *tlb_hit(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i,
                                unsigned size, unsigned acc)
 {
-    const struct decoder_operand *o = &d->ops[i];
-    uint64_t ea = (uint64_t)o->disp;
-    if (o->base == DECODER_BASE_RIP)
-        ea += v->next_rip;
-    else if (o->base != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->base];
-    if (o->index != DECODER_NO_REG)
-        ea += v->cpu.gpr[o->index] * o->scale;
-    return lin_hit(v, ea, size, acc); /* size: o->size (a constant in the sized forms) */
+    return lin_hit(v, emu_opnd_ea_raw(v, &d->ops[i]), size, acc); /* size: o->size (a constant in the sized forms) */
 }
 
 static inline uint64_t load(const uint8_t *p, unsigned size)

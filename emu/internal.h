@@ -528,9 +528,10 @@ uint64_t emu_read_l1_tsc(struct emu_vcpu *v);
 /* Drop the TLB and revalidate every block before it runs again (memslot change). */
 void emu_flush_caches(struct emu_vcpu *v);
 
-static inline uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i)
+/* base + index * scale + displacement, before the address-size mask (the 64-bit fast
+ * forms, whose address size is 8, use it as is) */
+static inline uint64_t emu_opnd_ea_raw(const struct emu_vcpu *v, const struct decoder_operand *o)
 {
-    const struct decoder_operand *o = &d->ops[i];
     uint64_t ea = (uint64_t)o->disp;
     if (o->base == DECODER_BASE_RIP)
         ea += v->next_rip;
@@ -538,7 +539,12 @@ static inline uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn
         ea += v->cpu.gpr[o->base];
     if (o->index != DECODER_NO_REG)
         ea += v->cpu.gpr[o->index] * o->scale;
-    return ea & emu_mask(d->addrsize);
+    return ea;
+}
+
+static inline uint64_t emu_opnd_ea(struct emu_vcpu *v, const struct decoded_insn *d, unsigned i)
+{
+    return emu_opnd_ea_raw(v, &d->ops[i]) & emu_mask(d->addrsize);
 }
 
 /* ---------------- inline lazy-flag recording ---------------- */

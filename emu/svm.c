@@ -707,6 +707,43 @@ const struct emu_handler_entry emu_svm_handlers[] = {
 
 /* ---- KVM_GET/SET_NESTED_STATE (svm/nested.c svm_get_nested_state / svm_set_nested_state) ---- */
 
+/* The host state as VMRUN saved it, in save-area format: at hsave + 0x400 for SMM
+ * (svm_copy_vmrun_state: SMM reuses vmcb01, and so may the SMI handler), and in the
+ * KVM_GET/SET_NESTED_STATE image (svm_get_nested_state copies vmcb01's save area). */
+static void host_store(uint8_t *p, const struct emu_svm_host *h)
+{
+    seg_store(p, S_ES, &h->es);
+    seg_store(p, S_CS, &h->cs);
+    seg_store(p, S_SS, &h->ss);
+    seg_store(p, S_DS, &h->ds);
+    dt_store(p, S_GDTR, &h->gdtr);
+    dt_store(p, S_IDTR, &h->idtr);
+    wr(p, S_RFLAGS, 8, h->rflags | EMU_FL_FIXED1);
+    wr(p, S_EFER, 8, h->efer);
+    wr(p, S_CR0, 8, h->cr0);
+    wr(p, S_CR3, 8, h->cr3);
+    wr(p, S_CR4, 8, h->cr4);
+    wr(p, S_RAX, 8, h->rax);
+    wr(p, S_RSP, 8, h->rsp);
+    wr(p, S_RIP, 8, h->rip);
+    wr(p, S_CPL, 1, 0);
+}
+
+static void host_load(const uint8_t *p, struct emu_svm_host *h)
+{
+    seg_load(p, S_ES, &h->es);
+    seg_load(p, S_CS, &h->cs);
+    seg_load(p, S_SS, &h->ss);
+    seg_load(p, S_DS, &h->ds);
+    dt_load(p, S_GDTR, &h->gdtr);
+    dt_load(p, S_IDTR, &h->idtr);
+    h->rflags = rd(p, S_RFLAGS, 8) | EMU_FL_FIXED1;
+    h->efer = rd(p, S_EFER, 8);
+    h->cr0 = rd(p, S_CR0, 8), h->cr3 = rd(p, S_CR3, 8), h->cr4 = rd(p, S_CR4, 8);
+    h->rax = rd(p, S_RAX, 8), h->rsp = rd(p, S_RSP, 8), h->rip = rd(p, S_RIP, 8);
+}
+
+
 uint32_t emu_svm_get_nested_state(struct emu_vcpu *v, uint64_t *vmcb_pa, uint8_t *image)
 {
     struct emu_svm *s = &v->nested.svm;
@@ -717,21 +754,7 @@ uint32_t emu_svm_get_nested_state(struct emu_vcpu *v, uint64_t *vmcb_pa, uint8_t
     *vmcb_pa = s->vmcb12_pa;
     memset(image, 0, EMU_SVM_NESTED_IMAGE_SIZE);
     ctl_store(image, &s->ctl, s->inj_pending);
-    const struct emu_svm_host *h = &s->host;
-    seg_store(image, S_ES, &h->es);
-    seg_store(image, S_CS, &h->cs);
-    seg_store(image, S_SS, &h->ss);
-    seg_store(image, S_DS, &h->ds);
-    dt_store(image, S_GDTR, &h->gdtr);
-    dt_store(image, S_IDTR, &h->idtr);
-    wr(image, S_EFER, 8, h->efer);
-    wr(image, S_CR0, 8, h->cr0);
-    wr(image, S_CR3, 8, h->cr3);
-    wr(image, S_CR4, 8, h->cr4);
-    wr(image, S_RFLAGS, 8, h->rflags);
-    wr(image, S_RIP, 8, h->rip);
-    wr(image, S_RSP, 8, h->rsp);
-    wr(image, S_RAX, 8, h->rax);
+    host_store(image, &s->host);
     wr(image, S_DR7, 8, 0x400);
     wr(image, S_DR6, 8, 0xffff0ff0u);
     return flags;
@@ -769,16 +792,7 @@ int emu_svm_set_nested_state(struct emu_vcpu *v, uint32_t flags, uint64_t vmcb_p
     /* The registers already hold L2's state: whether or not the vCPU was in guest mode,
      * only the nested bookkeeping is replaced. */
     struct emu_svm_host *h = &s->host;
-    seg_load(image, S_ES, &h->es);
-    seg_load(image, S_CS, &h->cs);
-    seg_load(image, S_SS, &h->ss);
-    seg_load(image, S_DS, &h->ds);
-    dt_load(image, S_GDTR, &h->gdtr);
-    dt_load(image, S_IDTR, &h->idtr);
-    h->efer = hefer, h->cr0 = hcr0;
-    h->cr3 = rd(image, S_CR3, 8), h->cr4 = rd(image, S_CR4, 8);
-    h->rflags = rd(image, S_RFLAGS, 8) | EMU_FL_FIXED1;
-    h->rip = rd(image, S_RIP, 8), h->rsp = rd(image, S_RSP, 8), h->rax = rd(image, S_RAX, 8);
+    host_load(image, h);
     h->tsc_offset = c->tsc_offset - ctl.tsc_offset; /* the TSC user space restored is L2's */
     h->nmi_masked = false;
     s->ctl = ctl;
@@ -814,41 +828,6 @@ void emu_svm_smi_intercept(struct emu_vcpu *v)
     if (v->nested.guest_mode && v->nested.ops == &emu_svm_ops &&
         icpt(&v->nested.svm.ctl, SVM_EXIT_SMI))
         svm_vmexit(v, SVM_EXIT_SMI, 0, 0, 0);
-}
-
-/* The host state as VMRUN saved it, in save-area format at hsave + 0x400
- * (svm_copy_vmrun_state): SMM reuses vmcb01, and so may the SMI handler. */
-static void host_store(uint8_t *p, const struct emu_svm_host *h)
-{
-    seg_store(p, S_ES, &h->es);
-    seg_store(p, S_CS, &h->cs);
-    seg_store(p, S_SS, &h->ss);
-    seg_store(p, S_DS, &h->ds);
-    dt_store(p, S_GDTR, &h->gdtr);
-    dt_store(p, S_IDTR, &h->idtr);
-    wr(p, S_RFLAGS, 8, h->rflags | EMU_FL_FIXED1);
-    wr(p, S_EFER, 8, h->efer);
-    wr(p, S_CR0, 8, h->cr0);
-    wr(p, S_CR3, 8, h->cr3);
-    wr(p, S_CR4, 8, h->cr4);
-    wr(p, S_RAX, 8, h->rax);
-    wr(p, S_RSP, 8, h->rsp);
-    wr(p, S_RIP, 8, h->rip);
-    wr(p, S_CPL, 1, 0);
-}
-
-static void host_load(const uint8_t *p, struct emu_svm_host *h)
-{
-    seg_load(p, S_ES, &h->es);
-    seg_load(p, S_CS, &h->cs);
-    seg_load(p, S_SS, &h->ss);
-    seg_load(p, S_DS, &h->ds);
-    dt_load(p, S_GDTR, &h->gdtr);
-    dt_load(p, S_IDTR, &h->idtr);
-    h->rflags = rd(p, S_RFLAGS, 8) | EMU_FL_FIXED1;
-    h->efer = rd(p, S_EFER, 8);
-    h->cr0 = rd(p, S_CR0, 8), h->cr3 = rd(p, S_CR3, 8), h->cr4 = rd(p, S_CR4, 8);
-    h->rax = rd(p, S_RAX, 8), h->rsp = rd(p, S_RSP, 8), h->rip = rd(p, S_RIP, 8);
 }
 
 bool emu_svm_smm_enter(struct emu_vcpu *v, uint8_t *smram, bool lm)

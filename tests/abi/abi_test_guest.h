@@ -80,4 +80,23 @@ static inline int abi_test_vcpu_supported(struct abi_process *p, int kvm, int vm
     return vcpu;
 }
 
+/* The L2 MSR matrix's L0 side (test_nested_vmx/svm l2_msr_matrix): user-space deflection of
+ * filtered accesses, and a filter denying reads and writes of one MSR. */
+static inline void abi_test_deflect_filtered(struct abi_process *p, int vm)
+{
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    ck_assert_int_eq(abi_ioctl(p, vm, KVM_ENABLE_CAP, (unsigned long)&cap), 0);
+}
+
+static inline void abi_test_deny_msr(struct abi_process *p, int vm, uint32_t msr)
+{
+    static uint8_t none = 0;
+    struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+    f.ranges[0] = (struct kvm_msr_filter_range){
+        .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .base = msr, .nmsrs = 1,
+        .bitmap = &none};
+    ck_assert_int_eq(abi_ioctl(p, vm, KVM_X86_SET_MSR_FILTER, (unsigned long)&f), 0);
+}
+
 #endif

@@ -578,19 +578,10 @@ START_TEST(l2_msr_matrix)
         regs.r12 = msr;
         regs.r13 = 0x55;
         ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_REGS, &regs), 0);
-        if (deflect) {
-            struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
-                                         .args = {KVM_MSR_EXIT_REASON_FILTER}};
-            ck_assert_int_eq(io(&c, c.vm, KVM_ENABLE_CAP, &cap), 0);
-        }
-        if (deny) {
-            static uint8_t none = 0;
-            struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
-            f.ranges[0] = (struct kvm_msr_filter_range){
-                .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .base = msr, .nmsrs = 1,
-                .bitmap = &none};
-            ck_assert_int_eq(io(&c, c.vm, KVM_X86_SET_MSR_FILTER, &f), 0);
-        }
+        if (deflect)
+            abi_test_deflect_filtered(c.p, c.vm);
+        if (deny)
+            abi_test_deny_msr(c.p, c.vm, msr);
         const uint8_t *at = write ? nvmx_mw_i : nvmx_mr_i;
         uint8_t want = write ? 0x55 : msr == 0x174 ? 0x9a : 0x42;
         if (l1_bit) {
