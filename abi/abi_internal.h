@@ -63,6 +63,19 @@ struct abi_memslot {
     /* userspace_addr 0: emu gets this PROT_NONE mapping of `size` bytes instead, so a
      * guest access faults (KVM_RUN EFAULT) without C dereferencing a null pointer */
     void *null_standin;
+    /* KVM_MEM_GUEST_MEMFD: the file private gfns read (not a reference: the file pins
+     * the VM, and closing it unbinds, abi_gmem_free), at gmem_off for the slot's gpa */
+    struct abi_gmem *gmem;
+    uint64_t gmem_off;
+};
+
+/* The VM's private gfns (abi/memattr.c): sorted, disjoint, non-adjacent [start, end). */
+struct abi_gfn_range {
+    uint64_t start, end;
+};
+struct abi_memattr {
+    struct abi_gfn_range *r;
+    unsigned n, cap;
 };
 
 /* One address space's slots and the view emu gets of them (abi/memslot.c). */
@@ -103,6 +116,9 @@ struct abi_vm {
     unsigned nvcpus;
     bool created_vcpu;         /* some settings (e.g. SET_TSS_ADDR) are fine either way */
     uint32_t default_tsc_khz;  /* KVM_SET_TSC_KHZ on the VM fd; 0 = the host's (atomic) */
+    bool has_private_mem;      /* KVM_X86_SW_PROTECTED_VM (kvm_arch_has_private_mem) */
+    struct abi_memattr memattr; /* KVM_SET_MEMORY_ATTRIBUTES, under lock */
+    uint64_t hypercall_exit_enabled; /* KVM_CAP_EXIT_HYPERCALL: KVM_HC_* bits (atomic) */
     bool irqchip;
     bool tss_addr_set;
     uint64_t tss_addr, identity_map_addr;
@@ -151,6 +167,7 @@ struct abi_vcpu {
     /* exit currently handed to user space, completed on the next KVM_RUN */
     struct emu_exit exit;
     bool pending_completion;
+    bool hypercall_user; /* the pending EMU_EXIT_HYPERCALL is KVM_EXIT_HYPERCALL's */
     atomic_bool in_run;
     pthread_t run_thread; /* valid while in_run */
     unsigned clock_gen;   /* vm->clock_gen this vCPU's kvmclock page reflects */
@@ -219,7 +236,8 @@ long abi_vcpu_set_msrs(struct abi_vcpu *v, unsigned long arg);
 long abi_vm_set_msr_filter(struct abi_vm *vm, unsigned long arg);
 
 /* memslot.c */
-long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *r,
+long abi_vm_set_memory_region(struct abi_process *p, struct abi_vm *vm,
+                              const struct kvm_userspace_memory_region2 *r,
                               bool v2);
 long abi_vm_get_dirty_log(struct abi_vm *vm, unsigned long arg);
 long abi_vm_clear_dirty_log(struct abi_vm *vm, unsigned long arg);
@@ -299,9 +317,27 @@ struct abi_gmem {
     struct abi_obj obj;
     struct abi_vm *vm; /* holds a reference (kvm_gmem_create: kvm_get_kvm) */
     uint64_t size, flags;
+    uint8_t *map; /* softkvm's own mapping of the file: what private gfns read */
+    bool map_pinned; /* a view after unbinding could not be made: the mapping stays */
 };
 long abi_vm_create_guest_memfd(struct abi_process *p, struct abi_vm *vm, unsigned long arg);
 void abi_gmem_free(struct abi_gmem *g);
+/* The guest_memfd file fd names, with a reference, or NULL (-EBADF: no such fd,
+ * -EINVAL: another kind of file) in *err. */
+struct abi_gmem *abi_gmem_from_fd(struct abi_process *p, int fd, long *err);
+
+/* Memory attributes (abi/memattr.c) */
+uint64_t abi_vm_supported_mem_attributes(const struct abi_vm *vm);
+long abi_vm_set_memory_attributes(struct abi_vm *vm, unsigned long arg);
+bool abi_vm_gfn_private(const struct abi_vm *vm, uint64_t gfn);
+int abi_memattr_split(const struct abi_vm *vm, uint64_t gpa, uint64_t size,
+                      int (*out)(void *ctx, uint64_t gpa, uint64_t size, bool priv), void *ctx);
+void abi_memattr_free(struct abi_memattr *a);
+/* emu's views of both address spaces rebuilt from the slots and attributes (memslot.c);
+ * vm->lock held */
+int abi_vm_rebuild_views(struct abi_vm *vm);
+/* A closing guest_memfd file: the slots bound to it lose it (kvm_gmem_release) */
+void abi_vm_gmem_unbind(struct abi_vm *vm, struct abi_gmem *g);
 
 /* KVM_PRE_FAULT_MEMORY (abi/vcpu_prefault.c) */
 long abi_vcpu_pre_fault_memory(struct abi_vcpu *v, unsigned long arg);

@@ -3,12 +3,15 @@
  * mmap (ENODEV: no mmap op), an fstat size equal to the size asked for, and a fallocate
  * that only allocates within that size or punches page-aligned holes. softkvm's file is a
  * memfd of that size; the preload shim routes the operations a memfd would allow to
- * abi_gmem_file_op / abi_gmem_fallocate. Not yet: binding it to memslots
- * (KVM_MEM_GUEST_MEMFD), which needs a VM type with private memory. */
+ * abi_gmem_file_op / abi_gmem_fallocate. softkvm maps the file itself (gmem->map): a
+ * KVM_X86_SW_PROTECTED_VM's slot bound to it (KVM_MEM_GUEST_MEMFD, abi/memslot.c) reads
+ * its private gfns there (abi/memattr.c). A punched hole reads zeros again through that
+ * shared mapping, as kvm_gmem_get_pfn allocates a zeroed folio. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -35,6 +38,15 @@ long abi_vm_create_guest_memfd(struct abi_process *p, struct abi_vm *vm, unsigne
         free(g);
         return fd;
     }
+    /* the raw syscall: the shim's mmap refuses guest_memfd files (ENODEV, as 6.12) */
+    void *map = (void *)syscall(SYS_mmap, NULL, a.size, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (map == MAP_FAILED) {
+        close(fd);
+        free(g);
+        return -ENOMEM;
+    }
+    g->map = map;
     g->obj.kind = ABI_GMEM;
     atomic_init(&g->obj.refs, 1);
     g->obj.memfd = fd;
@@ -54,6 +66,10 @@ long abi_vm_create_guest_memfd(struct abi_process *p, struct abi_vm *vm, unsigne
 void abi_gmem_free(struct abi_gmem *g)
 {
     struct abi_vm *vm = g->vm;
+    if (vm)
+        abi_vm_gmem_unbind(vm, g); /* kvm_gmem_release: its slots' private gfns now fault */
+    if (g->map && !g->map_pinned)
+        munmap(g->map, g->size);
     free(g);
     if (vm)
         abi_obj_put(&vm->obj);
@@ -69,6 +85,18 @@ static struct abi_gmem *gmem_get(struct abi_process *p, int fd)
         o = NULL;
     }
     return (struct abi_gmem *)o;
+}
+
+struct abi_gmem *abi_gmem_from_fd(struct abi_process *p, int fd, long *err)
+{
+    struct abi_obj *o = abi_obj_get(p, fd);
+    if (o && o->kind == ABI_GMEM)
+        return (struct abi_gmem *)o;
+    if (o)
+        abi_obj_put(o);
+    /* kvm_gmem_prepare_memory_region: fget fails (EBADF), or not a guest_memfd (EINVAL) */
+    *err = o || fcntl(fd, F_GETFD) >= 0 ? -EINVAL : -EBADF;
+    return NULL;
 }
 
 int abi_gmem_file_op(struct abi_process *p, int fd, enum abi_gmem_op op)

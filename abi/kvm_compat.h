@@ -132,4 +132,35 @@ struct kvm_create_guest_memfd {
 #endif
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "kvm_create_guest_memfd size");
 
+/* ---- Linux 6.8: memory attributes and KVM_EXIT_MEMORY_FAULT (api.rst 4.141, 5) ---- */
+#ifndef KVM_CAP_MEMORY_ATTRIBUTES
+#define KVM_CAP_MEMORY_ATTRIBUTES 233
+#endif
+#ifndef KVM_SET_MEMORY_ATTRIBUTES
+struct kvm_memory_attributes {
+    __u64 address;
+    __u64 size;
+    __u64 attributes;
+    __u64 flags;
+};
+#define KVM_SET_MEMORY_ATTRIBUTES _IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
+#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
+#endif
+_Static_assert(sizeof(struct kvm_memory_attributes) == 32, "kvm_memory_attributes size");
+#ifndef KVM_EXIT_MEMORY_FAULT
+#define KVM_EXIT_MEMORY_FAULT 39
+#define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
+#endif
+/* kvm_run.memory_fault, a member of the exit union (6.1's struct kvm_run lacks it) */
+struct abi_kvm_memory_fault {
+    __u64 flags;
+    __u64 gpa;
+    __u64 size;
+};
+_Static_assert(offsetof(struct kvm_run, mmio) == 32, "kvm_run exit union offset");
+/* kvm_run.hypercall.flags (6.12) overlays 6.1's longmode + pad */
+#ifndef KVM_EXIT_HYPERCALL_LONG_MODE
+#define KVM_EXIT_HYPERCALL_LONG_MODE (1ULL << 0)
+#endif
+
 #endif

@@ -122,54 +122,111 @@ static uint8_t *slot_host(const struct abi_memslot *s)
     return s->null_standin ? s->null_standin : (uint8_t *)(uintptr_t)s->uaddr;
 }
 
-/* Rebuild emu's view from the KVM slots in gpa order (caller holds vm->lock). One
- * change of a KVM slot adds at most two emu slots (a deletion or move splits a merged
- * run), so the new array is sized from the old one. */
+static bool emu_mergeable(const struct emu_slot *x, const struct emu_slot *y)
+{
+    if (x->mem_fault || y->mem_fault)
+        return x->mem_fault && y->mem_fault && x->gpa + x->size == y->gpa;
+    return !x->dirty_bitmap && !y->dirty_bitmap && x->readonly == y->readonly &&
+           x->gpa + x->size == y->gpa && x->host + x->size == y->host;
+}
+
+/* emu's view being built: slots in gpa order, merged where mergeable. */
+struct view_build {
+    struct emu_slot *a;
+    unsigned n, cap;
+    const struct abi_memslot *s; /* the KVM slot being cut, NULL in a gap between slots */
+};
+
+static int view_push(struct view_build *b, const struct emu_slot *e)
+{
+    if (b->n > 0 && emu_mergeable(&b->a[b->n - 1], e)) {
+        b->a[b->n - 1].size += e->size;
+        return 0;
+    }
+    if (b->n == b->cap) {
+        unsigned cap = b->cap ? 2 * b->cap : 8;
+        struct emu_slot *g = realloc(b->a, cap * sizeof *g);
+        if (!g)
+            return -ENOMEM;
+        b->a = g;
+        b->cap = cap;
+    }
+    b->a[b->n++] = *e;
+    return 0;
+}
+
+/* One piece of a slot (or of a gap) with one attribute (abi/memattr.c): shared reads
+ * userspace_addr, private the guest_memfd, and private without one faults. */
+static int view_piece(void *ctx, uint64_t gpa, uint64_t size, bool priv)
+{
+    struct view_build *b = ctx;
+    const struct abi_memslot *s = b->s;
+    struct emu_slot e = {.gpa = gpa, .size = size};
+    if (!s || (priv && !s->gmem)) {
+        if (!priv)
+            return 0; /* a shared gap: no slot, MMIO */
+        e.mem_fault = true;
+    } else if (priv) {
+        e.host = s->gmem->map + s->gmem_off + (gpa - s->gpa);
+    } else {
+        e.host = slot_host(s) + (gpa - s->gpa);
+        e.readonly = s->flags & KVM_MEM_READONLY;
+        e.dirty_bitmap = s->dirty;
+        e.dirty_first = (gpa - s->gpa) >> 12;
+    }
+    return view_push(b, &e);
+}
+
+#define VIEW_END (1ull << 52) /* above every gfn a guest can reach (MAXPHYADDR <= 52) */
+
+/* Rebuild emu's view from the KVM slots in gpa order (caller holds vm->lock), cut at
+ * the VM's private ranges. */
 static int rebuild_physmem(struct abi_vm *vm, struct abi_aspace *as)
 {
     while (as->slot_hi > 0 && !as->slots[as->slot_hi - 1].used)
         as->slot_hi--;
-    unsigned cap = as->mem.nslots + 2;
-    if (cap > as->nslot_order)
-        cap = as->nslot_order ? as->nslot_order : 1;
-    struct emu_slot *tmp = malloc(cap * sizeof *tmp);
-    if (!tmp)
-        return -ENOMEM;
-    unsigned ne = 0;
-    for (unsigned i = 0; i < as->nslot_order; i++) {
-        struct abi_memslot *s = &as->slots[as->slot_order[i]];
-        bool ro = s->flags & KVM_MEM_READONLY;
-        if (ne > 0) {
-            struct emu_slot *prev = &tmp[ne - 1];
-            if (!prev->dirty_bitmap && !s->dirty && prev->readonly == ro &&
-                prev->gpa + prev->size == s->gpa &&
-                prev->host + prev->size == slot_host(s)) {
-                prev->size += s->size;
-                continue;
-            }
-        }
-        tmp[ne++] = (struct emu_slot){.gpa = s->gpa,
-                                      .size = s->size,
-                                      .host = slot_host(s),
-                                      .readonly = ro,
-                                      .dirty_bitmap = s->dirty};
+    struct view_build b = {0};
+    uint64_t pos = 0;
+    int r = 0;
+    for (unsigned i = 0; !r && i <= as->nslot_order; i++) {
+        const struct abi_memslot *s = i < as->nslot_order ? &as->slots[as->slot_order[i]] : NULL;
+        uint64_t gap_end = s ? s->gpa : VIEW_END;
+        b.s = NULL;
+        if (vm->memattr.n && gap_end > pos)
+            r = abi_memattr_split(vm, pos, gap_end - pos, view_piece, &b);
+        if (!s || r)
+            break;
+        b.s = s;
+        r = vm->memattr.n ? abi_memattr_split(vm, s->gpa, s->size, view_piece, &b)
+                          : view_piece(&b, s->gpa, s->size, false);
+        pos = s->gpa + s->size;
     }
+    if (r) {
+        free(b.a);
+        return r;
+    }
+    if (!b.a && !(b.a = malloc(sizeof *b.a)))
+        return -ENOMEM;
     abi_vm_mem_write_lock(vm);
     struct emu_slot *old = as->mem.slots;
-    as->mem.slots = tmp;
-    as->mem.nslots = ne;
-    as->mem_cap = cap;
+    as->mem.slots = b.a;
+    as->mem.nslots = b.n;
+    as->mem_cap = b.cap ? b.cap : 1;
     __atomic_add_fetch(&vm->as[0].mem.generation, 1, __ATOMIC_RELEASE); /* counts both */
     abi_vm_mem_write_unlock(vm);
     free(old);
     return 0;
 }
 
-static bool emu_mergeable(const struct emu_slot *x, const struct emu_slot *y)
+int abi_vm_rebuild_views(struct abi_vm *vm)
 {
-    return !x->dirty_bitmap && !y->dirty_bitmap && x->readonly == y->readonly &&
-           x->gpa + x->size == y->gpa && x->host + x->size == y->host;
+    int r = 0;
+    for (unsigned i = 0; i < 2 && !r; i++)
+        if (vm->as[i].slots)
+            r = rebuild_physmem(vm, &vm->as[i]);
+    return r;
 }
+
 
 /* A new slot (id was unused): only its neighbours in emu's view can change — it joins
  * the run before it, the run after it, both, or becomes an entry of its own — which
@@ -263,12 +320,53 @@ static uint64_t *alloc_dirty(uint64_t size, bool initially_set)
     return b;
 }
 
-long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memory_region2 *m,
-                              bool v2)
+/* Another slot bound to an overlapping part of g (kvm_gmem_commit_memory_region's
+ * xa_find over the file's bindings): -EEXIST. */
+static bool gmem_range_bound(struct abi_vm *vm, const struct abi_gmem *g, uint64_t off,
+                             uint64_t size)
 {
+    for (unsigned a = 0; a < 2; a++)
+        for (unsigned i = 0; vm->as[a].slots && i < vm->as[a].slot_hi; i++) {
+            const struct abi_memslot *s = &vm->as[a].slots[i];
+            if (s->used && s->gmem == g && s->gmem_off < off + size && off < s->gmem_off + s->size)
+                return true;
+        }
+    return false;
+}
+
+void abi_vm_gmem_unbind(struct abi_vm *vm, struct abi_gmem *g)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool any = false;
+    for (unsigned a = 0; a < 2; a++)
+        for (unsigned i = 0; vm->as[a].slots && i < vm->as[a].slot_hi; i++)
+            if (vm->as[a].slots[i].gmem == g) {
+                vm->as[a].slots[i].gmem = NULL;
+                any = true;
+            }
+    /* no vCPU may keep a pointer into the file's mapping: a new view (which can only
+     * fail on ENOMEM; then the old one is kept and the mapping with it, see gmem.c) */
+    if (any && abi_vm_rebuild_views(vm))
+        g->map_pinned = true;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+long abi_vm_set_memory_region(struct abi_process *p, struct abi_vm *vm,
+                              const struct kvm_userspace_memory_region2 *m, bool v2)
+{
+    (void)v2; /* KVM_SET_USER_MEMORY_REGION cannot carry KVM_MEM_GUEST_MEMFD (vm_ioctl.c) */
+    /* check_memory_region_flags: guest_memfd for private-memory VMs, without dirty
+     * logging and without READONLY */
     uint32_t valid = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
-    (void)v2; /* guest_memfd (KVM_MEM_GUEST_MEMFD) needs a private-memory VM type: EINVAL */
+    if (vm->has_private_mem)
+        valid |= KVM_MEM_GUEST_MEMFD;
+    if (m->flags & KVM_MEM_GUEST_MEMFD)
+        valid &= ~(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY);
     if (m->flags & ~valid)
+        return -EINVAL;
+    bool gm = m->flags & KVM_MEM_GUEST_MEMFD;
+    if (gm && ((m->guest_memfd_offset & (ABI_PAGE_SIZE - 1)) ||
+               m->guest_memfd_offset + m->memory_size < m->guest_memfd_offset))
         return -EINVAL;
     uint32_t as_id = m->slot >> 16, id = m->slot & 0xffff;
     /* x86's two address spaces: 0 normal, 1 SMM (KVM_ADDRESS_SPACE_NUM = 2) */
@@ -286,6 +384,7 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         return -EINVAL;
 
     long r = 0;
+    struct abi_gmem *gref = NULL; /* our reference for the lookup, put after unlocking */
     pthread_mutex_lock(&vm->lock);
     if (!as->slots && !(as->slots = calloc(ABI_USER_MEM_SLOTS, sizeof *as->slots))) {
         r = -ENOMEM; /* address space 1's table is made at its first slot */
@@ -321,8 +420,9 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
                               .size = m->memory_size,
                               .uaddr = m->userspace_addr};
     if (old->used) {
-        if (m->userspace_addr != old->uaddr || m->memory_size != old->size ||
-            ((m->flags ^ old->flags) & KVM_MEM_READONLY)) {
+        /* "Private memslots are immutable, they can only be deleted." */
+        if (gm || m->userspace_addr != old->uaddr || m->memory_size != old->size ||
+            ((m->flags ^ old->flags) & (KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD))) {
             r = -EINVAL;
             goto out;
         }
@@ -333,11 +433,25 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
         r = -EEXIST;
         goto out;
     }
+    if (gm) { /* kvm_gmem_prepare_memory_region: this VM's guest_memfd, range inside it */
+        if (!(gref = abi_gmem_from_fd(p, (int)m->guest_memfd, &r)))
+            goto out;
+        if (gref->vm != vm || m->guest_memfd_offset + m->memory_size > gref->size) {
+            r = -EINVAL;
+            goto out;
+        }
+        neu.gmem = gref;
+        neu.gmem_off = m->guest_memfd_offset;
+    }
     /* x86.c kvm_arch_prepare_memory_region: a new or moved slot must end below
      * kvm_mmu_max_gfn(), 2^MAXPHYADDR (48 bits, abi/cpuid.c) */
     if ((!old->used || neu.gpa != old->gpa) &&
         (neu.gpa >> 12) + (neu.size >> 12) - 1 > MAX_GFN) {
         r = -EINVAL;
+        goto out;
+    }
+    if (gm && gmem_range_bound(vm, gref, neu.gmem_off, neu.size)) {
+        r = -EEXIST; /* kvm_gmem_commit_memory_region */
         goto out;
     }
     if (old->used) {
@@ -368,7 +482,7 @@ long abi_vm_set_memory_region(struct abi_vm *vm, const struct kvm_userspace_memo
     if (id + 1 > as->slot_hi)
         as->slot_hi = id + 1;
     order_insert(as, id);
-    r = saved.used ? rebuild_physmem(vm, as) : add_physmem(vm, as, id);
+    r = saved.used || vm->memattr.n ? rebuild_physmem(vm, as) : add_physmem(vm, as, id);
     if (r) {
         if (neu.dirty != saved.dirty)
             free(neu.dirty);
@@ -386,6 +500,8 @@ fail_standin:
         munmap(neu.null_standin, neu.size);
 out:
     pthread_mutex_unlock(&vm->lock);
+    if (gref) /* the binding is no reference (kvm_set_memory_region: fput) */
+        abi_obj_put(&gref->obj);
     return r;
 }
 

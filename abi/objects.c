@@ -121,6 +121,7 @@ static void vm_free(struct abi_vm *vm)
 {
     abi_irqfd_free(vm); /* its thread injects into the irqchip: stop it first */
     abi_vm_free_slots(vm);
+    abi_memattr_free(&vm->memattr);
     abi_ioeventfd_free(vm);
     abi_coalesced_free(vm);
     abi_pit_destroy(vm->pit); /* its timer thread drives the irqchip */

@@ -77,7 +77,10 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_DISABLE_QUIRKS, 1},
     {KVM_CAP_DISABLE_QUIRKS2, ABI_SUPPORTED_QUIRKS},
     {KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1},
-    {KVM_CAP_VM_TYPES, 1 << KVM_X86_DEFAULT_VM},
+    /* SW_PROTECTED_VM: private memory from guest_memfd (abi/memattr.c) */
+    {KVM_CAP_VM_TYPES, 1 << KVM_X86_DEFAULT_VM | 1 << KVM_X86_SW_PROTECTED_VM},
+    {KVM_CAP_MEMORY_FAULT_INFO, 1}, /* KVM_EXIT_MEMORY_FAULT */
+    {KVM_CAP_EXIT_HYPERCALL, 1 << KVM_HC_MAP_GPA_RANGE}, /* KVM_EXIT_HYPERCALL_VALID_MASK */
     {KVM_CAP_X86_DISABLE_EXITS, /* MWAIT: kvm_can_mwait_in_guest() (see vm_ioctl.c) */
      KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE | KVM_X86_DISABLE_EXITS_CSTATE |
          KVM_X86_DISABLE_EXITS_MWAIT},
@@ -134,10 +137,11 @@ long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
     }
     if (cap == KVM_CAP_XEN_HVM)
         return abi_xen_caps();
-    /* kvm_main.c: !kvm || kvm_arch_has_private_mem(kvm); no VM type with private
-     * memory is offered yet, so a VM fd says 0 */
+    /* kvm_main.c: !kvm || kvm_arch_has_private_mem(kvm) */
     if (cap == KVM_CAP_GUEST_MEMFD)
-        return vm ? 0 : 1;
+        return !vm || vm->has_private_mem;
+    if (cap == KVM_CAP_MEMORY_ATTRIBUTES)
+        return (long)abi_vm_supported_mem_attributes(vm);
     for (size_t i = 0; i < sizeof caps_fixed / sizeof caps_fixed[0]; i++)
         if (caps_fixed[i].cap == cap)
             return caps_fixed[i].value;
@@ -147,11 +151,12 @@ long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
 static long sys_create_vm(struct abi_process *p, struct abi_system *s, unsigned long type)
 {
     /* x86 kvm_arch_init_vm: only advertised VM types (6.12 KVM_CAP_VM_TYPES). */
-    if (type != KVM_X86_DEFAULT_VM)
+    if (type != KVM_X86_DEFAULT_VM && type != KVM_X86_SW_PROTECTED_VM)
         return -EINVAL;
     struct abi_vm *vm = calloc(1, sizeof *vm);
     if (!vm)
         return -ENOMEM;
+    vm->has_private_mem = type == KVM_X86_SW_PROTECTED_VM;
     vm->as[0].slots = calloc(ABI_USER_MEM_SLOTS, sizeof *vm->as[0].slots);
     if (!vm->as[0].slots) {
         free(vm);

@@ -28,6 +28,7 @@
 #define KVM_ENOSYS 1000
 #define KVM_EPERM 1
 #define KVM_EOPNOTSUPP 95
+#define KVM_EINVAL 22
 #define KVM_FEATURE_PV_UNHALT 7
 #define KVM_FEATURE_PV_SEND_IPI 11
 #define KVM_FEATURE_PV_SCHED_YIELD 13
@@ -140,8 +141,14 @@ static void complete_pending(struct abi_vcpu *v)
                          v->exit.msr.is_write ? 0 : run->msr.data);
         break;
     case EMU_EXIT_HYPERCALL: /* KVM_EXIT_XEN / KVM_EXIT_HYPERV_HCALL: user space's result */
-        if (!abi_xen_complete_user(v))
+        if (v->hypercall_user) { /* complete_hypercall_exit */
+            v->hypercall_user = false;
+            struct cpu *c = emu_cpu(v->emu);
+            bool long_mode = (c->efer & (1ull << 10)) && c->seg[EMU_CS].l;
+            c->gpr[EMU_RAX] = long_mode ? run->hypercall.ret : (uint32_t)run->hypercall.ret;
+        } else if (!abi_xen_complete_user(v)) {
             abi_hv_complete_user(v);
+        }
         break;
     default:
         break;
@@ -170,8 +177,32 @@ static void set_kvm_policy(struct abi_vcpu *v)
     emu_set_kvm_policy(v->emu, &p);
 }
 
-/* kvm_emulate_hypercall(): the in-kernel KVM_HC_* set. RAX = result. */
-static void handle_hypercall(struct abi_vcpu *v)
+/* KVM_HC_MAP_GPA_RANGE with KVM_CAP_EXIT_HYPERCALL (x86.c __kvm_emulate_hypercall):
+ * KVM_EXIT_HYPERCALL carries it to user space, whose run->hypercall.ret becomes RAX at
+ * the next KVM_RUN (complete_hypercall_exit). Returns -1 when it was not exited. */
+static int64_t map_gpa_range(struct abi_vcpu *v, uint64_t gpa, uint64_t npages, uint64_t attrs,
+                             bool long_mode)
+{
+    uint64_t on = __atomic_load_n(&v->vm->hypercall_exit_enabled, __ATOMIC_RELAXED);
+    if (!(on & (1u << KVM_HC_MAP_GPA_RANGE)))
+        return -KVM_ENOSYS;
+    if ((gpa & (ABI_PAGE_SIZE - 1)) || !npages || (gpa >> 12) + npages <= (gpa >> 12))
+        return -KVM_EINVAL;
+    struct kvm_run *run = v->run;
+    run->exit_reason = KVM_EXIT_HYPERCALL;
+    memset(&run->hypercall, 0, sizeof run->hypercall);
+    run->hypercall.nr = KVM_HC_MAP_GPA_RANGE;
+    run->hypercall.args[0] = gpa;
+    run->hypercall.args[1] = npages;
+    run->hypercall.args[2] = attrs;
+    run->hypercall.longmode = long_mode; /* 6.12's flags: KVM_EXIT_HYPERCALL_LONG_MODE */
+    v->hypercall_user = true;
+    return 1;
+}
+
+/* kvm_emulate_hypercall(): the in-kernel KVM_HC_* set. RAX = result. Returns false when
+ * the hypercall exits to user space instead. */
+static bool handle_hypercall(struct abi_vcpu *v)
 {
     struct cpu *c = emu_cpu(v->emu);
     uint64_t nr = c->gpr[EMU_RAX];
@@ -212,12 +243,21 @@ static void handle_hypercall(struct abi_vcpu *v)
                                               long_mode);
             break;
         }
+        case KVM_HC_MAP_GPA_RANGE: {
+            uint64_t mask = long_mode ? ~0ull : 0xffffffffull;
+            ret = map_gpa_range(v, c->gpr[EMU_RBX] & mask, c->gpr[EMU_RCX] & mask,
+                                c->gpr[EMU_RDX] & mask, long_mode);
+            if (ret == 1)
+                return false;
+            break;
+        }
         default:
             ret = -KVM_ENOSYS;
             break;
         }
     }
     c->gpr[EMU_RAX] = long_mode ? (uint64_t)ret : (uint32_t)ret;
+    return true;
 }
 
 /* Port I/O the in-kernel PIC claims (kernel_pio): every element of a string I/O must be
@@ -478,11 +518,21 @@ static int handle_exit(struct abi_vcpu *v)
             v->pending_completion = true;
             return 0;
         }
-        handle_hypercall(v);
-        return 1;
+        if (handle_hypercall(v))
+            return 1;
+        v->pending_completion = true;
+        return 0;
     case EMU_EXIT_HOST_FAULT:
         /* mmu.c kvm_handle_error_pfn: the slot's host address cannot be mapped */
         return -EFAULT;
+    case EMU_EXIT_MEMORY_FAULT: { /* kvm_mmu_prepare_memory_fault_exit, then -EFAULT */
+        run->exit_reason = KVM_EXIT_MEMORY_FAULT;
+        struct abi_kvm_memory_fault mf = {.flags = KVM_MEMORY_EXIT_FLAG_PRIVATE,
+                                          .gpa = x->mem_fault.gpa,
+                                          .size = x->mem_fault.size};
+        memcpy(&run->mmio, &mf, sizeof mf);
+        return -EFAULT;
+    }
     case EMU_EXIT_FAIL_ENTRY:
         run->exit_reason = KVM_EXIT_FAIL_ENTRY;
         run->fail_entry.hardware_entry_failure_reason = x->fail_entry.hardware_entry_failure_reason;

@@ -167,7 +167,7 @@ unlock:
     return r;
 }
 
-static long vm_set_region(struct abi_vm *vm, unsigned long arg, bool v2)
+static long vm_set_region(struct abi_process *p, struct abi_vm *vm, unsigned long arg, bool v2)
 {
     struct kvm_userspace_memory_region2 m;
     memset(&m, 0, sizeof m);
@@ -187,7 +187,7 @@ static long vm_set_region(struct abi_vm *vm, unsigned long arg, bool v2)
         m.memory_size = m1.memory_size;
         m.userspace_addr = m1.userspace_addr;
     }
-    return abi_vm_set_memory_region(vm, &m, v2);
+    return abi_vm_set_memory_region(p, vm, &m, v2);
 }
 
 static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
@@ -214,6 +214,12 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
         break;
     case KVM_CAP_X86_USER_SPACE_MSR:
         r = msr_vm_enable_user_space_msr(&vm->msr, c.args[0]);
+        break;
+    case KVM_CAP_EXIT_HYPERCALL: /* x86.c: only KVM_EXIT_HYPERCALL_VALID_MASK bits */
+        if (c.args[0] & ~(uint64_t)(1u << KVM_HC_MAP_GPA_RANGE))
+            break;
+        __atomic_store_n(&vm->hypercall_exit_enabled, c.args[0], __ATOMIC_RELAXED);
+        r = 0;
         break;
     case KVM_CAP_MSR_PLATFORM_INFO:
         r = msr_vm_enable_platform_info(&vm->msr, c.args[0]);
@@ -482,12 +488,14 @@ long abi_vm_ioctl(struct abi_process *p, struct abi_vm *vm, unsigned long req, u
     switch (req) {
     case KVM_CREATE_GUEST_MEMFD:
         return abi_vm_create_guest_memfd(p, vm, arg);
+    case KVM_SET_MEMORY_ATTRIBUTES:
+        return abi_vm_set_memory_attributes(vm, arg);
     case KVM_CREATE_VCPU:
         return vm_create_vcpu(p, vm, arg);
     case KVM_SET_USER_MEMORY_REGION:
-        return vm_set_region(vm, arg, false);
+        return vm_set_region(p, vm, arg, false);
     case KVM_SET_USER_MEMORY_REGION2:
-        return vm_set_region(vm, arg, true);
+        return vm_set_region(p, vm, arg, true);
     case KVM_GET_DIRTY_LOG:
         return abi_vm_get_dirty_log(vm, arg);
     case KVM_CLEAR_DIRTY_LOG:

@@ -22,6 +22,11 @@ struct emu_slot {
     uint8_t *host;       /* host mapping of gpa */
     bool readonly;       /* KVM_MEM_READONLY: guest writes become MMIO exits */
     uint64_t *dirty_bitmap; /* non-NULL when KVM_MEM_LOG_DIRTY_PAGES: bit per 4K page */
+    uint64_t dirty_first;   /* the bit of gpa's page (a KVM slot cut in pieces shares one) */
+    /* private memory with nothing to back it (a SW-protected VM's private gpa in a slot
+     * without guest_memfd, or outside any slot): host is NULL and any guest access ends
+     * KVM_RUN with EMU_EXIT_MEMORY_FAULT (KVM: kvm_mmu_prepare_memory_fault_exit) */
+    bool mem_fault;
 };
 
 /* The VM-wide physical memory map. abi/ updates it (under its lock) and then
@@ -71,6 +76,7 @@ enum emu_exit_reason {
     EMU_EXIT_HYPERCALL,  /* VMCALL/VMMCALL that the layer above must handle */
     EMU_EXIT_FAIL_ENTRY, /* invalid guest state at entry */
     EMU_EXIT_HOST_FAULT, /* a slot's host mapping faulted (emu_host_fault): KVM's -EFAULT */
+    EMU_EXIT_MEMORY_FAULT, /* an access to an emu_slot.mem_fault page: see mem_fault */
 };
 
 struct emu_exit {
@@ -115,6 +121,10 @@ struct emu_exit {
         struct {
             uint64_t hardware_entry_failure_reason;
         } fail_entry;
+        struct {
+            uint64_t gpa; /* page aligned: KVM reports the faulting 4K page */
+            uint64_t size;
+        } mem_fault;
     };
 };
 

@@ -46,6 +46,13 @@ _Noreturn void emu_nested_resume_l1(struct emu_vcpu *v)
     longjmp(v->jb, 1);
 }
 
+_Noreturn void emu_memory_fault(struct emu_vcpu *v, uint64_t gpa)
+{
+    v->fault_kind = EMU_FK_MEM_FAULT;
+    v->fault_cr2 = gpa & ~0xfffull;
+    longjmp(v->jb, 1);
+}
+
 bool emu_host_fault(struct emu_vcpu *v, const void *addr)
 {
     if (!v || !v->in_run)
@@ -54,7 +61,7 @@ bool emu_host_fault(struct emu_vcpu *v, const void *addr)
     const struct emu_physmem *pm = v->pm; /* stable: abi holds mem_lock around emu_run */
     for (unsigned i = 0; i < pm->nslots; i++) {
         const struct emu_slot *s = &pm->slots[i];
-        if (s->size && a >= s->host && (uint64_t)(a - s->host) < s->size) {
+        if (s->size && s->host && a >= s->host && (uint64_t)(a - s->host) < s->size) {
             v->fault_kind = EMU_FK_HOST_FAULT;
             longjmp(v->jb, 1);
         }

@@ -125,6 +125,8 @@ _Noreturn void emu_unimplemented(struct emu_vcpu *v);
 /* Abandon the instruction without side effects and return v->exit to the caller; the
  * instruction restarts on the next emu_run (used for MMIO reads). Never returns. */
 _Noreturn void emu_suspend(struct emu_vcpu *v);
+/* An access to an emu_slot.mem_fault page: KVM_RUN ends with EMU_EXIT_MEMORY_FAULT. */
+_Noreturn void emu_memory_fault(struct emu_vcpu *v, uint64_t gpa);
 
 /* Deliver an event through the IDT now (real, protected, long mode). `soft` =
  * INT n / INT3 / INTO (DPL check, RIP after the instruction). Used by the run loop

@@ -41,7 +41,7 @@ static const struct emu_slot *gpa_slot(const struct emu_physmem *pm, uint64_t gp
 uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t len, bool write)
 {
     const struct emu_slot *s = gpa_slot(pm, gpa);
-    if (!s || len > s->size - (gpa - s->gpa) || (write && s->readonly))
+    if (!s || len > s->size - (gpa - s->gpa) || (write && s->readonly) || s->mem_fault)
         return NULL;
     return s->host + (gpa - s->gpa);
 }
@@ -49,7 +49,7 @@ uint8_t *emu_gpa_to_host(const struct emu_physmem *pm, uint64_t gpa, uint64_t le
 static void mark_dirty(const struct emu_slot *s, uint64_t gpa)
 {
     if (s->dirty_bitmap) {
-        uint64_t pfn = (gpa - s->gpa) >> 12;
+        uint64_t pfn = s->dirty_first + ((gpa - s->gpa) >> 12);
         __atomic_fetch_or(&s->dirty_bitmap[pfn / 64], 1ull << (pfn % 64), __ATOMIC_RELAXED);
     }
 }
@@ -140,6 +140,8 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     *gpa_out = gpa;
     const struct emu_slot *s = gpa_slot(v->pm, gpa);
     bool write = (acc & EMU_ACC_KIND) == EMU_ACC_WRITE;
+    if (s && s->mem_fault)
+        emu_memory_fault(v, gpa); /* never MMIO: KVM emulates no MMIO for private memory */
     if (!s || (write && s->readonly))
         return NULL;
     uint8_t *host = s->host + (gpa - s->gpa);

@@ -165,7 +165,8 @@ void emu_svm_smi_intercept(struct emu_vcpu *v);
 
 /* fault_kind values (emu/internal.h struct emu_vcpu) */
 enum { EMU_FK_EXCEPTION = 0, EMU_FK_INTERNAL = 1, EMU_FK_SUSPEND = 2, EMU_FK_HOST_FAULT = 3,
-       EMU_FK_VMEXIT = 4 };
+       EMU_FK_VMEXIT = 4,
+       EMU_FK_MEM_FAULT = 5 };
 
 /* The VM exit is complete (state switched to L1): abandon the current instruction and
  * continue the run loop in L1. Never returns. */

@@ -52,7 +52,7 @@ static bool pte_writable(const struct emu_vcpu *v, const uint8_t *p)
 {
     for (unsigned i = 0; i < v->pm->nslots; i++) {
         const struct emu_slot *s = &v->pm->slots[i];
-        if (s->size && p >= s->host && (uint64_t)(p - s->host) < s->size)
+        if (s->size && s->host && p >= s->host && (uint64_t)(p - s->host) < s->size)
             return !s->readonly;
     }
     return false;

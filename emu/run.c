@@ -632,6 +632,14 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
             exit->reason = EMU_EXIT_HOST_FAULT;
             goto out;
         }
+        if (v->fault_kind == EMU_FK_MEM_FAULT) { /* the instruction re-runs once memory is there */
+            v->delivering = false;
+            v->exit_ready = false;
+            exit->reason = EMU_EXIT_MEMORY_FAULT;
+            exit->mem_fault.gpa = v->fault_cr2;
+            exit->mem_fault.size = 4096;
+            goto out;
+        }
         v->exit_ready = false; /* a recorded MMIO write of the abandoned insn is dropped */
         if (!take_exception(v, v->fault_vector, v->fault_error, v->fault_has_cr2, v->fault_cr2,
                             false))
