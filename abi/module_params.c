@@ -35,7 +35,9 @@ static const struct param params[] = {
     {"kvm_intel", "flexpriority", "N\n"},
     {"kvm_intel", "vpid", "Y\n"},
     {"kvm_intel", "pml", "N\n"},
-    {"kvm_intel", "allow_smaller_maxphyaddr", "N\n"},
+    /* set, as an admin may: a guest MAXPHYADDR below the host's then works under EPT,
+     * with KVM's emulation of the accesses (emu_kvm_policy.tdp_maxphyaddr) */
+    {"kvm_intel", "allow_smaller_maxphyaddr", "Y\n"},
     {"kvm_intel", "enable_shadow_vmcs", "N\n"},
     {"kvm_intel", "preemption_timer", "N\n"},
     {"kvm_intel", "emulate_invalid_guest_state", "Y\n"},

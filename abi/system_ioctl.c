@@ -135,6 +135,12 @@ long abi_check_extension(struct abi_system *s, struct abi_vm *vm, long cap)
         enum abi_vendor ven = vm ? vm->sys->vendor : s ? s->vendor : abi_vendor_current();
         return abi_nested_state_max_size(ven);
     }
+    /* x86.c: allow_smaller_maxphyaddr; kvm_intel's is set (abi/module_params.c), svm.c
+     * has !npt_enabled, and NPT is on */
+    if (cap == KVM_CAP_SMALLER_MAXPHYADDR) {
+        enum abi_vendor ven = vm ? vm->sys->vendor : s ? s->vendor : abi_vendor_current();
+        return ven == ABI_VENDOR_INTEL;
+    }
     if (cap == KVM_CAP_XEN_HVM)
         return abi_xen_caps();
     /* kvm_main.c: !kvm || kvm_arch_has_private_mem(kvm) */

@@ -173,6 +173,9 @@ static void set_kvm_policy(struct abi_vcpu *v)
         .no_fix_hypercall = q & KVM_X86_QUIRK_FIX_HYPERCALL_INSN,
         .mwait_ud = q & KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS,
         .mwait_in_guest = __atomic_load_n(&v->vm->mwait_in_guest, __ATOMIC_RELAXED),
+        /* kvm_intel allow_smaller_maxphyaddr with EPT; the host's width is the supported
+         * CPUID's 0x80000008 (abi/cpuid.c) */
+        .tdp_maxphyaddr = v->vm->sys->vendor == ABI_VENDOR_INTEL ? 48 : 0,
     };
     emu_set_kvm_policy(v->emu, &p);
 }

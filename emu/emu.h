@@ -292,6 +292,10 @@ struct emu_kvm_policy {
     bool no_fix_hypercall; /* KVM_X86_QUIRK_FIX_HYPERCALL_INSN disabled: #UD, no patch */
     bool mwait_ud;         /* KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS disabled */
     bool mwait_in_guest;   /* KVM_CAP_X86_DISABLE_EXITS with KVM_X86_DISABLE_EXITS_MWAIT */
+    /* kvm_intel allow_smaller_maxphyaddr with EPT: the physical-address width hardware's
+     * walk of the guest's tables checks (the host's); 0 = off. A guest entry reserved only
+     * below it makes KVM emulate the access (handle_ept_violation), see emu_walk. */
+    uint8_t tdp_maxphyaddr;
 };
 void emu_set_kvm_policy(struct emu_vcpu *v, const struct emu_kvm_policy *p);
 

@@ -169,6 +169,12 @@ void emu_mem_write_buf(struct emu_vcpu *v, unsigned seg, uint64_t off, const voi
 /* Page walk without side effects on failure. Returns 0 and fills *gpa on success,
  * else EMU_WALK_FAIL | the #PF error code (P/W/U/RSVD/I bits), A/D bits untouched. */
 #define EMU_WALK_FAIL 0x80000000u
+/* ... with EMU_PFERR_RSVD only for address bits between the guest's MAXPHYADDR and
+ * policy.tdp_maxphyaddr: under EPT the CPU would not fault, KVM's emulator walks the
+ * guest's tables and raises #PF(RSVD) -- or fails on an instruction it lacks
+ * (emu_simd_mmio_check). */
+#define EMU_WALK_RSVD_TDP 0x40000000u
+#define EMU_WALK_PFERR(ec) ((ec) & ~(EMU_WALK_FAIL | EMU_WALK_RSVD_TDP))
 uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, uint64_t *gpa,
                   bool *writable, bool *user);
 void emu_tlb_flush(struct emu_vcpu *v);

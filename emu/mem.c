@@ -136,7 +136,7 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     uint64_t gpa;
     uint32_t ec = emu_walk(v, lin, acc, true, &gpa, NULL, NULL);
     if (ec)
-        emu_raise_pf(v, lin, ec & ~EMU_WALK_FAIL);
+        emu_raise_pf(v, lin, EMU_WALK_PFERR(ec));
     *gpa_out = gpa;
     const struct emu_slot *s = gpa_slot(v->pm, gpa);
     bool write = (acc & EMU_ACC_KIND) == EMU_ACC_WRITE;

@@ -166,8 +166,16 @@ uint32_t emu_walk(struct emu_vcpu *v, uint64_t lin, unsigned acc, bool set_ad, u
                 rsvd |= PTE_PS;
             if ((level == 3 || level == 2) && (entry & PTE_PS))
                 rsvd |= (level == 3 ? 0x3fffe000ull : 0x1fe000ull);
-            if (entry & rsvd)
-                return ec | EMU_PFERR_P | EMU_PFERR_RSVD | EMU_WALK_FAIL;
+            if (entry & rsvd) {
+                uint32_t f = ec | EMU_PFERR_P | EMU_PFERR_RSVD | EMU_WALK_FAIL;
+                unsigned tw = v->policy.tdp_maxphyaddr;
+                if (tw > maxphyaddr(v)) { /* reserved for the guest, not for the CPU? */
+                    uint64_t cpu_ok = ((1ull << tw) - 1) & ~((1ull << maxphyaddr(v)) - 1);
+                    if (!(entry & rsvd & ~cpu_ok))
+                        f |= EMU_WALK_RSVD_TDP;
+                }
+                return f;
+            }
             ptrs[nptr++] = p;
             w &= !!(entry & PTE_W);
             u &= !!(entry & PTE_U);

@@ -1023,7 +1023,7 @@ static int h_clflush(struct emu_vcpu *v, const struct decoded_insn *d)
     uint64_t gpa;
     uint32_t ec = emu_walk(v, lin, EMU_ACC_READ, true, &gpa, NULL, NULL);
     if (ec)
-        emu_raise_pf(v, lin, ec);
+        emu_raise_pf(v, lin, EMU_WALK_PFERR(ec));
     return EMU_H_NEXT;
 }
 

@@ -110,7 +110,10 @@ void emu_simd_mmio_check(struct emu_vcpu *v, const struct decoded_insn *d, unsig
     unsigned acc = write ? EMU_ACC_WRITE : EMU_ACC_READ;
     uint64_t lin = emu_seg_lin(v, d->ops[i].seg, emu_opnd_ea(v, d, i), 1, acc);
     uint64_t gpa;
-    if (emu_walk(v, lin, acc, false, &gpa, NULL, NULL) != 0)
+    uint32_t ec = emu_walk(v, lin, acc, false, &gpa, NULL, NULL);
+    if (ec & EMU_WALK_RSVD_TDP)
+        emu_unimplemented(v); /* KVM emulates the access (smaller MAXPHYADDR) and cannot */
+    if (ec)
         return; /* the access itself will raise the #PF */
     if (!emu_gpa_to_host(v->pm, gpa, 1, write))
         emu_unimplemented(v);

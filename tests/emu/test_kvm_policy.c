@@ -2,7 +2,9 @@
  * of the other vendor patched or #UD (KVM_X86_QUIRK_FIX_HYPERCALL_INSN, x86.c
  * emulator_fix_hypercall), MONITOR/MWAIT as NOPs, #UD without the MWAIT quirk and without
  * CPUID.MONITOR (x86.c kvm_emulate_monitor_mwait), natively with exits disabled, and the
- * runtime CPUID bits (cpuid.c kvm_update_cpuid_runtime). Linux 6.12. */
+ * runtime CPUID bits (cpuid.c kvm_update_cpuid_runtime), and a guest MAXPHYADDR below the
+ * host's under EPT with allow_smaller_maxphyaddr (vmx.c handle_ept_violation emulates:
+ * #PF(RSVD) from the emulator's walk, an emulation failure for what it lacks). Linux 6.12. */
 #include <check.h>
 #include "tests/check_main.h"
 #include <stdlib.h>
@@ -28,7 +30,7 @@ static void teardown(void) { tvm_destroy(&T); }
 
 static void policy(enum emu_flavour f, bool no_fix, bool mwait_ud, bool in_guest)
 {
-    struct emu_kvm_policy p = {f, no_fix, mwait_ud, in_guest};
+    struct emu_kvm_policy p = {f, no_fix, mwait_ud, in_guest, 0};
     emu_set_kvm_policy(T.v, &p);
 }
 
@@ -313,6 +315,69 @@ START_TEST(xsave_sizes_follow_xcr0)
 }
 END_TEST
 
+/* ---- smaller guest MAXPHYADDR (36 bits) under EPT (48) ---- */
+
+/* PD[3] (the 2M page at 6M, away from code, stack and tables) gets address bit `bit`;
+ * guest CPUID: FPU, MAXPHYADDR 36. */
+#define SMALL_VA 0x600000u
+static void smaller_maxphyaddr(unsigned tdp, unsigned bit, const uint8_t *code, size_t n)
+{
+    struct emu_cpuid_entry e[] = {
+        {0, 0, 0, 1, 0x756e6547, 0x6c65746e, 0x49656e69},
+        {1, 0, 0, 0, 0, 0, 1u},
+        {0x80000008, 0, 0, 36, 0, 0, 0},
+    };
+    emu_set_cpuid(T.v, e, 3);
+    struct emu_kvm_policy p = {EMU_FLAVOUR_VMX, false, false, false, (uint8_t)tdp};
+    emu_set_kvm_policy(T.v, &p);
+    tvm_w64(&T, TVM_PD + 24, tvm_r64(&T, TVM_PD + 24) | (1ull << bit));
+    T.c->gpr[EMU_RAX] = SMALL_VA;
+    tvm_code(&T, code, n);
+}
+
+static void expect_pf_rsvd(void)
+{
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->rip, TVM_STUB + 14 * 16 + 1);
+    ck_assert_uint_eq(T.c->cr2, SMALL_VA);
+    uint64_t ec = tvm_r64(&T, T.c->gpr[EMU_RSP]);
+    ck_assert_uint_eq(ec & 0xf, 0x9); /* P | RSVD, a supervisor read */
+}
+
+static const uint8_t flds_rax[] = {0xd9, 0x00, HLT};
+static const uint8_t mov_rax[] = {0x8b, 0x00, HLT}; /* mov eax, [rax] */
+
+START_TEST(smaller_maxphyaddr_flds_fails_under_ept)
+{
+    smaller_maxphyaddr(48, 36, flds_rax, sizeof flds_rax);
+    ck_assert_int_eq(RUN(), EMU_EXIT_INTERNAL);
+    ck_assert_uint_eq(X.internal.insn_len, 2);
+    ck_assert_uint_eq(X.internal.insn_bytes[0], 0xd9);
+    ck_assert_uint_eq(T.c->rip, TVM_CODE);
+}
+END_TEST
+
+START_TEST(smaller_maxphyaddr_emulated_mov_is_pf_rsvd)
+{
+    smaller_maxphyaddr(48, 36, mov_rax, sizeof mov_rax);
+    expect_pf_rsvd();
+}
+END_TEST
+
+START_TEST(smaller_maxphyaddr_without_ept_is_pf_rsvd)
+{
+    smaller_maxphyaddr(0, 36, flds_rax, sizeof flds_rax); /* shadow paging / NPT flavour */
+    expect_pf_rsvd();
+}
+END_TEST
+
+START_TEST(smaller_maxphyaddr_bit_reserved_for_the_cpu_is_pf)
+{
+    smaller_maxphyaddr(48, 49, flds_rax, sizeof flds_rax); /* hardware itself faults */
+    expect_pf_rsvd();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_kvm_policy");
@@ -334,6 +399,10 @@ static Suite *suite(void)
     tcase_add_test(tc, fault_checks_before_intercept_on_svm_only);
     tcase_add_test(tc, monitor_address_is_translated);
     tcase_add_test(tc, xsave_sizes_follow_xcr0);
+    tcase_add_test(tc, smaller_maxphyaddr_flds_fails_under_ept);
+    tcase_add_test(tc, smaller_maxphyaddr_emulated_mov_is_pf_rsvd);
+    tcase_add_test(tc, smaller_maxphyaddr_without_ept_is_pf_rsvd);
+    tcase_add_test(tc, smaller_maxphyaddr_bit_reserved_for_the_cpu_is_pf);
     suite_add_tcase(s, tc);
     return s;
 }
