@@ -122,11 +122,11 @@ static unsigned hv_cpuid(bool lapic_in_kernel, struct kvm_cpuid_entry2 *out)
             e->ebx = 64;
             break;
         case HV_CPUID_NESTED_FEATURES:
-            /* The enlightened MSR bitmap is a "not changed" hint to L0; softkvm reads L1's
-             * bitmap at every L2 access anyway, so honouring it is free. Direct TLB flush
-             * (L2 hypercalls served by L0) and the eVMCS PERF_GLOBAL_CTRL field are
-             * nesting enlightenments softkvm lacks: not offered. */
-            e->eax = HV_N_MSR_BITMAP;
+            /* kvm_get_hv_cpuid: direct TLB flush (an L2's flush hypercalls served by L0)
+             * and the enlightened MSR bitmap, both for nested SVM in emu/svm.c (nested
+             * VMX would need eVMCS for them). No eVMCS version: softkvm has no eVMCS,
+             * nor its PERF_GLOBAL_CTRL field (EBX). */
+            e->eax = HV_N_DIRECT_FLUSH | HV_N_MSR_BITMAP;
             break;
         case HV_CPUID_SYNDBG_VENDOR:
             signature(e, "Linux KVM Hv");

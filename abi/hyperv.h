@@ -104,6 +104,7 @@ struct abi_vcpu;
 #define HV_E_EX_PROCESSOR_MASKS (1u << 11)
 #define HV_E_NO_NONARCH_CORESHARING (1u << 18)
 /* HYPERV_CPUID_NESTED_FEATURES */
+#define HV_N_DIRECT_FLUSH (1u << 17)
 #define HV_N_MSR_BITMAP (1u << 19)
 /* HYPERV_CPUID_SYNDBG_PLATFORM_CAPABILITIES.EAX */
 #define HV_SYNDBG_CAP_ALLOW_KERNEL_DEBUGGING (1u << 1)
@@ -202,6 +203,8 @@ int abi_hv_msr_set(void *vcpu, uint32_t index, uint64_t value, bool host);
 /* hyperv_hcall.c */
 /* kvm_hv_hypercall_enabled(): Hyper-V CPUID and a non-zero guest OS id */
 bool abi_hv_hypercall_enabled(struct abi_vcpu *v);
+/* hands emu the Hyper-V state its nested enlightenments need (at vCPU creation) */
+void abi_hv_set_emu_ops(struct abi_vcpu *v);
 /* kvm_hv_hypercall(): 1 = done (RIP past the call, or #UD queued), 0 = KVM_EXIT_HYPERV
  * filled in v->run, to be completed by abi_hv_complete_user() at the next KVM_RUN */
 int abi_hv_hypercall(struct abi_vcpu *v);

@@ -60,6 +60,27 @@ bool abi_hv_hypercall_enabled(struct abi_vcpu *v)
     return v->hv->enabled && v->vm->hv->guest_os_id;
 }
 
+/* What emu asks for the nested enlightenments (emu.h emu_hv_ops) */
+static bool emu_hcall_enabled(void *ctx)
+{
+    return abi_hv_hypercall_enabled(ctx);
+}
+
+static uint64_t emu_vp_assist_gpa(void *ctx)
+{
+    const struct abi_vcpu *v = ctx;
+    uint64_t a = v->hv->vapic; /* HV_X64_MSR_VP_ASSIST_PAGE: enable bit 0 */
+    return (a & 1) ? a & ~0xfffull : 0;
+}
+
+void abi_hv_set_emu_ops(struct abi_vcpu *v)
+{
+    struct emu_hv_ops ops = {.hypercall_enabled = emu_hcall_enabled,
+                             .vp_assist_gpa = emu_vp_assist_gpa,
+                             .ctx = v};
+    emu_set_hv_ops(v->emu, &ops);
+}
+
 static bool is_64bit(struct cpu *c)
 {
     return (c->efer & (1ull << 10)) && c->seg[EMU_CS].l;
@@ -444,9 +465,21 @@ int abi_hv_hypercall(struct abi_vcpu *v)
         ret = HV_STATUS_INVALID_HYPERCALL_CODE;
         break;
     }
-complete:
+complete: {
+    /* kvm_hv_hypercall_complete: an L2's TLB flush also reads the partition assist page,
+     * whose lock count asks for the synthetic #VMEXIT after it */
+    bool to_l1 = false;
+    bool flush = hc.code == HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE ||
+                 hc.code == HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST ||
+                 hc.code == HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX ||
+                 hc.code == HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX;
+    if ((ret & 0xffff) == HV_STATUS_SUCCESS && flush && !emu_hv_l2_flush_lock(v->emu, &to_l1))
+        ret = HV_STATUS_INVALID_HYPERCALL_INPUT;
     set_result(v, ret);
+    if (to_l1)
+        emu_hv_l2_flush_exit(v->emu);
     return 1;
+}
 user_exit: {
     struct kvm_run *run = v->run;
     run->exit_reason = KVM_EXIT_HYPERV;

@@ -124,6 +124,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
         goto fail_fd;
     }
     v->msr->hv = (struct msr_hv_ops){.get = abi_hv_msr_get, .set = abi_hv_msr_set, .ctx = v};
+    abi_hv_set_emu_ops(v);
     v->xen = abi_xen_vcpu_create(vm->nvcpus);
     if (!v->xen) {
         r = -ENOMEM;

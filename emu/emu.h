@@ -58,8 +58,30 @@ struct emu_msr_ops {
                                  uint32_t *reason);
     enum emu_msr_result (*wrmsr)(void *ctx, struct cpu *cpu, uint32_t index, uint64_t value,
                                  uint32_t *reason);
+    /* Optional: does L0's own MSR bitmap pass this access through (no intercept)? For an
+     * L2, such MSRs are decided by the bitmap merged at VMRUN (emu/svm.c); NULL: none is. */
+    bool (*passthrough)(void *ctx, uint32_t index, bool write);
     void *ctx;
 };
+
+struct emu_vcpu;
+
+/* Hyper-V state emu needs for the nested enlightenments (KVM hyperv.c), asked on the
+ * slow path only (VMRUN, an L2 hypercall): kvm_hv_hypercall_enabled, and the VP assist
+ * page's guest-physical address when it is enabled (0: none). */
+struct emu_hv_ops {
+    bool (*hypercall_enabled)(void *ctx);
+    uint64_t (*vp_assist_gpa)(void *ctx);
+    void *ctx;
+};
+void emu_set_hv_ops(struct emu_vcpu *v, const struct emu_hv_ops *ops);
+/* After L0 served a Hyper-V TLB-flush hypercall of an L2 successfully (abi/hyperv_hcall.c):
+ * kvm_hv_hypercall_complete reads the partition assist page's lock count. Returns false
+ * when it cannot be read (the result becomes HV_STATUS_INVALID_HYPERCALL_INPUT); with a
+ * nonzero count an SVM L2 takes the synthetic #VMEXIT HV_SVM_EXITCODE_ENL after the
+ * result is set (emu_hv_l2_flush_exit). */
+bool emu_hv_l2_flush_lock(struct emu_vcpu *v, bool *exit_to_l1);
+void emu_hv_l2_flush_exit(struct emu_vcpu *v);
 
 /* ---------------- exits ---------------- */
 

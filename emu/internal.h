@@ -351,6 +351,7 @@ struct emu_vcpu {
 
     struct emu_msr_ops msr_ops;
     bool has_msr_ops;
+    struct emu_hv_ops hv_ops; /* zero: no Hyper-V */
     struct emu_irq_ops irq_ops;
     bool has_irq_ops;
     struct emu_cpuid_entry *cpuid;

@@ -97,6 +97,11 @@ struct emu_svm_ctl {
     uint32_t intercepts[6]; /* words 0-5: CR, DR, exceptions, misc, SVM instructions, word 5 */
     uint64_t iopm_pa, msrpm_pa, tsc_offset, next_rip;
     uint32_t asid, int_ctl, int_vector, int_state, event_inj, event_inj_err;
+    uint32_t clean; /* VMCB clean bits: only HV_VMCB_NESTED_ENLIGHTENMENTS (31) matters */
+    /* Hyper-V enlightenments in the control area's software-reserved bytes (0x3e0,
+     * struct hv_vmcb_enlightenments): the control bits and the partition assist page */
+    uint32_t hv_ctl;
+    uint64_t hv_pa_page;
 };
 struct emu_svm {
     bool gif_clear;     /* GIF = 0 (CLGI; #VMEXIT). Zero = GIF set, as after RESET */
@@ -104,6 +109,11 @@ struct emu_svm {
     uint64_t vmcb12_pa; /* the VMCB of the running L2 */
     struct emu_svm_ctl ctl;
     struct emu_svm_host host;
+    /* L1's MSRPM as merged at the last VMRUN that recalculated it (nested_svm_vmrun_msrpm):
+     * it decides L2 accesses to MSRs L0 passes through; false = recalculate at the next
+     * VMRUN (KVM force_msr_bitmap_recalc) */
+    bool msrpm_cached;
+    uint8_t l1_msrpm[0x2000];
 };
 
 /* VMX: VMX operation (VMXON) and the current VMCS, cached as KVM caches vmcs12 (read at

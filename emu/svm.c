@@ -28,7 +28,8 @@ enum {
     C_INT_CTL = 0x060, C_INT_VECTOR = 0x064, C_INT_STATE = 0x068,
     C_EXIT_CODE = 0x070, C_EXIT_CODE_HI = 0x074, C_EXIT_INFO1 = 0x078, C_EXIT_INFO2 = 0x080,
     C_EXIT_INT_INFO = 0x088, C_EXIT_INT_INFO_ERR = 0x08c, C_NESTED_CTL = 0x090,
-    C_EVENT_INJ = 0x0a8, C_EVENT_INJ_ERR = 0x0ac, C_NEXT_RIP = 0x0c8,
+    C_EVENT_INJ = 0x0a8, C_EVENT_INJ_ERR = 0x0ac, C_CLEAN = 0x0c0, C_NEXT_RIP = 0x0c8,
+    C_HV_CTL = 0x3e0, C_HV_PA_PAGE = 0x3f0, /* struct hv_vmcb_enlightenments */
     S_ES = 0x400, S_CS = 0x410, S_SS = 0x420, S_DS = 0x430, S_FS = 0x440, S_GS = 0x450,
     S_GDTR = 0x460, S_LDTR = 0x470, S_IDTR = 0x480, S_TR = 0x490, S_CPL = 0x4cb,
     S_EFER = 0x4d0, S_CR4 = 0x548, S_CR3 = 0x550, S_CR0 = 0x558, S_DR7 = 0x560,
@@ -252,11 +253,17 @@ static _Noreturn void svm_vmexit(struct emu_vcpu *v, uint32_t code, uint64_t inf
     emu_nested_resume_l1(v);
 }
 
+static bool l2_tlb_flush_direct(struct emu_vcpu *v);
+
 static void svm_insn(struct emu_vcpu *v, enum emu_nx_insn which, uint64_t info)
 {
     const struct emu_svm_ctl *ctl = &v->nested.svm.ctl;
     if (which == EMU_NX_VMCALL && icpt(ctl, SVM_EXIT_EXCP_BASE + EMU_UD))
         svm_vmexit(v, SVM_EXIT_EXCP_BASE + EMU_UD, 0, 0, 0); /* VMCALL is #UD on AMD */
+    /* nested_svm_exit_special: L2's Hyper-V TLB-flush hypercall is L0's (NESTED_EXIT_HOST);
+     * a VMCALL gets there as the VMMCALL KVM patches it into (emulator_fix_hypercall) */
+    if ((which == EMU_NX_VMMCALL || which == EMU_NX_VMCALL) && l2_tlb_flush_direct(v))
+        return;
     unsigned code = insn_exit[which];
     if (!code || !icpt(ctl, code))
         return;
@@ -266,22 +273,120 @@ static void svm_insn(struct emu_vcpu *v, enum emu_nx_insn which, uint64_t info)
     svm_vmexit(v, code, info1, 0, v->next_rip);
 }
 
-/* nested_svm_exit_handled_msr: L1's MSRPM (same layout as L0's, msr/bitmap.h), read from
- * L1's memory at the access; an MSR outside its three ranges always exits. A clear bit
- * leaves the access to L0, whose own bitmap, filter and deflection then apply: together
- * that is KVM's merged vmcb02 MSRPM (nested_svm_merge_msrpm). */
+/* L1's MSRPM (same layout as L0's, msr/bitmap.h); an MSR outside its three ranges always
+ * exits. An MSR L0 intercepts exits to L0, which reads L1's bitmap from memory then
+ * (nested_svm_exit_handled_msr); one L0 passes through is decided by the vmcb02 bitmap
+ * merged at VMRUN (nested_svm_merge_msrpm), i.e. L1's bits as they were then. A clear bit
+ * leaves the access to L0, whose own bitmap, filter and deflection then apply. */
 static void svm_msr(struct emu_vcpu *v, uint32_t index, bool write)
 {
-    const struct emu_svm_ctl *ctl = &v->nested.svm.ctl;
+    const struct emu_svm *s = &v->nested.svm;
+    const struct emu_svm_ctl *ctl = &s->ctl;
     if (!icpt(ctl, INTERCEPT_MSR_PROT))
         return;
     struct msr_bitpos p;
     bool exits = true;
     uint8_t b;
-    if (msr_svm_bitpos(index, write, &p) && emu_phys_read(v, ctl->msrpm_pa + p.byte, &b, 1))
-        exits = (b >> p.bit) & 1;
+    bool merged = s->msrpm_cached && v->has_msr_ops && v->msr_ops.passthrough &&
+                  v->msr_ops.passthrough(v->msr_ops.ctx, index, write);
+    if (msr_svm_bitpos(index, write, &p)) {
+        if (merged)
+            exits = (s->l1_msrpm[p.byte] >> p.bit) & 1;
+        else if (emu_phys_read(v, ctl->msrpm_pa + p.byte, &b, 1))
+            exits = (b >> p.bit) & 1;
+    }
     if (exits)
         svm_vmexit(v, SVM_EXIT_MSR, write ? 1 : 0, 0, v->next_rip);
+}
+
+/* ---- Hyper-V enlightenments for an L1 hypervisor (svm/hyperv.h, hyperv.c) ---- */
+
+#define HV_VMCB_NESTED_ENLIGHTENMENTS 31 /* a clean bit: "the MSR bitmap did not change" */
+#define HV_ENL_NESTED_FLUSH_HYPERCALL (1u << 0)
+#define HV_ENL_MSR_BITMAP (1u << 1)
+#define HV_VP_ASSIST_NESTED_FEATURES 32 /* hv_vp_assist_page.nested_control.features */
+#define HV_DIRECT_HYPERCALL (1u << 0)
+#define HV_SVM_EXITCODE_ENL 0xf0000000u
+#define HV_SVM_ENL_EXITCODE_TRAP_AFTER_FLUSH 1
+#define HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE 0x0002
+#define HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST 0x0003
+#define HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX 0x0013
+#define HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX 0x0014
+
+static bool hv_hypercall_enabled(struct emu_vcpu *v)
+{
+    return v->hv_ops.hypercall_enabled && v->hv_ops.hypercall_enabled(v->hv_ops.ctx);
+}
+
+/* __nested_copy_vmcb_control_to_cache: the clean bits and the enlightenments are taken
+ * only while the Hyper-V hypercall interface is enabled */
+static void ctl_load_hv(struct emu_vcpu *v, const uint8_t *vmcb, struct emu_svm_ctl *ctl)
+{
+    bool hv = hv_hypercall_enabled(v);
+    ctl->clean = hv ? (uint32_t)rd(vmcb, C_CLEAN, 4) : 0;
+    ctl->hv_ctl = hv ? (uint32_t)rd(vmcb, C_HV_CTL, 4) : 0;
+    ctl->hv_pa_page = hv ? rd(vmcb, C_HV_PA_PAGE, 8) : 0;
+}
+
+/* nested_svm_vmrun_msrpm: L1's bitmap is merged again unless the enlightened MSR bitmap
+ * says it did not change (and nothing forced a recalculation). An unreadable bitmap
+ * intercepts everything. */
+static void merge_msrpm(struct emu_vcpu *v)
+{
+    struct emu_svm *s = &v->nested.svm;
+    if (s->msrpm_cached && hv_hypercall_enabled(v) && (s->ctl.hv_ctl & HV_ENL_MSR_BITMAP) &&
+        (s->ctl.clean & (1u << HV_VMCB_NESTED_ENLIGHTENMENTS)))
+        return;
+    if (!emu_phys_read(v, s->ctl.msrpm_pa, s->l1_msrpm, sizeof s->l1_msrpm))
+        memset(s->l1_msrpm, 0xff, sizeof s->l1_msrpm);
+    s->msrpm_cached = true;
+}
+
+/* kvm_hv_is_tlb_flush_hcall: the hypercall code (RCX in 64-bit mode, else EDX) */
+static bool is_tlb_flush_hcall(struct emu_vcpu *v)
+{
+    bool lm = (v->cpu.efer & EFER_LMA) && v->cpu.seg[EMU_CS].l;
+    uint16_t code = (uint16_t)(lm ? v->cpu.gpr[EMU_RCX] : v->cpu.gpr[EMU_RDX]);
+    return code == HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE ||
+           code == HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST ||
+           code == HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX ||
+           code == HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX;
+}
+
+/* nested_svm_l2_tlb_flush_enabled: L1 asked for L2's TLB-flush hypercalls to go to L0
+ * directly (VMCB enlightenment + VP assist page nested feature) */
+static bool l2_tlb_flush_direct(struct emu_vcpu *v)
+{
+    if (!(v->nested.svm.ctl.hv_ctl & HV_ENL_NESTED_FLUSH_HYPERCALL) || !v->hv_ops.vp_assist_gpa)
+        return false;
+    uint64_t pa = v->hv_ops.vp_assist_gpa(v->hv_ops.ctx);
+    uint32_t features;
+    if (!pa || !emu_phys_read(v, pa + HV_VP_ASSIST_NESTED_FEATURES, &features, sizeof features))
+        return false;
+    return (features & HV_DIRECT_HYPERCALL) && is_tlb_flush_hcall(v);
+}
+
+bool emu_hv_l2_flush_lock(struct emu_vcpu *v, bool *exit_to_l1)
+{
+    *exit_to_l1 = false;
+    if (!v->nested.guest_mode || v->nested.ops != &emu_svm_ops)
+        return true; /* VMX L2s have no partition assist page here (no eVMCS) */
+    uint32_t count;
+    if (!emu_phys_read(v, v->nested.svm.ctl.hv_pa_page, &count, sizeof count))
+        return false;
+    *exit_to_l1 = count != 0;
+    return true;
+}
+
+/* svm_hv_inject_synthetic_vmexit_post_tlb_flush, outside emu_run (the hypercall is done,
+ * RIP is past it): L1 runs next */
+void emu_hv_l2_flush_exit(struct emu_vcpu *v)
+{
+    if (!v->nested.guest_mode || v->nested.ops != &emu_svm_ops)
+        return;
+    /* NextRIP stays what the VMMCALL's exit to L0 had: the RIP after it */
+    vmexit_state(v, HV_SVM_EXITCODE_ENL, HV_SVM_ENL_EXITCODE_TRAP_AFTER_FLUSH, 0, v->cpu.rip);
+    v->code_epoch++; /* a world switch, as VMRUN/#VMEXIT inside emu_run */
 }
 
 /* nested_svm_intercept_ioio: one IOPM bit per port, all bits of a multi-byte access. */
@@ -544,6 +649,7 @@ static int h_vmrun(struct emu_vcpu *v, const struct decoded_insn *d)
 
     struct emu_svm_ctl ctl;
     ctl_load(vmcb, &ctl);
+    ctl_load_hv(v, vmcb, &ctl);
 
     if (!vmcb12_valid(v, vmcb, &ctl)) {
         /* VMEXIT_INVALID straight back to L1 after the VMRUN, GIF clear */
@@ -612,6 +718,7 @@ static bool enter_guest(struct emu_vcpu *v, uint64_t pa, const uint8_t *vmcb,
     c->ev.int_shadow = 0;
     s->ctl = ctl;
     s->vmcb12_pa = pa;
+    merge_msrpm(v);
     s->inj_pending = (ctl.event_inj & EVTINJ_VALID) != 0;
     s->gif_clear = false; /* enter_svm_guest_mode: svm_set_gif(svm, true) */
     v->nested.ops = &emu_svm_ops;
@@ -797,6 +904,8 @@ int emu_svm_set_nested_state(struct emu_vcpu *v, uint32_t flags, uint64_t vmcb_p
     h->nmi_masked = false;
     s->ctl = ctl;
     s->vmcb12_pa = vmcb_pa;
+    s->msrpm_cached = false; /* svm_set_nested_state: force_msr_bitmap_recalc */
+    merge_msrpm(v);
     s->inj_pending = (flags & EMU_NESTED_RUN_PENDING) && (ctl.event_inj & EVTINJ_VALID);
     s->gif_clear = !(flags & EMU_NESTED_GIF_SET);
     v->nested.ops = &emu_svm_ops;
@@ -864,6 +973,7 @@ bool emu_svm_smm_leave(struct emu_vcpu *v, const uint8_t *smram)
         return false;
     struct emu_svm_ctl ctl;
     ctl_load(vmcb, &ctl);
+    ctl_load_hv(v, vmcb, &ctl);
     if (!vmcb12_valid(v, vmcb, &ctl)) /* nested_svm_check_cached_vmcb12 */
         return false;
     /* L1's state for the next #VMEXIT from the host save area (vmcb01 was used by SMM) */

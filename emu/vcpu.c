@@ -33,6 +33,11 @@ struct cpu *emu_cpu(struct emu_vcpu *v)
     return &v->cpu;
 }
 
+void emu_set_hv_ops(struct emu_vcpu *v, const struct emu_hv_ops *ops)
+{
+    v->hv_ops = *ops;
+}
+
 void emu_set_msr_ops(struct emu_vcpu *v, const struct emu_msr_ops *ops)
 {
     v->has_msr_ops = ops != NULL;

@@ -136,8 +136,15 @@ static enum emu_msr_result guest_wrmsr(void *ctx, struct cpu *cpu, uint32_t inde
     return guest_result(v, r, reason);
 }
 
+/* L0's "hardware" MSR bitmap passes the access through (msr/bitmap.h) */
+static bool guest_passthrough(void *ctx, uint32_t index, bool write)
+{
+    return !msr_bitmap_intercepted(ctx, index, write);
+}
+
 const struct emu_msr_ops msr_emu_ops = {
     .rdmsr = guest_rdmsr,
     .wrmsr = guest_wrmsr,
+    .passthrough = guest_passthrough,
     .ctx = NULL,
 };

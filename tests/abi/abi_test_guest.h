@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -78,6 +79,23 @@ static inline int abi_test_vcpu_supported(struct abi_process *p, int kvm, int vm
     *run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
     ck_assert_ptr_ne(*run, MAP_FAILED);
     return vcpu;
+}
+
+/* The supported CPUID of `cp` with the Hyper-V leaves replaced by KVM_GET_SUPPORTED_HV_CPUID's
+ * (what vcpu_set_hv_cpuid does in the selftests), set on the vCPU. */
+static inline void abi_test_set_hv_cpuid(struct abi_process *p, int kvm, int vcpu,
+                                         struct abi_test_cpuid *cp)
+{
+    struct abi_test_cpuid hv = {.h.nent = 64};
+    ck_assert_int_eq(abi_ioctl(p, kvm, KVM_GET_SUPPORTED_HV_CPUID, (unsigned long)&hv), 0);
+    unsigned n = 0;
+    for (unsigned i = 0; i < cp->h.nent; i++)
+        if (cp->e[i].function < 0x40000000 || cp->e[i].function >= 0x40000100)
+            cp->e[n++] = cp->e[i];
+    ck_assert_uint_le(n + hv.h.nent, 64);
+    memcpy(&cp->e[n], hv.e, hv.h.nent * sizeof hv.e[0]);
+    cp->h.nent = n + hv.h.nent;
+    ck_assert_int_eq(abi_ioctl(p, vcpu, KVM_SET_CPUID2, (unsigned long)cp), 0);
 }
 
 /* The L2 MSR matrix's L0 side (test_nested_vmx/svm l2_msr_matrix): user-space deflection of

@@ -77,10 +77,39 @@ __asm__(".pushsection .rodata.nsvm, \"a\"\n"
     "    wrmsr\n"
     "    out %al, $0x80\n"
     "    hlt\n"
+    /* Hyper-V's nested enlightenments (l2_hyperv_enlightenments) */
+    "nsvm_hv:\n"
+    "    mov $0xc0000101, %ecx\n"      /* GS_BASE: L0 passes it through */
+    "nsvm_hv_a:\n"
+    "    rdmsr\n"
+    "nsvm_hv_b:\n"
+    "    rdmsr\n"
+    "nsvm_hv_c:\n"
+    "    rdmsr\n"
+    "nsvm_hv_c2:\n"
+    "    vmmcall\n"
+    "    mov $0xc0010015, %ecx\n"      /* HWCR: L0 intercepts it */
+    "nsvm_hv_d:\n"
+    "    rdmsr\n"
+    "    mov $0x10002, %ecx\n"         /* HvCallFlushVirtualAddressSpace, fast */
+    "    xor %edx, %edx\n"
+    "    mov $3, %r8d\n"               /* all address spaces, all processors */
+    "nsvm_hv_e:\n"
+    "    vmmcall\n"
+    "    out %al, $0x80\n"
+    "nsvm_hv_f:\n"
+    "    vmmcall\n"
+    "nsvm_hv_f_end:\n"
+    "    out %al, $0x80\n"
+    "nsvm_hv_g:\n"
+    "    vmmcall\n"
+    "    hlt\n"
     "nsvm_end:\n"
     ".popsection\n");
 extern const uint8_t nsvm_l1[], nsvm_l2[], nsvm_a[], nsvm_b[], nsvm_d[], nsvm_e[], nsvm_f[],
-    nsvm_g[], nsvm_mr[], nsvm_mr_i[], nsvm_mw[], nsvm_mw_i[], nsvm_end[];
+    nsvm_g[], nsvm_mr[], nsvm_mr_i[], nsvm_mw[], nsvm_mw_i[], nsvm_hv[], nsvm_hv_a[],
+    nsvm_hv_b[], nsvm_hv_c[], nsvm_hv_c2[], nsvm_hv_d[], nsvm_hv_e[], nsvm_hv_f[],
+    nsvm_hv_f_end[], nsvm_hv_g[], nsvm_end[];
 
 #define MEM_SIZE (2u << 20)
 #define CODE_GPA 0x1000u
@@ -464,6 +493,83 @@ START_TEST(nested_state_moves_l2_to_a_new_vm)
 }
 END_TEST
 
+/* Hyper-V's enlightenments for an L1 on SVM (svm/nested.c, svm/hyperv.h, hyperv.c; the
+ * VMCB's hv_vmcb_enlightenments at 0x3e0), once the Hyper-V hypercall interface is on:
+ *  - enlightened MSR bitmap: with its clean bit (31) set, VMRUN keeps the MSRPM merged
+ *    before (nested_svm_vmrun_msrpm), so for an MSR L0 passes through (GS_BASE) a bit L1
+ *    cleared still intercepts until the clean bit is dropped; an MSR L0 intercepts (HWCR)
+ *    is looked up in L1's bitmap at the access (nested_svm_exit_handled_msr);
+ *  - direct TLB flush: with nested_flush_hypercall and the VP assist page's directhypercall,
+ *    an L2 TLB-flush hypercall is served by L0 (nested_svm_exit_special), without an exit
+ *    to L1; a nonzero lock count in the partition assist page then makes the synthetic
+ *    #VMEXIT HV_SVM_EXITCODE_ENL / TRAP_AFTER_FLUSH after it (kvm_hv_hypercall_complete);
+ *    without directhypercall the hypercall is L1's VMMCALL. */
+#define HV_VP_ASSIST 0x31000u
+#define HV_PARTITION_ASSIST 0x32000u
+START_TEST(l2_hyperv_enlightenments)
+{
+    struct nctx c;
+    guest_open(&c, 1);
+    struct abi_test_cpuid cp = {.h.nent = 64};
+    ck_assert_int_eq(io(&c, c.kvm, KVM_GET_SUPPORTED_CPUID, &cp), 0);
+    abi_test_set_hv_cpuid(c.p, c.kvm, c.vcpu, &cp);
+    const struct kvm_cpuid_entry2 *nf = abi_cpuid_find(cp.e, cp.h.nent, 0x4000000a, 0);
+    ck_assert_ptr_nonnull(nf);
+    ck_assert_uint_eq(nf->eax & ((1u << 17) | (1u << 19)), (1u << 17) | (1u << 19));
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e[3];
+    } m = {.h.nmsrs = 3,
+           .e = {{.index = 0x40000000, .data = 0x8100ull << 48},  /* GUEST_OS_ID */
+                 {.index = 0x40000001, .data = 0x30000 | 1},     /* HYPERCALL */
+                 {.index = 0x40000073, .data = HV_VP_ASSIST | 1}}}; /* VP_ASSIST_PAGE */
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_SET_MSRS, &m), 3);
+    memset(c.mem + MSRPM_GPA, 0, 0x2000);
+    const unsigned gs_byte = MSRPM_GPA + 0x800 + 0x101 * 2 / 8, gs_bit = 1u << ((0x101 * 2) % 8);
+    const unsigned hwcr_byte = MSRPM_GPA + 0x1000 + 0x15 * 2 / 8, hwcr_bit = 1u << ((0x15 * 2) % 8);
+    c.mem[gs_byte] |= gs_bit;
+    vmcb_put(&c, 0x3e0, 1u << 1, 4); /* hv_enlightenments_control.msr_bitmap */
+    vmcb_put(&c, 0x578, gpa_of(nsvm_hv), 8);
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_hv_a);
+    /* L1 clears GS_BASE's bit but says "unchanged": the merged bitmap still intercepts */
+    c.mem[gs_byte] &= (uint8_t)~gs_bit;
+    vmcb_put(&c, 0x0c0, 1u << 31, 4);
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_hv_b);
+    /* ... and once it drops the clean bit, VMRUN merges again: no exit */
+    vmcb_put(&c, 0x0c0, 0, 4);
+    expect_l1_exit(&c, SVM_EXIT_VMMCALL, 0, nsvm_hv_c2);
+    /* an L0-intercepted MSR's bit counts at once, whatever the clean bit says */
+    c.mem[hwcr_byte] |= hwcr_bit;
+    vmcb_put(&c, 0x0c0, 1u << 31, 4);
+    expect_l1_exit(&c, SVM_EXIT_MSR, 0, nsvm_hv_d);
+    /* direct TLB flush: L0 serves the hypercall (status 0 in RAX), L1 sees nothing */
+    vmcb_put(&c, 0x3e0, (1u << 1) | 1u, 4); /* + nested_flush_hypercall */
+    vmcb_put(&c, 0x3f0, HV_PARTITION_ASSIST, 8);
+    memset(c.mem + HV_PARTITION_ASSIST, 0, 4);
+    uint32_t direct = 1;
+    memcpy(c.mem + HV_VP_ASSIST + 32, &direct, 4); /* nested_control.features.directhypercall */
+    run_to_port(&c, 0x80);
+    ck_assert_uint_eq(*((uint8_t *)c.run + c.run->io.data_offset), 0);
+    struct kvm_regs regs;
+    ck_assert_int_eq(io(&c, c.vcpu, KVM_GET_REGS, &regs), 0);
+    ck_assert_uint_eq(regs.rip, gpa_of(nsvm_hv_f)); /* still in L2, after its OUT */
+    /* a nonzero lock count: the synthetic #VMEXIT after the flush, RIP past the VMMCALL */
+    uint32_t one = 1;
+    memcpy(c.mem + HV_PARTITION_ASSIST, &one, 4);
+    run_to_port(&c, 0x10);
+    ck_assert_uint_eq((uint32_t)vmcb64(&c, 0x070), 0xf0000000u); /* HV_SVM_EXITCODE_ENL */
+    ck_assert_uint_eq(vmcb64(&c, 0x078), 1);                      /* TRAP_AFTER_FLUSH */
+    ck_assert_uint_eq(vmcb64(&c, 0x578), gpa_of(nsvm_hv_f_end));
+    ck_assert_uint_eq(vmcb64(&c, 0x5f8) & 0xffff, 0);            /* the status, in L2's RAX */
+    /* without directhypercall the flush hypercall is L1's VMMCALL */
+    direct = 0;
+    memcpy(c.mem + HV_VP_ASSIST + 32, &direct, 4);
+    run_to_port(&c, 0x80);
+    expect_l1_exit(&c, SVM_EXIT_VMMCALL, 0, nsvm_hv_g);
+    guest_close(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("abi_nested_svm");
@@ -473,6 +579,7 @@ static Suite *suite(void)
     tcase_add_test(t, vmrun_with_asid_zero_is_vmexit_invalid);
     tcase_add_test(t, nested_state_moves_l2_to_a_new_vm);
     tcase_add_test(t, l2_msr_matrix);
+    tcase_add_test(t, l2_hyperv_enlightenments);
     suite_add_tcase(s, t);
     return s;
 }
