@@ -205,6 +205,34 @@ static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsign
     v->exit_ready = true;
 }
 
+/* A guest access of 1, 2, 4 or 8 bytes is one host load or store: aligned accesses of
+ * these sizes (and unaligned ones within a cache line) are single-copy atomic (SDM vol.3
+ * 9.1.1), and another vCPU must never see half of one. A variable-size memcpy() gives no
+ * such promise, and in a program that defines its own memcpy (the KVM selftests link a
+ * byte loop, string_override.c, which the preload library's calls bind to) it copies
+ * byte by byte: hyperv_tlb_flush's worker read a half-written expectation
+ * (0x0000000000020202 for 0x0202020202020202). Larger accesses (SSE, x87, buffers) are
+ * copied in 8-byte pieces, which is what the SDM promises for them. */
+static inline void copy_guest(void *dst, const void *src, unsigned len)
+{
+    switch (len) {
+    case 1: *(uint8_t *)dst = *(const uint8_t *)src; return;
+    case 2: { uint16_t x; memcpy(&x, src, 2); memcpy(dst, &x, 2); return; }
+    case 4: { uint32_t x; memcpy(&x, src, 4); memcpy(dst, &x, 4); return; }
+    case 8: { uint64_t x; memcpy(&x, src, 8); memcpy(dst, &x, 8); return; }
+    default: break;
+    }
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    for (; len >= 8; len -= 8, d += 8, s += 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        memcpy(d, &x, 8);
+    }
+    for (; len; len--)
+        *d++ = *s++;
+}
+
 /* Copy within one page. */
 /* `write` is the data direction; `acc` the permission check (a read may be checked as
  * a write, e.g. the read half of a read-modify-write). */
@@ -215,9 +243,9 @@ static void access_page(struct emu_vcpu *v, uint64_t lin, void *buf, unsigned le
     uint8_t *h = translate(v, lin, acc, &gpa);
     if (h) {
         if (write) {
-            memcpy(h, buf, len);
+            copy_guest(h, buf, len);
         } else {
-            memcpy(buf, h, len);
+            copy_guest(buf, h, len);
         }
     } else if (write) {
         mmio_write(v, gpa, buf, len);
@@ -280,7 +308,7 @@ void emu_lin_write(struct emu_vcpu *v, uint64_t lin, unsigned size, uint64_t val
         emu_debug_data(v, lin, size, true);
     struct emu_tlb_entry *e = &v->tlb[tlb_kind(v, acc)][(lin >> 12) % EMU_TLB_SIZE];
     if (e->tag == ((lin & ~0xfffull) | 1) && (lin & 0xfff) + size <= 4096) {
-        memcpy(e->host + (lin & 0xfff), &val, size);
+        copy_guest(e->host + (lin & 0xfff), &val, size); /* one store, see copy_guest */
         return;
     }
     access_buf(v, lin, &val, size, acc, true);
