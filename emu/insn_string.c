@@ -139,6 +139,7 @@ static int string_op(struct emu_vcpu *v, const struct decoded_insn *d, enum strk
         }
         }
         done++;
+        emu_mmio_element_done(v);
         if (rep)
             emu_gpr_write(v, EMU_RCX, as, (c->gpr[EMU_RCX] & am) - 1);
         if (rep && cond && stop)

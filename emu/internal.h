@@ -335,10 +335,18 @@ enum { EMU_TLB_KINDS = 6 };
 enum emu_pending {
     EMU_PEND_NONE = 0,
     EMU_PEND_IO_IN,      /* IN/INS waiting for emu_complete_io */
-    EMU_PEND_MMIO_READ,  /* instruction restarts; the read returns mmio_data */
+    EMU_PEND_MMIO_READ,  /* instruction restarts; the read is answered from mmio_rd */
     EMU_PEND_MSR_READ,   /* RDMSR waiting for emu_complete_msr */
     EMU_PEND_MSR_WRITE,
 };
+
+/* One MMIO exit's worth of an access (at most 8 bytes, as KVM's fragments). */
+struct emu_mmio_piece {
+    uint64_t gpa;
+    uint8_t len;
+    uint8_t data[8];
+};
+#define EMU_MMIO_PIECES 8 /* per instruction: two MMIO operands, each up to 16 bytes across a page */
 
 struct emu_vcpu {
     struct cpu cpu;
@@ -392,11 +400,25 @@ struct emu_vcpu {
     uint8_t io_in_reg_size;
     uint32_t io_count;  /* elements of the pending IN/INS */
     bool io_string;     /* pending IN is an INS */
-    uint64_t mmio_gpa;
+    /* MMIO (emu/mem.c). KVM exits once per piece of at most 8 bytes (x86.c
+     * emulator_read_write_onepage / complete_emulated_mmio: a 16-byte SSE access is two
+     * exits). A read suspends the instruction; the answers it got so far are kept in
+     * order (KVM's emulator read cache, emulate.c read_emulated / ctxt->mem_read) and
+     * served when it restarts, so an instruction with several MMIO reads (CMPS between
+     * two MMIO buffers) asks for each once. They belong to the instruction at mmio_rip
+     * alone: it restarts before anything else (mmio_replay, run.c replay_mmio_insn) and
+     * they are dropped when it completes, faults or is not the one that runs. */
+    struct emu_mmio_piece mmio_rd[EMU_MMIO_PIECES];
+    uint8_t mmio_nrd, mmio_rdpos; /* answers kept; the next one this run reads */
+    bool mmio_replay;             /* the instruction at mmio_rip restarts with them */
+    uint64_t mmio_rip;
+    uint64_t mmio_gpa; /* the piece the VMM is asked for */
     uint8_t mmio_len;
-    uint8_t mmio_data[8];
-    bool mmio_valid;   /* mmio_data holds the answer to the restarted read */
-    bool mmio_write_pending; /* a write exit was recorded by this instruction */
+    /* the write pieces after the first, reported one per emu_run before the guest goes
+     * on (KVM complete_emulated_mmio returns to user space for each) */
+    struct emu_mmio_piece mmio_wr[EMU_MMIO_PIECES];
+    uint8_t mmio_nwr, mmio_wrpos;
+    uint64_t mmio_wrip;
     uint8_t io_data[4096];
 
     bool in_run; /* inside emu_run: the fault jmp_buf is live */
@@ -450,6 +472,19 @@ struct emu_vcpu {
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
 };
+
+/* MMIO answers (emu/mem.c): dropped when the instruction they belong to is over */
+void emu_mmio_drop(struct emu_vcpu *v);
+/* Fills v->exit with the next write piece still to report; false if none is left. */
+bool emu_mmio_next_write(struct emu_vcpu *v);
+/* A REP string op finished an element: the answers of its reads are used up (KVM resets
+ * its read cache per iteration, emulate.c x86_emulate_insn "Reset read cache"), so the
+ * next element asks again. */
+static inline void emu_mmio_element_done(struct emu_vcpu *v)
+{
+    if (__builtin_expect(v->mmio_nrd != 0, 0))
+        v->mmio_nrd = v->mmio_rdpos = 0;
+}
 
 /* ---------------- nested virtualization intercepts (emu/nested.h) ----------------
  * Called by sensitive handlers before their semantics; a no-op unless L2 runs. */

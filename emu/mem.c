@@ -165,44 +165,98 @@ static uint8_t *translate(struct emu_vcpu *v, uint64_t lin, unsigned acc, uint64
     return host;
 }
 
-/* MMIO: reads suspend the instruction until the VMM answers, then it restarts and the
- * same read consumes the answer; writes are recorded and reported once the
- * instruction completes (RIP already advanced, as KVM does). */
+/* MMIO, in pieces of at most 8 bytes with one exit each, as KVM's fragments (x86.c
+ * emulator_read_write_onepage, complete_emulated_mmio: run->mmio.len = min(8, len)).
+ * A read piece suspends the instruction until the VMM answers; it then restarts and is
+ * served, in order, the answers it already has (KVM's read cache, emulate.c
+ * read_emulated), so each piece is asked for once. Writes are recorded: the first piece
+ * is reported once the instruction completes (RIP already advanced, as KVM does), the
+ * others by the following emu_runs before the guest goes on. */
+void emu_mmio_drop(struct emu_vcpu *v)
+{
+    v->mmio_nrd = v->mmio_rdpos = 0;
+    v->mmio_replay = false;
+}
+
 static void mmio_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
 {
-    if (v->mmio_valid && v->mmio_gpa == gpa && v->mmio_len == len) {
-        memcpy(buf, v->mmio_data, len);
-        v->mmio_valid = false;
-        return;
+    uint8_t *b = buf;
+    for (unsigned n; len; gpa += n, b += n, len -= n) {
+        n = len > 8 ? 8 : len;
+        if (v->mmio_rdpos < v->mmio_nrd) {
+            const struct emu_mmio_piece *p = &v->mmio_rd[v->mmio_rdpos];
+            if (p->gpa == gpa && p->len == n) {
+                memcpy(b, p->data, n);
+                v->mmio_rdpos++;
+                continue;
+            }
+            v->mmio_nrd = v->mmio_rdpos; /* it went another way: the rest is not its */
+        }
+        /* a read after a recorded write, or more pieces than one instruction has */
+        if (v->exit_ready || v->mmio_nrd == EMU_MMIO_PIECES)
+            emu_unimplemented(v);
+        struct emu_exit *x = v->exit;
+        x->reason = EMU_EXIT_MMIO;
+        x->mmio.gpa = gpa;
+        x->mmio.len = (uint8_t)n;
+        x->mmio.is_write = false;
+        x->mmio.rip = v->insn_rip;
+        memset(x->mmio.data, 0, sizeof x->mmio.data);
+        v->pending = EMU_PEND_MMIO_READ;
+        v->mmio_gpa = gpa;
+        v->mmio_len = (uint8_t)n;
+        v->mmio_rip = v->insn_rip;
+        emu_suspend(v);
     }
-    if (v->exit_ready || len > 8)
-        emu_unimplemented(v); /* second MMIO access in one instruction */
-    struct emu_exit *x = v->exit;
-    x->reason = EMU_EXIT_MMIO;
-    x->mmio.gpa = gpa;
-    x->mmio.len = (uint8_t)len;
-    x->mmio.is_write = false;
-    x->mmio.rip = v->insn_rip;
-    memset(x->mmio.data, 0, sizeof x->mmio.data);
-    v->pending = EMU_PEND_MMIO_READ;
-    v->mmio_gpa = gpa;
-    v->mmio_len = (uint8_t)len;
-    emu_suspend(v);
 }
 
 static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsigned len)
 {
-    if (v->exit_ready || len > 8)
-        emu_unimplemented(v);
+    const uint8_t *b = buf;
+    for (unsigned n; len; gpa += n, b += n, len -= n) {
+        n = len > 8 ? 8 : len;
+        if (v->exit_ready) {
+            if (v->mmio_nwr == EMU_MMIO_PIECES)
+                emu_unimplemented(v);
+            struct emu_mmio_piece *p = &v->mmio_wr[v->mmio_nwr++];
+            p->gpa = gpa;
+            p->len = (uint8_t)n;
+            memset(p->data, 0, sizeof p->data);
+            memcpy(p->data, b, n);
+            v->mmio_wrip = v->insn_rip;
+            continue;
+        }
+        struct emu_exit *x = v->exit;
+        x->reason = EMU_EXIT_MMIO;
+        x->mmio.gpa = gpa;
+        x->mmio.len = (uint8_t)n;
+        x->mmio.is_write = true;
+        x->mmio.rip = v->insn_rip;
+        memset(x->mmio.data, 0, sizeof x->mmio.data);
+        memcpy(x->mmio.data, b, n);
+        v->exit_ready = true;
+    }
+}
+
+/* The next recorded write piece of the last instruction as this run's exit; false if
+ * none is left. */
+bool emu_mmio_next_write(struct emu_vcpu *v)
+{
+    if (v->mmio_wrpos >= v->mmio_nwr) {
+        v->mmio_nwr = v->mmio_wrpos = 0;
+        return false;
+    }
+    const struct emu_mmio_piece *p = &v->mmio_wr[v->mmio_wrpos++];
     struct emu_exit *x = v->exit;
     x->reason = EMU_EXIT_MMIO;
-    x->mmio.gpa = gpa;
-    x->mmio.len = (uint8_t)len;
+    x->mmio.gpa = p->gpa;
+    x->mmio.len = p->len;
     x->mmio.is_write = true;
-    x->mmio.rip = v->insn_rip;
-    memset(x->mmio.data, 0, sizeof x->mmio.data);
-    memcpy(x->mmio.data, buf, len);
-    v->exit_ready = true;
+    x->mmio.rip = v->mmio_wrip;
+    memcpy(x->mmio.data, p->data, sizeof x->mmio.data);
+    if (v->mmio_wrpos == v->mmio_nwr)
+        v->mmio_nwr = v->mmio_wrpos = 0;
+    return true;
 }
 
 /* A guest access of 1, 2, 4 or 8 bytes is one host load or store: aligned accesses of

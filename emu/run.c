@@ -30,8 +30,12 @@ void emu_complete_io(struct emu_vcpu *v, const void *in_data)
 void emu_complete_mmio(struct emu_vcpu *v, const void *read_data)
 {
     if (v->pending == EMU_PEND_MMIO_READ && read_data) {
-        memcpy(v->mmio_data, read_data, v->mmio_len);
-        v->mmio_valid = true;
+        /* the answer joins those the instruction already had (emu/mem.c mmio_read) */
+        struct emu_mmio_piece *p = &v->mmio_rd[v->mmio_nrd++];
+        p->gpa = v->mmio_gpa;
+        p->len = v->mmio_len;
+        memcpy(p->data, read_data, v->mmio_len);
+        v->mmio_replay = true;
         v->pending = EMU_PEND_NONE;
     }
 }
@@ -454,6 +458,45 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     return !(r == EMU_H_EXIT || v->exit_ready);
 }
 
+/* KVM finishes an MMIO read at the next KVM_RUN by running the instruction again
+ * before anything else: complete_emulated_mmio -> complete_emulated_io ->
+ * kvm_emulate_instruction(EMULTYPE_NO_DECODE), ahead of vcpu_run and its event
+ * injection. So the instruction at mmio_rip runs here, alone, with the answers it has
+ * (emu/mem.c mmio_read); they are dropped once it is over, so no other instruction (an
+ * interrupt handler reading the same register, the next one) can be served them. If
+ * user space moved RIP meanwhile, the instruction is abandoned with its answers.
+ * Returns false when emu_run must return. */
+static bool replay_mmio_insn(struct emu_vcpu *v)
+{
+    struct cpu *c = &v->cpu;
+    if (c->rip != v->mmio_rip) {
+        emu_mmio_drop(v);
+        return true;
+    }
+    v->mmio_rdpos = 0;
+    uint64_t lin = v->mode == DECODER_MODE_64 ? c->rip : (uint32_t)(c->seg[EMU_CS].base + c->rip);
+    unsigned avail;
+    uint64_t gpa;
+    uint8_t *h = emu_fetch_ptr(v, lin, &avail, &gpa);
+    struct emu_block *b = h ? emu_block_get(v, h, avail, gpa) : NULL;
+    bool go;
+    if (b) {
+        v->blk = b;
+        go = step_one(v, &b->ins[0].d, b->ins[0].fn, b->ins[0].priv);
+    } else {
+        emu_handler_fn *fn;
+        bool priv;
+        const struct decoded_insn *d = fetch_slow(v, lin, h, avail, &fn, &priv);
+        go = step_one(v, d, fn, priv);
+    }
+    emu_mmio_drop(v); /* it completed (a fault or a new MMIO read longjmps past this) */
+    if (go && v->insn_limit != 0 && v->icount >= v->insn_limit) {
+        v->exit->reason = EMU_EXIT_INTERRUPTED;
+        return false;
+    }
+    return go;
+}
+
 /* Runs blocks until v->exit is filled. Faults longjmp out. Kept out of line:
  * inlined into emu_run (which calls setjmp) every local would live on the stack and
  * be reloaded after each call. */
@@ -583,6 +626,10 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
     v->exit = exit;
     v->exit_ready = false;
     v->delivering = false;
+    /* the rest of an MMIO write, one piece per KVM_RUN before the guest goes on (KVM
+     * complete_emulated_mmio returns to user space with the next fragment) */
+    if (__builtin_expect(v->mmio_nwr != 0, 0) && emu_mmio_next_write(v))
+        return;
     if (v->cpu.shutdown) {
         /* set outside emu_run (KVM_X86_SET_MCE): KVM_REQ_TRIPLE_FAULT, not a CPU shutdown */
         exit->reason = EMU_EXIT_SHUTDOWN;
@@ -610,6 +657,11 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
             __atomic_store_n(&v->icount, v->icount + (uint64_t)(r - v->blk->ins), __ATOMIC_RELEASE);
         }
         v->code_page = NULL; /* no block runs while the fault is delivered */
+        /* the instruction is over unless it waits for an MMIO read: its answers go */
+        if (v->fault_kind != EMU_FK_SUSPEND || v->pending != EMU_PEND_MMIO_READ)
+            emu_mmio_drop(v);
+        else
+            v->mmio_replay = false; /* until the VMM answers (emu_complete_mmio) */
         /* a fault, an internal error or a suspension abandoned the instruction */
         if (v->fault_kind == EMU_FK_VMEXIT) {
             /* a VM exit into L1 abandoned the L2 instruction (or event): go on in L1 */
@@ -641,6 +693,7 @@ void emu_run(struct emu_vcpu *v, struct emu_exit *exit)
             goto out;
         }
         v->exit_ready = false; /* a recorded MMIO write of the abandoned insn is dropped */
+        v->mmio_nwr = v->mmio_wrpos = 0;
         if (!take_exception(v, v->fault_vector, v->fault_error, v->fault_has_cr2, v->fault_cr2,
                             false))
             goto out;
@@ -657,6 +710,8 @@ run:
         v->dbg_step_exit = false;
     }
     if (__builtin_expect(v->dbg_step_exit, 0) && emu_debug_step_exit(v))
+        goto out;
+    if (__builtin_expect(v->mmio_replay, 0) && !replay_mmio_insn(v))
         goto out;
     run_loop(v);
 out:

@@ -123,7 +123,8 @@ void emu_reset(struct emu_vcpu *v)
     v->dbg_pending = 0;
     v->dbg_step_exit = false;
     v->tf_trap_after = false;
-    v->mmio_valid = false;
+    emu_mmio_drop(v);
+    v->mmio_nwr = v->mmio_wrpos = 0;
     emu_update_mode(v);
     emu_tlb_flush(v);
     emu_block_cache_flush(v);
