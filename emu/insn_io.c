@@ -74,6 +74,7 @@ static int h_in(struct emu_vcpu *v, const struct decoded_insn *d)
     v->io_in_reg_size = (uint8_t)size;
     v->io_count = 1;
     v->io_string = false;
+    v->io_mmio_dst = false;
     memset(v->io_data, 0, 8);
     v->pending_next_rip = v->next_rip;
     v->next_rip = v->insn_rip; /* RIP advances when the IN completes */
@@ -124,15 +125,22 @@ static int h_ins(struct emu_vcpu *v, const struct decoded_insn *d)
     io_check(v, d, port, sz, true, true);
     uint64_t di = c->gpr[EMU_RDI] & emu_mask(as);
     uint64_t lin = emu_seg_lin(v, EMU_ES, di, sz, EMU_ACC_WRITE);
-    /* probe the destination now so a #PF is raised before the device is read */
-    emu_lin_write(v, lin, sz, emu_lin_read(v, lin, sz, EMU_ACC_READ), EMU_ACC_WRITE);
+    /* probe the destination now so a #PF is raised before the device is read; an MMIO
+     * destination is not read for it (that would be a device read of its own) */
+    bool ram = emu_lin_probe_write(v, lin, sz);
     uint32_t n = str_count(v, d, sz, lin);
+    /* to MMIO: a batch of at most KVM's read-ahead buffer, 1024 bytes (emulate.c
+     * pio_in_emulated), written as one access in 8-byte exits, as KVM's OP_MEM_STR
+     * writeback does (forward only; backwards it goes element by element) */
+    if (!ram && n > 1024 / sz)
+        n = 1024 / sz;
     io_exit(v, port, sz, true, n);
     remember_insn(v, d);
     v->pending = EMU_PEND_IO_IN;
     v->io_in_reg_size = (uint8_t)sz;
     v->io_count = n;
     v->io_string = true;
+    v->io_mmio_dst = !ram;
     v->pending_next_rip = v->next_rip;
     v->next_rip = v->insn_rip;
     return EMU_H_EXIT;

@@ -346,7 +346,10 @@ struct emu_mmio_piece {
     uint8_t len;
     uint8_t data[8];
 };
-#define EMU_MMIO_PIECES 8 /* per instruction: two MMIO operands, each up to 16 bytes across a page */
+#define EMU_MMIO_PIECES 8 /* reads per instruction: two MMIO operands, each up to 16 bytes across a page */
+/* write pieces per instruction: a REP INS batch to MMIO is one write of up to KVM's
+ * 1024-byte read-ahead buffer (emulate.c pio_in_emulated, kvm_emulate.h read_cache) */
+#define EMU_MMIO_WPIECES 128
 
 struct emu_vcpu {
     struct cpu cpu;
@@ -400,6 +403,7 @@ struct emu_vcpu {
     uint8_t io_in_reg_size;
     uint32_t io_count;  /* elements of the pending IN/INS */
     bool io_string;     /* pending IN is an INS */
+    bool io_mmio_dst;   /* ... whose destination is MMIO: its batch is one write */
     /* MMIO (emu/mem.c). KVM exits once per piece of at most 8 bytes (x86.c
      * emulator_read_write_onepage / complete_emulated_mmio: a 16-byte SSE access is two
      * exits). A read suspends the instruction; the answers it got so far are kept in
@@ -416,7 +420,7 @@ struct emu_vcpu {
     uint8_t mmio_len;
     /* the write pieces after the first, reported one per emu_run before the guest goes
      * on (KVM complete_emulated_mmio returns to user space for each) */
-    struct emu_mmio_piece mmio_wr[EMU_MMIO_PIECES];
+    struct emu_mmio_piece mmio_wr[EMU_MMIO_WPIECES];
     uint8_t mmio_nwr, mmio_wrpos;
     uint64_t mmio_wrip;
     uint8_t io_data[4096];
@@ -475,6 +479,9 @@ struct emu_vcpu {
 
 /* MMIO answers (emu/mem.c): dropped when the instruction they belong to is over */
 void emu_mmio_drop(struct emu_vcpu *v);
+/* Checks that lin..lin+size-1 may be written (#PF otherwise) without touching it; true
+ * if it is RAM. */
+bool emu_lin_probe_write(struct emu_vcpu *v, uint64_t lin, unsigned size);
 /* Fills v->exit with the next write piece still to report; false if none is left. */
 bool emu_mmio_next_write(struct emu_vcpu *v);
 /* A REP string op finished an element: the answers of its reads are used up (KVM resets

@@ -216,7 +216,7 @@ static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsign
     for (unsigned n; len; gpa += n, b += n, len -= n) {
         n = len > 8 ? 8 : len;
         if (v->exit_ready) {
-            if (v->mmio_nwr == EMU_MMIO_PIECES)
+            if (v->mmio_nwr == EMU_MMIO_WPIECES)
                 emu_unimplemented(v);
             struct emu_mmio_piece *p = &v->mmio_wr[v->mmio_nwr++];
             p->gpa = gpa;
@@ -381,6 +381,17 @@ void emu_lin_write_buf(struct emu_vcpu *v, uint64_t lin, const void *buf, unsign
     if (__builtin_expect(v->dbg_data, 0))
         emu_debug_data(v, lin, len, true);
     access_buf(v, lin, (void *)buf, len, (acc & ~EMU_ACC_KIND) | EMU_ACC_WRITE, true);
+}
+
+bool emu_lin_probe_write(struct emu_vcpu *v, uint64_t lin, unsigned size)
+{
+    if (!v->long_mode)
+        lin = (uint32_t)lin;
+    uint64_t last = v->long_mode ? lin + size - 1 : (uint32_t)(lin + size - 1), gpa;
+    bool ram = translate(v, lin, EMU_ACC_WRITE, &gpa) != NULL;
+    if ((last ^ lin) & ~0xfffull)
+        ram = (translate(v, last, EMU_ACC_WRITE, &gpa) != NULL) && ram;
+    return ram;
 }
 
 void *emu_lin_ptr(struct emu_vcpu *v, uint64_t lin, unsigned size, unsigned acc)

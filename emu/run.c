@@ -75,6 +75,23 @@ static void finish_io_in(struct emu_vcpu *v)
     unsigned as = d->addrsize;
     bool rep = d->prefixes & (DPFX_REP | DPFX_REPNE);
     int64_t step = (emu_flags(v) & EMU_FL_DF) ? -(int64_t)sz : (int64_t)sz;
+    if (v->io_mmio_dst && rep && step > 0) {
+        /* to MMIO, forward: the batch is one write (KVM's OP_MEM_STR writeback of its
+         * read-ahead buffer), which leaves in 8-byte exits (emu/mem.c mmio_write) */
+        uint64_t m = c->gpr[EMU_RCX] & emu_mask(as);
+        if (m > v->io_count)
+            m = v->io_count;
+        if (m) {
+            uint64_t di = c->gpr[EMU_RDI] & emu_mask(as);
+            uint64_t lin = emu_seg_lin(v, EMU_ES, di, (unsigned)(m * sz), EMU_ACC_WRITE);
+            emu_lin_write_buf(v, lin, v->io_data, (unsigned)(m * sz), EMU_ACC_WRITE);
+            emu_gpr_write(v, EMU_RDI, as, di + m * sz);
+            emu_gpr_write(v, EMU_RCX, as, (c->gpr[EMU_RCX] & emu_mask(as)) - m);
+        }
+        if ((c->gpr[EMU_RCX] & emu_mask(as)) == 0)
+            c->rip = v->pending_next_rip;
+        return;
+    }
     for (unsigned i = 0; i < v->io_count; i++) {
         /* KVM re-executes the REP INS and consumes min(RCX, batched) elements: user
          * space may have lowered RCX during the exit (userspace_io_test) */
@@ -702,6 +719,8 @@ run:
     if (v->pending == EMU_PEND_IO_IN) {
         v->pending = EMU_PEND_NONE;
         finish_io_in(v);
+        if (v->exit_ready)
+            goto out; /* the INS wrote MMIO: that exit comes before any instruction */
     }
     if (v->pending == EMU_PEND_MSR_READ || v->pending == EMU_PEND_MSR_WRITE) {
         /* the VMM did not complete the MSR exit: KVM re-executes the instruction */

@@ -177,6 +177,42 @@ START_TEST(fault_after_the_read_drops_the_answer)
 }
 END_TEST
 
+/* REP INSB into MMIO across a page (kvm-unit-tests x86/emulator test_string_io_mmio):
+ * the destination is not read to probe it; each batch (the rest of the page, at most
+ * KVM's 1024-byte read-ahead buffer) is one IN exit and then one write of the batch in
+ * 8-byte exits, before the INS goes on (emulate.c pio_in_emulated + OP_MEM_STR
+ * writeback, x86.c complete_emulated_mmio) */
+START_TEST(rep_insb_into_mmio_across_a_page)
+{
+    /* mov edi,MMIO+0xfc0; mov ecx,100; mov edx,0xe0; cld; rep insb; hlt */
+    CODE(0xbf, 0xc0, 0x0f, 0x00, 0x02, 0xb9, 100, 0, 0, 0, 0xba, 0xe0, 0, 0, 0, 0xfc, 0xf3, 0x6c,
+         0xf4);
+    uint8_t in[1024];
+    for (unsigned i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)i;
+    static const struct { unsigned count, gpa; } batch[] = {{64, MMIO + 0xfc0}, {36, MMIO + 0x1000}};
+    for (unsigned b = 0; b < 2; b++) {
+        ck_assert_int_eq(RUN(), EMU_EXIT_IO);
+        ck_assert(X.io.in);
+        ck_assert_uint_eq(X.io.port, 0xe0);
+        ck_assert_uint_eq(X.io.count, batch[b].count);
+        emu_complete_io(T.v, in);
+        for (unsigned off = 0; off < batch[b].count; off += 8) {
+            unsigned len = batch[b].count - off < 8 ? batch[b].count - off : 8;
+            ck_assert_int_eq(RUN(), EMU_EXIT_MMIO);
+            ck_assert(X.mmio.is_write);
+            ck_assert_uint_eq(X.mmio.gpa, batch[b].gpa + off);
+            ck_assert_uint_eq(X.mmio.len, len);
+            ck_assert_mem_eq(X.mmio.data, in + off, len);
+            emu_complete_mmio(T.v, NULL);
+        }
+    }
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->gpr[EMU_RCX], 0);
+    ck_assert_uint_eq(T.c->gpr[EMU_RDI], MMIO + 0xfc0 + 100);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_mmio");
@@ -188,6 +224,7 @@ static Suite *suite(void)
     tcase_add_test(t, interrupt_after_the_restarted_insn_gets_no_answer);
     tcase_add_test(t, moved_rip_drops_the_answer);
     tcase_add_test(t, fault_after_the_read_drops_the_answer);
+    tcase_add_test(t, rep_insb_into_mmio_across_a_page);
     suite_add_tcase(s, t);
     return s;
 }
