@@ -428,13 +428,16 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
         next = (uint32_t)next;
     v->next_rip = next;
     bool rf = c->rflags & EMU_FL_RF;
-    /* a code breakpoint comes before the instruction's own faults (SDM vol.3 6.9) */
-    if (__builtin_expect(v->dbg_gexec != 0, 0) && !rf)
+    /* a code breakpoint comes before the instruction's own faults (SDM vol.3 6.9); not
+     * again for an instruction restarted after an MMIO read, which was past them (KVM
+     * re-executes it in the emulator, EMULTYPE_NO_DECODE, without a breakpoint check) */
+    bool restart = v->mmio_replay;
+    if (__builtin_expect(v->dbg_gexec != 0, 0) && !rf && !restart)
         emu_debug_exec_check(v, v->mode == DECODER_MODE_64 ? rip
                                                            : (uint32_t)(c->seg[EMU_CS].base + rip));
     if (priv && c->cpl != 0 && d->status == DECODER_OK)
         emu_raise(v, EMU_GP, 0);
-    if (__builtin_expect(v->dbg_control != 0, 0)) {
+    if (__builtin_expect(v->dbg_control != 0, 0) && !restart) {
         uint64_t lin = v->mode == DECODER_MODE_64 ? rip : (uint32_t)(c->seg[EMU_CS].base + rip);
         if (emu_debug_before(v, lin))
             return false;

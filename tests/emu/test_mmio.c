@@ -213,6 +213,27 @@ START_TEST(rep_insb_into_mmio_across_a_page)
 }
 END_TEST
 
+/* A VMM hardware breakpoint on an instruction that reads MMIO: the debug exit comes once,
+ * before it; its restart after the read is not stopped again (which would drop the answer
+ * and read the device a second time, forever) */
+START_TEST(breakpoint_on_the_insn_is_not_hit_by_its_restart)
+{
+    /* mov eax,[MMIO]; hlt */
+    CODE(0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x02, 0xf4);
+    uint64_t dbg[8] = {0};
+    dbg[0] = TVM_CODE;
+    dbg[7] = 0x400 | 2; /* G0, execute */
+    emu_set_guest_debug(T.v, 0x1 | 0x20000, dbg); /* ENABLE | USE_HW_BP */
+    ck_assert_int_eq(RUN(), EMU_EXIT_DEBUG);
+    ck_assert_uint_eq(X.debug.pc, TVM_CODE);
+    expect_read(MMIO, 4, TVM_CODE);
+    static const uint8_t a[4] = {9, 8, 7, 6};
+    emu_complete_mmio(T.v, a);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+    ck_assert_uint_eq(T.c->gpr[EMU_RAX], 0x06070809);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_mmio");
@@ -225,6 +246,7 @@ static Suite *suite(void)
     tcase_add_test(t, moved_rip_drops_the_answer);
     tcase_add_test(t, fault_after_the_read_drops_the_answer);
     tcase_add_test(t, rep_insb_into_mmio_across_a_page);
+    tcase_add_test(t, breakpoint_on_the_insn_is_not_hit_by_its_restart);
     suite_add_tcase(s, t);
     return s;
 }
