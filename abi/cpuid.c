@@ -113,7 +113,7 @@ unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *ou
     /* leaf 1: family/model/stepping (Intel 6/0x55/4, AMD 0x17/0x31/0), CLFLUSH line 8*8 */
     /* Intel: VMX for an L1 hypervisor (emu/vmx.c), as vmx_set_cpu_caps with nested=1 */
     put(&bd, 1, 0, false, amd ? 0x00830f10 : 0x00050654, 0x00000800,
-        LEAF1_ECX | (amd ? 0 : B(5)), LEAF1_EDX);
+        LEAF1_ECX | (amd ? 0 : B(5) | B(15) /* PDCM: PERF_CAPABILITIES */), LEAF1_EDX);
     if (!amd) {
         /* leaf 2: "use leaf 4" descriptor (0xff) */
         put(&bd, 2, 0, false, 0x00ff0001, 0, 0, 0);
@@ -125,8 +125,11 @@ unsigned abi_supported_cpuid(enum abi_vendor vendor, struct kvm_cpuid_entry2 *ou
     }
     put(&bd, 6, 0, false, B(2) /* ARAT */, 0, 0, 0);
     put(&bd, 7, 0, true, 0, LEAF7_EBX, 0, 0);
+    /* leaf 0xa: the vPMU (msr/pmu.c), as kvm_set_cpu_caps / __do_cpuid_func report
+     * kvm_pmu_cap: version 2, 4 GP counters of 48 bits, 7 architectural events (EBX: all
+     * available), 3 fixed counters of 48 bits */
     if (!amd)
-        put(&bd, 0xa, 0, false, 0, 0, 0, 0); /* no PMU (enable_pmu=N) */
+        put(&bd, 0xa, 0, false, 2 | 4u << 8 | 48u << 16 | 7u << 24, 0, 0, 3 | 48u << 5);
     /* leaf 0xd: XSAVE with x87|SSE|AVX. EBX = size for the XCR0 in force (KVM reports
      * the legacy size here; the CPUID instruction recomputes it from XCR0), ECX = max */
     put(&bd, 0xd, 0, true, (uint32_t)XCR0_SUPPORTED, XSAVE_LEGACY_SIZE, XSAVE_FULL_SIZE, 0);

@@ -33,6 +33,9 @@ _Static_assert(offsetof(struct kvm_userspace_memory_region2, pad2) == 48, "r2 pa
 #endif
 
 /* ---- capabilities numbered after 6.1 ---- */
+#ifndef KVM_CAP_PMU_EVENT_MASKED_EVENTS
+#define KVM_CAP_PMU_EVENT_MASKED_EVENTS 226 /* 6.12 uapi kvm.h */
+#endif
 #ifndef KVM_CAP_MEMORY_FAULT_INFO
 #define KVM_CAP_MEMORY_FAULT_INFO 232
 #endif

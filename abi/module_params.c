@@ -13,7 +13,7 @@ struct param {
 };
 
 static const struct param params[] = {
-    {"kvm", "enable_pmu", "N\n"},            /* no PMU is emulated */
+    {"kvm", "enable_pmu", "Y\n"},            /* the vPMU (msr/pmu.c) */
     {"kvm", "force_emulation_prefix", "0\n"},
     {"kvm", "ignore_msrs", "N\n"},
     {"kvm", "report_ignored_msrs", "Y\n"},

@@ -1,6 +1,6 @@
-/* abi/: KVM_SET_PMU_EVENT_FILTER. softkvm has no vPMU, so a filter has nothing to
- * filter; it is validated exactly as arch/x86/kvm/pmu.c kvm_vm_ioctl_set_pmu_event_filter
- * (6.12) does and then accepted, so VMMs that install one see KVM's errnos. */
+/* abi/: KVM_SET_PMU_EVENT_FILTER, validated exactly as arch/x86/kvm/pmu.c
+ * kvm_vm_ioctl_set_pmu_event_filter (6.12) does, then handed to the vPMU
+ * (msr/pmu_filter.c), which every vCPU applies at its next entry. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -36,6 +36,8 @@ long abi_vm_set_pmu_event_filter(struct abi_vm *vm, unsigned long arg)
     for (uint32_t i = 0; !r && (f.flags & FLAG_MASKED_EVENTS) && i < f.nevents; i++)
         if (ev[i] & ~mask)
             r = -EINVAL;
+    if (!r)
+        r = msr_vm_set_pmu_filter(&vm->msr, &f, ev);
     free(ev);
     return r;
 }

@@ -57,6 +57,10 @@ static const struct cap_value caps_fixed[] = {
     {KVM_CAP_X86_TRIPLE_FAULT_EVENT, 1},
     {KVM_CAP_X86_USER_SPACE_MSR, 1},
     {KVM_CAP_X86_MSR_FILTER, 1},
+    /* vPMU (msr/pmu.c): the event filter (also masked events) and KVM_PMU_CAP_DISABLE */
+    {KVM_CAP_PMU_EVENT_FILTER, 1},
+    {KVM_CAP_PMU_EVENT_MASKED_EVENTS, 1},
+    {KVM_CAP_PMU_CAPABILITY, KVM_PMU_CAP_DISABLE},
     {KVM_CAP_MSR_PLATFORM_INFO, 1},
     {KVM_CAP_GET_MSR_FEATURES, 1},
     {KVM_CAP_ENFORCE_PV_FEATURE_CPUID, 1},

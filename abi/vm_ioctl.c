@@ -61,6 +61,20 @@ static void lapic_deadline_set(void *ctx, uint64_t value)
     abi_lapic_set_tsc_deadline(ctx, value);
 }
 
+/* the vPMU's view of the interpreter (msr/pmu.c counts with emu's PMU support) */
+static uint64_t pmu_retired(void *ctx) { return emu_pmu_retired(ctx); }
+static const struct emu_pmu_counts *pmu_counts(void *ctx) { return emu_pmu_counts(ctx); }
+static void pmu_precise(void *ctx, bool on, bool watch) { emu_pmu_set_precise(ctx, on, watch); }
+static void pmu_stop(void *ctx, uint64_t icount) { emu_pmu_set_stop(ctx, icount); }
+static bool pmu_request(void *ctx) { return emu_pmu_request(ctx); }
+
+/* a counter overflowed with its PMI enabled: LVTPC (kvm_pmu_deliver_pmi); Intel-compatible
+ * guests get LVTPC masked by the delivery (kvm_apic_local_deliver) */
+static void lapic_pmi(void *ctx, bool intel_compatible)
+{
+    abi_lapic_local_deliver(ctx, 0x340 /* APIC_LVTPC */, intel_compatible);
+}
+
 static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned long id)
 {
     if (id >= ABI_MAX_VCPU_ID || (vm->max_vcpu_ids && id >= vm->max_vcpu_ids))
@@ -135,6 +149,11 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
     v->msr_ops = msr_emu_ops;
     v->msr_ops.ctx = v->msr;
     emu_set_msr_ops(v->emu, &v->msr_ops);
+    struct msr_pmu_source src = {.retired = pmu_retired, .counts = pmu_counts,
+                                 .set_precise = pmu_precise, .set_stop = pmu_stop,
+                                 .request = pmu_request, .ctx = v->emu};
+    msr_vcpu_set_pmu_source(v->msr, &src);
+    emu_set_pmu_ops(v->emu, &(struct emu_pmu_ops){.event = msr_pmu_event, .ctx = v->msr});
     if (vm->irqchip_state) {
         v->lapic = abi_lapic_create(vm->irqchip_state, v->emu, v->id, v->id == vm->boot_cpu_id);
         if (!v->lapic) {
@@ -148,6 +167,7 @@ static long vm_create_vcpu(struct abi_process *p, struct abi_vm *vm, unsigned lo
                                              .base_changed = lapic_base_changed,
                                              .tscdeadline_get = lapic_deadline_get,
                                              .tscdeadline_set = lapic_deadline_set,
+                                             .pmi = lapic_pmi,
                                              .ctx = v->lapic};
     }
     abi_vcpu_init_state(v);
@@ -281,6 +301,15 @@ static long vm_enable_cap(struct abi_vm *vm, unsigned long arg)
             r = -EINVAL;
         else
             r = abi_irqchip_set_bus_cycle_ns(vm->irqchip_state, c.args[0]);
+        break;
+    case KVM_CAP_PMU_CAPABILITY:
+        /* 6.12 x86.c: only KVM_PMU_CAP_DISABLE, only before the first vCPU */
+        if ((c.args[0] & ~(uint64_t)KVM_PMU_CAP_DISABLE) || vm->created_vcpu)
+            r = -EINVAL;
+        else {
+            vm->msr.pmu_disabled = (c.args[0] & KVM_PMU_CAP_DISABLE) != 0;
+            r = 0;
+        }
         break;
     case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
         r = abi_vm_enable_manual_dirty_log(vm, c.args[0]);

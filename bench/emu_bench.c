@@ -74,7 +74,7 @@ static double run_softkvm(uint64_t iters, uint64_t *icount, int *sum)
     pm.slots[1] = (struct emu_slot){.gpa = ROM_GPA, .size = ROM_SIZE, .host = rom, .readonly = true};
     pm.nslots = 2;
     struct emu_vcpu *v = emu_vcpu_create(&pm);
-    static const struct emu_msr_ops ops = {b_rdmsr, b_wrmsr, NULL, NULL};
+    static const struct emu_msr_ops ops = {.rdmsr = b_rdmsr, .wrmsr = b_wrmsr, .ctx = NULL};
     emu_set_msr_ops(v, &ops);
     struct emu_exit x;
     *sum = -1;

@@ -46,7 +46,9 @@ void emu_debug_update(struct emu_vcpu *v)
                 data = true;
         }
     v->dbg_gexec = exec;
-    v->dbg_data = v->dbg_vmm_data || data || exec;
+    /* the vPMU's precise mode takes the same path: step_one per record, every data
+     * access through emu_debug_data (which notes it for the load/store events) */
+    v->dbg_data = v->dbg_vmm_data || data || exec || v->pmu_precise;
 }
 
 void emu_debug_db_payload(struct emu_vcpu *v, uint64_t payload)
@@ -149,6 +151,7 @@ static uint8_t data_hits(const uint64_t *regs, uint64_t dr7, uint64_t lin, unsig
 
 void emu_debug_data(struct emu_vcpu *v, uint64_t lin, unsigned size, bool write)
 {
+    v->pmu_acc |= write ? 2 : 1;
     if (v->dbg_control & GDBG_USE_HW_BP)
         v->dbg_data_hit |= data_hits(v->dbg_regs, v->dbg_regs[7], lin, size, write);
     else

@@ -62,6 +62,8 @@ struct emu_msr_ops {
      * L2, such MSRs are decided by the bitmap merged at VMRUN (emu/svm.c); NULL: none is. */
     bool (*passthrough)(void *ctx, uint32_t index, bool write);
     void *ctx;
+    /* RDPMC (after its CR4.PCE/CPL check): 0 and *value, nonzero = #GP(0). NULL = #GP. */
+    int (*rdpmc)(void *ctx, struct cpu *cpu, uint32_t ecx, uint64_t *value);
 };
 
 struct emu_vcpu;
@@ -164,6 +166,42 @@ struct cpu *emu_cpu(struct emu_vcpu *v);
  * handler must be installed with SA_NODEFER (the jump leaves the signal mask alone). */
 bool emu_host_fault(struct emu_vcpu *v, const void *addr);
 void emu_set_msr_ops(struct emu_vcpu *v, const struct emu_msr_ops *ops);
+
+/* ---------------- what a virtual PMU counts (msr/pmu.c builds the vPMU on it) ----------
+ * Instructions retired are the run loop's retired count (no per-instruction cost). The
+ * other events are counted per instruction only while "precise" mode is on (msr/ turns
+ * it on while a counter needs them): blocks then run one record at a time (step_one) and
+ * every retired instruction is classified, by the CPL it ran at. */
+enum emu_pmu_class {
+    EMU_PMU_INSN,      /* every retired instruction */
+    EMU_PMU_BRANCH,    /* branch instructions (near/far jumps, calls, returns, LOOP, INT) */
+    EMU_PMU_CLFLUSH,   /* CLFLUSH/CLFLUSHOPT (what softkvm reports as LLC references/misses) */
+    EMU_PMU_LOAD,      /* data reads only */
+    EMU_PMU_STORE,     /* data writes only */
+    EMU_PMU_LOADSTORE, /* both (read-modify-write) */
+    EMU_PMU_NCLASS
+};
+struct emu_pmu_counts {
+    uint64_t n[2][EMU_PMU_NCLASS]; /* [0] CPL 0, [1] CPL > 0; advance only in precise mode */
+};
+struct emu_pmu_ops {
+    /* at an instruction boundary inside emu_run: the retired count reached the stop
+     * point (emu_pmu_set_stop), or, while `watch` is set, after every precise instruction */
+    void (*event)(void *ctx);
+    void *ctx;
+};
+void emu_set_pmu_ops(struct emu_vcpu *v, const struct emu_pmu_ops *ops);
+/* Instructions retired before the one executing now (all of them outside emu_run). */
+uint64_t emu_pmu_retired(const struct emu_vcpu *v);
+const struct emu_pmu_counts *emu_pmu_counts(const struct emu_vcpu *v);
+/* Precise mode on/off; watch = call ops.event after every precise instruction. */
+void emu_pmu_set_precise(struct emu_vcpu *v, bool on, bool watch);
+/* Call ops.event once the retired count reaches `icount` (0 = never). */
+void emu_pmu_set_stop(struct emu_vcpu *v, uint64_t icount);
+/* From a handler inside emu_run: call ops.event at the boundary right after the current
+ * instruction (KVM_REQ_PMU: KVM reprograms counters at the next entry). False when no
+ * instruction is executing (host-initiated access): the caller acts at once. */
+bool emu_pmu_request(struct emu_vcpu *v);
 
 /* Architectural reset (power-on state, SDM vol.3 9.1.1), as KVM's vCPU creation does. */
 void emu_reset(struct emu_vcpu *v);

@@ -11,6 +11,8 @@
 
 #define CR0_TS (1ull << 3)
 #define CR4_TSD (1ull << 2)
+#define CR4_PCE (1ull << 8)
+#define CR0_PE (1ull << 0)
 #define CR4_FSGSBASE (1ull << 16)
 #define CR4_OSXSAVE (1ull << 18)
 #define CR4_UMIP (1ull << 11)
@@ -737,9 +739,20 @@ static int h_absent(struct emu_vcpu *v, const struct decoded_insn *d)
 static int h_rdpmc(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
+    /* SDM RDPMC: #GP(0) at CPL > 0 in protected mode unless CR4.PCE (also KVM's
+     * kvm_pmu_rdpmc check); that check precedes the intercept */
+    struct cpu *c = &v->cpu;
+    if (!(c->cr4 & CR4_PCE) && c->cpl != 0 && (c->cr0 & CR0_PE))
+        emu_raise(v, EMU_GP, 0);
     emu_icpt_insn(v, EMU_NX_RDPMC, 0);
-    /* no performance counters are exposed: every counter index is invalid -> #GP(0) */
-    emu_raise(v, EMU_GP, 0);
+    /* the counter is the vPMU's (msr/pmu.c kvm_pmu_rdpmc); none, or no such counter: #GP */
+    uint64_t val;
+    if (!v->has_msr_ops || !v->msr_ops.rdpmc ||
+        v->msr_ops.rdpmc(v->msr_ops.ctx, c, (uint32_t)c->gpr[EMU_RCX], &val))
+        emu_raise(v, EMU_GP, 0);
+    c->gpr[EMU_RAX] = (uint32_t)val;
+    c->gpr[EMU_RDX] = val >> 32;
+    return EMU_H_NEXT;
 }
 
 static int h_nop_any(struct emu_vcpu *v, const struct decoded_insn *d)

@@ -475,6 +475,13 @@ struct emu_vcpu {
     struct emu_nested nested; /* emu/nested.h: L1/L2 state of nested virtualization */
     uint64_t insn_limit;  /* != 0: emu_run returns EMU_EXIT_INTERRUPTED once icount reaches it
                            * (single-stepping for differential tests) */
+    /* vPMU support (emu/pmu.c): stop point for ops.event (0 none), precise mode (blocks
+     * run through step_one, memory accesses noted in pmu_acc), per-class counts */
+    uint64_t pmu_stop;
+    bool pmu_precise, pmu_watch, pmu_fire;
+    uint8_t pmu_acc; /* bit 0 read, bit 1 write: data accesses of the current instruction */
+    struct emu_pmu_counts pmu_counts;
+    struct emu_pmu_ops pmu_ops;
 };
 
 /* MMIO answers (emu/mem.c): dropped when the instruction they belong to is over */
@@ -547,6 +554,10 @@ static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint
 bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip);
 bool emu_debug_int3_exit(struct emu_vcpu *v);
 void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int, bool movss);
+/* emu/pmu.c: a precise instruction retired (d ran at CPL `cpl`); the stop point fired */
+void emu_pmu_account(struct emu_vcpu *v, const struct decoded_insn *d, unsigned cpl);
+void emu_pmu_fire(struct emu_vcpu *v);
+
 /* Recompute dbg_data / dbg_gexec after DR7, DR0-3 or KVM_SET_GUEST_DEBUG changed. */
 void emu_debug_update(struct emu_vcpu *v);
 /* The held KVM_GUESTDBG_SINGLESTEP exit (dbg_step_exit): true if it filled the exit. */

@@ -445,6 +445,8 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
             return false;
     }
     v->dbg_gdata_hit = 0; /* hits of an event delivery before this instruction do not count */
+    v->pmu_acc = 0;
+    unsigned cpl = c->cpl; /* the vPMU counts an instruction at the CPL it ran at */
     uint8_t shadow = ev->int_shadow;
     /* SYSCALL/SYSRET: the TF they leave decides (v->tf_trap_after), not this one */
     bool tf = (c->rflags & EMU_FL_TF) && d->op != DOP_SYSCALL && d->op != DOP_SYSRET;
@@ -468,6 +470,8 @@ static bool step_one(struct emu_vcpu *v, const struct decoded_insn *d, emu_handl
     c->rip = v->next_rip;
     /* release: the instruction's guest stores before the count emu_dirty_log_sync reads */
     __atomic_store_n(&v->icount, v->icount + 1, __ATOMIC_RELEASE);
+    if (__builtin_expect(v->pmu_precise, 0))
+        emu_pmu_account(v, d, cpl);
     if (__builtin_expect(tf || v->dbg_control || v->dbg_data_hit || v->dbg_gdata_hit ||
                          v->dbg_pending, 0)) {
         bool soft = d->op == DOP_INT || d->op == DOP_INT3 || d->op == DOP_INTO || d->op == DOP_INT1;
@@ -576,8 +580,12 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
                 return;
             goto check_limit;
         }
-        if (__builtin_expect(v->insn_limit != 0, 0)) {
-            uint64_t left = v->insn_limit > v->icount ? v->insn_limit - v->icount : 1;
+        if (__builtin_expect((v->insn_limit | v->pmu_stop) != 0, 0)) {
+            /* differential single-stepping, or a vPMU counter's exact overflow point */
+            uint64_t lim = v->insn_limit;
+            if (v->pmu_stop && (!lim || v->pmu_stop < lim))
+                lim = v->pmu_stop;
+            uint64_t left = lim > v->icount ? lim - v->icount : 1;
             if (left < n)
                 n = (unsigned)left;
         }
@@ -633,6 +641,8 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         v->code_page = NULL;
         prev = b; /* its successor may be chained */
     check_limit:
+        if (__builtin_expect(v->pmu_stop != 0, 0))
+            emu_pmu_fire(v);
         if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {
             x->reason = EMU_EXIT_INTERRUPTED;
             return;
@@ -735,6 +745,8 @@ run:
         goto out;
     if (__builtin_expect(v->mmio_replay, 0) && !replay_mmio_insn(v))
         goto out;
+    if (__builtin_expect(v->pmu_fire, 0))
+        emu_pmu_fire(v); /* a vPMU request of an instruction that exited to user space */
     run_loop(v);
 out:
     __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);

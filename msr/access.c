@@ -142,9 +142,16 @@ static bool guest_passthrough(void *ctx, uint32_t index, bool write)
     return !msr_bitmap_intercepted(ctx, index, write);
 }
 
+static int guest_rdpmc(void *ctx, struct cpu *cpu, uint32_t ecx, uint64_t *value)
+{
+    (void)cpu;
+    return msr_pmu_rdpmc(ctx, ecx, value);
+}
+
 const struct emu_msr_ops msr_emu_ops = {
     .rdmsr = guest_rdmsr,
     .wrmsr = guest_wrmsr,
     .passthrough = guest_passthrough,
+    .rdpmc = guest_rdpmc,
     .ctx = NULL,
 };

@@ -247,10 +247,15 @@ int msr_get_perf_cap(struct msr_vcpu *v, uint32_t i, uint64_t *val, bool host)
 int msr_set_perf_cap(struct msr_vcpu *v, uint32_t i, uint64_t val, bool host)
 {
     (void)i;
-    /* no vPMU: kvm_caps.supported_perf_cap is 0 */
-    if (!host || val)
+    /* 6.12 x86.c kvm_set_msr_common MSR_IA32_PERF_CAPABILITIES: host-only, within
+     * kvm_caps.supported_perf_cap (vmx_set_msr's LBR/PEBS format checks are covered: the
+     * supported value has neither); a change refreshes the PMU (full-width counters) */
+    if (!host || (val & ~msr_pmu_supported_perf_cap(v->vm->vendor)))
         return MSR_RET_INVAL;
+    if (v->k.perf_capabilities == val)
+        return MSR_RET_OK;
     v->k.perf_capabilities = val;
+    msr_pmu_refresh(v);
     return MSR_RET_OK;
 }
 

@@ -68,6 +68,14 @@ int msr_gate_check(const struct msr_vcpu *v, enum msr_gate g, bool host);
  * "advertised MSR: host reads 0 / writes 0" rule. Returns MSR_RET_*. */
 int msr_do_access(struct msr_vcpu *v, uint32_t index, uint64_t *data, bool write, bool host);
 
+/* vPMU (pmu.c, pmu_filter.c) */
+int msr_get_pmu(struct msr_vcpu *v, uint32_t index, uint64_t *val, bool host);
+int msr_set_pmu(struct msr_vcpu *v, uint32_t index, uint64_t val, bool host);
+void msr_pmu_refresh(struct msr_vcpu *v); /* CPUID or PERF_CAPABILITIES changed */
+void msr_pmu_reset(struct msr_vcpu *v);   /* vCPU RESET */
+void msr_pmu_refilter(struct msr_vcpu *v); /* the VM's event filter changed */
+void msr_vm_free_pmu_filters(struct msr_vm *vm);
+
 /* Fixed values */
 #define MSR_ARCH_CAP_DEFAULT 0x4000179ull /* RDCL_NO|SKIP_VMENTRY_L1DFLUSH|SSB_NO|MDS_NO|PSCHANGE_MC_NO|TAA_NO|GDS_NO */
 #define MSR_UCODE_REV_INTEL 0x100000000ull /* vmx.c __vmx_vcpu_reset */

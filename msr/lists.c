@@ -50,7 +50,9 @@ int msr_feature_get(enum msr_vendor vendor, uint32_t index, uint64_t *value)
     if (e && (e->flags & MSR_F_FEATURE)) {
         switch (index) {
         case MSR_IA32_ARCH_CAPABILITIES: *value = MSR_ARCH_CAP_DEFAULT; return 0;
-        case MSR_IA32_PERF_CAPABILITIES: *value = 0; return 0; /* no vPMU */
+        case MSR_IA32_PERF_CAPABILITIES: /* kvm_caps.supported_perf_cap */
+            *value = msr_pmu_supported_perf_cap(vendor);
+            return 0;
         /* KVM reads the host CPU's revision (rdmsrl_safe); softkvm's CPU has the one its
          * vCPUs reset to */
         case MSR_IA32_UCODE_REV:

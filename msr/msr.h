@@ -85,6 +85,12 @@ struct msr_vm {
     uint64_t last_tsc_nsec, last_tsc_write, last_tsc_offset, cur_tsc_offset;
     uint32_t last_tsc_khz;
     _Atomic uint32_t xen_hypercall_msr;  /* KVM_XEN_HVM_CONFIG.msr, 0 = none (abi/xen.c) */
+    /* vPMU: kvm->arch.enable_pmu (KVM_CAP_PMU_CAPABILITY can clear it before vCPUs exist)
+     * and the event filter with its generation (KVM_REQ_PMU on every vCPU) */
+    bool pmu_disabled;
+    _Atomic(struct msr_pmu_filter *) pmu_filter;
+    _Atomic uint64_t pmu_filter_gen;
+    struct msr_pmu_filter *pmu_filter_retired;
 };
 
 int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor);
@@ -127,6 +133,9 @@ struct msr_apic_ops {
      * LVT timer is in TSC-deadline mode. Absent -> reads 0, writes ignored (no LAPIC). */
     uint64_t (*tscdeadline_get)(void *ctx);
     void (*tscdeadline_set)(void *ctx, uint64_t value);
+    /* a counter overflowed with its PMI enabled: deliver LVTPC (kvm_pmu_deliver_pmi ->
+     * kvm_apic_local_deliver(APIC_LVTPC)); absent = no in-kernel LAPIC, no PMI */
+    void (*pmi)(void *ctx, bool intel_compatible);
     void *ctx;
 };
 
@@ -203,6 +212,50 @@ struct msr_kernel_state {
     bool pv_guest_stopped; /* KVM_KVMCLOCK_CTRL pending (pvclock_set_guest_stopped_request) */
 };
 
+/* What the vPMU counts with: emu's emu_pmu_* functions (emu.h) on one emu_vcpu, given by
+ * abi (msr/ itself links without emu). */
+struct msr_pmu_source {
+    uint64_t (*retired)(void *ctx);
+    const struct emu_pmu_counts *(*counts)(void *ctx);
+    void (*set_precise)(void *ctx, bool on, bool watch);
+    void (*set_stop)(void *ctx, uint64_t icount);
+    bool (*request)(void *ctx);
+    void *ctx;
+};
+
+/* The virtual PMU (msr/pmu.c; design in msr/README.md "vPMU"). One counter: */
+#define MSR_PMU_MAX_GP 8    /* KVM_MAX_NR_GP_COUNTERS */
+#define MSR_PMU_MAX_FIXED 3 /* KVM_MAX_NR_FIXED_COUNTERS */
+struct msr_pmc {
+    uint64_t value;    /* the count at the last fold, within the counter's width */
+    uint64_t base;     /* the source's count at the last fold (while running) */
+    uint64_t eventsel; /* GP: the event select MSR */
+    uint8_t classes;   /* while running: bit i = emu_pmu_class i counted; 0 = stopped */
+    uint8_t cpl_mode;  /* bit 0 CPL 0 (OS), bit 1 CPL > 0 (USR) */
+    bool fast;         /* counts the retired count itself (instructions, OS and USR) */
+    bool intr;         /* PMI on overflow */
+};
+struct msr_pmu {
+    uint8_t version, nr_gp, nr_fixed;
+    uint64_t gp_mask, fixed_mask;   /* counter_bitmask[KVM_PMC_GP / FIXED] */
+    uint64_t reserved_bits;         /* event select bits that #GP (Intel) / are dropped (AMD) */
+    uint64_t global_ctrl_rsvd, global_status_rsvd, fixed_ctr_ctrl_rsvd;
+    uint32_t available_events;      /* Intel: ~CPUID.0AH:EBX within the mask length */
+    struct msr_pmc gp[MSR_PMU_MAX_GP], fixed[MSR_PMU_MAX_FIXED];
+    uint64_t fixed_ctr_ctrl, global_ctrl, global_status;
+    uint64_t filter_gen;            /* the VM's event-filter generation last applied */
+    bool need_reprogram;            /* a write changed what counts (KVM_REQ_PMU) */
+    struct msr_pmu_source src;      /* the interpreter counting for it (NULL ops: nothing) */
+};
+
+/* KVM_SET_PMU_EVENT_FILTER as prepare_filter_lists leaves it: masked entries, includes
+ * then excludes (msr/pmu_filter.c). Immutable once published. */
+struct msr_pmu_filter {
+    uint32_t action, fixed_counter_bitmap, flags, nevents, nr_includes;
+    struct msr_pmu_filter *retired_next;
+    uint64_t events[];
+};
+
 struct msr_vcpu {
     struct msr_vm *vm;
     struct cpu *cpu;
@@ -231,6 +284,7 @@ struct msr_vcpu {
      * Must be the same counter emu's RDTSC uses. NULL = host RDTSC (calibrated tsc_khz). */
     uint64_t (*tsc_read)(void *ctx);
     void *tsc_ctx;
+    struct msr_pmu pmu;
 };
 
 /* Create/destroy. The vCPU starts with KVM's reset values, default pass-through lists and
@@ -292,6 +346,20 @@ int msr_vcpu_kvmclock_paused(struct msr_vcpu *v);
 /* Apply a new filter generation now if there is one (abi calls at KVM_RUN entry); also
  * marks the vCPU as having run (KVM refuses changes to feature MSRs after that). */
 void msr_vcpu_sync(struct msr_vcpu *v);
+
+/* vPMU (msr/pmu.c). The interpreter whose instructions the counters count (abi calls it
+ * once emu and msr exist, and installs msr_pmu_event as emu's PMU hook). */
+void msr_vcpu_set_pmu_source(struct msr_vcpu *v, const struct msr_pmu_source *src);
+/* emu's PMU hook (emu_pmu_ops.event) with ctx = the msr_vcpu */
+void msr_pmu_event(void *ctx);
+/* RDPMC: 0 and *value, or nonzero for #GP (kvm_pmu_rdpmc). */
+int msr_pmu_rdpmc(struct msr_vcpu *v, uint32_t ecx, uint64_t *value);
+/* KVM_SET_PMU_EVENT_FILTER (the struct kvm_pmu_event_filter header, then its events):
+ * 0 or -errno in KVM's order; vCPUs apply it at their next entry (msr_vcpu_sync). */
+int msr_vm_set_pmu_filter(struct msr_vm *vm, const struct kvm_pmu_event_filter *hdr,
+                          const uint64_t *events);
+/* kvm_caps.supported_perf_cap for the flavour (Intel: full-width writes; AMD: 0) */
+uint64_t msr_pmu_supported_perf_cap(enum msr_vendor vendor);
 
 /* Host-initiated KVM_GET_MSRS / KVM_SET_MSRS for one MSR: 0 = ok, nonzero = failed (the
  * caller stops and returns the number processed). Never filtered, never exits. */

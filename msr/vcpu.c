@@ -19,7 +19,7 @@ struct msr_vcpu *msr_vcpu_create(struct msr_vm *vm, struct cpu *cpu)
     /* 6.12 x86.c kvm_arch_vcpu_create 11586-11590: only with the quirk */
     if (!vm->no_stuff_feature_msrs) {
         v->k.arch_capabilities = MSR_ARCH_CAP_DEFAULT;
-        v->k.perf_capabilities = 0; /* kvm_caps.supported_perf_cap: no vPMU */
+        v->k.perf_capabilities = msr_pmu_supported_perf_cap(vm->vendor); /* kvm_caps.supported_perf_cap */
         v->k.platform_info = MSR_PLATFORM_INFO_CPUID_FAULT;
     }
     v->k.pv_poll_control = 1; /* kvm_arch_vcpu_create */
@@ -70,6 +70,7 @@ void msr_vcpu_reset(struct msr_vcpu *v, bool init_event)
     v->k.misc_features_enables = 0;
     v->k.misc_enable = MSR_MISC_ENABLE_DEFAULT;
     v->cpu->xss = 0;
+    msr_pmu_reset(v); /* kvm_vcpu_reset: kvm_pmu_reset on RESET only */
     /* KVM_X86_QUIRK_STUFF_FEATURE_MSRS: __svm_vcpu_reset 0x01000065, __vmx_vcpu_reset
      * 0x100000000 (both on RESET only) */
     if (v->vm->no_stuff_feature_msrs)
@@ -92,6 +93,12 @@ int msr_vcpu_enable_pv_enforcement(struct msr_vcpu *v, uint64_t enable)
 void msr_vcpu_sync(struct msr_vcpu *v)
 {
     v->has_run = true;
+    /* KVM_REQ_PMU after KVM_SET_PMU_EVENT_FILTER: reprogram with the new filter */
+    uint64_t pgen = atomic_load_explicit(&v->vm->pmu_filter_gen, memory_order_acquire);
+    if (pgen != v->pmu.filter_gen) {
+        v->pmu.filter_gen = pgen;
+        msr_pmu_refilter(v);
+    }
     uint64_t gen = atomic_load_explicit(&v->vm->filter_gen, memory_order_acquire);
     if (gen == v->filter_gen)
         return;
@@ -213,4 +220,5 @@ void msr_vcpu_set_cpuid(struct msr_vcpu *v, const struct kvm_cpuid_entry2 *e, un
     msr_vmx_caps_cpuid_changed(v);
     /* CPUID-dependent pass-through (PRED_CMD, FLUSH_CMD, XFD_ERR) and the filter */
     msr_bitmaps_recompute(v);
+    msr_pmu_refresh(v); /* kvm_vcpu_after_set_cpuid -> kvm_pmu_refresh */
 }

@@ -80,6 +80,7 @@ int msr_vm_init(struct msr_vm *vm, enum msr_vendor vendor)
 void msr_vm_destroy(struct msr_vm *vm)
 {
     msr_filter_free_all(vm);
+    msr_vm_free_pmu_filters(vm);
     pthread_mutex_destroy(&vm->lock);
 }
 

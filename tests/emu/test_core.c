@@ -432,7 +432,7 @@ static enum emu_msr_result test_wrmsr(void *ctx, struct cpu *cpu, uint32_t index
 
 START_TEST(msr_ok_gp_and_exit)
 {
-    struct emu_msr_ops ops = {test_rdmsr, test_wrmsr, NULL, NULL};
+    struct emu_msr_ops ops = {.rdmsr = test_rdmsr, .wrmsr = test_wrmsr, .ctx = NULL};
     emu_set_msr_ops(T.v, &ops);
     /* mov ecx,0x10; rdmsr; mov ecx,0x4b564d00; rdmsr; wrmsr; mov ecx,1; rdmsr */
     CODE(0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xb9, 0x00, 0x4d, 0x56, 0x4b, 0x0f, 0x32, 0x0f, 0x30,

@@ -486,7 +486,12 @@ START_TEST(misc_enable_and_capabilities)
     ck_assert_int_eq(grd(f, MSR_IA32_ARCH_CAPABILITIES, &val, &reason), EMU_MSR_OK);
     ck_assert_uint_eq(val, 0x21);
     ck_assert_int_ne(msr_vcpu_set(f->v, MSR_IA32_PERF_CAPABILITIES, 1), 0);
-    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_PERF_CAPABILITIES, 0), 0);
+    /* frozen: only its own value (kvm_caps.supported_perf_cap at creation) is accepted */
+    uint64_t perf_cap = ~0ull;
+    ck_assert_int_eq(msr_vcpu_get(f->v, MSR_IA32_PERF_CAPABILITIES, &perf_cap), 0);
+    ck_assert_uint_eq(perf_cap, msr_pmu_supported_perf_cap(f->vm.vendor));
+    ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_PERF_CAPABILITIES, perf_cap), 0);
+    ck_assert_int_ne(msr_vcpu_set(f->v, MSR_IA32_PERF_CAPABILITIES, perf_cap ^ (1ull << 13)), 0);
     /* XSS: no supported bits; guest needs XSAVES */
     ck_assert_int_eq(gwr(f, MSR_IA32_XSS, 0, &reason), EMU_MSR_GP);
     ck_assert_int_eq(msr_vcpu_set(f->v, MSR_IA32_XSS, 0), 0);
