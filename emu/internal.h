@@ -478,6 +478,9 @@ struct emu_vcpu {
     /* vPMU support (emu/pmu.c): stop point for ops.event (0 none), precise mode (blocks
      * run through step_one, memory accesses noted in pmu_acc), per-class counts */
     uint64_t pmu_stop;
+    /* what the run loop checks once per block: the nearer nonzero of insn_limit and
+     * pmu_stop (emu_update_stop_at), so neither costs more than the other alone */
+    uint64_t stop_at;
     bool pmu_precise, pmu_watch, pmu_fire;
     uint8_t pmu_acc; /* bit 0 read, bit 1 write: data accesses of the current instruction */
     struct emu_pmu_counts pmu_counts;
@@ -554,6 +557,12 @@ static inline uint64_t emu_nested_cr_write(struct emu_vcpu *v, unsigned cr, uint
 bool emu_debug_before(struct emu_vcpu *v, uint64_t lin_rip);
 bool emu_debug_int3_exit(struct emu_vcpu *v);
 void emu_debug_after(struct emu_vcpu *v, bool tf_before, bool was_soft_int, bool movss);
+static inline void emu_update_stop_at(struct emu_vcpu *v)
+{
+    uint64_t a = v->insn_limit, b = v->pmu_stop;
+    v->stop_at = !a ? b : !b ? a : a < b ? a : b;
+}
+
 /* emu/pmu.c: a precise instruction retired (d ran at CPL `cpl`); the stop point fired */
 void emu_pmu_account(struct emu_vcpu *v, const struct decoded_insn *d, unsigned cpl);
 void emu_pmu_fire(struct emu_vcpu *v);

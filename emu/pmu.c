@@ -34,22 +34,28 @@ const struct emu_pmu_counts *emu_pmu_counts(const struct emu_vcpu *v)
     return &v->pmu_counts;
 }
 
+/* The stop point: `at`, or the next boundary while watching or a request is pending. */
 static void update_stop(struct emu_vcpu *v, uint64_t at)
 {
+    if (v->pmu_watch || v->pmu_fire) {
+        uint64_t next = emu_pmu_retired(v) + 1;
+        if (!at || next < at)
+            at = next;
+    }
     v->pmu_stop = at;
-    /* while watching or a request is pending, the loop must look at every boundary */
-    if ((v->pmu_watch || v->pmu_fire) && !v->pmu_stop)
-        v->pmu_stop = ~0ull;
+    emu_update_stop_at(v);
 }
 
 void emu_pmu_set_precise(struct emu_vcpu *v, bool on, bool watch)
 {
+    bool changed = v->pmu_precise != on;
     v->pmu_precise = on;
     v->pmu_watch = on && watch;
-    emu_debug_update(v);
-    update_stop(v, v->pmu_stop == ~0ull ? 0 : v->pmu_stop);
-    if (v->in_run)
-        v->blk_break = true; /* the rest of the running block takes the new path */
+    if (changed) {
+        emu_debug_update(v);
+        if (v->in_run)
+            v->blk_break = true; /* the rest of the running block takes the new path */
+    }
 }
 
 void emu_pmu_set_stop(struct emu_vcpu *v, uint64_t icount)
@@ -63,8 +69,7 @@ bool emu_pmu_request(struct emu_vcpu *v)
         return false;
     v->pmu_fire = true;
     v->blk_break = true; /* leave the block after this instruction: the boundary is next */
-    if (!v->pmu_stop)
-        v->pmu_stop = ~0ull;
+    update_stop(v, v->pmu_stop);
     return true;
 }
 
@@ -108,15 +113,9 @@ void emu_pmu_account(struct emu_vcpu *v, const struct decoded_insn *d, unsigned 
 
 void emu_pmu_fire(struct emu_vcpu *v)
 {
-    if (!(v->pmu_fire || v->pmu_watch || v->icount >= v->pmu_stop))
-        return;
     v->pmu_fire = false;
-    uint64_t stop = v->pmu_stop;
     v->pmu_stop = 0;
+    emu_update_stop_at(v);
     if (v->pmu_ops.event)
         v->pmu_ops.event(v->pmu_ops.ctx); /* re-arms through emu_pmu_set_stop */
-    else
-        (void)stop;
-    if ((v->pmu_watch || v->pmu_fire) && !v->pmu_stop)
-        v->pmu_stop = ~0ull;
 }

@@ -580,12 +580,9 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
                 return;
             goto check_limit;
         }
-        if (__builtin_expect((v->insn_limit | v->pmu_stop) != 0, 0)) {
-            /* differential single-stepping, or a vPMU counter's exact overflow point */
-            uint64_t lim = v->insn_limit;
-            if (v->pmu_stop && (!lim || v->pmu_stop < lim))
-                lim = v->pmu_stop;
-            uint64_t left = lim > v->icount ? lim - v->icount : 1;
+        if (__builtin_expect(v->stop_at != 0, 0)) {
+            /* differential single-stepping, or a vPMU stop point (exact overflow) */
+            uint64_t left = v->stop_at > v->icount ? v->stop_at - v->icount : 1;
             if (left < n)
                 n = (unsigned)left;
         }
@@ -641,11 +638,13 @@ static __attribute__((noinline)) void run_loop(struct emu_vcpu *v)
         v->code_page = NULL;
         prev = b; /* its successor may be chained */
     check_limit:
-        if (__builtin_expect(v->pmu_stop != 0, 0))
-            emu_pmu_fire(v);
-        if (__builtin_expect(v->insn_limit != 0, 0) && v->icount >= v->insn_limit) {
-            x->reason = EMU_EXIT_INTERRUPTED;
-            return;
+        if (__builtin_expect(v->stop_at != 0, 0) && v->icount >= v->stop_at) {
+            if (v->pmu_stop && v->icount >= v->pmu_stop)
+                emu_pmu_fire(v); /* recomputes stop_at */
+            if (v->insn_limit != 0 && v->icount >= v->insn_limit) {
+                x->reason = EMU_EXIT_INTERRUPTED;
+                return;
+            }
         }
     }
 }
@@ -747,6 +746,7 @@ run:
         goto out;
     if (__builtin_expect(v->pmu_fire, 0))
         emu_pmu_fire(v); /* a vPMU request of an instruction that exited to user space */
+    emu_update_stop_at(v); /* insn_limit may have been set since the last run */
     run_loop(v);
 out:
     __atomic_store_n(&v->dirty_busy, 0, __ATOMIC_RELEASE);
