@@ -53,27 +53,22 @@ static uint8_t event_classes(const struct msr_vcpu *v, uint64_t sel)
 {
     unsigned umask = (sel >> 8) & 0xff;
     if (v->vm->vendor == MSR_VENDOR_INTEL) {
-        unsigned ev = sel & 0xff;
-        int arch = -1; /* index in CPUID.0AH:EBX */
-        uint8_t cls = 0;
-        switch (ev << 8 | umask) {
-        case 0x3c00: arch = 0; cls = C(INSN); break;  /* unhalted core cycles: 1 per insn */
-        case 0xc000: arch = 1; cls = C(INSN); break;  /* instructions retired */
-        case 0x3c01: arch = 2; cls = C(INSN); break;  /* reference cycles */
-        case 0x2e4f: arch = 3; cls = C(CLFLUSH); break; /* LLC references: a flush refetches */
-        case 0x2e41: arch = 4; cls = C(CLFLUSH); break; /* LLC misses */
-        case 0xc400: arch = 5; cls = C(BRANCH); break; /* branch instructions retired */
-        case 0xc500: arch = 6; break;                  /* mispredicts: none (no speculation) */
-        case 0xa401: arch = 7; cls = C(INSN); break;   /* topdown slots */
-        case 0xd081: return C(LOAD) | C(LOADSTORE);
-        case 0xd082: return C(STORE) | C(LOADSTORE);
-        case 0xd083: return C(LOAD) | C(STORE) | C(LOADSTORE);
+        /* 6.12 computes available_event_types (CPUID.0AH:EBX) but never consults it: an
+         * event CPUID marks unavailable still counts (perf gets the raw select) */
+        switch ((sel & 0xff) << 8 | umask) {
+        case 0x3c00: return C(INSN);    /* unhalted core cycles: one per instruction */
+        case 0xc000: return C(INSN);    /* instructions retired */
+        case 0x3c01: return C(INSN);    /* reference cycles */
+        case 0x2e4f: return C(CLFLUSH); /* LLC references: a flushed line is refetched */
+        case 0x2e41: return C(CLFLUSH); /* LLC misses */
+        case 0xc400: return C(BRANCH);  /* branch instructions retired */
+        case 0xc500: return 0;          /* mispredicted branches: none (no speculation) */
+        case 0xa401: return C(INSN);    /* topdown slots */
+        case 0xd081: return C(LOAD) | C(LOADSTORE);            /* MEM_INST_RETIRED.ALL_LOADS */
+        case 0xd082: return C(STORE) | C(LOADSTORE);           /* .ALL_STORES */
+        case 0xd083: return C(LOAD) | C(STORE) | C(LOADSTORE); /* .ANY */
         default: return 0;
         }
-        /* 6.12 computes available_event_types but never consults it: an event CPUID marks
-         * unavailable still counts (the host's perf event is created from the raw select) */
-        (void)arch;
-        return cls;
     }
     unsigned ev = (unsigned)((sel & 0xff) | ((sel >> 24) & 0xf00));
     switch (ev) {
