@@ -289,6 +289,74 @@ START_TEST(pmu_capability_disable_and_cpuid)
 }
 END_TEST
 
+static bool index_listed(struct ctx *c, uint32_t msr)
+{
+    struct {
+        struct kvm_msr_list h;
+        uint32_t idx[1024];
+    } l = {.h.nmsrs = 1024};
+    ck_assert_int_eq(abi_ioctl(c->p, c->sys, KVM_GET_MSR_INDEX_LIST, (uintptr_t)&l), 0);
+    for (unsigned i = 0; i < l.h.nmsrs; i++)
+        if (l.idx[i] == msr)
+            return true;
+    return false;
+}
+
+static int host_set(struct ctx *c, uint32_t msr, uint64_t val)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e = {.index = msr, .data = val}};
+    return (int)abi_ioctl(c->p, c->vcpu, KVM_SET_MSRS, (uintptr_t)&m);
+}
+
+static uint64_t host_get(struct ctx *c, uint32_t msr)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {.h.nmsrs = 1, .e = {.index = msr}};
+    ck_assert_int_eq(abi_ioctl(c->p, c->vcpu, KVM_GET_MSRS, (uintptr_t)&m), 1);
+    return m.e.data;
+}
+
+/* msrs_to_save_pmu as kvm_probe_msr_to_save leaves it per flavour, and the host-initiated
+ * rules of kvm_pmu_set_msr / intel_pmu_set_msr */
+START_TEST(msr_index_list_and_host_accesses)
+{
+    struct ctx c;
+    open_vm(&c, "intel", false, false);
+    ck_assert(index_listed(&c, 0x38f));  /* PERF_GLOBAL_CTRL */
+    ck_assert(index_listed(&c, 0x30b));  /* FIXED_CTR2 */
+    ck_assert(index_listed(&c, 0xc4));   /* PERFCTR3: four GP counters */
+    ck_assert(!index_listed(&c, 0xc5));
+    ck_assert(!index_listed(&c, 0xc0010000));
+    /* RESET value of PERF_GLOBAL_CTRL: the GP enables */
+    ck_assert_uint_eq(host_get(&c, 0x38f), 0xf);
+    ck_assert_int_eq(host_set(&c, 0x38f, 1ull << 35), 0); /* no fourth fixed counter */
+    ck_assert_int_eq(host_set(&c, 0x38e, 1), 1);          /* GLOBAL_STATUS: host may write */
+    ck_assert_uint_eq(host_get(&c, 0x38e), 1);
+    ck_assert_int_eq(host_set(&c, 0x186, 1ull << 21), 0); /* EVNTSEL: ANY is reserved */
+    /* host writes of the legacy counter MSR are not sign-extended; full-width ones are
+     * limited to 48 bits */
+    ck_assert_int_eq(host_set(&c, 0xc1, 0x80000000ull), 1);
+    ck_assert_uint_eq(host_get(&c, 0xc1), 0x80000000ull);
+    ck_assert_int_eq(host_set(&c, 0x4c1, 1ull << 48), 0);
+    ck_assert_int_eq(host_set(&c, 0x4c1, (1ull << 48) - 1), 1);
+    ck_assert_uint_eq(host_get(&c, 0xc1), (1ull << 48) - 1);
+    close_vm(&c);
+    open_vm(&c, "amd", false, false);
+    ck_assert(index_listed(&c, 0xc0010000));
+    ck_assert(index_listed(&c, 0xc0010007));
+    ck_assert(!index_listed(&c, 0x38f));
+    /* AMD drops reserved event-select bits instead of failing (amd_pmu_set_msr) */
+    ck_assert_int_eq(host_set(&c, 0xc0010000, (1ull << 21) | 0xc0), 1);
+    ck_assert_uint_eq(host_get(&c, 0xc0010000), 0xc0);
+    close_vm(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pmu");
@@ -300,6 +368,7 @@ int main(void)
     tcase_add_test(tc, overflow_delivers_lvtpc_pmi);
     tcase_add_test(tc, event_filter_denies_and_allows);
     tcase_add_test(tc, pmu_capability_disable_and_cpuid);
+    tcase_add_test(tc, msr_index_list_and_host_accesses);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
 }
