@@ -216,6 +216,31 @@ START_TEST(preload_exports_only_wrappers)
 }
 END_TEST
 
+/* The library's memcpy/memmove/memset/memcmp are its own (abi/preload/string.c): a program
+ * defining them (the KVM selftests' byte loops) must not get softkvm's calls. */
+START_TEST(preload_imports_no_string_functions)
+{
+    find_build_dir();
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "nm -D --undefined-only %s/abi/libsoftkvm-preload.so", build_dir);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    unsigned n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *name = strrchr(line, ' ');
+        name = name ? name + 1 : line;
+        name[strcspn(name, "@\n")] = 0;
+        n++;
+        static const char *const own[] = {"memcpy", "memmove", "memset", "memcmp"};
+        for (size_t i = 0; i < 4; i++)
+            ck_assert_msg(strcmp(name, own[i]) != 0, "the library imports %s", name);
+    }
+    ck_assert_int_eq(pclose(f), 0);
+    ck_assert_uint_gt(n, 10); /* it does import libc (open, ioctl, pthread_...) */
+}
+END_TEST
+
 /* A slot with a bad host mapping ends KVM_RUN with EFAULT (6.12 mmu.c
  * kvm_handle_error_pfn), never a crash; a fault of the program's own still reaches its
  * SIGSEGV handler through the shim. */
@@ -291,6 +316,7 @@ int main(void)
     tcase_add_test(tc, transcript_matches_real_kvm);
     tcase_add_test(tc, bad_host_mapping_is_efault);
     tcase_add_test(tc, preload_exports_only_wrappers);
+    tcase_add_test(tc, preload_imports_no_string_functions);
     tcase_add_test(tc, host_cpuid_shows_virtualization);
     suite_add_tcase(s, tc);
     return softkvm_check_run(s);
