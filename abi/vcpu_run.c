@@ -176,6 +176,8 @@ static void set_kvm_policy(struct abi_vcpu *v)
         /* kvm_intel allow_smaller_maxphyaddr with EPT; the host's width is the supported
          * CPUID's 0x80000008 (abi/cpuid.c) */
         .tdp_maxphyaddr = v->vm->sys->vendor == ABI_VENDOR_INTEL ? 48 : 0,
+        .pause_in_guest = __atomic_load_n(&v->vm->disabled_exits, __ATOMIC_RELAXED) &
+                          KVM_X86_DISABLE_EXITS_PAUSE,
     };
     emu_set_kvm_policy(v->emu, &p);
 }

@@ -356,6 +356,7 @@ struct emu_kvm_policy {
      * walk of the guest's tables checks (the host's); 0 = off. A guest entry reserved only
      * below it makes KVM emulate the access (handle_ept_violation), see emu_walk. */
     uint8_t tdp_maxphyaddr;
+    bool pause_in_guest; /* KVM_X86_DISABLE_EXITS_PAUSE: no pause-loop exiting (emu h_pause) */
 };
 void emu_set_kvm_policy(struct emu_vcpu *v, const struct emu_kvm_policy *p);
 

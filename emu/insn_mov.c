@@ -1,6 +1,8 @@
 /* emu/: data movement: MOV (GPR, memory, immediate, moffs, segment, control and debug
  * registers), MOVZX MOVSX MOVSXD LEA XCHG XLAT LDS/LES/LFS/LGS/LSS, NOP-class
  * (NOP PAUSE PREFETCH CLFLUSHOPT CLWB). SDM vol.2. */
+#include <sched.h>
+
 #include "emu/internal.h"
 
 #define CR4_DE (1ull << 3)
@@ -144,10 +146,29 @@ static int h_nop(struct emu_vcpu *v, const struct decoded_insn *d)
     return EMU_H_NEXT;
 }
 
+/* Pause-loop exiting as KVM sets it up (svm.c pause_filter_count 3000 with
+ * pause_filter_thresh 128; vmx.c ple_window 4096 with ple_gap 128): PAUSEs less than 128
+ * apart (counted here in retired instructions, published per block) that go on for 3000
+ * make the vCPU give its host CPU away (kvm_vcpu_on_spin yields to another vCPU), so a
+ * spinning vCPU does not starve the one it waits for on an overcommitted host. Not with
+ * KVM_X86_DISABLE_EXITS_PAUSE, where the guest owns the CPU. */
+#define PLE_COUNT 3000
+#define PLE_GAP 128
+
 static int h_pause(struct emu_vcpu *v, const struct decoded_insn *d)
 {
     (void)d;
     emu_icpt_insn(v, EMU_NX_PAUSE, 0);
+    if (v->policy.pause_in_guest)
+        return EMU_H_NEXT;
+    if (v->icount - v->ple_last > PLE_GAP)
+        v->ple_count = 0;
+    v->ple_last = v->icount;
+    if (++v->ple_count >= PLE_COUNT) {
+        v->ple_count = 0;
+        v->ple_yields++;
+        sched_yield();
+    }
     return EMU_H_NEXT;
 }
 

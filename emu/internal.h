@@ -450,6 +450,9 @@ struct emu_vcpu {
     bool blk_break;
 
     uint64_t icount;      /* instructions retired (bench/statistics) */
+    uint64_t ple_last;    /* pause-loop exiting: icount at the last PAUSE, PAUSEs in a row */
+    unsigned ple_count;
+    uint64_t ple_yields;  /* times a PAUSE loop gave the host CPU away (tests) */
     /* KVM_SET_GUEST_DEBUG (emu/debug.c) */
     uint32_t dbg_control;   /* KVM_GUESTDBG_* */
     uint64_t dbg_regs[8];   /* debugreg[0..3] addresses, [7] DR7-format control */

@@ -30,7 +30,7 @@ static void teardown(void) { tvm_destroy(&T); }
 
 static void policy(enum emu_flavour f, bool no_fix, bool mwait_ud, bool in_guest)
 {
-    struct emu_kvm_policy p = {f, no_fix, mwait_ud, in_guest, 0};
+    struct emu_kvm_policy p = {f, no_fix, mwait_ud, in_guest, 0, false};
     emu_set_kvm_policy(T.v, &p);
 }
 
@@ -328,7 +328,7 @@ static void smaller_maxphyaddr(unsigned tdp, unsigned bit, const uint8_t *code, 
         {0x80000008, 0, 0, 36, 0, 0, 0},
     };
     emu_set_cpuid(T.v, e, 3);
-    struct emu_kvm_policy p = {EMU_FLAVOUR_VMX, false, false, false, (uint8_t)tdp};
+    struct emu_kvm_policy p = {EMU_FLAVOUR_VMX, false, false, false, (uint8_t)tdp, false};
     emu_set_kvm_policy(T.v, &p);
     tvm_w64(&T, TVM_PD + 24, tvm_r64(&T, TVM_PD + 24) | (1ull << bit));
     T.c->gpr[EMU_RAX] = SMALL_VA;
@@ -378,6 +378,55 @@ START_TEST(smaller_maxphyaddr_bit_reserved_for_the_cpu_is_pf)
 }
 END_TEST
 
+/* ---- pause-loop exiting (h_pause) ---- */
+
+static void pause_loop(unsigned n, unsigned nops, bool in_guest)
+{
+    struct emu_kvm_policy p = {EMU_FLAVOUR_SVM, false, false, false, 0, in_guest};
+    emu_set_kvm_policy(T.v, &p);
+    uint8_t c[512];
+    size_t k = 0;
+    c[k++] = 0xb9; /* mov ecx, n */
+    memcpy(c + k, &n, 4);
+    k += 4;
+    size_t top = k;
+    c[k++] = 0xf3; /* pause */
+    c[k++] = 0x90;
+    for (unsigned i = 0; i < nops; i++)
+        c[k++] = 0x90;
+    c[k++] = 0xff; /* dec ecx */
+    c[k++] = 0xc9;
+    c[k++] = 0x0f; /* jnz top (rel32) */
+    c[k++] = 0x85;
+    int32_t rel = (int32_t)top - (int32_t)(k + 4);
+    memcpy(c + k, &rel, 4);
+    k += 4;
+    c[k++] = HLT;
+    tvm_code(&T, c, k);
+    ck_assert_int_eq(RUN(), EMU_EXIT_HLT);
+}
+
+START_TEST(pause_loop_yields_every_3000)
+{
+    pause_loop(7000, 0, false);
+    ck_assert_uint_eq(T.v->ple_yields, 2);
+}
+END_TEST
+
+START_TEST(pause_loop_not_with_pause_exits_disabled)
+{
+    pause_loop(7000, 0, true);
+    ck_assert_uint_eq(T.v->ple_yields, 0);
+}
+END_TEST
+
+START_TEST(pauses_far_apart_are_no_loop)
+{
+    pause_loop(7000, 200, false); /* 200 instructions between PAUSEs: over the 128 gap */
+    ck_assert_uint_eq(T.v->ple_yields, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("emu_kvm_policy");
@@ -403,6 +452,9 @@ static Suite *suite(void)
     tcase_add_test(tc, smaller_maxphyaddr_emulated_mov_is_pf_rsvd);
     tcase_add_test(tc, smaller_maxphyaddr_without_ept_is_pf_rsvd);
     tcase_add_test(tc, smaller_maxphyaddr_bit_reserved_for_the_cpu_is_pf);
+    tcase_add_test(tc, pause_loop_yields_every_3000);
+    tcase_add_test(tc, pause_loop_not_with_pause_exits_disabled);
+    tcase_add_test(tc, pauses_far_apart_are_no_loop);
     suite_add_tcase(s, tc);
     return s;
 }
