@@ -178,6 +178,20 @@ void emu_mmio_drop(struct emu_vcpu *v)
     v->mmio_replay = false;
 }
 
+/* The KVM_EXIT_MMIO of one piece (at most 8 bytes): a read when data is NULL. */
+static void mmio_exit(struct emu_vcpu *v, uint64_t gpa, unsigned n, const uint8_t *data)
+{
+    struct emu_exit *x = v->exit;
+    x->reason = EMU_EXIT_MMIO;
+    x->mmio.gpa = gpa;
+    x->mmio.len = (uint8_t)n;
+    x->mmio.is_write = data != NULL;
+    x->mmio.rip = v->insn_rip;
+    memset(x->mmio.data, 0, sizeof x->mmio.data);
+    if (data)
+        memcpy(x->mmio.data, data, n);
+}
+
 static void mmio_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
 {
     uint8_t *b = buf;
@@ -195,13 +209,7 @@ static void mmio_read(struct emu_vcpu *v, uint64_t gpa, void *buf, unsigned len)
         /* a read after a recorded write, or more pieces than one instruction has */
         if (v->exit_ready || v->mmio_nrd == EMU_MMIO_PIECES)
             emu_unimplemented(v);
-        struct emu_exit *x = v->exit;
-        x->reason = EMU_EXIT_MMIO;
-        x->mmio.gpa = gpa;
-        x->mmio.len = (uint8_t)n;
-        x->mmio.is_write = false;
-        x->mmio.rip = v->insn_rip;
-        memset(x->mmio.data, 0, sizeof x->mmio.data);
+        mmio_exit(v, gpa, n, NULL);
         v->pending = EMU_PEND_MMIO_READ;
         v->mmio_gpa = gpa;
         v->mmio_len = (uint8_t)n;
@@ -226,14 +234,7 @@ static void mmio_write(struct emu_vcpu *v, uint64_t gpa, const void *buf, unsign
             v->mmio_wrip = v->insn_rip;
             continue;
         }
-        struct emu_exit *x = v->exit;
-        x->reason = EMU_EXIT_MMIO;
-        x->mmio.gpa = gpa;
-        x->mmio.len = (uint8_t)n;
-        x->mmio.is_write = true;
-        x->mmio.rip = v->insn_rip;
-        memset(x->mmio.data, 0, sizeof x->mmio.data);
-        memcpy(x->mmio.data, b, n);
+        mmio_exit(v, gpa, n, b);
         v->exit_ready = true;
     }
 }

@@ -183,46 +183,15 @@ END_TEST
 
 /* The shim exports the libc functions it wraps and nothing of softkvm's own: a program
  * with a function of the same name (QEMU's pic_read_irq) must not capture our calls. */
-START_TEST(preload_exports_only_wrappers)
-{
-    find_build_dir();
-    /* read the dynamic symbol table (dlopen would run the shim's constructor here) */
-    char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "nm -D --defined-only %s/abi/libsoftkvm-preload.so", build_dir);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    char line[512];
-    unsigned n = 0;
-    bool ioctl_seen = false;
-    static const char *const internal[] = {"pic_read_irq", "abi_ioctl", "emu_run",
-                                           "msr_vcpu_create", "decoder_decode", "lapic_irq_ack"};
-    while (fgets(line, sizeof line, f)) {
-        char *name = strrchr(line, ' ');
-        if (!name)
-            continue;
-        name++;
-        name[strcspn(name, "\n")] = 0;
-        n++;
-        ioctl_seen |= strcmp(name, "ioctl") == 0;
-        for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++)
-            ck_assert_msg(strcmp(name, internal[i]) != 0, "%s is exported", name);
-        ck_assert_msg(strncmp(name, "abi_", 4) && strncmp(name, "emu_", 4) &&
-                          strncmp(name, "msr_", 4) && strncmp(name, "simd_", 5),
-                      "%s is exported", name);
-    }
-    ck_assert_int_eq(pclose(f), 0);
-    ck_assert(ioctl_seen);
-    ck_assert_uint_lt(n, 64); /* the wrappers, not hundreds of internal functions */
-}
-END_TEST
-
-/* The library's memcpy/memmove/memset/memcmp are its own (abi/preload/string.c): a program
- * defining them (the KVM selftests' byte loops) must not get softkvm's calls. */
-START_TEST(preload_imports_no_string_functions)
+/* The names in the preload library's dynamic symbol table that `nm -D` lists with `which`
+ * (--defined-only / --undefined-only), version suffixes dropped; read with nm because
+ * dlopen would run the shim's constructor here. Returns how many. */
+static unsigned preload_symbols(const char *which, void (*each)(const char *name, void *ctx),
+                                void *ctx)
 {
     find_build_dir();
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "nm -D --undefined-only %s/abi/libsoftkvm-preload.so", build_dir);
+    snprintf(cmd, sizeof cmd, "nm -D %s %s/abi/libsoftkvm-preload.so", which, build_dir);
     FILE *f = popen(cmd, "r");
     ck_assert_ptr_nonnull(f);
     char line[512];
@@ -232,12 +201,47 @@ START_TEST(preload_imports_no_string_functions)
         name = name ? name + 1 : line;
         name[strcspn(name, "@\n")] = 0;
         n++;
-        static const char *const own[] = {"memcpy", "memmove", "memset", "memcmp"};
-        for (size_t i = 0; i < 4; i++)
-            ck_assert_msg(strcmp(name, own[i]) != 0, "the library imports %s", name);
+        each(name, ctx);
     }
     ck_assert_int_eq(pclose(f), 0);
-    ck_assert_uint_gt(n, 10); /* it does import libc (open, ioctl, pthread_...) */
+    return n;
+}
+
+static void not_internal(const char *name, void *ctx)
+{
+    static const char *const internal[] = {"pic_read_irq", "abi_ioctl", "emu_run",
+                                           "msr_vcpu_create", "decoder_decode", "lapic_irq_ack"};
+    *(bool *)ctx |= strcmp(name, "ioctl") == 0;
+    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++)
+        ck_assert_msg(strcmp(name, internal[i]) != 0, "%s is exported", name);
+    ck_assert_msg(strncmp(name, "abi_", 4) && strncmp(name, "emu_", 4) &&
+                      strncmp(name, "msr_", 4) && strncmp(name, "simd_", 5),
+                  "%s is exported", name);
+}
+
+START_TEST(preload_exports_only_wrappers)
+{
+    bool ioctl_seen = false;
+    unsigned n = preload_symbols("--defined-only", not_internal, &ioctl_seen);
+    ck_assert(ioctl_seen);
+    ck_assert_uint_lt(n, 64); /* the wrappers, not hundreds of internal functions */
+}
+END_TEST
+
+static void not_string_function(const char *name, void *ctx)
+{
+    (void)ctx;
+    static const char *const own[] = {"memcpy", "memmove", "memset", "memcmp"};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_msg(strcmp(name, own[i]) != 0, "the library imports %s", name);
+}
+
+/* The library's memcpy/memmove/memset/memcmp are its own (abi/preload/string.c): a program
+ * defining them (the KVM selftests' byte loops) must not get softkvm's calls. */
+START_TEST(preload_imports_no_string_functions)
+{
+    /* it does import libc (open, ioctl, pthread_...) */
+    ck_assert_uint_gt(preload_symbols("--undefined-only", not_string_function, NULL), 10);
 }
 END_TEST
 
